@@ -1,0 +1,7 @@
+/* banger — one-command development sandboxes on microVMs. */
+#ifndef BANGER_H
+#define BANGER_H
+#include "banger/common.h"
+#include "banger/ctx.h"
+#include "banger/server.h"
+#endif

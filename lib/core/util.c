@@ -1,0 +1,161 @@
+/* Small memory, string and file helpers. Allocation failure aborts: a
+ * sandbox manager that cannot allocate a few bytes cannot recover usefully. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void *bng_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		abort();
+	return p;
+}
+
+void *bng_xcalloc(size_t n, size_t m)
+{
+	void *p = calloc(n ? n : 1, m ? m : 1);
+	if (!p)
+		abort();
+	return p;
+}
+
+char *bng_strdup(const char *s)
+{
+	if (!s)
+		return NULL;
+	char *p = strdup(s);
+	if (!p)
+		abort();
+	return p;
+}
+
+char *bng_vasprintf(const char *fmt, va_list ap)
+{
+	char *out;
+	if (vasprintf(&out, fmt, ap) < 0)
+		abort();
+	return out;
+}
+
+char *bng_asprintf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = bng_vasprintf(fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+bool bng_str_has_prefix(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+int bng_mkdir_p(const char *path, mode_t mode)
+{
+	char *buf = bng_strdup(path);
+	for (char *p = buf + 1;; p++) {
+		bool end = *p == '\0';
+		if (*p == '/' || end) {
+			*p = '\0';
+			if (mkdir(buf, mode) != 0 && errno != EEXIST) {
+				int e = errno;
+				int rc = bng_err_errno(bng_code_from_errno(e), e, "cannot create directory %s", buf);
+				free(buf);
+				return rc;
+			}
+			if (end)
+				break;
+			*p = '/';
+		}
+	}
+	free(buf);
+	struct stat st;
+	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+		return bng_err(BANGER_EIO, "%s exists and is not a directory", path);
+	return 0;
+}
+
+int bng_read_file(const char *path, char **out, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return bng_err_errno(bng_code_from_errno(errno), errno, "cannot open %s", path);
+	size_t cap = 4096, n = 0;
+	char *buf = bng_xmalloc(cap);
+	size_t r;
+	while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+		n += r;
+		if (cap - n - 1 == 0) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			if (!buf)
+				abort();
+		}
+	}
+	int failed = ferror(f);
+	fclose(f);
+	if (failed) {
+		free(buf);
+		return bng_err(BANGER_EIO, "cannot read %s", path);
+	}
+	buf[n] = '\0';
+	*out = buf;
+	if (len)
+		*len = n;
+	return 0;
+}
+
+int bng_write_file_atomic(const char *path, const char *data, size_t len, mode_t mode)
+{
+	char *tmp = bng_asprintf("%s.tmp.%d", path, (int)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0) {
+		int rc = bng_err_errno(bng_code_from_errno(errno), errno, "cannot create %s", tmp);
+		free(tmp);
+		return rc;
+	}
+	size_t off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, data + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	int e = errno;
+	if (off != len || fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+		if (off == len)
+			e = errno;
+		unlink(tmp);
+		free(tmp);
+		return bng_err_errno(bng_code_from_errno(e), e, "cannot write %s", path);
+	}
+	free(tmp);
+	return 0;
+}
+
+int bng_dir_writable(const char *dir)
+{
+	int rc = bng_mkdir_p(dir, 0700);
+	if (rc)
+		return rc;
+	char *probe = bng_asprintf("%s/.write-probe.%d", dir, (int)getpid());
+	int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = bng_err_errno(bng_code_from_errno(errno), errno, "directory %s is not writable", dir);
+	} else {
+		close(fd);
+		unlink(probe);
+	}
+	free(probe);
+	return rc;
+}

@@ -1,0 +1,68 @@
+/* The local engine: owns a state directory (exclusive lock), the config and
+ * the state store, and serves every API method from one dispatch table. */
+#ifndef BANGER_ENGINE_H
+#define BANGER_ENGINE_H
+
+#include "../core/config.h"
+#include "../core/internal.h"
+#include "../core/paths.h"
+#include "../store/store.h"
+
+#include <stdatomic.h>
+#include <time.h>
+
+/* A running operation, as seen by a method: emit progress, poll for
+ * cancellation. */
+typedef struct bng_op {
+	void (*emit)(struct bng_op *op, json_t *event); /* takes ownership of event */
+	void *emit_ud;
+	atomic_int *cancel;
+} bng_op;
+
+static inline bool bng_op_cancelled(const bng_op *op) { return op && op->cancel && atomic_load(op->cancel); }
+/* Sends a progress event (steals the reference). */
+void bng_op_event(bng_op *op, json_t *event);
+/* Sleeps up to ms, waking early when the op is cancelled; returns
+ * BANGER_ECANCELED if it was. */
+int bng_op_sleep(bng_op *op, int ms);
+
+typedef struct bng_engine {
+	bng_paths paths;
+	bng_config config;
+	bng_store store;
+	int lock_fd;
+	struct timespec started; /* CLOCK_MONOTONIC */
+	time_t started_wall;
+} bng_engine;
+
+int bng_engine_open(bng_engine **out, const char *state_dir, const char *config_path);
+void bng_engine_close(bng_engine *e);
+
+/* Validates params against the method's declared parameters and runs it.
+ * On success *result is set (new reference). */
+int bng_engine_dispatch(bng_engine *e, const char *method, json_t *params, json_t **result, bng_op *op);
+
+/* ---- method table ---- */
+typedef int (*bng_method_fn)(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+typedef struct {
+	const char *name;
+	/* comma-separated "name:type" with type in int|str|bool|obj|arr and a
+	 * trailing '?' for optional parameters, e.g. "count:int?,name:str" */
+	const char *params;
+	const char *summary;
+	bng_method_fn fn;
+} bng_method;
+
+/* Every module's methods, in one place (methods.c). */
+extern const bng_method bng_methods[];
+extern const size_t bng_methods_count;
+
+/* Method implementations, grouped by module. */
+int bng_m_engine_status(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_config_show(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_doctor(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_debug_ticks(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_rpc_methods(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_store_check(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+
+#endif

@@ -1,0 +1,20 @@
+/* The remote transport: one connection per call to bangerd's socket. */
+#ifndef BANGER_CLIENT_H
+#define BANGER_CLIENT_H
+
+#include "../engine/engine.h"
+
+/* Connects to socket_path (CLOEXEC); BANGER_ECONNECT if nobody answers.
+ * peer_pid (may be NULL) receives the server's pid from SO_PEERCRED. */
+int bng_client_connect(const char *socket_path, int *fd_out, pid_t *peer_pid);
+
+/* Sends {"id":1,"method","params"} and reads events until the result or the
+ * error. Events go to op->emit; op->cancel is polled and forwarded as a
+ * cancel message. */
+int bng_client_exec(const char *socket_path, const char *method, json_t *params, json_t **result, bng_op *op);
+
+/* Autostart: make sure a bangerd with our version stamp serves socket_path,
+ * starting daemon_path (or replacing a stale daemon) as needed. */
+int bng_client_ensure_daemon(const char *socket_path, const char *daemon_path);
+
+#endif

@@ -1,0 +1,195 @@
+/* SQLite store and migrations. Migrations are append-only: never edit one
+ * that has shipped, add a new one instead. */
+#include "store.h"
+#include "../core/internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+	int version;
+	const char *name;
+	const char *sql;
+} migration;
+
+static const migration migrations[] = {
+	{1, "meta",
+	 "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	 "INSERT INTO meta (key, value) VALUES ('created_at', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));"},
+};
+
+int bng_store_latest_version(void) { return migrations[BNG_ARRAY_LEN(migrations) - 1].version; }
+
+static int db_err(sqlite3 *db, const char *what)
+{
+	return bng_err(BANGER_ESTATE, "%s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
+}
+
+static int exec_sql(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		int rc = bng_err(BANGER_ESTATE, "state database: %s", msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return rc;
+	}
+	return 0;
+}
+
+int bng_store_exec(bng_store *st, const char *sql) { return exec_sql(st->db, sql); }
+
+static const char migrations_table[] =
+	"CREATE TABLE IF NOT EXISTS schema_migrations ("
+	" version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)";
+
+/* Reads applied versions into a JSON array (ascending). */
+static int applied_versions(sqlite3 *db, json_t **out)
+{
+	sqlite3_stmt *st;
+	*out = json_array();
+	int exists = 0;
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE name='schema_migrations'", -1, &st,
+			       NULL) != SQLITE_OK)
+		return db_err(db, "cannot read state database");
+	if (sqlite3_step(st) == SQLITE_ROW)
+		exists = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (!exists)
+		return 0;
+	if (sqlite3_prepare_v2(db, "SELECT version FROM schema_migrations ORDER BY version", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return db_err(db, "cannot read schema_migrations");
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(*out, json_integer(sqlite3_column_int(st, 0)));
+	sqlite3_finalize(st);
+	return 0;
+}
+
+/* Checks that applied versions are exactly the first N known migrations. */
+static int verify_applied(const char *path, json_t *applied)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(applied, i, v) {
+		int ver = (int)json_integer_value(v);
+		if (ver > bng_store_latest_version())
+			return bng_err(BANGER_ESTATE,
+				       "%s has schema version %d, newer than this banger knows (%d): upgrade banger "
+				       "or use another state directory",
+				       path, ver, bng_store_latest_version());
+		if (i >= BNG_ARRAY_LEN(migrations) || migrations[i].version != ver)
+			return bng_err(BANGER_ESTATE, "%s: unexpected migration history (version %d at position %zu)",
+				       path, ver, i + 1);
+	}
+	return 0;
+}
+
+static int apply_one(sqlite3 *db, const migration *m)
+{
+	char *rec = sqlite3_mprintf("INSERT INTO schema_migrations (version, name, applied_at) VALUES "
+				    "(%d, %Q, strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ', 'now'))",
+				    m->version, m->name);
+	int rc = exec_sql(db, m->sql);
+	if (!rc)
+		rc = exec_sql(db, rec);
+	sqlite3_free(rec);
+	if (rc)
+		return bng_err(BANGER_ESTATE, "migration %d (%s) failed: %s", m->version, m->name,
+			       banger_error_last());
+	return 0;
+}
+
+static int open_db(const char *path, int flags, sqlite3 **out)
+{
+	sqlite3 *db = NULL;
+	int r = sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_FULLMUTEX, NULL);
+	if (r != SQLITE_OK) {
+		int rc = bng_err(BANGER_ESTATE, "cannot open state database %s: %s", path,
+				 db ? sqlite3_errmsg(db) : sqlite3_errstr(r));
+		sqlite3_close(db);
+		return rc;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	*out = db;
+	return 0;
+}
+
+int bng_store_open(bng_store *st, const char *path)
+{
+	memset(st, 0, sizeof(*st));
+	sqlite3 *db;
+	int rc = open_db(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &db);
+	if (rc)
+		return rc;
+	json_t *applied = NULL;
+	rc = exec_sql(db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL");
+	if (!rc)
+		rc = exec_sql(db, migrations_table);
+	if (!rc)
+		rc = applied_versions(db, &applied);
+	if (!rc)
+		rc = verify_applied(path, applied);
+	/* each migration is its own transaction so a crash keeps a prefix */
+	for (size_t i = applied ? json_array_size(applied) : 0; !rc && i < BNG_ARRAY_LEN(migrations); i++) {
+		rc = exec_sql(db, "BEGIN IMMEDIATE");
+		if (!rc)
+			rc = apply_one(db, &migrations[i]);
+		if (!rc)
+			rc = exec_sql(db, "COMMIT");
+		else
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	json_decref(applied);
+	if (rc) {
+		sqlite3_close(db);
+		return rc;
+	}
+	st->db = db;
+	st->schema_version = bng_store_latest_version();
+	return 0;
+}
+
+void bng_store_close(bng_store *st)
+{
+	if (st->db)
+		sqlite3_close(st->db);
+	st->db = NULL;
+}
+
+int bng_store_check(const char *path, json_t **report)
+{
+	bool exists = access(path, F_OK) == 0;
+	json_t *applied = NULL, *pending = json_array();
+	sqlite3 *db = NULL;
+	int rc = 0;
+	if (exists) {
+		rc = open_db(path, SQLITE_OPEN_READWRITE, &db);
+	} else {
+		/* a fresh install is fine: validate the migrations on a scratch db */
+		rc = open_db(":memory:", SQLITE_OPEN_READWRITE, &db);
+	}
+	if (!rc)
+		rc = applied_versions(db, &applied);
+	if (!rc)
+		rc = verify_applied(path, applied);
+	if (!rc)
+		rc = exec_sql(db, "BEGIN IMMEDIATE");
+	if (!rc) {
+		rc = exec_sql(db, migrations_table);
+		for (size_t i = json_array_size(applied); !rc && i < BNG_ARRAY_LEN(migrations); i++) {
+			rc = apply_one(db, &migrations[i]);
+			json_array_append_new(pending, json_pack("{siss}", "version", migrations[i].version,
+								 "name", migrations[i].name));
+		}
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	sqlite3_close(db);
+	if (!rc)
+		*report = json_pack("{sssbsOsOsi}", "path", path, "exists", exists, "applied", applied, "pending",
+				    pending, "latest", bng_store_latest_version());
+	json_decref(applied);
+	json_decref(pending);
+	return rc;
+}

@@ -1,0 +1,30 @@
+/* The state store: one SQLite database (WAL) with numbered migrations. */
+#ifndef BANGER_STORE_H
+#define BANGER_STORE_H
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+typedef struct {
+	sqlite3 *db;
+	int schema_version;
+} bng_store;
+
+/* Opens (creating) path and applies pending migrations, each in its own
+ * transaction. Fails if the database was written by a newer banger. */
+int bng_store_open(bng_store *st, const char *path);
+void bng_store_close(bng_store *st);
+
+/* Validates path without changing it: the applied migrations must be ones
+ * this build knows, and pending ones must apply cleanly (tried inside a
+ * transaction that is rolled back). Fills a report
+ * {"path","exists","applied":[..],"pending":[..],"latest"}. */
+int bng_store_check(const char *path, json_t **report);
+
+/* The newest schema version this build knows. */
+int bng_store_latest_version(void);
+
+/* Runs one statement with no result rows. */
+int bng_store_exec(bng_store *st, const char *sql);
+
+#endif
