@@ -40,6 +40,11 @@ BANGER_API int banger_opts_set_config_path(banger_opts *opts, const char *path);
  * (free with banger_free). */
 BANGER_API int banger_default_socket(char **out);
 
+/* Stops the bangerd serving socket_path (SIGTERM to the socket's peer pid,
+ * then waits up to 10 s, then SIGKILL). *pid_out (may be NULL) receives
+ * the pid. BANGER_ECONNECT if nothing serves the socket. */
+BANGER_API int banger_daemon_stop(const char *socket_path, int *pid_out);
+
 /* ---- contexts ---- */
 BANGER_API int banger_ctx_open(banger_ctx **out, const char *uri, const banger_opts *opts);
 BANGER_API banger_ctx *banger_ctx_ref(banger_ctx *ctx);

@@ -319,6 +319,12 @@ json_t *bng_config_to_json(const bng_config *cfg)
 		const char *name = keys[i].name;
 		json_t *e = json_pack("{sOsO}", "value", json_object_get(cfg->values, name), "source",
 				      json_object_get(cfg->sources, name));
+		if (keys[i].type == K_SIZE || keys[i].type == K_DURATION) {
+			json_int_t n = json_integer_value(json_object_get(cfg->values, name));
+			char *text = keys[i].type == K_SIZE ? bng_format_size((uint64_t)n) : bng_asprintf("%llds", (long long)n);
+			json_object_set_new(e, "text", json_string(text));
+			free(text);
+		}
 		json_t *line = json_object_get(cfg->lines, name);
 		if (line)
 			json_object_set(e, "line", line);

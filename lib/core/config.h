@@ -27,7 +27,8 @@ void bng_config_free(bng_config *cfg);
 
 const char *bng_config_str(const bng_config *cfg, const char *key);
 int64_t bng_config_int(const bng_config *cfg, const char *key);
-/* {"path":..., "found":bool, "values":{key:{"value":v,"source":s,"line":n}}, "warnings":[...]} */
+/* {"path", "found", "values": {key: {"value", "source", "line"?, "text"?}},
+ * "warnings": [...]}; "text" is the human form of sizes and durations. */
 json_t *bng_config_to_json(const bng_config *cfg);
 
 #endif

@@ -253,6 +253,25 @@ static int stop_daemon(pid_t pid, const char *socket_path)
 	return 0;
 }
 
+BANGER_API int banger_daemon_stop(const char *socket_path, int *pid_out)
+{
+	bng_err_clear();
+	char *deflt = NULL;
+	if (!socket_path || !*socket_path)
+		socket_path = deflt = bng_paths_default_socket();
+	int fd;
+	pid_t peer = 0;
+	int rc = bng_client_connect(socket_path, &fd, &peer);
+	if (!rc) {
+		close(fd);
+		rc = stop_daemon(peer, socket_path);
+		if (!rc && pid_out)
+			*pid_out = (int)peer;
+	}
+	free(deflt);
+	return rc;
+}
+
 int bng_client_ensure_daemon(const char *socket_path, const char *daemon_path)
 {
 	int fd;

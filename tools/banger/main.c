@@ -1,0 +1,377 @@
+/* banger: the command-line front end. Glue only: parse flags, call one API
+ * method, print. Exit codes: 0 ok, 1 failed, 2 usage, 3 bangerd
+ * unreachable, 130 interrupted (docs/banger.1.md). */
+#include "cli.h"
+
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t interrupted;
+static banger_call *volatile current_call;
+
+/* ---- output ---- */
+
+static bool use_color(FILE *f)
+{
+	const char *term = getenv("TERM");
+	return isatty(fileno(f)) && !getenv("NO_COLOR") && !(term && !strcmp(term, "dumb"));
+}
+
+static const char *paint(FILE *f, const char *status)
+{
+	if (!use_color(f))
+		return "";
+	if (!strcmp(status, "PASS"))
+		return "\033[32m";
+	if (!strcmp(status, "WARN"))
+		return "\033[33m";
+	return "\033[31m";
+}
+
+int fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "%sbanger:%s ", use_color(stderr) ? "\033[31m" : "", use_color(stderr) ? "\033[0m" : "");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return code;
+}
+
+/* Exit code for a failed API call, with its message printed. */
+static int api_fail(int err)
+{
+	if (err == BANGER_ECANCELED && interrupted)
+		return fail(EXIT_INTERRUPTED, "interrupted");
+	fail(1, "%s", banger_error_last());
+	return err == BANGER_ECONNECT ? EXIT_DAEMON : 1;
+}
+
+/* Prints rows of cells aligned in columns two spaces apart. */
+static void print_table(const char *const *cells, size_t ncols, size_t nrows)
+{
+	size_t width[16] = {0};
+	for (size_t r = 0; r < nrows; r++)
+		for (size_t c = 0; c < ncols; c++) {
+			size_t w = strlen(cells[r * ncols + c]);
+			if (w > width[c])
+				width[c] = w;
+		}
+	for (size_t r = 0; r < nrows; r++) {
+		for (size_t c = 0; c < ncols; c++) {
+			const char *cell = cells[r * ncols + c];
+			if (c + 1 == ncols)
+				printf("%s\n", cell);
+			else
+				printf("%-*s  ", (int)width[c], cell);
+		}
+	}
+}
+
+static void print_json(json_t *v)
+{
+	char *s = json_dumps(v, JSON_INDENT(2));
+	printf("%s\n", s);
+	free(s);
+}
+
+/* ---- calling the API ---- */
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+	if (current_call)
+		banger_call_cancel(current_call);
+}
+
+/* Opens the context from $BANGER_URI (default: bangerd, started on demand). */
+static int open_ctx(banger_ctx **ctx)
+{
+	const char *uri = getenv("BANGER_URI");
+	banger_opts *opts;
+	banger_opts_new(&opts);
+	banger_opts_set_autostart(opts, 1);
+	int rc = banger_ctx_open(ctx, uri && *uri ? uri : "unix:", opts);
+	banger_opts_free(opts);
+	return rc;
+}
+
+/* Runs method and parses its result into *out. */
+static int call(banger_ctx *ctx, const char *method, const char *params, json_t **out)
+{
+	banger_call *c;
+	int rc = banger_call_new(&c, method, params);
+	if (rc)
+		return rc;
+	current_call = c;
+	rc = banger_call_run(ctx, c);
+	current_call = NULL;
+	if (!rc)
+		*out = json_loads(banger_call_result(c), JSON_DECODE_ANY, NULL);
+	banger_call_unref(c);
+	return rc;
+}
+
+/* Opens the default context and runs one method: the common case. */
+static int call_default(const char *method, json_t **out)
+{
+	banger_ctx *ctx;
+	int rc = open_ctx(&ctx);
+	if (!rc) {
+		rc = call(ctx, method, NULL, out);
+		banger_ctx_unref(ctx);
+	}
+	return rc;
+}
+
+/* ---- commands ---- */
+
+static int cmd_version(const command *cmd, args *a)
+{
+	(void)cmd;
+	if (a->json) {
+		json_t *v = json_pack("{s:s,s:s,s:s}", "version", banger_version_number(), "commit",
+				      banger_version_commit(), "build_date", banger_version_date());
+		print_json(v);
+		json_decref(v);
+		return 0;
+	}
+	const char *rows[] = {"version:", banger_version_number(), "commit:", banger_version_commit(),
+			      "built:", banger_version_date()};
+	print_table(rows, 2, 3);
+	return 0;
+}
+
+static int cmd_config_show(const command *cmd, args *a)
+{
+	(void)cmd;
+	json_t *cfg;
+	int rc = call_default("config.show", &cfg);
+	if (rc)
+		return api_fail(rc);
+	if (a->json) {
+		print_json(cfg);
+		json_decref(cfg);
+		return 0;
+	}
+	json_t *vals = json_object_get(cfg, "values");
+	size_t n = json_object_size(vals) + 1, i = 1;
+	const char **cells = calloc(n * 3, sizeof(char *));
+	char **owned = calloc(n, sizeof(char *));
+	cells[0] = "KEY", cells[1] = "VALUE", cells[2] = "SOURCE";
+	const char *key;
+	json_t *v;
+	json_object_foreach(vals, key, v) {
+		json_t *val = json_object_get(v, "text") ? json_object_get(v, "text") : json_object_get(v, "value");
+		owned[i] = json_is_string(val) ? strdup(json_string_value(val)) : json_dumps(val, JSON_ENCODE_ANY);
+		cells[i * 3] = key;
+		cells[i * 3 + 1] = *owned[i] ? owned[i] : "-";
+		cells[i * 3 + 2] = json_string_value(json_object_get(v, "source"));
+		i++;
+	}
+	printf("# %s%s\n", json_string_value(json_object_get(cfg, "path")),
+	       json_is_true(json_object_get(cfg, "found")) ? "" : " (not found: defaults)");
+	print_table(cells, 3, n);
+	json_array_foreach(json_object_get(cfg, "warnings"), i, v) fail(0, "warning: %s", json_string_value(v));
+	for (i = 0; i < n; i++)
+		free(owned[i]);
+	free(owned);
+	free(cells);
+	json_decref(cfg);
+	return 0;
+}
+
+static int cmd_doctor(const command *cmd, args *a)
+{
+	(void)cmd;
+	/* doctor must report even when bangerd cannot start: then it checks
+	 * this host with an in-process engine */
+	json_t *checks = json_array(), *report = NULL;
+	banger_ctx *ctx = NULL;
+	int rc = open_ctx(&ctx);
+	if (!rc) {
+		json_t *st;
+		rc = call(ctx, "engine.status", NULL, &st);
+		if (!rc) {
+			json_array_append_new(checks, json_pack("{s:s,s:s,s:s++}", "name", "daemon", "status", "PASS",
+								"detail", "bangerd ", json_string_value(json_object_get(st, "stamp")),
+								strcmp(banger_ctx_transport(ctx), "local") ? "" : " (in-process)"));
+			json_decref(st);
+			rc = call(ctx, "doctor", NULL, &report);
+		}
+	}
+	if (rc) {
+		json_array_append_new(checks, json_pack("{s:s,s:s,s:s}", "name", "daemon", "status", "FAIL", "detail",
+							banger_error_last()));
+		banger_ctx_unref(ctx);
+		ctx = NULL;
+		if (banger_ctx_open(&ctx, "local:", NULL) == 0)
+			call(ctx, "doctor", NULL, &report);
+	}
+	banger_ctx_unref(ctx);
+	json_array_extend(checks, json_object_get(report, "checks"));
+	int failed = 0;
+	size_t i;
+	json_t *c;
+	json_array_foreach(checks, i, c) failed |= !strcmp(json_string_value(json_object_get(c, "status")), "FAIL");
+	if (a->json) {
+		json_t *out = json_pack("{s:O,s:O?,s:b}", "checks", checks, "driver", json_object_get(report, "driver"),
+					"ok", !failed);
+		print_json(out);
+		json_decref(out);
+	} else {
+		json_array_foreach(checks, i, c) {
+			const char *st = json_string_value(json_object_get(c, "status"));
+			printf("%s%s%s  %-12s %s\n", paint(stdout, st), st, use_color(stdout) ? "\033[0m" : "",
+			       json_string_value(json_object_get(c, "name")), json_string_value(json_object_get(c, "detail")));
+		}
+	}
+	json_decref(checks);
+	json_decref(report);
+	return failed ? 1 : 0;
+}
+
+static char *socket_path(void)
+{
+	const char *uri = getenv("BANGER_URI");
+	if (uri && !strncmp(uri, "unix:", 5) && uri[5])
+		return strdup(uri + 5);
+	char *s, *copy;
+	banger_default_socket(&s);
+	copy = strdup(s);
+	banger_free(s);
+	return copy;
+}
+
+static int cmd_daemon_status(const command *cmd, args *a)
+{
+	(void)cmd;
+	char *sock = socket_path(), *uri = malloc(strlen(sock) + 6);
+	sprintf(uri, "unix:%s", sock);
+	banger_ctx *ctx;
+	json_t *st = NULL;
+	int rc = banger_ctx_open(&ctx, uri, NULL); /* status never starts the daemon */
+	if (!rc) {
+		rc = call(ctx, "engine.status", NULL, &st);
+		banger_ctx_unref(ctx);
+	}
+	free(uri);
+	if (rc == BANGER_ECONNECT) {
+		if (a->json)
+			printf("{\"running\": false, \"socket\": \"%s\"}\n", sock);
+		else
+			printf("bangerd is not running (socket %s)\n", sock);
+		free(sock);
+		return EXIT_DAEMON;
+	}
+	if (rc) {
+		free(sock);
+		return api_fail(rc);
+	}
+	json_object_set_new(st, "running", json_true());
+	json_object_set_new(st, "socket", json_string(sock));
+	free(sock);
+	if (a->json) {
+		print_json(st);
+	} else {
+		char pid[32], uptime[32];
+		snprintf(pid, sizeof(pid), "%lld", (long long)json_integer_value(json_object_get(st, "pid")));
+		snprintf(uptime, sizeof(uptime), "%.0fs", json_real_value(json_object_get(st, "uptime_s")));
+		const char *rows[] = {
+			"state", "running", "pid", pid, "uptime", uptime,
+			"version", json_string_value(json_object_get(st, "stamp")),
+			"socket", json_string_value(json_object_get(st, "socket")),
+			"state dir", json_string_value(json_object_get(st, "state_dir")),
+		};
+		print_table(rows, 2, 6);
+	}
+	json_decref(st);
+	return 0;
+}
+
+static int cmd_daemon_stop(const command *cmd, args *a)
+{
+	(void)cmd;
+	(void)a;
+	char *sock = socket_path();
+	int pid = 0;
+	int rc = banger_daemon_stop(sock, &pid);
+	if (rc == BANGER_ECONNECT)
+		printf("bangerd is not running (socket %s)\n", sock);
+	else if (!rc)
+		printf("stopped bangerd (pid %d)\n", pid);
+	free(sock);
+	return rc && rc != BANGER_ECONNECT ? api_fail(rc) : 0;
+}
+
+static int cmd_daemon_socket(const command *cmd, args *a)
+{
+	(void)cmd;
+	(void)a;
+	char *sock = socket_path();
+	printf("%s\n", sock);
+	free(sock);
+	return 0;
+}
+
+const command commands[] = {
+	{"version", "", "", "--json", "print version, commit and build date", cmd_version},
+	{"doctor", "", "", "--json", "check what this host can run (PASS/WARN/FAIL per check)", cmd_doctor},
+	{"config show", "", "", "--json", "show the resolved config and where each value comes from", cmd_config_show},
+	{"daemon status", "", "", "--json", "show whether bangerd runs, its pid, version and socket", cmd_daemon_status},
+	{"daemon stop", "", "", "", "stop bangerd (running VMs keep running)", cmd_daemon_stop},
+	{"daemon socket", "", "", "", "print the socket path bangerd serves", cmd_daemon_socket},
+	{"completion", "", "bash|zsh|fish", "", "print a shell completion script", cmd_completion},
+	{"help", "", "[command...]", "", "show help for a command", cmd_help},
+};
+const size_t ncommands = sizeof(commands) / sizeof(commands[0]);
+
+int main(int argc, char **argv)
+{
+	signal(SIGPIPE, SIG_IGN);
+	struct sigaction sa = {.sa_handler = on_sigint};
+	sigaction(SIGINT, &sa, NULL);
+	if (argc < 2)
+		return print_help(NULL, 0, stderr), EXIT_USAGE;
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+		return print_help(NULL, 0, stdout), 0;
+	if (!strcmp(argv[1], "--version"))
+		return printf("banger %s\n", banger_version()), 0;
+	size_t depth;
+	const command *cmd = resolve(argc - 1, argv + 1, &depth);
+	if (!cmd)
+		return EXIT_USAGE;
+	args a = {0};
+	char **pos = calloc((size_t)argc, sizeof(char *));
+	a.argv = pos;
+	for (int i = 1 + (int)depth; i < argc; i++) {
+		const char *arg = argv[i];
+		if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+			print_command_help(cmd, stdout);
+			free(pos);
+			return 0;
+		}
+		if (arg[0] == '-' && arg[1]) {
+			if (!strcmp(arg, "--json") && strstr(cmd->flags, "--json")) {
+				a.json = true;
+				continue;
+			}
+			free(pos);
+			return fail(EXIT_USAGE, "unknown flag '%s' for 'banger %s'; see 'banger %s --help'", arg,
+				    cmd->path, cmd->path);
+		}
+		pos[a.argc++] = argv[i];
+	}
+	int rc = cmd->run(cmd, &a);
+	free(pos);
+	return rc;
+}
