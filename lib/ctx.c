@@ -87,6 +87,22 @@ BANGER_API int banger_opts_set_config_path(banger_opts *o, const char *path)
 
 /* ---- contexts ---- */
 
+BANGER_API int banger_check_migrations(const char *state_dir, char **report_json)
+{
+	bng_err_clear();
+	if (!report_json)
+		return bng_err(BANGER_EINVAL, "banger_check_migrations: report_json is NULL");
+	bng_paths p;
+	bng_paths_init(&p, state_dir);
+	json_t *report = NULL;
+	int rc = bng_store_check(p.db, &report);
+	bng_paths_free(&p);
+	if (!rc)
+		*report_json = json_dumps(report, JSON_COMPACT);
+	json_decref(report);
+	return rc;
+}
+
 BANGER_API int banger_default_socket(char **out)
 {
 	if (!out)

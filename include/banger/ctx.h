@@ -45,6 +45,12 @@ BANGER_API int banger_default_socket(char **out);
  * the pid. BANGER_ECONNECT if nothing serves the socket. */
 BANGER_API int banger_daemon_stop(const char *socket_path, int *pid_out);
 
+/* Validates the state database of state_dir (NULL: the default) without
+ * changing it or taking the engine's lock: applied migrations must be known
+ * to this build and pending ones must apply cleanly. *report_json (free
+ * with banger_free) lists them. */
+BANGER_API int banger_check_migrations(const char *state_dir, char **report_json);
+
 /* ---- contexts ---- */
 BANGER_API int banger_ctx_open(banger_ctx **out, const char *uri, const banger_opts *opts);
 BANGER_API banger_ctx *banger_ctx_ref(banger_ctx *ctx);

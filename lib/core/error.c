@@ -10,11 +10,15 @@
 static _Thread_local char last_msg[BNG_ERR_MAX];
 static _Thread_local int last_code;
 
+/* Formats into a scratch buffer first: callers may wrap the previous
+ * message, passing banger_error_last() as an argument. */
 static int set_verr(int code, int errno_value, const char *fmt, va_list ap)
 {
-	int n = vsnprintf(last_msg, sizeof(last_msg), fmt, ap);
-	if (errno_value && n >= 0 && (size_t)n < sizeof(last_msg))
-		snprintf(last_msg + n, sizeof(last_msg) - (size_t)n, ": %s", strerror(errno_value));
+	char buf[BNG_ERR_MAX];
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (errno_value && n >= 0 && (size_t)n < sizeof(buf))
+		snprintf(buf + n, sizeof(buf) - (size_t)n, ": %s", strerror(errno_value));
+	memcpy(last_msg, buf, sizeof(buf));
 	last_code = code;
 	return code;
 }

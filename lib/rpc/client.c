@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,10 +190,43 @@ static char *find_daemon(const char *daemon_path)
 	return bng_find_exe("bangerd");
 }
 
-/* Starts bangerd detached (own session, stdio to its log) and waits for the
- * socket to answer. */
+/* True once pid is gone or a zombie (its parent may not have reaped it). */
+static bool process_gone(pid_t pid)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return kill(pid, 0) != 0 && errno == ESRCH;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	const char *paren = strrchr(buf, ')'); /* "pid (comm) S ..." */
+	return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+/* Last line of a log file, for error messages (malloc'd, may be NULL). */
+static char *last_log_line(const char *log)
+{
+	char *text = NULL;
+	size_t len = 0;
+	if (!log || bng_read_file(log, &text, &len) != 0)
+		return NULL;
+	while (len && text[len - 1] == '\n')
+		text[--len] = '\0';
+	char *nl = strrchr(text, '\n');
+	char *line = bng_strdup(nl ? nl + 1 : text);
+	free(text);
+	return line;
+}
+
+/* Starts bangerd detached (own session, stdio to its log, reparented to
+ * init so no embedder inherits a zombie) and waits for the socket to
+ * answer, or for the daemon to die and say why. */
 static int spawn_daemon(const char *exe, const char *socket_path)
 {
+	if (access(exe, X_OK) != 0)
+		return bng_err_errno(BANGER_ECONNECT, errno, "cannot start bangerd: %s", exe);
 	char *log = NULL;
 	{
 		bng_paths p;
@@ -201,15 +235,25 @@ static int spawn_daemon(const char *exe, const char *socket_path)
 			log = bng_asprintf("%s/bangerd.log", p.state_dir);
 		bng_paths_free(&p);
 	}
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) != 0) {
+		free(log);
+		return bng_err_errno(BANGER_EIO, errno, "pipe");
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		free(log);
+		close(pfd[0]);
+		close(pfd[1]);
 		return bng_err_errno(BANGER_EIO, errno, "fork");
 	}
 	if (pid == 0) {
 		setsid();
-		if (fork() != 0)
-			_exit(0);
+		pid_t daemon_pid = fork();
+		if (daemon_pid != 0) {
+			ssize_t w = write(pfd[1], &daemon_pid, sizeof(daemon_pid));
+			_exit(w == sizeof(daemon_pid) ? 0 : 1);
+		}
 		int in = open("/dev/null", O_RDONLY);
 		int out = log ? open(log, O_WRONLY | O_CREAT | O_APPEND, 0600) : -1;
 		if (out < 0)
@@ -220,18 +264,33 @@ static int spawn_daemon(const char *exe, const char *socket_path)
 		execl(exe, "bangerd", "--socket", socket_path, (char *)NULL);
 		_exit(127);
 	}
+	close(pfd[1]);
+	pid_t daemon_pid = 0;
+	ssize_t r = read(pfd[0], &daemon_pid, sizeof(daemon_pid));
+	close(pfd[0]);
 	waitpid(pid, NULL, 0);
-	for (int waited = 0; waited < 10000; waited += 20) {
+	int rc = BANGER_ECONNECT;
+	bool explained = false;
+	for (int waited = 0; r == sizeof(daemon_pid) && waited < 10000; waited += 10) {
 		int fd;
 		if (bng_client_connect(socket_path, &fd, NULL) == 0) {
 			close(fd);
-			free(log);
-			return 0;
+			rc = 0;
+			break;
 		}
-		sleep_ms(20);
+		if (process_gone(daemon_pid)) {
+			char *why = last_log_line(log);
+			rc = bng_err(BANGER_ECONNECT, "bangerd exited during startup: %s (log: %s)",
+				     why && *why ? why : "no output", log ? log : "none");
+			free(why);
+			explained = true;
+			break;
+		}
+		sleep_ms(10);
 	}
-	int rc = bng_err(BANGER_ECONNECT, "started %s but it did not answer on %s within 10s; see %s", exe, socket_path,
-			 log ? log : "its output");
+	if (rc && !explained)
+		bng_err(BANGER_ECONNECT, "started %s but it did not answer on %s within 10s; see %s", exe,
+			socket_path, log ? log : "its output");
 	free(log);
 	return rc;
 }
@@ -244,7 +303,7 @@ static int stop_daemon(pid_t pid, const char *socket_path)
 	if (kill(pid, SIGTERM) != 0 && errno != ESRCH)
 		return bng_err_errno(BANGER_EPERM, errno, "cannot stop bangerd (pid %d)", (int)pid);
 	for (int waited = 0; waited < 10000; waited += 20) {
-		if (kill(pid, 0) != 0 && errno == ESRCH)
+		if (process_gone(pid))
 			return 0;
 		sleep_ms(20);
 	}

@@ -102,20 +102,22 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 
+	if (check) {
+		char *report = NULL;
+		if (banger_check_migrations(state, &report) != 0) {
+			fprintf(stderr, "bangerd: %s\n", banger_error_last());
+			return 1;
+		}
+		printf("%s\n", report);
+		banger_free(report);
+		return 0;
+	}
 	char uri[4096];
 	snprintf(uri, sizeof(uri), "local:%s", state ? state : "");
 	banger_ctx *ctx;
 	if (banger_ctx_open(&ctx, uri, NULL) != 0) {
 		fprintf(stderr, "bangerd: %s\n", banger_error_last());
 		return 1;
-	}
-	if (check) {
-		char *report = call_or_die(ctx, "store.check");
-		if (report)
-			printf("%s\n", report);
-		banger_free(report);
-		banger_ctx_unref(ctx);
-		return report ? 0 : 1;
 	}
 	if (!level) {
 		/* log_level comes from the resolved config */

@@ -1,0 +1,123 @@
+"""Every API behaviour, over both transports (the ctx fixture runs each test
+against the local engine and against bangerd)."""
+import threading
+import time
+
+import pytest
+
+import banger
+
+
+def test_status_reports_version_stamp(ctx, env):
+    st = ctx.status()
+    assert st["stamp"] == banger.version()
+    assert st["state_dir"] == str(env["BANGER_STATE_DIR"])
+    assert st["schema_version"] >= 1
+    assert isinstance(st["pid"], int) and st["pid"] > 0
+
+
+def test_transport_names(ctx):
+    assert ctx.transport in ("local", "unix")
+
+
+def test_config_defaults_and_provenance(ctx):
+    cfg = ctx.config()
+    vals = cfg["values"]
+    assert cfg["found"] is False
+    assert vals["bridge_name"] == {"value": "br-banger", "source": "builtin"}
+    assert vals["vmm"]["value"] == "auto"
+    assert vals["vm_defaults.memory_mib"]["source"] in ("auto", "builtin")
+    assert vals["vm_defaults.disk_size"]["text"] == "8G"
+    assert vals["ssh_key_path"]["value"].endswith("/ssh/id_ed25519")
+
+
+def test_doctor_reports_every_check(ctx):
+    rep = ctx.doctor()
+    names = [c["name"] for c in rep["checks"]]
+    for want in ("kvm", "firecracker", "qemu", "driver", "state", "config", "vm defaults"):
+        assert want in names
+    assert all(c["status"] in ("PASS", "WARN", "FAIL") for c in rep["checks"])
+
+
+def test_doctor_streams_progress(ctx):
+    events = []
+    rep = ctx.call("doctor", on_event=events.append)
+    assert [e["name"] for e in events] == [c["name"] for c in rep["checks"]]
+    assert events[-1]["done"] == len(rep["checks"])
+
+
+def test_unknown_method(ctx):
+    with pytest.raises(banger.UnknownMethod) as ei:
+        ctx.call("vm.teleport")
+    assert "vm.teleport" in ei.value.message
+    assert ei.value.code == -10
+
+
+@pytest.mark.parametrize("params,word", [
+    ({"count": "three"}, "'count' must be an integer"),
+    ({"count": 1, "interval_ms": True}, "'interval_ms' must be an integer"),
+    ({}, "missing required parameter 'count'"),
+    ({"count": 1, "colour": "red"}, "unknown parameter 'colour'"),
+    ({"count": -1}, "count must be between"),
+])
+def test_wrong_params(ctx, params, word):
+    with pytest.raises(banger.InvalidArgument) as ei:
+        ctx.call("debug.ticks", params)
+    assert word in ei.value.message
+
+
+def test_params_must_be_an_object(ctx):
+    with pytest.raises(banger.ProtocolError):
+        ctx.call("engine.status", [1, 2])
+
+
+def test_progress_events_arrive_before_result(ctx):
+    events = []
+    res = ctx.call("debug.ticks", {"count": 5, "interval_ms": 1}, on_event=events.append)
+    assert res == {"ticks": 5}
+    assert [e["done"] for e in events] == [1, 2, 3, 4, 5]
+    assert all(e["total"] == 5 and e["stage"] == "tick" for e in events)
+
+
+def test_cancel_a_long_call(ctx):
+    events = []
+    call = ctx.start("debug.ticks", {"count": 1000, "interval_ms": 10}, on_event=events.append)
+    while not events:
+        time.sleep(0.01)
+    t0 = time.time()
+    call.cancel()
+    with pytest.raises(banger.Cancelled) as ei:
+        call.result(timeout=10)
+    assert time.time() - t0 < 2
+    assert "cancelled after" in ei.value.message
+    assert len(events) < 1000
+
+
+def test_concurrent_calls(ctx):
+    results, errors = [], []
+
+    def worker(i):
+        try:
+            results.append(ctx.call("debug.ticks", {"count": 3, "interval_ms": 5})["ticks"])
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert results == [3] * 16
+
+
+def test_rpc_methods_lists_the_table(ctx):
+    names = {m["name"] for m in ctx.call("rpc.methods")["methods"]}
+    assert {"engine.status", "config.show", "doctor", "store.check", "debug.ticks"} <= names
+
+
+def test_store_check(ctx):
+    rep = ctx.call("store.check")
+    assert rep["exists"] is True
+    assert rep["pending"] == []
+    assert [1] == rep["applied"][:1]
