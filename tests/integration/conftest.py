@@ -24,6 +24,11 @@ BANGERD = BUILD / "tools" / "bangerd" / "bangerd"
 BANGERD_STALE = BUILD / "tests" / "bangerd-stale"
 
 
+# Under a sanitized build (tests/run preloads ASan into Python), the banger
+# binaries themselves run with leak detection: a leak fails their exit code.
+CHILD_ASAN = "detect_leaks=1:abort_on_error=0" if "asan" in os.environ.get("LD_PRELOAD", "") else None
+
+
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     """Points every banger path at a fresh temp tree (also for children)."""
@@ -63,7 +68,8 @@ class Daemon:
     def __init__(self, env, exe=BANGERD, extra=()):
         self.socket = env["socket"]
         self.proc = subprocess.Popen([str(exe), "--socket", str(self.socket), *extra],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=child_env())
         wait_for_socket(self.socket, self.proc)
 
     def stop(self, sig=15, timeout=10):
@@ -130,8 +136,15 @@ class RawClient:
         self.sock.close()
 
 
-def run_cli(*args, env_extra=None, input=None, timeout=60):
+def child_env():
     e = dict(os.environ)
+    if CHILD_ASAN:
+        e["ASAN_OPTIONS"] = CHILD_ASAN
+    return e
+
+
+def run_cli(*args, env_extra=None, input=None, timeout=60):
+    e = child_env()
     if env_extra:
         e.update(env_extra)
     return subprocess.run([str(BANGER), *args], capture_output=True, text=True, env=e, input=input,

@@ -108,7 +108,7 @@ def test_unknown_command_and_flag(env):
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["daemon", "--help"], ["daemon", "status", "--help"],
-                                  ["help", "doctor"], ["completion", "-h"]])
+                                  ["help", "doctor"], ["help", "daemon"], ["completion", "-h"]])
 def test_help_everywhere(env, argv):
     p = run_cli(*argv)
     assert p.returncode == 0

@@ -78,6 +78,15 @@ void print_command_help(const command *c, FILE *f)
 		fprintf(f, "  --json       print JSON instead of a table\n");
 }
 
+/* True when word names a group of commands ("daemon"). */
+static bool is_group(const char *word)
+{
+	for (size_t i = 0; i < ncommands; i++)
+		if (path_words(commands[i].path) > 1 && word_matches(&commands[i], 0, word))
+			return true;
+	return false;
+}
+
 /* Finds the command named by the leading words of argv; prints why not. */
 const command *resolve(int argc, char **argv, size_t *depth)
 {
@@ -98,17 +107,16 @@ const command *resolve(int argc, char **argv, size_t *depth)
 		return best;
 	}
 	/* a group word alone ("banger daemon") shows the group's commands */
-	for (size_t i = 0; i < ncommands; i++)
-		if (path_words(commands[i].path) > 1 && word_matches(&commands[i], 0, argv[0])) {
-			if (argc == 1 || argv[1][0] == '-') {
-				print_help(argv, 1, argc > 1 ? stdout : stderr);
-				if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
-					exit(0);
-				return NULL;
-			}
-			fail(0, "unknown command '%s %s'; run 'banger %s --help'", argv[0], argv[1], argv[0]);
+	if (is_group(argv[0])) {
+		if (argc == 1 || argv[1][0] == '-') {
+			print_help(argv, 1, argc > 1 ? stdout : stderr);
+			if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))
+				exit(0);
 			return NULL;
 		}
+		fail(0, "unknown command '%s %s'; run 'banger %s --help'", argv[0], argv[1], argv[0]);
+		return NULL;
+	}
 	fail(0, "unknown command '%s'; run 'banger --help'", argv[0]);
 	return NULL;
 }
@@ -118,6 +126,10 @@ int cmd_help(const command *cmd, args *a)
 	(void)cmd;
 	if (a->argc == 0) {
 		print_help(NULL, 0, stdout);
+		return 0;
+	}
+	if (a->argc == 1 && is_group(a->argv[0])) {
+		print_help(a->argv, 1, stdout);
 		return 0;
 	}
 	size_t depth;
