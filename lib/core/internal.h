@@ -38,6 +38,16 @@ int bng_write_file_atomic(const char *path, const char *data, size_t len, mode_t
 /* Checks that dir exists (creating it) and that we can create files in it. */
 int bng_dir_writable(const char *dir);
 
+/* Removes path and everything below it (no error if it does not exist). */
+int bng_rm_rf(const char *path);
+/* 12 random hex characters + NUL. */
+void bng_random_id(char out[13]);
+/* Current UTC time as 2026-11-26T15:00:00Z. */
+void bng_now_iso(char out[32]);
+/* Object names (images, kernels, VMs): 1-63 of [a-z0-9-], no leading or
+ * trailing '-' (a DNS label). what names the object in the error. */
+int bng_check_name(const char *name, const char *what);
+
 /* ---- host facts (core/host.c) ---- */
 long bng_host_cpus(void);
 uint64_t bng_host_mem_mib(void);

@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,4 +160,59 @@ int bng_dir_writable(const char *dir)
 	}
 	free(probe);
 	return rc;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return (flag == FTW_DP ? rmdir(path) : unlink(path)) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+int bng_rm_rf(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : bng_err_errno(BANGER_EIO, errno, "cannot remove %s", path);
+	if (nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS) != 0)
+		return bng_err_errno(BANGER_EIO, errno, "cannot remove %s", path);
+	return 0;
+}
+
+void bng_random_id(char out[13])
+{
+	unsigned char b[6] = {0};
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, b, sizeof(b)) != (ssize_t)sizeof(b)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		memcpy(b, &ts.tv_nsec, sizeof(b) < sizeof(ts.tv_nsec) ? sizeof(b) : sizeof(ts.tv_nsec));
+	}
+	if (fd >= 0)
+		close(fd);
+	for (int i = 0; i < 6; i++)
+		snprintf(out + i * 2, 3, "%02x", b[i]);
+}
+
+void bng_now_iso(char out[32])
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+}
+
+int bng_check_name(const char *name, const char *what)
+{
+	size_t n = name ? strlen(name) : 0;
+	if (n == 0 || n > 63)
+		return bng_err(BANGER_EINVAL, "invalid %s name '%s': use 1-63 characters", what, name ? name : "");
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			return bng_err(BANGER_EINVAL,
+				       "invalid %s name '%s': use lowercase letters, digits and '-' only", what, name);
+	}
+	if (name[0] == '-' || name[n - 1] == '-')
+		return bng_err(BANGER_EINVAL, "invalid %s name '%s': it cannot start or end with '-'", what, name);
+	return 0;
 }

@@ -1,6 +1,7 @@
 /* Engine lifecycle (state-dir lock, config, store) and method dispatch. */
 #include "engine.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -64,11 +65,82 @@ static int lock_state(bng_engine *e)
 	return 0;
 }
 
+int bng_engine_reserve(bng_engine *e, const char *key, const char *what)
+{
+	pthread_mutex_lock(&e->reserve_lock);
+	bool taken = json_object_get(e->reserved, key) != NULL;
+	if (!taken)
+		json_object_set_new(e->reserved, key, json_true());
+	pthread_mutex_unlock(&e->reserve_lock);
+	return taken ? bng_err(BANGER_EBUSY, "%s is being created by another request right now", what) : 0;
+}
+
+void bng_engine_release(bng_engine *e, const char *key)
+{
+	pthread_mutex_lock(&e->reserve_lock);
+	json_object_del(e->reserved, key);
+	pthread_mutex_unlock(&e->reserve_lock);
+}
+
+int bng_publish_dir(const char *staging, const char *final)
+{
+	if (rename(staging, final) != 0)
+		return bng_err_errno(BANGER_EIO, errno, "cannot publish %s", final);
+	/* make the rename durable before the database points at it */
+	char *parent = bng_strdup(final);
+	char *slash = strrchr(parent, '/');
+	if (slash)
+		*slash = '\0';
+	int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(parent);
+	return 0;
+}
+
+/* Removes what a crash left behind: staging directories, and published
+ * directories the database has no row for (the crash came between the
+ * rename and the insert). */
+static int clean_leftovers(bng_engine *e, const char *dir, const char *table)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	json_t *rows = NULL;
+	char *sql = bng_asprintf("SELECT id FROM %s", table);
+	int rc = bng_store_query(&e->store, &rows, sql, 0, NULL);
+	free(sql);
+	struct dirent *de;
+	while (!rc && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		bool known = false;
+		size_t i;
+		json_t *row;
+		json_array_foreach(rows, i, row) known |= !strcmp(json_string_value(json_object_get(row, "id")), de->d_name);
+		if (!known) {
+			char *p = bng_asprintf("%s/%s", dir, de->d_name);
+			rc = bng_rm_rf(p);
+			free(p);
+		}
+	}
+	closedir(d);
+	json_decref(rows);
+	return rc;
+}
+
 int bng_engine_open(bng_engine **out, const char *state_dir, const char *config_path)
 {
 	bng_engine *e = bng_xcalloc(1, sizeof(*e));
 	e->lock_fd = -1;
+	pthread_mutex_init(&e->reserve_lock, NULL);
+	e->reserved = json_object();
 	bng_paths_init(&e->paths, state_dir);
+	e->images_dir = bng_asprintf("%s/images", e->paths.state_dir);
+	e->kernels_dir = bng_asprintf("%s/kernels", e->paths.state_dir);
+	e->tmp_dir = bng_asprintf("%s/tmp", e->paths.state_dir);
 	if (config_path && *config_path) {
 		free(e->paths.config_file);
 		e->paths.config_file = bng_strdup(config_path);
@@ -86,6 +158,18 @@ int bng_engine_open(bng_engine **out, const char *state_dir, const char *config_
 		rc = bng_mkdir_p(e->paths.cache_dir, 0700);
 	if (!rc)
 		rc = bng_store_open(&e->store, e->paths.db);
+	if (!rc)
+		rc = bng_mkdir_p(e->images_dir, 0700);
+	if (!rc)
+		rc = bng_mkdir_p(e->kernels_dir, 0700);
+	if (!rc)
+		rc = bng_rm_rf(e->tmp_dir); /* only ever scratch */
+	if (!rc)
+		rc = bng_mkdir_p(e->tmp_dir, 0700);
+	if (!rc)
+		rc = clean_leftovers(e, e->images_dir, "images");
+	if (!rc)
+		rc = clean_leftovers(e, e->kernels_dir, "kernels");
 	if (rc) {
 		bng_engine_close(e);
 		return rc;
@@ -105,6 +189,11 @@ void bng_engine_close(bng_engine *e)
 		close(e->lock_fd); /* releases the flock */
 	bng_config_free(&e->config);
 	bng_paths_free(&e->paths);
+	free(e->images_dir);
+	free(e->kernels_dir);
+	free(e->tmp_dir);
+	json_decref(e->reserved);
+	pthread_mutex_destroy(&e->reserve_lock);
 	free(e);
 }
 

@@ -8,6 +8,7 @@
 #include "../core/paths.h"
 #include "../store/store.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -31,12 +32,24 @@ typedef struct bng_engine {
 	bng_config config;
 	bng_store store;
 	int lock_fd;
+	char *images_dir;  /* <state>/images/<id>/rootfs.ext4 */
+	char *kernels_dir; /* <state>/kernels/<id>/ */
+	char *tmp_dir;     /* <state>/tmp: scratch, emptied at open */
+	pthread_mutex_t reserve_lock;
+	json_t *reserved;  /* "image:<name>" etc. being created right now */
 	struct timespec started; /* CLOCK_MONOTONIC */
 	time_t started_wall;
 } bng_engine;
 
 int bng_engine_open(bng_engine **out, const char *state_dir, const char *config_path);
 void bng_engine_close(bng_engine *e);
+
+/* Reserves key (e.g. "image:debian") for one creator at a time: EEXIST if
+ * another call holds it. */
+int bng_engine_reserve(bng_engine *e, const char *key, const char *what);
+void bng_engine_release(bng_engine *e, const char *key);
+/* Publishes staging (a directory) as final with rename(2). */
+int bng_publish_dir(const char *staging, const char *final);
 
 /* Validates params against the method's declared parameters and runs it.
  * On success *result is set (new reference). */
@@ -64,5 +77,10 @@ int bng_m_doctor(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_debug_ticks(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_rpc_methods(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_store_check(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_image_import(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_image_register(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_image_list(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_image_show(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_image_rm(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 
 #endif

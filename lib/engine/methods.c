@@ -12,6 +12,13 @@ const bng_method bng_methods[] = {
 	{"doctor", "", "host checks: KVM, hypervisors, driver choice, state, config", bng_m_doctor},
 	{"store.check", "", "validate the state database's migrations", bng_m_store_check},
 	{"rpc.methods", "", "list the methods of this table", bng_m_rpc_methods},
+	{"image.import", "name:str,tar:str,size:str?,kernel:str?", "build an image from a tar (docker export, OCI layer)",
+	 bng_m_image_import},
+	{"image.register", "name:str,rootfs:str,kernel:str?", "record an existing rootfs.ext4 as an image",
+	 bng_m_image_register},
+	{"image.list", "", "images with their rootfs sizes", bng_m_image_list},
+	{"image.show", "name:str", "one image by name or id", bng_m_image_show},
+	{"image.rm", "name:str", "remove an image and its files", bng_m_image_rm},
 	{"debug.ticks", "count:int,interval_ms:int?", "emit count progress events (tests progress and cancel)",
 	 bng_m_debug_ticks},
 };

@@ -120,8 +120,10 @@ int bng_ext4_create(bng_ext4 **out, const char *path, uint64_t size, uint64_t in
 	/* the sparse file reads as zeros, so inode tables are zeroed already:
 	 * say so, and the kernel never lazily initialises them */
 	err = ext2fs_allocate_tables(fs);
-	for (dgrp_t g = 0; !err && g < fs->group_desc_count; g++)
+	for (dgrp_t g = 0; !err && g < fs->group_desc_count; g++) {
 		ext2fs_bg_flags_set(fs, g, EXT2_BG_INODE_ZEROED);
+		ext2fs_group_desc_csum_set(fs, g);
+	}
 	if (!err) /* reserved inodes 1..10 and the bad-blocks inode */
 		for (ext2_ino_t i = EXT2_ROOT_INO + 1; i < EXT2_FIRST_INODE(fs->super); i++)
 			ext2fs_inode_alloc_stats2(fs, i, +1, 0);

@@ -18,6 +18,14 @@ static const migration migrations[] = {
 	{1, "meta",
 	 "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
 	 "INSERT INTO meta (key, value) VALUES ('created_at', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));"},
+	{2, "images_kernels",
+	 "CREATE TABLE kernels ("
+	 " id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, version TEXT NOT NULL, source TEXT NOT NULL,"
+	 " dir TEXT NOT NULL, manifest TEXT NOT NULL, created_at TEXT NOT NULL);"
+	 "CREATE TABLE images ("
+	 " id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, source TEXT NOT NULL, digest TEXT,"
+	 " rootfs TEXT NOT NULL, managed INTEGER NOT NULL, kernel TEXT, config TEXT,"
+	 " created_at TEXT NOT NULL);"},
 };
 
 int bng_store_latest_version(void) { return migrations[BNG_ARRAY_LEN(migrations) - 1].version; }
@@ -39,6 +47,58 @@ static int exec_sql(sqlite3 *db, const char *sql)
 }
 
 int bng_store_exec(bng_store *st, const char *sql) { return exec_sql(st->db, sql); }
+
+static int prepare(bng_store *st, const char *sql, int n, const char *const *params, sqlite3_stmt **out)
+{
+	if (sqlite3_prepare_v2(st->db, sql, -1, out, NULL) != SQLITE_OK)
+		return db_err(st->db, "state database");
+	for (int i = 0; i < n; i++)
+		sqlite3_bind_text(*out, i + 1, params[i], -1, SQLITE_TRANSIENT);
+	return 0;
+}
+
+int bng_store_query(bng_store *st, json_t **rows, const char *sql, int n, const char *const *params)
+{
+	sqlite3_stmt *stmt;
+	int rc = prepare(st, sql, n, params, &stmt);
+	if (rc)
+		return rc;
+	json_t *out = json_array();
+	int r;
+	while ((r = sqlite3_step(stmt)) == SQLITE_ROW) {
+		json_t *row = json_object();
+		for (int c = 0; c < sqlite3_column_count(stmt); c++) {
+			json_t *v;
+			switch (sqlite3_column_type(stmt, c)) {
+			case SQLITE_INTEGER: v = json_integer(sqlite3_column_int64(stmt, c)); break;
+			case SQLITE_NULL: v = json_null(); break;
+			default: v = json_string((const char *)sqlite3_column_text(stmt, c)); break;
+			}
+			json_object_set_new(row, sqlite3_column_name(stmt, c), v ? v : json_null());
+		}
+		json_array_append_new(out, row);
+	}
+	sqlite3_finalize(stmt);
+	if (r != SQLITE_DONE) {
+		json_decref(out);
+		return db_err(st->db, "state database");
+	}
+	*rows = out;
+	return 0;
+}
+
+int bng_store_run(bng_store *st, const char *sql, int n, const char *const *params)
+{
+	sqlite3_stmt *stmt;
+	int rc = prepare(st, sql, n, params, &stmt);
+	if (rc)
+		return rc;
+	int r = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	if (r == SQLITE_CONSTRAINT || sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_UNIQUE)
+		return bng_err(BANGER_EEXIST, "already exists: %s", sqlite3_errmsg(st->db));
+	return r == SQLITE_DONE ? 0 : db_err(st->db, "state database");
+}
 
 static const char migrations_table[] =
 	"CREATE TABLE IF NOT EXISTS schema_migrations ("

@@ -24,6 +24,13 @@ int bng_store_check(const char *path, json_t **report);
 /* The newest schema version this build knows. */
 int bng_store_latest_version(void);
 
+/* Runs sql with n text parameters (?1..?n; NULL binds SQL NULL) and returns
+ * the rows as a JSON array of objects keyed by column name. */
+int bng_store_query(bng_store *st, json_t **rows, const char *sql, int n, const char *const *params);
+/* Like bng_store_query for statements without rows; a UNIQUE violation is
+ * BANGER_EEXIST. */
+int bng_store_run(bng_store *st, const char *sql, int n, const char *const *params);
+
 /* Runs one statement with no result rows. */
 int bng_store_exec(bng_store *st, const char *sql);
 

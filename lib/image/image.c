@@ -1,0 +1,239 @@
+/* Image store: build from tars, register, list, show, remove. */
+#include "image.h"
+#include "../core/units.h"
+#include "../fs/ext4.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char image_columns[] = "id, name, source, digest, rootfs, managed, kernel, config, created_at";
+
+/* Adds apparent and allocated sizes and parses the stored config. */
+static void decorate(json_t *img)
+{
+	struct stat st;
+	const char *rootfs = json_string_value(json_object_get(img, "rootfs"));
+	if (rootfs && stat(rootfs, &st) == 0) {
+		json_object_set_new(img, "rootfs_size", json_integer((json_int_t)st.st_size));
+		json_object_set_new(img, "disk_usage", json_integer((json_int_t)st.st_blocks * 512));
+	} else {
+		json_object_set_new(img, "rootfs_size", json_null());
+		json_object_set_new(img, "disk_usage", json_null());
+	}
+	json_t *cfg = json_object_get(img, "config");
+	if (json_is_string(cfg))
+		json_object_set_new(img, "config", json_loads(json_string_value(cfg), 0, NULL));
+	json_object_set_new(img, "managed", json_boolean(json_integer_value(json_object_get(img, "managed"))));
+}
+
+int bng_image_get(bng_engine *e, const char *ref, json_t **image)
+{
+	json_t *rows;
+	char *sql = bng_asprintf("SELECT %s FROM images WHERE name = ?1 OR id = ?1", image_columns);
+	int rc = bng_store_query(&e->store, &rows, sql, 1, &ref);
+	free(sql);
+	if (rc)
+		return rc;
+	if (json_array_size(rows) == 0) {
+		json_decref(rows);
+		return bng_err(BANGER_ENOTFOUND, "image '%s' not found; run 'banger image list'", ref);
+	}
+	*image = json_incref(json_array_get(rows, 0));
+	json_decref(rows);
+	decorate(*image);
+	return 0;
+}
+
+static int name_free(bng_engine *e, const char *name)
+{
+	json_t *img;
+	int rc = bng_image_get(e, name, &img);
+	if (rc == BANGER_ENOTFOUND)
+		return 0;
+	if (!rc) {
+		json_decref(img);
+		rc = bng_err(BANGER_EEXIST, "image '%s' already exists; remove it first (banger image rm %s) or pick "
+					    "another --name",
+			     name, name);
+	}
+	return rc;
+}
+
+static int insert_row(bng_engine *e, const char *id, const char *name, const char *rootfs, bool managed, json_t *meta)
+{
+	char created[32];
+	bng_now_iso(created);
+	char *config = json_object_get(meta, "config") ? json_dumps(json_object_get(meta, "config"), JSON_COMPACT) : NULL;
+	const char *params[] = {
+		id, name, json_string_value(json_object_get(meta, "source")),
+		json_string_value(json_object_get(meta, "digest")), rootfs, managed ? "1" : "0",
+		json_string_value(json_object_get(meta, "kernel")), config, created,
+	};
+	int rc = bng_store_run(&e->store,
+			       "INSERT INTO images (id, name, source, digest, rootfs, managed, kernel, config, created_at)"
+			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+			       9, params);
+	free(config);
+	return rc;
+}
+
+int bng_image_build(bng_engine *e, const char *name, const char *const *tars, size_t ntars, const char *size_str,
+		    json_t *meta, bng_op *op, json_t **result)
+{
+	int rc = bng_check_name(name, "image");
+	if (rc)
+		return rc;
+	char *key = bng_asprintf("image:%s", name);
+	rc = bng_engine_reserve(e, key, name);
+	if (rc) {
+		free(key);
+		return rc;
+	}
+	char id[13];
+	bng_random_id(id);
+	char *staging = bng_asprintf("%s/.staging-%s", e->images_dir, id);
+	char *final = bng_asprintf("%s/%s", e->images_dir, id);
+	char *rootfs = bng_asprintf("%s/rootfs.ext4", staging);
+	bng_ext4 *fs = NULL;
+	uint64_t size = 0, inodes = 0;
+
+	rc = name_free(e, name);
+	if (!rc && size_str && (rc = bng_parse_size(size_str, &size)) == 0 && size < (64ull << 20))
+		rc = bng_err(BANGER_EINVAL, "--size %s is too small: images need at least 64M", size_str);
+	if (!rc) {
+		/* read the layers once up front for content-aware sizing and inodes */
+		bng_op_event(op, json_pack("{s:s}", "stage", "scan"));
+		bng_tar_stats st = {0};
+		for (size_t i = 0; !rc && i < ntars; i++)
+			rc = bng_tar_scan(tars[i], &st);
+		uint64_t auto_size = bng_ext4_size_for(&st, &inodes);
+		if (!rc && size && size < st.data_bytes)
+			rc = bng_err(BANGER_EINVAL, "--size %s is smaller than the content (%llu bytes)", size_str,
+				     (unsigned long long)st.data_bytes);
+		if (!size)
+			size = auto_size;
+	}
+	if (!rc)
+		rc = bng_mkdir_p(staging, 0700);
+	if (!rc)
+		rc = bng_ext4_create(&fs, rootfs, size, inodes);
+	for (size_t i = 0; !rc && i < ntars; i++) {
+		bng_op_event(op, json_pack("{s:s,s:I,s:I}", "stage", "layer", "done", (json_int_t)i, "total", (json_int_t)ntars));
+		rc = bng_ext4_apply_tar(fs, tars[i], op);
+	}
+	if (rc) {
+		bng_ext4_abort(fs);
+	} else {
+		bng_op_event(op, json_pack("{s:s}", "stage", "publish"));
+		rc = bng_ext4_close(fs);
+	}
+	if (!rc) {
+		char *published = bng_asprintf("%s/rootfs.ext4", final);
+		rc = bng_publish_dir(staging, final);
+		if (!rc && (rc = insert_row(e, id, name, published, true, meta)) != 0)
+			bng_rm_rf(final);
+		free(published);
+	}
+	if (rc) {
+		char *msg = bng_strdup(banger_error_last());
+		bng_rm_rf(staging); /* nothing half-built stays behind */
+		bng_err(rc, "%s", msg);
+		free(msg);
+	} else {
+		rc = bng_image_get(e, id, result);
+	}
+	bng_engine_release(e, key);
+	free(key);
+	free(staging);
+	free(final);
+	free(rootfs);
+	return rc;
+}
+
+int bng_m_image_import(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	const char *tar = json_string_value(json_object_get(params, "tar"));
+	json_t *meta = json_pack("{s:s+}", "source", "tar:", tar);
+	json_t *kernel = json_object_get(params, "kernel");
+	if (kernel)
+		json_object_set(meta, "kernel", kernel);
+	int rc = bng_image_build(e, json_string_value(json_object_get(params, "name")), &tar, 1,
+				 json_string_value(json_object_get(params, "size")), meta, op, result);
+	json_decref(meta);
+	return rc;
+}
+
+int bng_m_image_register(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	(void)op;
+	const char *name = json_string_value(json_object_get(params, "name"));
+	const char *rootfs = json_string_value(json_object_get(params, "rootfs"));
+	int rc = bng_check_name(name, "image");
+	if (rc)
+		return rc;
+	if (rootfs[0] != '/')
+		return bng_err(BANGER_EINVAL, "--rootfs must be an absolute path (got '%s')", rootfs);
+	bng_ext4 *fs;
+	rc = bng_ext4_open(&fs, rootfs); /* it must be an ext4 image we can read */
+	if (rc)
+		return bng_err(rc, "cannot register %s: %s", rootfs, banger_error_last());
+	bng_ext4_abort(fs);
+	rc = name_free(e, name);
+	if (rc)
+		return rc;
+	char id[13];
+	bng_random_id(id);
+	json_t *meta = json_pack("{s:s+}", "source", "register:", rootfs);
+	json_t *kernel = json_object_get(params, "kernel");
+	if (kernel)
+		json_object_set(meta, "kernel", kernel);
+	rc = insert_row(e, id, name, rootfs, false, meta);
+	json_decref(meta);
+	return rc ? rc : bng_image_get(e, id, result);
+}
+
+int bng_m_image_list(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	(void)params;
+	(void)op;
+	json_t *rows;
+	char *sql = bng_asprintf("SELECT %s FROM images ORDER BY created_at, name", image_columns);
+	int rc = bng_store_query(&e->store, &rows, sql, 0, NULL);
+	free(sql);
+	if (rc)
+		return rc;
+	size_t i;
+	json_t *row;
+	json_array_foreach(rows, i, row) decorate(row);
+	*result = json_pack("{s:o}", "images", rows);
+	return 0;
+}
+
+int bng_m_image_show(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	(void)op;
+	return bng_image_get(e, json_string_value(json_object_get(params, "name")), result);
+}
+
+int bng_m_image_rm(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	(void)op;
+	json_t *img;
+	int rc = bng_image_get(e, json_string_value(json_object_get(params, "name")), &img);
+	if (rc)
+		return rc;
+	const char *id = json_string_value(json_object_get(img, "id"));
+	rc = bng_store_run(&e->store, "DELETE FROM images WHERE id = ?1", 1, &id);
+	if (!rc && json_is_true(json_object_get(img, "managed"))) {
+		char *dir = bng_asprintf("%s/%s", e->images_dir, id);
+		rc = bng_rm_rf(dir); /* the row is gone: leftovers are cleaned at next start anyway */
+		free(dir);
+	}
+	if (!rc)
+		*result = json_pack("{s:O,s:O}", "id", json_object_get(img, "id"), "name", json_object_get(img, "name"));
+	json_decref(img);
+	return rc;
+}

@@ -1,0 +1,18 @@
+/* Images: a published rootfs.ext4 (plus its source, digest and OCI config)
+ * recorded in the state store. */
+#ifndef BANGER_IMAGE_H
+#define BANGER_IMAGE_H
+
+#include "../engine/engine.h"
+
+/* Builds an image from tar layers (oldest first) and publishes it
+ * atomically: staging dir + rename + one INSERT. size_str (may be NULL)
+ * overrides the content-aware size. meta holds the row's source, digest,
+ * config and kernel. On success *result is the image's JSON. */
+int bng_image_build(bng_engine *e, const char *name, const char *const *tars, size_t ntars, const char *size_str,
+		    json_t *meta, bng_op *op, json_t **result);
+
+/* The image's row as JSON (by name or id), with sizes from disk. */
+int bng_image_get(bng_engine *e, const char *ref, json_t **image);
+
+#endif
