@@ -156,7 +156,8 @@ int bng_image_build(bng_engine *e, const char *name, const char *const *tars, si
 int bng_m_image_import(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
 	const char *tar = json_string_value(json_object_get(params, "tar"));
-	json_t *meta = json_pack("{s:s+}", "source", "tar:", tar);
+	const char *label = json_string_value(json_object_get(params, "source"));
+	json_t *meta = json_pack("{s:s+}", "source", "tar:", label ? label : tar);
 	json_t *kernel = json_object_get(params, "kernel");
 	if (kernel)
 		json_object_set(meta, "kernel", kernel);

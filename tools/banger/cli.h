@@ -8,10 +8,20 @@
 
 enum { EXIT_USAGE = 2, EXIT_DAEMON = 3, EXIT_INTERRUPTED = 130 };
 
+#include <jansson.h>
+
+#define MAX_FLAGS 16
+
 typedef struct {
 	bool json;
 	int argc;
 	char **argv; /* positional arguments */
+	struct {
+		const char *name; /* points into the command's flags string */
+		size_t name_len;
+		const char *value; /* "" for boolean flags */
+	} flags[MAX_FLAGS];
+	int nflags;
 } args;
 
 typedef struct command {
@@ -26,8 +36,27 @@ typedef struct command {
 extern const command commands[];
 extern const size_t ncommands;
 
-/* main.c */
+/* main.c: flags, output, calling the API */
+const char *flag_value(const args *a, const char *name); /* NULL if absent */
+bool flag_set(const args *a, const char *name);
 int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int api_fail(int err);
+bool use_color(FILE *f);
+const char *paint(FILE *f, const char *status);
+void print_table(const char *const *cells, size_t ncols, size_t nrows);
+void print_json(json_t *v);
+int open_ctx(banger_ctx **ctx);
+int call(banger_ctx *ctx, const char *method, const char *params, json_t **out);
+int call_default(const char *method, json_t **out);
+/* Opens the default context and runs method with params (stolen). */
+int call_with(const char *method, json_t *params, json_t **out);
+
+/* cmd_image.c */
+int cmd_image_import(const command *cmd, args *a);
+int cmd_image_register(const command *cmd, args *a);
+int cmd_image_list(const command *cmd, args *a);
+int cmd_image_show(const command *cmd, args *a);
+int cmd_image_rm(const command *cmd, args *a);
 
 /* help.c */
 size_t path_words(const char *path);

@@ -40,6 +40,8 @@ static void walk_completions(void (*emit)(const char *ctx, const char *words, vo
 			words[0] = '\0';
 			if (d == n) {
 				snprintf(words, sizeof(words), "%s --help", commands[i].flags);
+				for (char *eq; (eq = strchr(words, '='));)
+					memmove(eq, eq + 1, strlen(eq)); /* "--name=" completes as "--name" */
 				if (!strcmp(commands[i].path, "completion"))
 					strcat(words, " bash zsh fish");
 			} else {

@@ -69,13 +69,19 @@ void print_help(char **prefix, size_t depth, FILE *f)
 
 void print_command_help(const command *c, FILE *f)
 {
-	fprintf(f, "usage: banger %s%s%s%s%s\n\n%s\n", c->path, *c->usage ? " " : "", c->usage, *c->flags ? " " : "",
-		*c->flags ? "[--json]" : "", c->summary);
+	fprintf(f, "usage: banger %s%s%s%s\n\n%s\n", c->path, *c->usage ? " " : "", c->usage, *c->flags ? " [flags]" : "",
+		c->summary);
 	if (*c->aliases)
 		fprintf(f, "\naliases: %s\n", c->aliases);
-	fprintf(f, "\nflags:\n  -h, --help   show this help\n");
-	if (strstr(c->flags, "--json"))
-		fprintf(f, "  --json       print JSON instead of a table\n");
+	fprintf(f, "\nflags:\n  -h, --help\n");
+	for (const char *p = c->flags; *p;) {
+		size_t len = strcspn(p, " ");
+		bool value = p[len - 1] == '=';
+		fprintf(f, "  %.*s%s\n", (int)(value ? len - 1 : len), p, value ? " VALUE" : "");
+		p += len;
+		while (*p == ' ')
+			p++;
+	}
 }
 
 /* True when word names a group of commands ("daemon"). */

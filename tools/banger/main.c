@@ -18,13 +18,13 @@ static banger_call *volatile current_call;
 
 /* ---- output ---- */
 
-static bool use_color(FILE *f)
+bool use_color(FILE *f)
 {
 	const char *term = getenv("TERM");
 	return isatty(fileno(f)) && !getenv("NO_COLOR") && !(term && !strcmp(term, "dumb"));
 }
 
-static const char *paint(FILE *f, const char *status)
+const char *paint(FILE *f, const char *status)
 {
 	if (!use_color(f))
 		return "";
@@ -47,7 +47,7 @@ int fail(int code, const char *fmt, ...)
 }
 
 /* Exit code for a failed API call, with its message printed. */
-static int api_fail(int err)
+int api_fail(int err)
 {
 	if (err == BANGER_ECANCELED && interrupted)
 		return fail(EXIT_INTERRUPTED, "interrupted");
@@ -56,7 +56,7 @@ static int api_fail(int err)
 }
 
 /* Prints rows of cells aligned in columns two spaces apart. */
-static void print_table(const char *const *cells, size_t ncols, size_t nrows)
+void print_table(const char *const *cells, size_t ncols, size_t nrows)
 {
 	size_t width[16] = {0};
 	for (size_t r = 0; r < nrows; r++)
@@ -76,7 +76,7 @@ static void print_table(const char *const *cells, size_t ncols, size_t nrows)
 	}
 }
 
-static void print_json(json_t *v)
+void print_json(json_t *v)
 {
 	char *s = json_dumps(v, JSON_INDENT(2));
 	printf("%s\n", s);
@@ -94,7 +94,7 @@ static void on_sigint(int sig)
 }
 
 /* Opens the context from $BANGER_URI (default: bangerd, started on demand). */
-static int open_ctx(banger_ctx **ctx)
+int open_ctx(banger_ctx **ctx)
 {
 	const char *uri = getenv("BANGER_URI");
 	banger_opts *opts;
@@ -105,16 +105,44 @@ static int open_ctx(banger_ctx **ctx)
 	return rc;
 }
 
-/* Runs method and parses its result into *out. */
-static int call(banger_ctx *ctx, const char *method, const char *params, json_t **out)
+/* Progress on a terminal: one line, rewritten in place; nothing when piped. */
+static void show_progress(const char *event_json, void *ud)
+{
+	const char *method = ud;
+	json_t *ev = json_loads(event_json, 0, NULL);
+	const char *stage = json_string_value(json_object_get(ev, "stage"));
+	json_t *done = json_object_get(ev, "done"), *total = json_object_get(ev, "total");
+	char detail[160] = "";
+	if (json_object_get(ev, "digest")) { /* bytes of a download */
+		snprintf(detail, sizeof(detail), " %.19s %.1f/%.1f MB", json_string_value(json_object_get(ev, "digest")),
+			 (double)json_integer_value(done) / 1e6, (double)json_integer_value(total) / 1e6);
+	} else if (json_object_get(ev, "entries")) {
+		snprintf(detail, sizeof(detail), " %lld entries", (long long)json_integer_value(json_object_get(ev, "entries")));
+	} else if (done && total) {
+		snprintf(detail, sizeof(detail), " %lld/%lld", (long long)json_integer_value(done),
+			 (long long)json_integer_value(total));
+	}
+	fprintf(stderr, "\r\033[K[%s] %s%s", method, stage ? stage : "", detail);
+	fflush(stderr);
+	json_decref(ev);
+}
+
+/* Runs method with params (JSON text or NULL) and parses its result into
+ * *out, showing progress on a terminal. */
+int call(banger_ctx *ctx, const char *method, const char *params, json_t **out)
 {
 	banger_call *c;
 	int rc = banger_call_new(&c, method, params);
 	if (rc)
 		return rc;
+	bool tty = isatty(2) && !getenv("NO_PROGRESS");
+	if (tty)
+		banger_call_set_event_cb(c, show_progress, (void *)method);
 	current_call = c;
 	rc = banger_call_run(ctx, c);
 	current_call = NULL;
+	if (tty)
+		fprintf(stderr, "\r\033[K");
 	if (!rc)
 		*out = json_loads(banger_call_result(c), JSON_DECODE_ANY, NULL);
 	banger_call_unref(c);
@@ -122,14 +150,19 @@ static int call(banger_ctx *ctx, const char *method, const char *params, json_t 
 }
 
 /* Opens the default context and runs one method: the common case. */
-static int call_default(const char *method, json_t **out)
+int call_default(const char *method, json_t **out) { return call_with(method, NULL, out); }
+
+int call_with(const char *method, json_t *params, json_t **out)
 {
 	banger_ctx *ctx;
+	char *p = params ? json_dumps(params, JSON_COMPACT) : NULL;
+	json_decref(params);
 	int rc = open_ctx(&ctx);
 	if (!rc) {
-		rc = call(ctx, method, NULL, out);
+		rc = call(ctx, method, p, out);
 		banger_ctx_unref(ctx);
 	}
+	free(p);
 	return rc;
 }
 
@@ -323,6 +356,60 @@ static int cmd_daemon_socket(const command *cmd, args *a)
 	return 0;
 }
 
+/* Matches argv[0] against cmd->flags ("--json --name= --size=": a trailing
+ * '=' takes a value, as "--name X" or "--name=X"). Returns the number of
+ * argv entries used, or -1 after printing why not. */
+static int parse_flag(const command *cmd, args *a, int argc, char **argv)
+{
+	const char *arg = argv[0];
+	const char *eq = strchr(arg, '=');
+	size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
+	for (const char *f = cmd->flags; *f;) {
+		size_t len = strcspn(f, " ");
+		bool takes_value = f[len - 1] == '=';
+		size_t name_len = takes_value ? len - 1 : len;
+		if (name_len == n && !strncmp(f, arg, n)) {
+			if (a->nflags == MAX_FLAGS)
+				return fail(EXIT_USAGE, "too many flags"), -1;
+			const char *value = "";
+			int used = 1;
+			if (takes_value) {
+				if (eq) {
+					value = eq + 1;
+				} else if (argc > 1) {
+					value = argv[1];
+					used = 2;
+				} else {
+					return fail(EXIT_USAGE, "flag %.*s needs a value; see 'banger %s --help'", (int)n, arg,
+						    cmd->path), -1;
+				}
+			} else if (eq) {
+				return fail(EXIT_USAGE, "flag %.*s takes no value", (int)n, arg), -1;
+			}
+			a->flags[a->nflags].name = f;
+			a->flags[a->nflags].name_len = name_len;
+			a->flags[a->nflags].value = value;
+			a->nflags++;
+			return used;
+		}
+		f += len;
+		while (*f == ' ')
+			f++;
+	}
+	return fail(EXIT_USAGE, "unknown flag '%s' for 'banger %s'; see 'banger %s --help'", arg, cmd->path,
+		    cmd->path), -1;
+}
+
+const char *flag_value(const args *a, const char *name)
+{
+	for (int i = a->nflags - 1; i >= 0; i--)
+		if (strlen(name) == a->flags[i].name_len && !strncmp(a->flags[i].name, name, a->flags[i].name_len))
+			return a->flags[i].value;
+	return NULL;
+}
+
+bool flag_set(const args *a, const char *name) { return flag_value(a, name) != NULL; }
+
 const command commands[] = {
 	{"version", "", "", "--json", "print version, commit and build date", cmd_version},
 	{"doctor", "", "", "--json", "check what this host can run (PASS/WARN/FAIL per check)", cmd_doctor},
@@ -330,6 +417,13 @@ const command commands[] = {
 	{"daemon status", "", "", "--json", "show whether bangerd runs, its pid, version and socket", cmd_daemon_status},
 	{"daemon stop", "", "", "", "stop bangerd (running VMs keep running)", cmd_daemon_stop},
 	{"daemon socket", "", "", "", "print the socket path bangerd serves", cmd_daemon_socket},
+	{"image import", "", "<name>", "--tar= --size= --kernel= --json",
+	 "build an image from a tar file ('-' reads stdin): docker export, a layer, a rootfs tar", cmd_image_import},
+	{"image register", "", "<name>", "--rootfs= --kernel= --json", "record an existing rootfs.ext4 as an image",
+	 cmd_image_register},
+	{"image list", "ls", "", "--json", "list images with their sizes", cmd_image_list},
+	{"image show", "", "<name>", "--json", "show one image", cmd_image_show},
+	{"image rm", "delete", "<name>...", "", "remove images and their files", cmd_image_rm},
 	{"completion", "", "bash|zsh|fish", "", "print a shell completion script", cmd_completion},
 	{"help", "", "[command...]", "", "show help for a command", cmd_help},
 };
@@ -353,24 +447,30 @@ int main(int argc, char **argv)
 	args a = {0};
 	char **pos = calloc((size_t)argc, sizeof(char *));
 	a.argv = pos;
+	bool only_positional = false;
 	for (int i = 1 + (int)depth; i < argc; i++) {
 		const char *arg = argv[i];
+		if (only_positional || arg[0] != '-' || !arg[1]) {
+			pos[a.argc++] = argv[i];
+			continue;
+		}
+		if (!strcmp(arg, "--")) {
+			only_positional = true;
+			continue;
+		}
 		if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
 			print_command_help(cmd, stdout);
 			free(pos);
 			return 0;
 		}
-		if (arg[0] == '-' && arg[1]) {
-			if (!strcmp(arg, "--json") && strstr(cmd->flags, "--json")) {
-				a.json = true;
-				continue;
-			}
+		int used = parse_flag(cmd, &a, argc - i, argv + i);
+		if (used < 0) {
 			free(pos);
-			return fail(EXIT_USAGE, "unknown flag '%s' for 'banger %s'; see 'banger %s --help'", arg,
-				    cmd->path, cmd->path);
+			return EXIT_USAGE;
 		}
-		pos[a.argc++] = argv[i];
+		i += used - 1;
 	}
+	a.json = flag_set(&a, "--json");
 	int rc = cmd->run(cmd, &a);
 	free(pos);
 	return rc;
