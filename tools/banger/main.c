@@ -105,6 +105,8 @@ int open_ctx(banger_ctx **ctx)
 	return rc;
 }
 
+static int progress_width;
+
 /* Progress on a terminal: one line, rewritten in place; nothing when piped. */
 static void show_progress(const char *event_json, void *ud)
 {
@@ -122,7 +124,11 @@ static void show_progress(const char *event_json, void *ud)
 		snprintf(detail, sizeof(detail), " %lld/%lld", (long long)json_integer_value(done),
 			 (long long)json_integer_value(total));
 	}
-	fprintf(stderr, "\r\033[K[%s] %s%s", method, stage ? stage : "", detail);
+	char line[256];
+	int n = snprintf(line, sizeof(line), "[%s] %s%s", method, stage ? stage : "", detail);
+	/* plain carriage returns and padding: no escape codes, so NO_COLOR holds */
+	fprintf(stderr, "\r%s%*s", line, progress_width > n ? progress_width - n : 0, "");
+	progress_width = n;
 	fflush(stderr);
 	json_decref(ev);
 }
@@ -141,8 +147,10 @@ int call(banger_ctx *ctx, const char *method, const char *params, json_t **out)
 	current_call = c;
 	rc = banger_call_run(ctx, c);
 	current_call = NULL;
-	if (tty)
-		fprintf(stderr, "\r\033[K");
+	if (tty && progress_width) {
+		fprintf(stderr, "\r%*s\r", progress_width, "");
+		progress_width = 0;
+	}
 	if (!rc)
 		*out = json_loads(banger_call_result(c), JSON_DECODE_ANY, NULL);
 	banger_call_unref(c);
