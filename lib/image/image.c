@@ -155,15 +155,28 @@ int bng_image_build(bng_engine *e, const char *name, const char *const *tars, si
 
 int bng_m_image_import(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
-	const char *tar = json_string_value(json_object_get(params, "tar"));
+	json_t *tars = json_object_get(params, "tars");
+	size_t n = json_array_size(tars), i;
+	if (n == 0 || n > 128)
+		return bng_err(BANGER_EINVAL, "image.import: give 1 to 128 tars");
+	const char **paths = bng_xcalloc(n, sizeof(char *));
+	json_t *t;
+	json_array_foreach(tars, i, t) {
+		paths[i] = json_string_value(t);
+		if (!paths[i] || paths[i][0] != '/') {
+			free(paths);
+			return bng_err(BANGER_EINVAL, "image.import: tars must be absolute paths");
+		}
+	}
 	const char *label = json_string_value(json_object_get(params, "source"));
-	json_t *meta = json_pack("{s:s+}", "source", "tar:", label ? label : tar);
+	json_t *meta = json_pack("{s:s+}", "source", "tar:", label ? label : paths[0]);
 	json_t *kernel = json_object_get(params, "kernel");
 	if (kernel)
 		json_object_set(meta, "kernel", kernel);
-	int rc = bng_image_build(e, json_string_value(json_object_get(params, "name")), &tar, 1,
+	int rc = bng_image_build(e, json_string_value(json_object_get(params, "name")), paths, n,
 				 json_string_value(json_object_get(params, "size")), meta, op, result);
 	json_decref(meta);
+	free(paths);
 	return rc;
 }
 

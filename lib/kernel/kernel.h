@@ -80,9 +80,8 @@ extern const size_t bng_initramfs_modules_count;
  * malloc'd buffer (*out, *out_len), refusing output over max_out bytes.
  * what names the data in errors. */
 int bng_kernel_unpack(const void *data, size_t len, size_t max_out, const char *what, void **out, size_t *out_len);
-/* ".ko.xz" -> 4 etc.: the length of a module compression suffix ending
- * name (".xz", ".zst", ".gz"), 0 if name ends in plain ".ko", -1 if it is not
- * a module at all. */
+/* For a module file name: the length of its compression suffix (".xz" 3,
+ * ".zst" 4, ".gz" 3), 0 for a plain ".ko", -1 if it is not a module. */
 int bng_kernel_module_suffix(const char *name);
 /* SHA-256 of a file as 64 lowercase hex characters. */
 int bng_kernel_sha256_file(const char *path, char hex[65]);

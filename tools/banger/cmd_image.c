@@ -90,32 +90,47 @@ int cmd_image_import(const command *cmd, args *a)
 {
 	if (need_name(cmd, a))
 		return EXIT_USAGE;
-	const char *tar = flag_value(a, "--tar");
-	if (!tar || !*tar)
-		return fail(EXIT_USAGE, "image import needs --tar FILE (or --tar - for stdin)");
-	char *spooled = NULL, *abs = NULL;
-	if (!strcmp(tar, "-")) {
-		if (isatty(0))
-			return fail(EXIT_USAGE, "--tar - reads a tar stream from stdin, but stdin is a terminal");
-		if (!(tar = spooled = spool_stdin()))
-			return 1;
-	} else if (!(tar = abs = realpath(tar, NULL))) {
-		return fail(1, "cannot read %s: %s", flag_value(a, "--tar"), strerror(errno));
+	json_t *tars = json_array();
+	char *spooled = NULL;
+	int rc = 0;
+	for (int i = 0; i < a->nflags && !rc; i++) {
+		if (strncmp(a->flags[i].name, "--tar", a->flags[i].name_len) || a->flags[i].name_len != 5)
+			continue;
+		const char *tar = a->flags[i].value;
+		char *abs = NULL;
+		if (!strcmp(tar, "-")) {
+			if (spooled || isatty(0))
+				rc = fail(EXIT_USAGE, "--tar - reads one tar stream from stdin (and stdin must not be a terminal)");
+			else if (!(abs = spooled = spool_stdin()))
+				rc = 1;
+			else
+				abs = strdup(spooled);
+		} else if (!(abs = realpath(tar, NULL))) {
+			rc = fail(1, "cannot read %s: %s", tar, strerror(errno));
+		}
+		if (abs)
+			json_array_append_new(tars, json_string(abs));
+		free(abs);
 	}
-	json_t *params = json_pack("{s:s,s:s}", "name", a->argv[0], "tar", tar);
-	if (flag_value(a, "--size"))
-		json_object_set_new(params, "size", json_string(flag_value(a, "--size")));
-	if (flag_value(a, "--kernel"))
-		json_object_set_new(params, "kernel", json_string(flag_value(a, "--kernel")));
-	if (spooled)
-		json_object_set_new(params, "source", json_string("<stdin>"));
-	json_t *img;
-	int rc = call_with("image.import", params, &img);
+	if (!rc && json_array_size(tars) == 0)
+		rc = fail(EXIT_USAGE, "image import needs --tar FILE (repeat it for layers, oldest first; '-' reads stdin)");
+	json_t *img = NULL;
+	if (!rc) {
+		json_t *params = json_pack("{s:s,s:O}", "name", a->argv[0], "tars", tars);
+		if (flag_value(a, "--size"))
+			json_object_set_new(params, "size", json_string(flag_value(a, "--size")));
+		if (flag_value(a, "--kernel"))
+			json_object_set_new(params, "kernel", json_string(flag_value(a, "--kernel")));
+		if (spooled && json_array_size(tars) == 1)
+			json_object_set_new(params, "source", json_string("<stdin>"));
+		rc = call_with("image.import", params, &img);
+		rc = rc ? api_fail(rc) : print_image(img, a->json);
+	}
 	if (spooled)
 		unlink(spooled);
 	free(spooled);
-	free(abs);
-	return rc ? api_fail(rc) : print_image(img, a->json);
+	json_decref(tars);
+	return rc;
 }
 
 int cmd_image_register(const command *cmd, args *a)
