@@ -268,6 +268,8 @@ BANGER_API int banger_call_run(banger_ctx *ctx, banger_call *c)
 	bng_err_clear();
 	if (!ctx || !c)
 		return bng_err(BANGER_EINVAL, "banger_call_run: ctx and call are required");
+	if (c->async)
+		return bng_err(BANGER_EBUSY, "call %s is already running", c->method);
 	bng_op op = {.emit = emit_direct, .emit_ud = c, .cancel = &c->cancel};
 	int rc = execute(ctx, c, &op);
 	if (rc)

@@ -6,6 +6,7 @@
 #include "units.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,8 +153,8 @@ static json_t *convert(const key_spec *k, json_t *raw, char **why)
 		const char *slash = strchr(s, '/');
 		struct in_addr a;
 		char *end;
-		long bits = slash ? strtol(slash + 1, &end, 10) : -1;
-		if (!slash || (size_t)(slash - s) >= sizeof(ip) || !slash[1] || *end || bits < 8 || bits > 30 ||
+		long bits = slash && isdigit((unsigned char)slash[1]) ? strtol(slash + 1, &end, 10) : -1;
+		if (!slash || (size_t)(slash - s) >= sizeof(ip) || bits < 8 || *end || bits > 30 ||
 		    (memcpy(ip, s, (size_t)(slash - s)), ip[slash - s] = '\0', inet_pton(AF_INET, ip, &a) != 1)) {
 			*why = bng_asprintf("must be an IPv4 network like 172.16.0.0/24 with a prefix of 8..30 (got \"%s\")", s);
 			return NULL;
@@ -225,6 +226,10 @@ int bng_config_parse(bng_config *cfg, const char *path, const char *text, size_t
 	json_object_foreach(flat, name, raw) {
 		const key_spec *k = find_key(name);
 		json_int_t line = json_integer_value(json_object_get(cfg->lines, name));
+		if (!k && is_table_prefix(name)) {
+			rc = bng_err(BANGER_ECONFIG, "%s:%lld: %s: must be a table ([%s])", path, (long long)line, name, name);
+			break;
+		}
 		if (!k) {
 			/* a whole unknown table has no line of its own: use its first key's */
 			if (!line) {

@@ -236,6 +236,10 @@ static json_t *parse_integer(parser *ps)
 	}
 	buf[n] = '\0';
 	bool hex = strstr(buf, "0x") != NULL;
+	if (n >= 10 && isdigit((unsigned char)buf[0]) && buf[4] == '-' && buf[7] == '-') {
+		fail(ps, "unsupported value '%s' (dates are not supported)", buf);
+		return NULL;
+	}
 	if (strpbrk(buf, ".:") || (!hex && strpbrk(buf, "eE")) || strstr(buf, "inf") || strstr(buf, "nan")) {
 		fail(ps, "unsupported value '%s' (floats and dates are not supported)", buf);
 		return NULL;
@@ -353,7 +357,7 @@ static json_t *parse_value(parser *ps, int depth)
 	}
 	if (c >= 0 && (isdigit(c) || c == '+' || c == '-'))
 		return parse_integer(ps);
-	if (c < 0 || c == '\n' || c == '#')
+	if (c < 0 || c == '\n' || c == '\r' || c == '#')
 		fail(ps, "missing value");
 	else
 		fail(ps, "invalid value starting with '%c'", c);
@@ -416,6 +420,7 @@ static int parse_table_header(parser *ps)
 			rc = -1;
 		} else {
 			json_object_set_new(ps->defined, path, json_true());
+			json_object_set_new(ps->lines, path, json_integer(ps->line));
 			ps->table = t;
 			free(ps->table_path);
 			ps->table_path = path;

@@ -80,7 +80,8 @@ char *bng_format_size(uint64_t bytes)
 		return bng_asprintf("%lluB", (unsigned long long)bytes);
 	int u = -1;
 	double v = (double)bytes;
-	while (v >= 1024 && u < 3) {
+	/* 1048575 bytes is "1.0M", not "1024.0K": round before picking the unit */
+	while (v >= 1023.95 && u < 3) {
 		v /= 1024;
 		u++;
 	}

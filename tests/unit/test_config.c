@@ -197,8 +197,12 @@ static void test_warnings(void)
 	CHECK_EQ_STR(json_string_value(json_array_get(cfg.warnings, 0)), PATH ":2: unknown key 'colour' (ignored)");
 	CHECK_EQ_STR(json_string_value(json_array_get(cfg.warnings, 1)),
 		     PATH ":5: unknown key 'vm_defaults.cpus' (ignored)");
-	/* an unknown table is reported once, at its first key */
-	CHECK_EQ_STR(json_string_value(json_array_get(cfg.warnings, 2)), PATH ":9: unknown key 'network' (ignored)");
+	/* an unknown table is reported once, at its header */
+	CHECK_EQ_STR(json_string_value(json_array_get(cfg.warnings, 2)), PATH ":7: unknown key 'network' (ignored)");
+	bng_config empty_table;
+	CHECK_OK(parse(&empty_table, "\n[foo]\n"));
+	CHECK_EQ_STR(json_string_value(json_array_get(empty_table.warnings, 0)), PATH ":2: unknown key 'foo' (ignored)");
+	bng_config_free(&empty_table);
 	/* the known keys still apply */
 	CHECK_EQ_STR(bng_config_str(&cfg, "log_level"), "warn");
 	CHECK_EQ_STR(source_of(&cfg, "log_level"), "config");
@@ -245,6 +249,10 @@ static void test_errors(void)
 	EXPECT_ERROR("bridge_ip = \"300.1.1.1\"\n", 1, "bridge_ip", "IPv4 address (got \"300.1.1.1\")");
 	EXPECT_ERROR("default_dns = \"::1\"\n", 1, "default_dns", "IPv4 address");
 	EXPECT_ERROR("\n\ncidr = \"10.0.0.0/40\"\n", 3, "cidr", "prefix of 8..30");
+	EXPECT_ERROR("cidr = \"10.0.0.0/ +24\"\n", 1, "cidr", "prefix of 8..30");
+	/* a known scalar key written as a table, and a known table given a scalar */
+	EXPECT_ERROR("\n[vmm]\nx = 1\n", 2, "vmm", "must be a string");
+	EXPECT_ERROR("vm_defaults = 5\n", 1, "vm_defaults", "must be a table");
 	EXPECT_ERROR("cidr = \"10.0.0.0\"\n", 1, "cidr", "IPv4 network");
 	EXPECT_ERROR("cidr = \"10.0.0.0/24x\"\n", 1, "cidr", "IPv4 network");
 	EXPECT_ERROR("cidr = \"10.0.0.300/24\"\n", 1, "cidr", "IPv4 network");
@@ -312,7 +320,10 @@ static void test_load(void)
 	unlink(path);
 	mkdir(path, 0700);
 	CHECK_EQ_INT(bng_config_load(&cfg, path, dir), BANGER_ECONFIG);
-	CHECK_STR_CONTAINS(banger_error_last(), "cannot read config");
+	/* the wrapped message survives being formatted around itself */
+	want = bng_asprintf("cannot read config %s: cannot read %s", path, path);
+	CHECK_STR_CONTAINS(banger_error_last(), want);
+	free(want);
 
 	check_rm_rf(dir);
 	free(path);

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 /* SELECT count(*) ... on path, opened with sqlite3 directly; -1 on error. */
 static int count_rows(const char *path, const char *sql)
@@ -154,6 +155,26 @@ static void test_newer(const char *dir)
 
 	/* refusing it changed nothing */
 	CHECK_EQ_INT(count_rows(path, "SELECT count(*) FROM schema_migrations"), bng_store_latest_version() + 1);
+
+	/* the public wrapper reports the same, for a state directory */
+	char future[4200], future_db[4300];
+	snprintf(future, sizeof(future), "%s/future-state", dir);
+	snprintf(future_db, sizeof(future_db), "%s/state.db", future);
+	mkdir(future, 0700);
+	CHECK_EQ_INT(rename(path, future_db), 0);
+	char *json = (char *)1;
+	CHECK_EQ_INT(banger_check_migrations(future, &json), BANGER_ESTATE);
+	CHECK_STR_CONTAINS(banger_error_last(), "newer");
+	CHECK_STR_CONTAINS(banger_error_last(), future_db);
+	json = NULL;
+	snprintf(future_db, sizeof(future_db), "%s/fresh-state", dir);
+	CHECK_OK(banger_check_migrations(future_db, &json));
+	json_error_t jerr;
+	json_t *rep = json_loads(json ? json : "{}", 0, &jerr);
+	CHECK(json_is_false(json_object_get(rep, "exists")));
+	CHECK_EQ_INT(json_array_size(json_object_get(rep, "pending")), bng_store_latest_version());
+	json_decref(rep);
+	banger_free(json);
 
 	/* a history with a gap (unknown version below latest) is refused too */
 	char gap[4200];

@@ -168,8 +168,21 @@ static void test_format(void)
 	}
 }
 
+static void test_format_boundaries(void)
+{
+	static const struct { uint64_t bytes; const char *want; } cases[] = {
+		{1048575, "1.0M"}, {(1ull << 30) - 1, "1.0G"}, {1536, "1.5K"}, {1023, "1023B"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = bng_format_size(cases[i].bytes);
+		CHECK_EQ_STR(got, cases[i].want);
+		free(got);
+	}
+}
+
 int main(void)
 {
+	test_format_boundaries();
 	test_sizes();
 	test_durations();
 	test_format();
