@@ -81,6 +81,7 @@ int bng_m_image_import(bng_engine *e, json_t *params, json_t **result, bng_op *o
 int bng_m_image_register(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_image_list(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_image_show(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_image_build(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_image_rm(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 
 #endif

@@ -211,3 +211,21 @@ int cmd_image_rm(const command *cmd, args *a)
 	}
 	return status;
 }
+
+int cmd_image_build(const command *cmd, args *a)
+{
+	if (a->argc > 1)
+		return fail(EXIT_USAGE, "'banger %s' takes at most one image name", cmd->path);
+	json_t *params = json_object();
+	if (a->argc == 1)
+		json_object_set_new(params, "name", json_string(a->argv[0]));
+	static const char *const str_flags[] = {"--suite", "--mirror", "--size"};
+	for (size_t i = 0; i < sizeof(str_flags) / sizeof(str_flags[0]); i++)
+		if (flag_value(a, str_flags[i]))
+			json_object_set_new(params, str_flags[i] + 2, json_string(flag_value(a, str_flags[i])));
+	if (flag_set(a, "--minimal"))
+		json_object_set_new(params, "minimal", json_true());
+	json_t *img;
+	int rc = call_with("image.build", params, &img);
+	return rc ? api_fail(rc) : print_image(img, a->json);
+}
