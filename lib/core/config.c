@@ -28,6 +28,8 @@ static const key_spec keys[] = {
 	{"firecracker_bin", K_STRING, "", NULL, 0, 0},
 	{"ssh_key_path", K_STRING, "", NULL, 0, 0},
 	{"default_image_name", K_STRING, "debian-bookworm", NULL, 0, 0},
+	{"image_catalog", K_STRING, "", NULL, 0, 0},
+	{"kernel_catalog", K_STRING, "", NULL, 0, 0},
 	{"debian_mirror", K_STRING, "http://deb.debian.org/debian", NULL, 0, 0},
 	{"auto_stop_stale_after", K_DURATION, "0", NULL, 0, 0},
 	{"stats_poll_interval", K_DURATION, "5s", NULL, 0, 0},

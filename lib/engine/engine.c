@@ -65,20 +65,34 @@ static int lock_state(bng_engine *e)
 	return 0;
 }
 
-int bng_engine_reserve(bng_engine *e, const char *key, const char *what)
+int bng_engine_reserve(bng_engine *e, const char *key, bng_op *op)
 {
+	/* one creator per name: later callers wait, then see what it made */
 	pthread_mutex_lock(&e->reserve_lock);
-	bool taken = json_object_get(e->reserved, key) != NULL;
-	if (!taken)
-		json_object_set_new(e->reserved, key, json_true());
+	while (json_object_get(e->reserved, key)) {
+		if (bng_op_cancelled(op)) {
+			pthread_mutex_unlock(&e->reserve_lock);
+			return bng_err(BANGER_ECANCELED, "cancelled while waiting for %s", key);
+		}
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 50 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&e->reserve_cond, &e->reserve_lock, &until);
+	}
+	json_object_set_new(e->reserved, key, json_true());
 	pthread_mutex_unlock(&e->reserve_lock);
-	return taken ? bng_err(BANGER_EBUSY, "%s is being created by another request right now", what) : 0;
+	return 0;
 }
 
 void bng_engine_release(bng_engine *e, const char *key)
 {
 	pthread_mutex_lock(&e->reserve_lock);
 	json_object_del(e->reserved, key);
+	pthread_cond_broadcast(&e->reserve_cond);
 	pthread_mutex_unlock(&e->reserve_lock);
 }
 
@@ -136,6 +150,7 @@ int bng_engine_open(bng_engine **out, const char *state_dir, const char *config_
 	bng_engine *e = bng_xcalloc(1, sizeof(*e));
 	e->lock_fd = -1;
 	pthread_mutex_init(&e->reserve_lock, NULL);
+	pthread_cond_init(&e->reserve_cond, NULL);
 	e->reserved = json_object();
 	bng_paths_init(&e->paths, state_dir);
 	e->images_dir = bng_asprintf("%s/images", e->paths.state_dir);
@@ -194,6 +209,7 @@ void bng_engine_close(bng_engine *e)
 	free(e->tmp_dir);
 	json_decref(e->reserved);
 	pthread_mutex_destroy(&e->reserve_lock);
+	pthread_cond_destroy(&e->reserve_cond);
 	free(e);
 }
 

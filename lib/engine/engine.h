@@ -36,6 +36,7 @@ typedef struct bng_engine {
 	char *kernels_dir; /* <state>/kernels/<id>/ */
 	char *tmp_dir;     /* <state>/tmp: scratch, emptied at open */
 	pthread_mutex_t reserve_lock;
+	pthread_cond_t reserve_cond;
 	json_t *reserved;  /* "image:<name>" etc. being created right now */
 	struct timespec started; /* CLOCK_MONOTONIC */
 	time_t started_wall;
@@ -44,9 +45,9 @@ typedef struct bng_engine {
 int bng_engine_open(bng_engine **out, const char *state_dir, const char *config_path);
 void bng_engine_close(bng_engine *e);
 
-/* Reserves key (e.g. "image:debian") for one creator at a time: EEXIST if
- * another call holds it. */
-int bng_engine_reserve(bng_engine *e, const char *key, const char *what);
+/* Reserves key (e.g. "image:debian") for one creator at a time, waiting
+ * (cancellably) while another call holds it; re-check what exists after. */
+int bng_engine_reserve(bng_engine *e, const char *key, bng_op *op);
 void bng_engine_release(bng_engine *e, const char *key);
 /* Publishes staging (a directory) as final with rename(2). */
 int bng_publish_dir(const char *staging, const char *final);
@@ -82,6 +83,8 @@ int bng_m_image_register(bng_engine *e, json_t *params, json_t **result, bng_op 
 int bng_m_image_list(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_image_show(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_image_build(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_image_pull(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_image_catalog(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_image_rm(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 
 #endif

@@ -46,6 +46,12 @@ int bng_ext4_apply_tar(bng_ext4 *fs, const char *tar_path, bng_op *op);
 /* Same, from an open file descriptor (a pipe: read once, not closed). */
 int bng_ext4_apply_tar_fd(bng_ext4 *fs, int fd, const char *label, bng_op *op);
 
+/* Normalises a tar member name into out ("a/b", no leading "./", no
+ * trailing "/", "" for the root), rejecting absolute paths, "." and ".."
+ * components, empty components and over-long names. what ("entry",
+ * "hardlink target") prefixes the error. */
+int bng_clean_member_name(const char *name, char *out, size_t len, const char *what);
+
 /* Writes (creating or replacing) a regular file; missing parent directories
  * are created 0755 root:root. */
 int bng_ext4_put_file(bng_ext4 *fs, const char *path, const void *data, size_t len, mode_t mode, uid_t uid,

@@ -19,7 +19,7 @@
  * no trailing "/"). "" is the root itself. Rejects what could escape or
  * confuse: "..", "." in the middle, empty components, absolute paths,
  * over-long names. */
-static int clean_name(const char *name, char *out, size_t len, const char *what)
+int bng_clean_member_name(const char *name, char *out, size_t len, const char *what)
 {
 	const char *p = name;
 	while (p[0] == '.' && p[1] == '/')
@@ -167,7 +167,7 @@ static int apply_xattrs(bng_ext4 *x, struct archive_entry *e, ext2_ino_t ino, co
 static int apply_entry(bng_ext4 *x, struct archive *a, struct archive_entry *e, const char *label)
 {
 	char path[4096], leaf[256];
-	int rc = clean_name(archive_entry_pathname(e) ? archive_entry_pathname(e) : "", path, sizeof(path), "entry");
+	int rc = bng_clean_member_name(archive_entry_pathname(e) ? archive_entry_pathname(e) : "", path, sizeof(path), "entry");
 	if (rc)
 		return bng_err(rc, "%s: %s", label, banger_error_last());
 	mode_t type = archive_entry_filetype(e);
@@ -202,7 +202,7 @@ static int apply_entry(bng_ext4 *x, struct archive *a, struct archive_entry *e, 
 	if (hardlink) {
 		char target[4096], tleaf[256];
 		ext2_ino_t tdir, tino;
-		rc = clean_name(hardlink, target, sizeof(target), "hardlink target");
+		rc = bng_clean_member_name(hardlink, target, sizeof(target), "hardlink target");
 		if (!rc && !*target)
 			rc = bng_err(BANGER_EINVAL, "hardlink to the root directory");
 		if (!rc)

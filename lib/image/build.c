@@ -116,8 +116,15 @@ int bng_m_image_build(bng_engine *e, json_t *params, json_t **result, bng_op *op
 	bng_sha256_digest(recipe, strlen(recipe), key);
 	free(recipe);
 
+	char *reservation = NULL;
+	rc = bng_image_reserve(e, name, op, &reservation);
+	if (rc) {
+		free(default_name);
+		return rc;
+	}
 	json_t *existing;
 	if (bng_image_get(e, name, &existing) == 0) {
+		bng_image_release(e, reservation);
 		const char *digest = json_string_value(json_object_get(existing, "digest"));
 		bool same = digest && !strcmp(digest, key);
 		if (same) {
@@ -134,7 +141,9 @@ int bng_m_image_build(bng_engine *e, json_t *params, json_t **result, bng_op *op
 
 	char *cache_dir = bng_asprintf("%s/rootfs", e->paths.cache_dir);
 	char *tar = bng_asprintf("%s/%s.tar", cache_dir, key + strlen("sha256:"));
-	char *scratch = bng_asprintf("%s/debootstrap-%d", e->tmp_dir, (int)getpid());
+	char scratch_id[13];
+	bng_random_id(scratch_id);
+	char *scratch = bng_asprintf("%s/debootstrap-%s", e->tmp_dir, scratch_id);
 	char *tree = bng_asprintf("%s/root", scratch);
 	char *tmp_tar = bng_asprintf("%s/rootfs.tar", scratch);
 	char *log = bng_asprintf("%s/debootstrap.log", scratch);
@@ -177,6 +186,7 @@ int bng_m_image_build(bng_engine *e, json_t *params, json_t **result, bng_op *op
 		rc = bng_image_build(e, name, tars, 1, json_string_value(json_object_get(params, "size")), meta, op, result);
 		json_decref(meta);
 	}
+	bng_image_release(e, reservation);
 	free(default_name);
 	free(cache_dir);
 	free(tar);

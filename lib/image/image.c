@@ -80,22 +80,32 @@ static int insert_row(bng_engine *e, const char *id, const char *name, const cha
 	return rc;
 }
 
+int bng_image_publish(bng_engine *e, const char *id, const char *name, const char *staging, json_t *meta,
+		      json_t **result)
+{
+	char *final = bng_asprintf("%s/%s", e->images_dir, id);
+	char *published = bng_asprintf("%s/rootfs.ext4", final);
+	int rc = name_free(e, name); /* checked again: a concurrent creator may have won */
+	if (!rc)
+		rc = bng_publish_dir(staging, final);
+	if (!rc && (rc = insert_row(e, id, name, published, true, meta)) != 0)
+		bng_rm_rf(final);
+	if (!rc)
+		rc = bng_image_get(e, id, result);
+	free(final);
+	free(published);
+	return rc;
+}
+
 int bng_image_build(bng_engine *e, const char *name, const char *const *tars, size_t ntars, const char *size_str,
 		    json_t *meta, bng_op *op, json_t **result)
 {
 	int rc = bng_check_name(name, "image");
 	if (rc)
 		return rc;
-	char *key = bng_asprintf("image:%s", name);
-	rc = bng_engine_reserve(e, key, name);
-	if (rc) {
-		free(key);
-		return rc;
-	}
 	char id[13];
 	bng_random_id(id);
 	char *staging = bng_asprintf("%s/.staging-%s", e->images_dir, id);
-	char *final = bng_asprintf("%s/%s", e->images_dir, id);
 	char *rootfs = bng_asprintf("%s/rootfs.ext4", staging);
 	bng_ext4 *fs = NULL;
 	uint64_t size = 0, inodes = 0;
@@ -130,27 +140,38 @@ int bng_image_build(bng_engine *e, const char *name, const char *const *tars, si
 		bng_op_event(op, json_pack("{s:s}", "stage", "publish"));
 		rc = bng_ext4_close(fs);
 	}
-	if (!rc) {
-		char *published = bng_asprintf("%s/rootfs.ext4", final);
-		rc = bng_publish_dir(staging, final);
-		if (!rc && (rc = insert_row(e, id, name, published, true, meta)) != 0)
-			bng_rm_rf(final);
-		free(published);
-	}
+	if (!rc)
+		rc = bng_image_publish(e, id, name, staging, meta, result);
 	if (rc) {
 		char *msg = bng_strdup(banger_error_last());
 		bng_rm_rf(staging); /* nothing half-built stays behind */
 		bng_err(rc, "%s", msg);
 		free(msg);
-	} else {
-		rc = bng_image_get(e, id, result);
 	}
-	bng_engine_release(e, key);
-	free(key);
 	free(staging);
-	free(final);
 	free(rootfs);
 	return rc;
+}
+
+int bng_image_reserve(bng_engine *e, const char *name, bng_op *op, char **key)
+{
+	int rc = bng_check_name(name, "image");
+	if (rc)
+		return rc;
+	*key = bng_asprintf("image:%s", name);
+	rc = bng_engine_reserve(e, *key, op);
+	if (rc) {
+		free(*key);
+		*key = NULL;
+	}
+	return rc;
+}
+
+void bng_image_release(bng_engine *e, char *key)
+{
+	if (key)
+		bng_engine_release(e, key);
+	free(key);
 }
 
 int bng_m_image_import(bng_engine *e, json_t *params, json_t **result, bng_op *op)
@@ -173,8 +194,13 @@ int bng_m_image_import(bng_engine *e, json_t *params, json_t **result, bng_op *o
 	json_t *kernel = json_object_get(params, "kernel");
 	if (kernel)
 		json_object_set(meta, "kernel", kernel);
-	int rc = bng_image_build(e, json_string_value(json_object_get(params, "name")), paths, n,
-				 json_string_value(json_object_get(params, "size")), meta, op, result);
+	const char *name = json_string_value(json_object_get(params, "name"));
+	char *key = NULL;
+	int rc = bng_image_reserve(e, name, op, &key);
+	if (!rc)
+		rc = bng_image_build(e, name, paths, n, json_string_value(json_object_get(params, "size")), meta, op,
+				     result);
+	bng_image_release(e, key);
 	json_decref(meta);
 	free(paths);
 	return rc;

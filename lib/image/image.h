@@ -5,12 +5,22 @@
 
 #include "../engine/engine.h"
 
+/* One creator per image name (see bng_engine_reserve): take it before
+ * checking whether the name exists, release it (NULL is fine) after. */
+int bng_image_reserve(bng_engine *e, const char *name, bng_op *op, char **key);
+void bng_image_release(bng_engine *e, char *key);
+
 /* Builds an image from tar layers (oldest first) and publishes it
- * atomically: staging dir + rename + one INSERT. size_str (may be NULL)
+ * atomically: staging dir + rename + one INSERT. Hold the name's reservation. size_str (may be NULL)
  * overrides the content-aware size. meta holds the row's source, digest,
  * config and kernel. On success *result is the image's JSON. */
 int bng_image_build(bng_engine *e, const char *name, const char *const *tars, size_t ntars, const char *size_str,
 		    json_t *meta, bng_op *op, json_t **result);
+
+/* Publishes staging (holding rootfs.ext4) as image id/name: rename, then
+ * one INSERT (meta: source, digest, config, kernel). */
+int bng_image_publish(bng_engine *e, const char *id, const char *name, const char *staging, json_t *meta,
+		      json_t **result);
 
 /* The image's row as JSON (by name or id), with sizes from disk. */
 int bng_image_get(bng_engine *e, const char *ref, json_t **image);

@@ -254,8 +254,7 @@ int oci_writer_open(const oci_cache *c, const char *digest, oci_writer *w)
 int oci_writer_write(oci_writer *w, const void *data, size_t len)
 {
 	if (write_all(w->fd, data, len) != 0)
-		return bng_err_errno(bng_code_from_errno(errno) == BANGER_EPERM ? BANGER_EPERM : BANGER_EIO, errno,
-				     "cannot write %s", w->tmp);
+		return bng_err_errno(BANGER_EIO, errno, "cannot write %s", w->tmp);
 	bng_sha256_update(&w->sha, data, len);
 	w->written += len;
 	return 0;

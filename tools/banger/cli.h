@@ -58,6 +58,7 @@ int cmd_image_list(const command *cmd, args *a);
 int cmd_image_show(const command *cmd, args *a);
 int cmd_image_rm(const command *cmd, args *a);
 int cmd_image_build(const command *cmd, args *a);
+int cmd_image_pull(const command *cmd, args *a);
 
 /* help.c */
 size_t path_words(const char *path);

@@ -152,9 +152,46 @@ int cmd_image_register(const command *cmd, args *a)
 	return rc ? api_fail(rc) : print_image(img, a->json);
 }
 
+/* `image list --available`: the catalog with a STATE column. */
+static int list_catalog(args *a)
+{
+	json_t *res;
+	int rc = call_default("image.catalog", &res);
+	if (rc)
+		return api_fail(rc);
+	json_t *entries = json_object_get(res, "images");
+	if (a->json) {
+		print_json(entries);
+		json_decref(res);
+		return 0;
+	}
+	size_t n = json_array_size(entries), i;
+	const char **cells = calloc((n + 1) * 4, sizeof(char *));
+	char (*sizes)[32] = calloc(n + 1, sizeof(*sizes));
+	const char *head[] = {"NAME", "STATE", "SIZE", "DESCRIPTION"};
+	memcpy(cells, head, sizeof(head));
+	json_t *e;
+	json_array_foreach(entries, i, e) {
+		human(json_object_get(e, "size"), sizes[i], 32);
+		const char *row[] = {str(e, "name"), json_is_true(json_object_get(e, "pulled")) ? "pulled" : "available",
+				     sizes[i], str(e, "description")};
+		memcpy(cells + (i + 1) * 4, row, sizeof(row));
+	}
+	print_table(cells, 4, n + 1);
+	if (n == 0)
+		fprintf(stderr, "the image catalog is empty: pull OCI images (banger image pull debian:bookworm) or build "
+				"one (banger image build)\n");
+	free(cells);
+	free(sizes);
+	json_decref(res);
+	return 0;
+}
+
 int cmd_image_list(const command *cmd, args *a)
 {
 	(void)cmd;
+	if (flag_set(a, "--available"))
+		return list_catalog(a);
 	json_t *res;
 	int rc = call_default("image.list", &res);
 	if (rc)
@@ -227,5 +264,20 @@ int cmd_image_build(const command *cmd, args *a)
 		json_object_set_new(params, "minimal", json_true());
 	json_t *img;
 	int rc = call_with("image.build", params, &img);
+	return rc ? api_fail(rc) : print_image(img, a->json);
+}
+
+int cmd_image_pull(const command *cmd, args *a)
+{
+	if (a->argc != 1)
+		return fail(EXIT_USAGE, "'banger %s' takes one reference: a catalog name or an OCI ref like debian:bookworm",
+			    cmd->path);
+	json_t *params = json_pack("{s:s}", "ref", a->argv[0]);
+	static const char *const str_flags[] = {"--name", "--size", "--kernel"};
+	for (size_t i = 0; i < sizeof(str_flags) / sizeof(str_flags[0]); i++)
+		if (flag_value(a, str_flags[i]))
+			json_object_set_new(params, str_flags[i] + 2, json_string(flag_value(a, str_flags[i])));
+	json_t *img;
+	int rc = call_with("image.pull", params, &img);
 	return rc ? api_fail(rc) : print_image(img, a->json);
 }
