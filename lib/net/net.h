@@ -1,0 +1,87 @@
+/* Host networking for guests: a bridge with the gateway address, one
+ * persistent tap per VM enslaved to it, and the pure helpers that name taps
+ * and pick addresses and MACs.
+ *
+ * Everything talks rtnetlink through libmnl (never `ip` or `brctl`), one
+ * netlink socket per call, so every function is safe to call from any
+ * thread. Functions return 0 or a negative BANGER_E* code and leave a
+ * message in banger_error_last(); they never print. Creating or changing
+ * devices needs root or CAP_NET_ADMIN (BANGER_EPERM otherwise). */
+#ifndef BANGER_NET_H
+#define BANGER_NET_H
+
+#include "../core/internal.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Linux interface names: at most 15 characters (IFNAMSIZ - 1). */
+#define BNG_NET_IFNAME_MAX 15
+
+/* Checks a network device name: 1-15 characters, none of '/', ':' or
+ * whitespace, not "." or "..". BANGER_EINVAL otherwise. */
+int bng_net_check_ifname(const char *name);
+
+/* ---- devices (link.c) ---- */
+
+/* Creates bridge `name` if it is missing, gives it ip/prefix_len (if ip is
+ * not NULL) and brings it up. Idempotent: an existing bridge and an address
+ * already present are fine; other addresses the bridge has are left alone.
+ * Safe to race with another process or thread doing the same. A device of
+ * that name that is not a bridge is BANGER_EEXIST. */
+int bng_net_bridge_ensure(const char *name, const char *ip, int prefix_len);
+
+/* Deletes bridge `name` (its ports are released, not deleted).
+ * BANGER_ENOTFOUND if missing, BANGER_EINVAL if it is not a bridge. */
+int bng_net_bridge_delete(const char *name);
+
+/* Creates persistent tap `name` (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, as
+ * Firecracker and QEMU's vhost-less virtio-net expect), owned by
+ * owner/group so an unprivileged VMM can open it ((uid_t)-1 / (gid_t)-1:
+ * leave unset), enslaved to `bridge` and up. The bridge must exist
+ * (BANGER_ENOTFOUND); a device already named `name` is BANGER_EEXIST. On
+ * failure nothing is left behind. */
+int bng_net_tap_create(const char *name, const char *bridge, uid_t owner, gid_t group);
+
+/* Deletes any network device. BANGER_ENOTFOUND if there is none. */
+int bng_net_link_delete(const char *name);
+/* Same, but a missing device is success (cleanup paths). */
+int bng_net_link_delete_if_exists(const char *name);
+
+/* Sets *exists to whether a network device called `name` exists. */
+int bng_net_link_exists(const char *name, bool *exists);
+
+/* *names = a new JSON array with the name of every device whose name starts
+ * with prefix (NULL or "": all), in ifindex order. For finding taps leaked by
+ * a crash. The caller owns *names; it is untouched on error. */
+int bng_net_link_list(const char *prefix, json_t **names);
+
+/* Brings device `name` up or down. */
+int bng_net_link_set_up(const char *name, bool up);
+
+/* ---- pure helpers (addr.c) ---- */
+
+/* Parses "a.b.c.d/n" (n 0-32) into the network address in host byte order
+ * and the prefix length. Host bits set ("10.0.0.1/24") are BANGER_EINVAL:
+ * a pool is named by its network address. Outputs untouched on error. */
+int bng_net_parse_cidr(const char *cidr, uint32_t *net, int *prefix);
+
+/* Picks the lowest host address of cidr that is not the network address,
+ * the broadcast address, gateway_ip (may be NULL) or any entry of used (a
+ * JSON array of "a.b.c.d" strings; NULL means none; entries outside cidr are
+ * ignored). Writes it dotted-quad to out. BANGER_EBUSY when the pool is
+ * full, BANGER_EINVAL for a bad cidr, gateway or used entry. */
+int bng_net_alloc_ip(const char *cidr, const char *gateway_ip, json_t *used, char out[16]);
+
+/* A stable MAC for a VM id: "02:xx:xx:xx:xx:xx", locally administered and
+ * unicast, the rest a hash of id. */
+void bng_net_mac_from_id(const char *id, char out[18]);
+
+/* The tap name for a VM id: "bt-" + the id when it is 1-12 characters of
+ * [a-z0-9-] (banger's ids are 12 hex characters), otherwise "bt-" + 12 hex
+ * characters of a hash of id. Always a valid interface name. */
+void bng_net_tap_name(const char *id, char out[16]);
+
+#endif
