@@ -1,5 +1,5 @@
 #include "http.h"
-#include "../oci/sha256.h"
+#include "../core/sha256.h"
 
 #include <curl/curl.h>
 #include <errno.h>

@@ -85,6 +85,12 @@ int bng_m_image_show(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 int bng_m_image_build(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_image_pull(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_image_catalog(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_kernel_import(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_kernel_pull(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_kernel_list(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_kernel_show(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_kernel_rm(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_kernel_catalog(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_image_rm(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 
 #endif

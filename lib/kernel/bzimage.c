@@ -225,9 +225,14 @@ static int out_close(outfile *o, int rc)
 
 int bng_vmlinux_from_bzimage(const char *bzimage, const char *out_elf)
 {
-	if (!bzimage || !out_elf)
+	return bng_kernel_vmlinux(bzimage, bzimage, out_elf);
+}
+
+int bng_kernel_vmlinux(const char *path, const char *bzimage, const char *out_elf)
+{
+	if (!path || !out_elf)
 		return bng_err(BANGER_EINVAL, "bzImage and output paths are required");
-	int fd = open(bzimage, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return bng_err_errno(bng_code_from_errno(errno), errno, "cannot open kernel %s", bzimage);
 	struct stat st;

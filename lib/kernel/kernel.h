@@ -53,7 +53,8 @@ int bng_vmlinux_from_bzimage(const char *bzimage, const char *out_elf);
  * from the tree are skipped, so modules_root may be NULL for kernels with
  * everything built in. Dependencies come from modules.dep, or from each
  * module's .modinfo when the tree has no modules.dep. busybox NULL finds a
- * static busybox (BANGER_BUSYBOX, /bin/busybox, /usr/bin/busybox);
+ * static busybox (BANGER_BUSYBOX, /bin/busybox, /usr/bin/busybox,
+ * /usr/lib/initramfs-tools/bin/busybox);
  * init_script NULL uses the built-in guest/init/init. loaded may be NULL,
  * else it receives the module names in load order (new reference). */
 int bng_initramfs_build(const char *modules_root, const char *kver, const char *busybox, const char *init_script,
@@ -75,6 +76,10 @@ extern const char *const bng_initramfs_modules[];
 extern const size_t bng_initramfs_modules_count;
 
 /* ---- helpers shared inside lib/kernel ---- */
+
+/* bng_vmlinux_from_bzimage reading path but naming it bzimage in errors
+ * (imports name the package member, not their staging file). */
+int bng_kernel_vmlinux(const char *path, const char *bzimage, const char *out_elf);
 
 /* Unpacks a gzip/xz/zstd/lzma/bzip2/lz4 buffer with libarchive into a
  * malloc'd buffer (*out, *out_len), refusing output over max_out bytes.

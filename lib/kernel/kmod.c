@@ -358,6 +358,12 @@ static int load_dep(bng_kmod_index *idx, const char *root, FILE *f)
 		bng_kmod *m = index_add(idx, &cap, line);
 		for (char *tok = strtok(colon + 1, " \t"); tok; tok = strtok(NULL, " \t"))
 			strv_push(&m->deps, &m->ndeps, bng_kmod_name_from_path(tok));
+		/* The list is last-to-load first; keep deps in load order. */
+		for (size_t i = 0; i < m->ndeps / 2; i++) {
+			char *t = m->deps[i];
+			m->deps[i] = m->deps[m->ndeps - 1 - i];
+			m->deps[m->ndeps - 1 - i] = t;
+		}
 	}
 	free(line);
 	return rc;

@@ -4,7 +4,7 @@
 #define BANGER_OCI_INT_H
 
 #include "oci.h"
-#include "sha256.h"
+#include "../core/sha256.h"
 
 #include <curl/curl.h>
 

@@ -51,6 +51,13 @@ int call_default(const char *method, json_t **out);
 /* Opens the default context and runs method with params (stolen). */
 int call_with(const char *method, json_t *params, json_t **out);
 
+/* cmd_kernel.c */
+int cmd_kernel_import(const command *cmd, args *a);
+int cmd_kernel_pull(const command *cmd, args *a);
+int cmd_kernel_list(const command *cmd, args *a);
+int cmd_kernel_show(const command *cmd, args *a);
+int cmd_kernel_rm(const command *cmd, args *a);
+
 /* cmd_image.c */
 int cmd_image_import(const command *cmd, args *a);
 int cmd_image_register(const command *cmd, args *a);

@@ -439,6 +439,12 @@ const command commands[] = {
 	 cmd_image_list},
 	{"image show", "", "<name>", "--json", "show one image", cmd_image_show},
 	{"image rm", "delete", "<name>...", "", "remove images and their files", cmd_image_rm},
+	{"kernel import", "", "<name>", "--from= --deb= --json",
+	 "import a kernel from a directory (--from) or a Debian linux-image-*.deb (--deb)", cmd_kernel_import},
+	{"kernel pull", "", "<name>", "--json", "pull a kernel bundle from the kernel catalog", cmd_kernel_pull},
+	{"kernel list", "ls", "", "--available --json", "list kernels (--available: the catalog)", cmd_kernel_list},
+	{"kernel show", "", "<name>", "--json", "show one kernel", cmd_kernel_show},
+	{"kernel rm", "delete remove", "<name>...", "", "remove kernels and their files", cmd_kernel_rm},
 	{"completion", "", "bash|zsh|fish", "", "print a shell completion script", cmd_completion},
 	{"help", "", "[command...]", "", "show help for a command", cmd_help},
 };

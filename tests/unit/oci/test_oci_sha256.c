@@ -1,7 +1,7 @@
 /* SHA-256 against FIPS 180-2 vectors and lengths around the padding
  * boundaries, one-shot and fed in awkward pieces. */
 #include "../check.h"
-#include "oci/sha256.h"
+#include "core/sha256.h"
 
 static void hex_of(const void *data, size_t len, size_t step, char out[65])
 {

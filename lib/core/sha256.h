@@ -1,7 +1,7 @@
-/* A compact streaming SHA-256 (FIPS 180-4) for verifying OCI blobs: none of
+/* A compact streaming SHA-256 (FIPS 180-4) for blobs, bundles and files: none of
  * banger's dependencies exports one. */
-#ifndef BANGER_OCI_SHA256_H
-#define BANGER_OCI_SHA256_H
+#ifndef BANGER_SHA256_H
+#define BANGER_SHA256_H
 
 #include <stddef.h>
 #include <stdint.h>
