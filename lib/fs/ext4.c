@@ -642,6 +642,30 @@ int bng_ext4_put_file(bng_ext4 *x, const char *path, const void *data, size_t le
 	return rc;
 }
 
+int bng_ext4_put_dir(bng_ext4 *x, const char *path, mode_t mode, uid_t uid, gid_t gid)
+{
+	ext2_ino_t dir, ino;
+	char leaf[256];
+	int rc = bng_ext4_walk(x, path, true, &dir, leaf, sizeof(leaf));
+	if (rc)
+		return rc;
+	if (bng_ext4_lookup(x, dir, leaf, &ino) == 0)
+		return bng_ext4_set_meta(x, ino, mode, uid, gid, x->now);
+	return bng_ext4_mkdir(x, dir, leaf, mode, uid, gid, x->now, NULL);
+}
+
+int bng_ext4_put_symlink(bng_ext4 *x, const char *path, const char *target)
+{
+	ext2_ino_t dir;
+	char leaf[256];
+	int rc = bng_ext4_walk(x, path, true, &dir, leaf, sizeof(leaf));
+	if (!rc)
+		rc = bng_ext4_remove_at(x, dir, leaf);
+	if (!rc)
+		rc = bng_ext4_symlink(x, dir, leaf, target, 0, 0, x->now);
+	return rc;
+}
+
 int bng_ext4_set_xattr(bng_ext4 *x, ext2_ino_t ino, const char *key, const void *value, size_t len)
 {
 	struct ext2_xattr_handle *h;

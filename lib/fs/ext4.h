@@ -56,6 +56,11 @@ int bng_clean_member_name(const char *name, char *out, size_t len, const char *w
  * are created 0755 root:root. */
 int bng_ext4_put_file(bng_ext4 *fs, const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
 		      gid_t gid);
+/* Creates (or re-moded) directory path and missing parents (0755). */
+int bng_ext4_put_dir(bng_ext4 *fs, const char *path, mode_t mode, uid_t uid, gid_t gid);
+/* Creates or replaces a symlink at path. */
+int bng_ext4_put_symlink(bng_ext4 *fs, const char *path, const char *target);
+
 /* Removes a path (recursively) if it exists. */
 int bng_ext4_remove(bng_ext4 *fs, const char *path);
 

@@ -5,7 +5,7 @@
  * the ext4 writer and an unchanged image is returned as it is. */
 #include "image.h"
 #include "../core/proc.h"
-#include "../oci/sha256.h"
+#include "../core/sha256.h"
 
 #include <errno.h>
 #include <stdio.h>

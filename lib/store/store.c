@@ -26,6 +26,13 @@ static const migration migrations[] = {
 	 " id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, source TEXT NOT NULL, digest TEXT,"
 	 " rootfs TEXT NOT NULL, managed INTEGER NOT NULL, kernel TEXT, config TEXT,"
 	 " created_at TEXT NOT NULL);"},
+	{3, "vms",
+	 "CREATE TABLE vms ("
+	 " id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, image_id TEXT NOT NULL, kernel_id TEXT NOT NULL,"
+	 " vcpu INTEGER NOT NULL, memory_mib INTEGER NOT NULL, disk_size INTEGER NOT NULL,"
+	 " state TEXT NOT NULL, driver TEXT NOT NULL, vmm TEXT, ip TEXT NOT NULL UNIQUE, mac TEXT NOT NULL,"
+	 " tap TEXT NOT NULL, host_key TEXT, boot_id TEXT, error TEXT,"
+	 " created_at TEXT NOT NULL, started_at TEXT);"},
 };
 
 int bng_store_latest_version(void) { return migrations[BNG_ARRAY_LEN(migrations) - 1].version; }
