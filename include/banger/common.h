@@ -45,6 +45,10 @@ BANGER_API int banger_error_last_code(void);
 /* Stable short name of an error code, e.g. "EINVAL". */
 BANGER_API const char *banger_strerror(int code);
 
+/* Checks a VM/image/kernel name: 1-63 of [a-z0-9-], no leading or trailing
+ * '-' (a DNS label). 0 if valid, else BANGER_EINVAL with the reason. */
+BANGER_API int banger_check_name(const char *name);
+
 /* Frees any string or buffer handed out by libbanger. NULL is a no-op. */
 BANGER_API void banger_free(void *ptr);
 

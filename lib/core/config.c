@@ -25,9 +25,11 @@ typedef struct {
 static const key_spec keys[] = {
 	{"log_level", K_ENUM, "info", "debug|info|warn|error", 0, 0},
 	{"vmm", K_ENUM, "auto", "auto|firecracker|qemu", 0, 0},
+	{"qemu_accel", K_ENUM, "auto", "auto|kvm|tcg", 0, 0},
 	{"firecracker_bin", K_STRING, "", NULL, 0, 0},
 	{"ssh_key_path", K_STRING, "", NULL, 0, 0},
 	{"default_image_name", K_STRING, "debian-bookworm", NULL, 0, 0},
+	{"default_kernel_name", K_STRING, "debian-cloud", NULL, 0, 0},
 	{"image_catalog", K_STRING, "", NULL, 0, 0},
 	{"kernel_catalog", K_STRING, "", NULL, 0, 0},
 	{"debian_mirror", K_STRING, "http://deb.debian.org/debian", NULL, 0, 0},

@@ -216,3 +216,9 @@ int bng_check_name(const char *name, const char *what)
 		return bng_err(BANGER_EINVAL, "invalid %s name '%s': it cannot start or end with '-'", what, name);
 	return 0;
 }
+
+BANGER_API int banger_check_name(const char *name)
+{
+	bng_err_clear();
+	return bng_check_name(name, "vm");
+}

@@ -1,5 +1,6 @@
 /* Engine lifecycle (state-dir lock, config, store) and method dispatch. */
 #include "engine.h"
+#include "../vm/vm.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -152,6 +153,7 @@ int bng_engine_open(bng_engine **out, const char *state_dir, const char *config_
 	pthread_mutex_init(&e->reserve_lock, NULL);
 	pthread_cond_init(&e->reserve_cond, NULL);
 	e->reserved = json_object();
+	e->kvm_usable = -1;
 	bng_paths_init(&e->paths, state_dir);
 	e->images_dir = bng_asprintf("%s/images", e->paths.state_dir);
 	e->kernels_dir = bng_asprintf("%s/kernels", e->paths.state_dir);
@@ -185,6 +187,8 @@ int bng_engine_open(bng_engine **out, const char *state_dir, const char *config_
 		rc = clean_leftovers(e, e->images_dir, "images");
 	if (!rc)
 		rc = clean_leftovers(e, e->kernels_dir, "kernels");
+	if (!rc)
+		rc = bng_vm_reconcile(e);
 	if (rc) {
 		bng_engine_close(e);
 		return rc;
@@ -208,6 +212,7 @@ void bng_engine_close(bng_engine *e)
 	free(e->kernels_dir);
 	free(e->tmp_dir);
 	json_decref(e->reserved);
+	free(e->kvm_why);
 	pthread_mutex_destroy(&e->reserve_lock);
 	pthread_cond_destroy(&e->reserve_cond);
 	free(e);

@@ -38,6 +38,8 @@ typedef struct bng_engine {
 	pthread_mutex_t reserve_lock;
 	pthread_cond_t reserve_cond;
 	json_t *reserved;  /* "image:<name>" etc. being created right now */
+	int kvm_usable;    /* qemu under KVM: -1 not probed yet, 0 no, 1 yes (under reserve_lock) */
+	char *kvm_why;
 	struct timespec started; /* CLOCK_MONOTONIC */
 	time_t started_wall;
 } bng_engine;
@@ -91,6 +93,20 @@ int bng_m_kernel_list(bng_engine *e, json_t *params, json_t **result, bng_op *op
 int bng_m_kernel_show(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_kernel_rm(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_kernel_catalog(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_start(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_stop(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_restart(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_kill(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_delete(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_prune(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_list(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_show(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_logs(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_exec(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_ports(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_stats(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_set(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_image_rm(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 
 #endif

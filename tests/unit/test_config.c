@@ -82,7 +82,7 @@ static void test_defaults(void)
 	}
 	/* every documented key (docs/config.md) and nothing else */
 	static const char *const documented[] = {
-		"log_level", "vmm", "firecracker_bin", "ssh_key_path", "default_image_name", "image_catalog",
+		"log_level", "vmm", "qemu_accel", "default_kernel_name", "firecracker_bin", "ssh_key_path", "default_image_name", "image_catalog",
 		"kernel_catalog", "debian_mirror", "auto_stop_stale_after", "stats_poll_interval",
 		"metrics_poll_interval", "bridge_name", "bridge_ip", "cidr", "tap_pool_size", "default_dns",
 		"vm_defaults.vcpu", "vm_defaults.memory_mib", "vm_defaults.disk_size", "vm_defaults.system_overlay_size",

@@ -51,6 +51,23 @@ int call_default(const char *method, json_t **out);
 /* Opens the default context and runs method with params (stolen). */
 int call_with(const char *method, json_t *params, json_t **out);
 
+/* cmd_vm.c */
+int cmd_vm_create(const command *cmd, args *a);
+int cmd_vm_run(const command *cmd, args *a);
+int cmd_vm_ssh(const command *cmd, args *a);
+int cmd_vm_exec(const command *cmd, args *a);
+int cmd_vm_start(const command *cmd, args *a);
+int cmd_vm_stop(const command *cmd, args *a);
+int cmd_vm_restart(const command *cmd, args *a);
+int cmd_vm_delete(const command *cmd, args *a);
+int cmd_vm_kill(const command *cmd, args *a);
+int cmd_vm_list(const command *cmd, args *a);
+int cmd_vm_show(const command *cmd, args *a);
+int cmd_vm_logs(const command *cmd, args *a);
+int cmd_vm_generic(const command *cmd, args *a);
+int cmd_vm_prune(const command *cmd, args *a);
+int cmd_vm_set(const command *cmd, args *a);
+
 /* cmd_kernel.c */
 int cmd_kernel_import(const command *cmd, args *a);
 int cmd_kernel_pull(const command *cmd, args *a);

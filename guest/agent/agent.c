@@ -1,0 +1,1406 @@
+/* banger-agent: the guest side of banger's host <-> guest channel.
+ *
+ * Answers newline-delimited JSON requests, one reply line per request:
+ *   {"id":1,"op":"health"} -> {"id":1,"ok":true,"boot_id":"...",...}
+ * It runs inside the VM as a static binary with no dependencies, so it works
+ * in any rootfs and in the initramfs; the JSON code here is the minimum the
+ * protocol needs (lib/guest/agent.c is the host side, with jansson).
+ *
+ * Channels: by default (device mode) the virtio-serial port "banger.agent"
+ * (QEMU, which has no vhost-vsock on our hosts) and AF_VSOCK port 1024
+ * (Firecracker's hybrid vsock), whichever exist; both are retried while they
+ * are missing. --listen-unix and --stdio serve tests and debugging, and
+ * refuse power operations unless --allow-power is given. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* accept4; meson also passes it */
+#endif
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef BANGER_AGENT_VERSION
+#define BANGER_AGENT_VERSION "unknown"
+#endif
+
+#define MAX_LINE 65536 /* request bytes per line, newline excluded */
+#define MAX_CONNS 64 /* clients; the serial port or stdio has its own slot */
+#define MAX_DEPTH 32 /* JSON nesting we are willing to skip over */
+#define DEFAULT_VSOCK_PORT 1024
+#define SERIAL_NAME "banger.agent"
+#define SERIAL_LINK "/dev/virtio-ports/" SERIAL_NAME
+
+/* musl-gcc ships no kernel headers: the stable UAPI layout of
+ * <linux/vm_sockets.h>. */
+#ifndef AF_VSOCK
+#define AF_VSOCK 40
+#endif
+struct vsock_addr {
+	sa_family_t family;
+	unsigned short reserved1;
+	unsigned int port;
+	unsigned int cid;
+	unsigned char flags;
+	unsigned char zero[3];
+};
+#define VSOCK_CID_ANY 0xFFFFFFFFu
+#define VSOCK_CID_HOST 2u
+
+#define PRINTF_LIKE(a, b) __attribute__((format(printf, a, b)))
+
+static volatile sig_atomic_t stop_requested;
+
+static void logmsg(const char *fmt, ...) PRINTF_LIKE(1, 2);
+static void logmsg(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("banger-agent: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- growable output buffer ---- */
+
+typedef struct {
+	char *p;
+	size_t len, cap;
+	bool oom; /* an allocation failed: the content is incomplete */
+} buf;
+
+static void buf_reserve(buf *b, size_t extra)
+{
+	if (b->oom || b->len + extra < b->cap)
+		return;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap <= b->len + extra) {
+		if (cap > SIZE_MAX / 4) {
+			b->oom = true;
+			return;
+		}
+		cap *= 2;
+	}
+	char *p = realloc(b->p, cap);
+	if (!p) {
+		b->oom = true;
+		return;
+	}
+	b->p = p;
+	b->cap = cap;
+}
+
+static void buf_add(buf *b, const char *s, size_t n)
+{
+	buf_reserve(b, n);
+	if (b->oom)
+		return;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void buf_puts(buf *b, const char *s) { buf_add(b, s, strlen(s)); }
+
+/* For short formatted pieces (numbers): longer output marks the buffer bad. */
+static void buf_printf(buf *b, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void buf_printf(buf *b, const char *fmt, ...)
+{
+	char tmp[128];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		b->oom = true;
+	else
+		buf_add(b, tmp, (size_t)n);
+}
+
+static void buf_free(buf *b)
+{
+	free(b->p);
+	*b = (buf){0};
+}
+
+/* Length of the valid UTF-8 sequence at s, 0 if it is not one. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0], cp;
+	size_t len;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF) {
+		len = 2;
+		cp = c & 0x1F;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		len = 3;
+		cp = c & 0x0F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		len = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
+		return 0;
+	if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))
+		return 0;
+	return len;
+}
+
+/* Appends s as a JSON string. Invalid UTF-8 (command lines and host names
+ * are arbitrary bytes) becomes U+FFFD, so the host's strict parser accepts
+ * every reply. */
+static void buf_json_str(buf *b, const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	buf_add(b, "\"", 1);
+	for (size_t i = 0; i < n;) {
+		unsigned char c = u[i];
+		if (c == '"' || c == '\\') {
+			char esc[2] = {'\\', (char)c};
+			buf_add(b, esc, 2);
+			i++;
+		} else if (c == 0) {
+			/* \u0000 is valid JSON, but jansson refuses it by default. */
+			buf_add(b, "\\ufffd", 6);
+			i++;
+		} else if (c < 0x20 || c == 0x7F) {
+			buf_printf(b, "\\u%04x", c);
+			i++;
+		} else {
+			size_t l = utf8_len(u + i, n - i);
+			if (l)
+				buf_add(b, s + i, l);
+			else
+				buf_add(b, "\\ufffd", 6);
+			i += l ? l : 1;
+		}
+	}
+	buf_add(b, "\"", 1);
+}
+
+/* A C string as JSON, or null. */
+static void buf_json_cstr(buf *b, const char *s)
+{
+	if (s)
+		buf_json_str(b, s, strlen(s));
+	else
+		buf_puts(b, "null");
+}
+
+/* ---- request parsing: validates the whole line, keeps "id" and "op" ---- */
+
+typedef struct {
+	const char *p, *end;
+	const char *err; /* first error */
+} jparser;
+
+typedef struct {
+	char *out;  /* may be NULL: decode and drop */
+	size_t cap; /* bytes at out, including the NUL */
+	size_t len; /* full decoded length (may exceed cap) */
+} jsink;
+
+static bool jfail(jparser *j, const char *msg)
+{
+	if (!j->err)
+		j->err = msg;
+	return false;
+}
+
+static void jws(jparser *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+		j->p++;
+}
+
+static bool jpeek(jparser *j, char c) { return j->p < j->end && *j->p == c; }
+
+static void sink_byte(jsink *s, unsigned char c)
+{
+	if (s->out && s->len + 1 < s->cap)
+		s->out[s->len] = (char)c;
+	s->len++;
+}
+
+static void sink_cp(jsink *s, unsigned cp)
+{
+	if (cp < 0x80) {
+		sink_byte(s, (unsigned char)cp);
+	} else if (cp < 0x800) {
+		sink_byte(s, (unsigned char)(0xC0 | cp >> 6));
+		sink_byte(s, (unsigned char)(0x80 | (cp & 0x3F)));
+	} else if (cp < 0x10000) {
+		sink_byte(s, (unsigned char)(0xE0 | cp >> 12));
+		sink_byte(s, (unsigned char)(0x80 | (cp >> 6 & 0x3F)));
+		sink_byte(s, (unsigned char)(0x80 | (cp & 0x3F)));
+	} else {
+		sink_byte(s, (unsigned char)(0xF0 | cp >> 18));
+		sink_byte(s, (unsigned char)(0x80 | (cp >> 12 & 0x3F)));
+		sink_byte(s, (unsigned char)(0x80 | (cp >> 6 & 0x3F)));
+		sink_byte(s, (unsigned char)(0x80 | (cp & 0x3F)));
+	}
+}
+
+/* Four hex digits at j->p, or -1. */
+static int jhex4(jparser *j)
+{
+	if (j->end - j->p < 4)
+		return -1;
+	int v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = j->p[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	j->p += 4;
+	return v;
+}
+
+/* A string at j->p; decoded bytes go to s (truncated, NUL-terminated). */
+static bool jstring(jparser *j, jsink *s)
+{
+	if (!jpeek(j, '"'))
+		return jfail(j, "expected a string");
+	j->p++;
+	while (j->p < j->end) {
+		unsigned char c = (unsigned char)*j->p++;
+		if (c == '"') {
+			if (s->out && s->cap)
+				s->out[s->len < s->cap ? s->len : s->cap - 1] = '\0';
+			return true;
+		}
+		if (c < 0x20)
+			return jfail(j, "control character in a string");
+		if (c != '\\') {
+			sink_byte(s, c);
+			continue;
+		}
+		if (j->p >= j->end)
+			break;
+		char e = *j->p++;
+		switch (e) {
+		case '"': sink_byte(s, '"'); break;
+		case '\\': sink_byte(s, '\\'); break;
+		case '/': sink_byte(s, '/'); break;
+		case 'b': sink_byte(s, '\b'); break;
+		case 'f': sink_byte(s, '\f'); break;
+		case 'n': sink_byte(s, '\n'); break;
+		case 'r': sink_byte(s, '\r'); break;
+		case 't': sink_byte(s, '\t'); break;
+		case 'u': {
+			int cp = jhex4(j);
+			if (cp < 0)
+				return jfail(j, "bad \\u escape");
+			if (cp >= 0xD800 && cp <= 0xDBFF && j->end - j->p >= 6 && j->p[0] == '\\' && j->p[1] == 'u') {
+				jparser save = *j;
+				j->p += 2;
+				int lo = jhex4(j);
+				if (lo >= 0xDC00 && lo <= 0xDFFF)
+					cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+				else
+					*j = save; /* not a pair: the next escape stands alone */
+			}
+			sink_cp(s, cp >= 0xD800 && cp <= 0xDFFF ? 0xFFFD : (unsigned)cp);
+			break;
+		}
+		default:
+			return jfail(j, "bad escape in a string");
+		}
+	}
+	return jfail(j, "unterminated string");
+}
+
+static bool jdigits(jparser *j)
+{
+	const char *start = j->p;
+	while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+		j->p++;
+	return j->p > start;
+}
+
+/* A number at j->p; *is_int says whether it had no fraction or exponent. */
+static bool jnumber(jparser *j, bool *is_int)
+{
+	*is_int = true;
+	if (jpeek(j, '-'))
+		j->p++;
+	if (jpeek(j, '0'))
+		j->p++;
+	else if (!jdigits(j))
+		return jfail(j, "bad number");
+	if (jpeek(j, '.')) {
+		j->p++;
+		*is_int = false;
+		if (!jdigits(j))
+			return jfail(j, "bad number");
+	}
+	if (jpeek(j, 'e') || jpeek(j, 'E')) {
+		j->p++;
+		*is_int = false;
+		if (jpeek(j, '+') || jpeek(j, '-'))
+			j->p++;
+		if (!jdigits(j))
+			return jfail(j, "bad number");
+	}
+	return true;
+}
+
+static bool jliteral(jparser *j, const char *word)
+{
+	size_t n = strlen(word);
+	if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0)
+		return jfail(j, "invalid JSON value");
+	j->p += n;
+	return true;
+}
+
+/* Checks and skips any value; depth bounds the recursion. */
+static bool jvalue(jparser *j, int depth)
+{
+	if (depth > MAX_DEPTH)
+		return jfail(j, "nesting too deep");
+	jws(j);
+	if (j->p >= j->end)
+		return jfail(j, "unexpected end of line");
+	char c = *j->p;
+	if (c == '"') {
+		jsink none = {0};
+		return jstring(j, &none);
+	}
+	if (c == '-' || (c >= '0' && c <= '9')) {
+		bool is_int;
+		return jnumber(j, &is_int);
+	}
+	if (c == 't')
+		return jliteral(j, "true");
+	if (c == 'f')
+		return jliteral(j, "false");
+	if (c == 'n')
+		return jliteral(j, "null");
+	if (c != '{' && c != '[')
+		return jfail(j, "invalid JSON value");
+	char close = c == '{' ? '}' : ']';
+	j->p++;
+	jws(j);
+	if (jpeek(j, close)) {
+		j->p++;
+		return true;
+	}
+	for (;;) {
+		if (c == '{') {
+			jws(j);
+			jsink none = {0};
+			if (!jstring(j, &none))
+				return false;
+			jws(j);
+			if (!jpeek(j, ':'))
+				return jfail(j, "expected ':'");
+			j->p++;
+		}
+		if (!jvalue(j, depth + 1))
+			return false;
+		jws(j);
+		if (jpeek(j, ',')) {
+			j->p++;
+			continue;
+		}
+		if (jpeek(j, close)) {
+			j->p++;
+			return true;
+		}
+		return jfail(j, c == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
+	}
+}
+
+typedef struct {
+	bool has_id;
+	long long id;
+	bool has_op;
+	char op[40];
+	size_t op_len; /* full length; over sizeof(op) - 1 means truncated */
+} request;
+
+static bool parse_id(jparser *j, request *r)
+{
+	if (jpeek(j, 'n'))
+		return jliteral(j, "null");
+	const char *start = j->p;
+	bool is_int;
+	if (!(jpeek(j, '-') || (j->p < j->end && *j->p >= '0' && *j->p <= '9')) || !jnumber(j, &is_int) || !is_int)
+		return jfail(j, "\"id\" must be an integer");
+	char tmp[24];
+	size_t n = (size_t)(j->p - start);
+	if (n >= sizeof(tmp))
+		return jfail(j, "\"id\" out of range");
+	memcpy(tmp, start, n);
+	tmp[n] = '\0';
+	errno = 0;
+	long long v = strtoll(tmp, NULL, 10);
+	if (errno)
+		return jfail(j, "\"id\" out of range");
+	r->has_id = true;
+	r->id = v;
+	return true;
+}
+
+/* Parses one request line; NULL on success, else what is wrong. r->has_id
+ * is kept even on failure, so the error can still name the request. */
+static const char *parse_request(const char *s, size_t n, request *r)
+{
+	jparser j = {s, s + n, NULL};
+	memset(r, 0, sizeof(*r));
+	jws(&j);
+	if (!jpeek(&j, '{'))
+		return "a request must be a JSON object";
+	j.p++;
+	jws(&j);
+	if (jpeek(&j, '}')) {
+		j.p++;
+	} else {
+		for (;;) {
+			char key[4];
+			jsink ks = {key, sizeof(key), 0};
+			jws(&j);
+			if (!jstring(&j, &ks))
+				return j.err;
+			jws(&j);
+			if (!jpeek(&j, ':'))
+				return "expected ':'";
+			j.p++;
+			jws(&j);
+			if (ks.len == 2 && memcmp(key, "id", 2) == 0) {
+				if (!parse_id(&j, r))
+					return j.err;
+			} else if (ks.len == 2 && memcmp(key, "op", 2) == 0) {
+				if (!jpeek(&j, '"'))
+					return "\"op\" must be a string";
+				jsink os = {r->op, sizeof(r->op), 0};
+				if (!jstring(&j, &os))
+					return j.err;
+				r->has_op = true;
+				r->op_len = os.len;
+			} else if (!jvalue(&j, 1)) {
+				return j.err;
+			}
+			jws(&j);
+			if (jpeek(&j, ',')) {
+				j.p++;
+				continue;
+			}
+			if (jpeek(&j, '}')) {
+				j.p++;
+				break;
+			}
+			return "expected ',' or '}'";
+		}
+	}
+	jws(&j);
+	if (j.p != j.end)
+		return "trailing data after the request object";
+	return NULL;
+}
+
+/* ---- small file helpers ---- */
+
+/* Reads up to cap - 1 bytes of a (proc) file, NUL-terminated; -1 on error. */
+static ssize_t read_small(const char *path, char *out, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t len = 0;
+	while (len + 1 < cap) {
+		ssize_t n = read(fd, out + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			close(fd);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	out[len] = '\0';
+	return (ssize_t)len;
+}
+
+static void rtrim(char *s)
+{
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == '\n' || s[n - 1] == ' ' || s[n - 1] == '\r' || s[n - 1] == '\t'))
+		s[--n] = '\0';
+}
+
+/* ---- ops: each appends its fields after "id" or returns an error ---- */
+
+static const char *op_health(buf *b)
+{
+	char boot_id[64];
+	bool have_boot_id = read_small("/proc/sys/kernel/random/boot_id", boot_id, sizeof(boot_id)) > 0;
+	if (have_boot_id)
+		rtrim(boot_id);
+	struct timespec up = {0, 0};
+	clock_gettime(CLOCK_BOOTTIME, &up);
+	struct utsname un;
+	bool have_uname = uname(&un) == 0;
+
+	buf_puts(b, ",\"ok\":true,\"boot_id\":");
+	buf_json_cstr(b, have_boot_id ? boot_id : NULL);
+	buf_printf(b, ",\"uptime_s\":%lld.%02ld", (long long)up.tv_sec, up.tv_nsec / 10000000);
+	buf_puts(b, ",\"version\":");
+	buf_json_cstr(b, BANGER_AGENT_VERSION);
+	buf_puts(b, ",\"hostname\":");
+	buf_json_cstr(b, have_uname ? un.nodename : NULL);
+	return NULL;
+}
+
+static const char *op_sync(buf *b)
+{
+	sync();
+	buf_puts(b, ",\"ok\":true");
+	return NULL;
+}
+
+typedef struct {
+	const char *proto;
+	char addr[INET6_ADDRSTRLEN];
+	unsigned port;
+	unsigned long inode;
+	int pid; /* 0: no owner found */
+} port_ent;
+
+typedef struct {
+	port_ent *v;
+	size_t n, cap;
+} port_list;
+
+/* Appends the listening (TCP) or bound, unconnected (UDP) sockets of one
+ * /proc/net table. A missing table (no IPv6) is not an error. */
+static const char *read_net_table(const char *path, const char *proto, bool v6, bool tcp, port_list *l)
+{
+	static char err[96];
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		if (errno == ENOENT && v6)
+			return NULL;
+		snprintf(err, sizeof(err), "cannot read %s: %s", path, strerror(errno));
+		return err;
+	}
+	char line[512];
+	if (!fgets(line, sizeof(line), f)) { /* header */
+		fclose(f);
+		return NULL;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char local[40];
+		unsigned port, st;
+		unsigned long inode;
+		if (sscanf(line, " %*u: %39[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x %*s %*s %*s %*s %*s %lu", local, &port,
+			   &st, &inode) != 4)
+			continue;
+		/* 0x0A is TCP_LISTEN; an unconnected UDP socket sits in TCP_CLOSE (7). */
+		if (tcp ? st != 0x0A : st != 0x07 || port == 0)
+			continue;
+		size_t hex = strlen(local);
+		if (hex != (v6 ? 32u : 8u) || port > 65535)
+			continue;
+		/* The kernel prints the address as 32-bit words in host order. */
+		unsigned char bytes[16];
+		for (size_t i = 0; i < hex / 8; i++) {
+			char word[9];
+			memcpy(word, local + 8 * i, 8);
+			word[8] = '\0';
+			uint32_t w = (uint32_t)strtoul(word, NULL, 16);
+			memcpy(bytes + 4 * i, &w, 4);
+		}
+		if (l->n == l->cap) {
+			size_t cap = l->cap ? l->cap * 2 : 32;
+			port_ent *v = realloc(l->v, cap * sizeof(*v));
+			if (!v) {
+				fclose(f);
+				return "out of memory";
+			}
+			l->v = v;
+			l->cap = cap;
+		}
+		port_ent *e = &l->v[l->n];
+		if (!inet_ntop(v6 ? AF_INET6 : AF_INET, bytes, e->addr, sizeof(e->addr)))
+			continue;
+		e->proto = proto;
+		e->port = port;
+		e->inode = inode;
+		e->pid = 0;
+		l->n++;
+	}
+	fclose(f);
+	return NULL;
+}
+
+typedef struct {
+	unsigned long inode;
+	int pid;
+} owner;
+
+static int cmp_owner(const void *a, const void *b)
+{
+	unsigned long x = ((const owner *)a)->inode, y = ((const owner *)b)->inode;
+	return x < y ? -1 : x > y;
+}
+
+/* Finds each socket's owning process through the /proc/<pid>/fd links. A
+ * socket shared by several processes (a forking server) goes to the lowest
+ * pid, usually the parent that opened it. */
+static void find_owners(port_list *l)
+{
+	if (!l->n)
+		return;
+	owner *own = calloc(l->n, sizeof(*own));
+	if (!own)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		own[i].inode = l->v[i].inode;
+	qsort(own, l->n, sizeof(*own), cmp_owner);
+
+	DIR *proc = opendir("/proc");
+	struct dirent *de;
+	while (proc && (de = readdir(proc))) {
+		char *endp;
+		long pid = strtol(de->d_name, &endp, 10);
+		if (*endp || pid <= 0 || pid > INT_MAX)
+			continue;
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
+		int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0)
+			continue;
+		DIR *fds = fdopendir(dfd);
+		if (!fds) {
+			close(dfd);
+			continue;
+		}
+		struct dirent *fe;
+		while ((fe = readdir(fds))) {
+			char link[64];
+			ssize_t k = readlinkat(dirfd(fds), fe->d_name, link, sizeof(link) - 1);
+			if (k <= 0)
+				continue;
+			link[k] = '\0';
+			owner key = {0, 0};
+			if (sscanf(link, "socket:[%lu]", &key.inode) != 1 || key.inode == 0)
+				continue;
+			owner *hit = bsearch(&key, own, l->n, sizeof(*own), cmp_owner);
+			if (hit && (!hit->pid || pid < hit->pid))
+				hit->pid = (int)pid;
+		}
+		closedir(fds);
+	}
+	if (proc)
+		closedir(proc);
+	for (size_t i = 0; i < l->n; i++) {
+		owner key = {l->v[i].inode, 0};
+		owner *hit = l->v[i].inode ? bsearch(&key, own, l->n, sizeof(*own), cmp_owner) : NULL;
+		l->v[i].pid = hit ? hit->pid : 0;
+	}
+	free(own);
+}
+
+static int cmp_port(const void *a, const void *b)
+{
+	const port_ent *x = a, *y = b;
+	if (x->port != y->port)
+		return x->port < y->port ? -1 : 1;
+	int c = strcmp(x->proto, y->proto);
+	if (c)
+		return c;
+	c = strcmp(x->addr, y->addr);
+	if (c)
+		return c;
+	return x->pid < y->pid ? -1 : x->pid > y->pid;
+}
+
+static const char *op_ports(buf *b)
+{
+	static const struct {
+		const char *path, *proto;
+		bool v6, tcp;
+	} tables[] = {
+		{"/proc/net/tcp", "tcp", false, true},
+		{"/proc/net/tcp6", "tcp6", true, true},
+		{"/proc/net/udp", "udp", false, false},
+		{"/proc/net/udp6", "udp6", true, false},
+	};
+	port_list l = {0};
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		const char *err = read_net_table(tables[i].path, tables[i].proto, tables[i].v6, tables[i].tcp, &l);
+		if (err) {
+			free(l.v);
+			return err;
+		}
+	}
+	find_owners(&l);
+	if (l.n)
+		qsort(l.v, l.n, sizeof(*l.v), cmp_port);
+
+	buf_puts(b, ",\"ok\":true,\"ports\":[");
+	bool first = true;
+	for (size_t i = 0; i < l.n; i++) {
+		const port_ent *e = &l.v[i];
+		/* SO_REUSEPORT groups list the same socket address once per socket. */
+		if (i && cmp_port(e, &l.v[i - 1]) == 0)
+			continue;
+		buf_puts(b, first ? "{\"proto\":" : ",{\"proto\":");
+		first = false;
+		buf_json_cstr(b, e->proto);
+		buf_puts(b, ",\"address\":");
+		buf_json_cstr(b, e->addr);
+		buf_printf(b, ",\"port\":%u", e->port);
+		char comm[64], cmd[4096], path[64];
+		bool have_comm = false, have_cmd = false;
+		if (e->pid) {
+			buf_printf(b, ",\"pid\":%d", e->pid);
+			snprintf(path, sizeof(path), "/proc/%d/comm", e->pid);
+			have_comm = read_small(path, comm, sizeof(comm)) > 0;
+			if (have_comm)
+				rtrim(comm);
+			snprintf(path, sizeof(path), "/proc/%d/cmdline", e->pid);
+			ssize_t n = read_small(path, cmd, sizeof(cmd));
+			/* Arguments are NUL-separated; a kernel thread has none. */
+			for (ssize_t k = 0; k < n; k++)
+				if (cmd[k] == '\0')
+					cmd[k] = ' ';
+			if (n > 0) {
+				rtrim(cmd);
+				have_cmd = cmd[0] != '\0';
+			}
+		} else {
+			buf_puts(b, ",\"pid\":null");
+		}
+		buf_puts(b, ",\"process\":");
+		buf_json_cstr(b, have_comm ? comm : NULL);
+		buf_puts(b, ",\"command\":");
+		buf_json_cstr(b, have_cmd ? cmd : NULL);
+		buf_puts(b, "}");
+	}
+	buf_puts(b, "]");
+	free(l.v);
+	return NULL;
+}
+
+static const struct {
+	const char *name;
+	const char *(*fn)(buf *b);
+	int power; /* reboot(2) command, 0 for ordinary ops */
+} ops[] = {
+	{"health", op_health, 0},
+	{"ports", op_ports, 0},
+	{"sync", op_sync, 0},
+	{"poweroff", NULL, RB_POWER_OFF},
+	{"reboot", NULL, RB_AUTOBOOT},
+};
+
+/* ---- connections ---- */
+
+enum conn_kind { CONN_STREAM, CONN_SERIAL, CONN_STDIO };
+
+typedef struct {
+	enum conn_kind kind;
+	int rfd, wfd;
+	char *in; /* MAX_LINE + 1 bytes: a full line and its newline */
+	size_t in_len;
+	bool discarding; /* inside an oversized line: drop through its newline */
+	bool eof;        /* the peer is done sending: close once answered */
+	bool dead;
+	buf out;
+	size_t out_off;
+} conn;
+
+static struct {
+	bool allow_power;
+	conn *conns[MAX_CONNS + 1];
+	size_t nconns;
+	int listen_fd; /* --listen-unix or vsock; -1 if none */
+	bool listen_vsock;
+	/* device mode */
+	bool device_mode;
+	const char *device; /* --device, else discovered */
+	unsigned vsock_port; /* 0: off */
+	conn *serial;
+	long long serial_retry_at, vsock_retry_at;
+	int vsock_backoff_ms;
+	bool serial_logged, vsock_logged;
+} g = {.listen_fd = -1};
+
+static bool out_pending(const conn *c) { return c->out_off < c->out.len; }
+
+static conn *conn_new(enum conn_kind kind, int rfd, int wfd)
+{
+	if (g.nconns >= MAX_CONNS + (kind == CONN_STREAM ? 0 : 1))
+		return NULL;
+	conn *c = calloc(1, sizeof(*c));
+	if (c)
+		c->in = malloc(MAX_LINE + 1);
+	if (!c || !c->in) {
+		free(c);
+		return NULL;
+	}
+	c->kind = kind;
+	c->rfd = rfd;
+	c->wfd = wfd;
+	g.conns[g.nconns++] = c;
+	return c;
+}
+
+static void conn_free(conn *c)
+{
+	if (c->kind != CONN_STDIO) {
+		close(c->rfd);
+		if (c->wfd != c->rfd)
+			close(c->wfd);
+	}
+	buf_free(&c->out);
+	free(c->in);
+	free(c);
+}
+
+static void conn_flush(conn *c)
+{
+	while (out_pending(c)) {
+		ssize_t w = write(c->wfd, c->out.p + c->out_off, c->out.len - c->out_off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (w <= 0) {
+			c->dead = true;
+			return;
+		}
+		c->out_off += (size_t)w;
+	}
+	c->out.len = c->out_off = 0;
+	if (c->out.cap > (1u << 20)) /* do not keep a large ports reply around */
+		buf_free(&c->out);
+}
+
+/* The reply must leave before the machine does. Bounded, so a host that
+ * stopped reading cannot keep the VM up. */
+static void conn_flush_bounded(conn *c, int ms)
+{
+	long long end = now_ms() + ms;
+	conn_flush(c);
+	while (!c->dead && out_pending(c) && now_ms() < end) {
+		struct pollfd p = {c->wfd, POLLOUT, 0};
+		poll(&p, 1, 50);
+		conn_flush(c);
+	}
+}
+
+static void do_power(conn *c, int cmd)
+{
+	conn_flush_bounded(c, 2000);
+	sync();
+	/* Written is not yet read: give the host a moment before the channel
+	 * disappears with the machine. */
+	struct timespec ts = {0, 200 * 1000000L};
+	nanosleep(&ts, NULL);
+	if (reboot(cmd) != 0)
+		logmsg("reboot: %s", strerror(errno));
+}
+
+static void reply_error(buf *b, const char *msg)
+{
+	buf_puts(b, ",\"ok\":false,\"error\":");
+	buf_json_cstr(b, msg);
+}
+
+/* Answers one request line into c->out; runs a power op after its reply. */
+static void handle_line(conn *c, const char *line, size_t n)
+{
+	while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+		n--;
+	size_t lead = 0;
+	while (lead < n && (line[lead] == ' ' || line[lead] == '\t'))
+		lead++;
+	if (lead == n)
+		return; /* blank line: nothing asked, nothing answered */
+
+	request r;
+	const char *err = parse_request(line, n, &r);
+	buf b = {0};
+	int power = 0;
+	if (r.has_id)
+		buf_printf(&b, "{\"id\":%lld", r.id);
+	else
+		buf_puts(&b, "{\"id\":null");
+	if (err) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "malformed request: %s", err);
+		reply_error(&b, msg);
+	} else if (!r.has_op) {
+		reply_error(&b, "missing \"op\"");
+	} else {
+		size_t i;
+		for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+			if (r.op_len == strlen(ops[i].name) && memcmp(r.op, ops[i].name, r.op_len) == 0)
+				break;
+		if (i == sizeof(ops) / sizeof(ops[0])) {
+			/* Raw bytes (the op may hold a NUL from \u0000): buf_json_str escapes them. */
+			buf msg = {0};
+			size_t shown = r.op_len < sizeof(r.op) ? r.op_len : sizeof(r.op) - 1;
+			buf_puts(&msg, "unknown op \"");
+			buf_add(&msg, r.op, shown);
+			buf_puts(&msg, shown < r.op_len ? "...\"" : "\"");
+			buf_puts(&b, ",\"ok\":false,\"error\":");
+			buf_json_str(&b, msg.p ? msg.p : "", msg.len);
+			b.oom = b.oom || msg.oom;
+			buf_free(&msg);
+		} else if (ops[i].power && !g.allow_power) {
+			reply_error(&b, "power operations are disabled in this mode (start the agent with --allow-power)");
+		} else if (ops[i].power && geteuid() != 0) {
+			reply_error(&b, "power operations need the agent to run as root");
+		} else if (ops[i].power) {
+			buf_puts(&b, ",\"ok\":true");
+			power = ops[i].power;
+		} else {
+			buf fields = {0};
+			const char *op_err = ops[i].fn(&fields);
+			if (op_err)
+				reply_error(&b, op_err);
+			else if (!fields.oom && fields.len)
+				buf_add(&b, fields.p, fields.len);
+			else
+				b.oom = true;
+			buf_free(&fields);
+		}
+	}
+	buf_puts(&b, "}\n");
+	if (b.oom) {
+		buf_free(&b);
+		if (r.has_id)
+			buf_printf(&b, "{\"id\":%lld,\"ok\":false,\"error\":\"out of memory\"}\n", r.id);
+		else
+			buf_puts(&b, "{\"id\":null,\"ok\":false,\"error\":\"out of memory\"}\n");
+	}
+	buf_add(&c->out, b.p ? b.p : "", b.len);
+	buf_free(&b);
+	if (c->out.oom) { /* nothing sensible left to send on this connection */
+		c->dead = true;
+		return;
+	}
+	if (power)
+		do_power(c, power);
+}
+
+/* Answers every complete line in c->in, pausing while a reply is still
+ * being written (backpressure: one reply is buffered at most). */
+static void conn_process(conn *c)
+{
+	size_t start = 0;
+	while (!c->dead && !out_pending(c)) {
+		char *line = c->in + start;
+		char *nl = memchr(line, '\n', c->in_len - start);
+		if (!nl) {
+			if (c->discarding) {
+				start = c->in_len;
+			} else if (c->in_len - start > MAX_LINE) {
+				buf_puts(&c->out, "{\"id\":null,\"ok\":false,\"error\":\"request line longer than 65536 bytes\"}\n");
+				c->discarding = true;
+				start = c->in_len;
+				conn_flush(c);
+			}
+			break;
+		}
+		size_t n = (size_t)(nl - line);
+		start += n + 1;
+		if (c->discarding) {
+			c->discarding = false;
+			continue;
+		}
+		handle_line(c, line, n);
+		conn_flush(c);
+	}
+	if (start) {
+		memmove(c->in, c->in + start, c->in_len - start);
+		c->in_len -= start;
+	}
+}
+
+static void conn_read(conn *c, short rev)
+{
+	if (c->in_len > MAX_LINE) { /* cannot happen: conn_process empties a full buffer */
+		c->dead = true;
+		return;
+	}
+	ssize_t n = read(c->rfd, c->in + c->in_len, MAX_LINE + 1 - c->in_len);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
+		/* A hangup with nothing to read would make poll spin. */
+		if (errno != EINTR && !(rev & POLLIN) && (rev & (POLLHUP | POLLERR)))
+			c->dead = true;
+		return;
+	}
+	if (n < 0 || (n == 0 && c->kind == CONN_SERIAL)) {
+		c->dead = true; /* a serial EOF is the host hanging up: reopen later */
+		return;
+	}
+	if (n == 0) {
+		c->eof = true;
+		if (c->in_len && !c->discarding)
+			c->in[c->in_len++] = '\n'; /* answer a last, unterminated request */
+	} else {
+		c->in_len += (size_t)n;
+	}
+	conn_process(c);
+}
+
+static void conn_event(conn *c, short rev)
+{
+	if (!rev)
+		return;
+	if (rev & POLLNVAL) {
+		c->dead = true;
+		return;
+	}
+	if (out_pending(c)) {
+		if (!(rev & POLLOUT)) { /* hung up while we still had a reply to send */
+			c->dead = true;
+			return;
+		}
+		conn_flush(c);
+		if (!c->dead && !out_pending(c))
+			conn_process(c);
+	} else {
+		conn_read(c, rev);
+	}
+}
+
+/* ---- listeners and device discovery ---- */
+
+/* Accepts while there is room; past MAX_CONNS clients wait in the backlog
+ * (serve() stops polling the listener) instead of being dropped. */
+static void accept_all(void)
+{
+	while (g.nconns < MAX_CONNS) {
+		struct sockaddr_storage sa;
+		socklen_t len = sizeof(sa);
+		int fd = accept4(g.listen_fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			logmsg("accept: %s", strerror(errno));
+			if (g.listen_vsock) { /* e.g. the transport went away: listen afresh */
+				close(g.listen_fd);
+				g.listen_fd = -1;
+				g.vsock_retry_at = now_ms() + 1000;
+			} else { /* the listener stays readable: do not spin */
+				struct timespec ts = {0, 100 * 1000000L};
+				nanosleep(&ts, NULL);
+			}
+			return;
+		}
+		/* In the guest only the host (CID 2) may drive the agent. */
+		if (g.listen_vsock && ((struct vsock_addr *)&sa)->cid != VSOCK_CID_HOST) {
+			close(fd);
+			continue;
+		}
+		if (!conn_new(CONN_STREAM, fd, fd))
+			close(fd); /* out of memory */
+	}
+}
+
+/* The virtio-serial port: --device, udev's link, or a scan of sysfs when
+ * there is no udev (initramfs). */
+static bool find_serial(char *path, size_t cap)
+{
+	if (g.device) {
+		snprintf(path, cap, "%s", g.device);
+		return access(path, F_OK) == 0;
+	}
+	if (access(SERIAL_LINK, F_OK) == 0) {
+		snprintf(path, cap, "%s", SERIAL_LINK);
+		return true;
+	}
+	DIR *d = opendir("/sys/class/virtio-ports");
+	struct dirent *de;
+	bool found = false;
+	while (d && !found && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char name_path[sizeof(de->d_name) + 40], name[64];
+		snprintf(name_path, sizeof(name_path), "/sys/class/virtio-ports/%s/name", de->d_name);
+		if (read_small(name_path, name, sizeof(name)) <= 0)
+			continue;
+		rtrim(name);
+		if (strcmp(name, SERIAL_NAME) == 0) {
+			snprintf(path, cap, "/dev/%s", de->d_name);
+			found = true;
+		}
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static int vsock_listen(unsigned port)
+{
+	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct vsock_addr a = {.family = AF_VSOCK, .port = port, .cid = VSOCK_CID_ANY};
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 16) != 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+/* Opens whichever device-mode channels are missing and due; *timeout gets
+ * the wait until the next retry. */
+static void device_tick(int *timeout)
+{
+	long long now = now_ms();
+	if (!g.serial && now >= g.serial_retry_at) {
+		char path[PATH_MAX];
+		bool exists = find_serial(path, sizeof(path));
+		int fd = exists ? open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY) : -1;
+		if (fd >= 0) {
+			g.serial = conn_new(CONN_SERIAL, fd, fd);
+			if (!g.serial) {
+				close(fd);
+			} else if (!g.serial_logged) {
+				logmsg("serving %s", path); /* once: it is reopened at every host hangup */
+				g.serial_logged = true;
+			}
+		}
+		/* Poll a present but unopenable port often, a missing one rarely. */
+		if (!g.serial)
+			g.serial_retry_at = now + (exists ? 200 : 1000);
+	}
+	if (g.vsock_port && g.listen_fd < 0 && now >= g.vsock_retry_at) {
+		int fd = vsock_listen(g.vsock_port);
+		if (fd >= 0) {
+			g.listen_fd = fd;
+			g.listen_vsock = true;
+			logmsg("listening on vsock port %u", g.vsock_port);
+		} else {
+			if (!g.vsock_logged)
+				logmsg("vsock port %u unavailable (%s); retrying", g.vsock_port, strerror(-fd));
+			g.vsock_logged = true;
+			/* Each failed socket() may run modprobe: back off. */
+			g.vsock_backoff_ms = g.vsock_backoff_ms ? g.vsock_backoff_ms * 2 : 1000;
+			if (g.vsock_backoff_ms > 30000)
+				g.vsock_backoff_ms = 30000;
+			g.vsock_retry_at = now + g.vsock_backoff_ms;
+		}
+	}
+	long long next = -1;
+	if (!g.serial)
+		next = g.serial_retry_at;
+	if (g.vsock_port && g.listen_fd < 0 && (next < 0 || g.vsock_retry_at < next))
+		next = g.vsock_retry_at;
+	if (next >= 0)
+		*timeout = next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
+}
+
+static int listen_unix(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		logmsg("socket path %s is too long", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	struct stat st;
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path); /* a stale socket from an earlier run */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 16) != 0) {
+		logmsg("cannot listen on %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void serve(bool stdio_mode)
+{
+	while (!stop_requested) {
+		int timeout = -1;
+		if (g.device_mode)
+			device_tick(&timeout);
+		struct pollfd pfd[MAX_CONNS + 2];
+		size_t polled = g.nconns, np = 0;
+		for (size_t i = 0; i < polled; i++) {
+			conn *c = g.conns[i];
+			pfd[np++] = out_pending(c) ? (struct pollfd){c->wfd, POLLOUT, 0} : (struct pollfd){c->rfd, POLLIN, 0};
+		}
+		if (g.listen_fd >= 0 && g.nconns < MAX_CONNS)
+			pfd[np++] = (struct pollfd){g.listen_fd, POLLIN, 0};
+		if (np == 0 && timeout < 0)
+			return;
+		if (poll(pfd, np, timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			logmsg("poll: %s", strerror(errno));
+			return;
+		}
+		for (size_t i = 0; i < polled; i++)
+			conn_event(g.conns[i], pfd[i].revents);
+		if (np > polled && pfd[polled].revents)
+			accept_all();
+		/* Drop finished connections; the serial port is reopened later. */
+		size_t keep = 0;
+		for (size_t i = 0; i < g.nconns; i++) {
+			conn *c = g.conns[i];
+			if (c->eof && !c->dead && !out_pending(c))
+				c->dead = true;
+			if (!c->dead) {
+				g.conns[keep++] = c;
+				continue;
+			}
+			if (c == g.serial) {
+				g.serial = NULL;
+				g.serial_retry_at = now_ms() + 200;
+			}
+			conn_free(c);
+		}
+		g.nconns = keep;
+		if (stdio_mode && g.nconns == 0)
+			return;
+	}
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: banger-agent [--device PATH] [--vsock-port N] [--allow-power]\n"
+	      "       banger-agent --listen-unix PATH [--allow-power]\n"
+	      "       banger-agent --stdio [--allow-power]\n"
+	      "       banger-agent --version\n"
+	      "Serves banger's guest agent protocol: one JSON request per line.\n"
+	      "Default (device mode): the virtio-serial port " SERIAL_NAME " and vsock port 1024.\n"
+	      "  --device PATH     serve this character device instead of the " SERIAL_NAME " port\n"
+	      "  --vsock-port N    vsock port to listen on (0: none; default 1024)\n"
+	      "  --listen-unix P   serve a Unix socket instead (tests)\n"
+	      "  --stdio           serve stdin/stdout instead (tests)\n"
+	      "  --allow-power     allow poweroff/reboot outside device mode\n",
+	      f);
+}
+
+int main(int argc, char **argv)
+{
+	const char *unix_path = NULL;
+	bool stdio_mode = false;
+	g.vsock_port = DEFAULT_VSOCK_PORT;
+	bool allow_power = false;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		bool has_val = i + 1 < argc;
+		if (strcmp(a, "--listen-unix") == 0 && has_val) {
+			unix_path = argv[++i];
+		} else if (strcmp(a, "--stdio") == 0) {
+			stdio_mode = true;
+		} else if (strcmp(a, "--device") == 0 && has_val) {
+			g.device = argv[++i];
+		} else if (strcmp(a, "--vsock-port") == 0 && has_val) {
+			char *end;
+			unsigned long p = strtoul(argv[++i], &end, 10);
+			if (*end || p > UINT32_MAX - 1) {
+				logmsg("bad vsock port %s", argv[i]);
+				return 2;
+			}
+			g.vsock_port = (unsigned)p;
+		} else if (strcmp(a, "--allow-power") == 0) {
+			allow_power = true;
+		} else if (strcmp(a, "--version") == 0) {
+			puts(BANGER_AGENT_VERSION);
+			return 0;
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (unix_path && stdio_mode) {
+		logmsg("--listen-unix and --stdio are exclusive");
+		return 2;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	if (getpid() == 1) {
+		/* As init (a bare initramfs) exiting would panic the kernel: ignore
+		 * SIGTERM, and let the kernel reap orphans. */
+		signal(SIGCHLD, SIG_IGN);
+	} else {
+		struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: poll returns */
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+	}
+
+	if (unix_path) {
+		g.listen_fd = listen_unix(unix_path);
+		if (g.listen_fd < 0)
+			return 1;
+		g.allow_power = allow_power;
+	} else if (stdio_mode) {
+		if (!conn_new(CONN_STDIO, STDIN_FILENO, STDOUT_FILENO)) {
+			logmsg("out of memory");
+			return 1;
+		}
+		g.allow_power = allow_power;
+	} else {
+		g.device_mode = true;
+		g.allow_power = true; /* the host powering off its own VM is the point */
+	}
+	serve(stdio_mode);
+	if (unix_path)
+		unlink(unix_path);
+	return 0;
+}

@@ -1,0 +1,41 @@
+/* Host side of the guest agent protocol (guest/agent/agent.c): one JSON
+ * request per line, {"id":N,"op":"health"}, one reply line per request with
+ * the same id and "ok". The channel is a Unix socket: QEMU's chardev for the
+ * virtio-serial port "banger.agent", or Firecracker's hybrid vsock socket
+ * (CONNECT <port> / OK <hostport> handshake first). */
+#ifndef BANGER_GUEST_AGENT_H
+#define BANGER_GUEST_AGENT_H
+
+#include "../core/internal.h"
+#include "../engine/engine.h"
+
+#include <stdint.h>
+
+#define BNG_AGENT_VSOCK_PORT 1024
+#define BNG_AGENT_SERIAL_NAME "banger.agent" /* virtio-serial port name */
+#define BNG_AGENT_REPLY_MAX (16u << 20)      /* longest reply line we accept */
+
+/* Connects to a Unix socket (QEMU's chardev for the agent's port), waiting
+ * at most timeout_ms for a full backlog to drain. One attempt: ECONNECT if
+ * nothing listens there. */
+int bng_agent_connect_unix(const char *path, int timeout_ms, int *fd);
+
+/* Connects through Firecracker's vsock Unix socket to guest port `port`:
+ * sends "CONNECT <port>\n" and expects "OK <hostport>\n" within timeout_ms.
+ * ECONNECT when the guest is not listening (Firecracker hangs up). */
+int bng_agent_connect_vsock_uds(const char *uds_path, uint32_t port, int timeout_ms, int *fd);
+
+/* Sends {"id","op"} on fd and waits up to timeout_ms for the reply with that
+ * id, skipping stale replies to earlier, timed-out calls; the fd stays
+ * usable after a timeout. *reply gets the whole reply object (new
+ * reference). ETIMEDOUT on timeout, ECONNECT if the agent hangs up, EIO with
+ * the agent's message for an {"ok":false} reply, EPROTO for a bad reply. */
+int bng_agent_call(int fd, const char *op, int timeout_ms, json_t **reply);
+
+/* Connects (vsock: through the Firecracker UDS at path_or_uds to port 1024;
+ * else the Unix socket at path_or_uds) and asks for "health" until the agent
+ * answers or timeout_ms pass, cancellable through op (may be NULL). *health
+ * gets the health reply. ETIMEDOUT names the last failure. */
+int bng_agent_wait_healthy(const char *path_or_uds, bool vsock, int timeout_ms, bng_op *op, json_t **health);
+
+#endif

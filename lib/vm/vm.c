@@ -1,0 +1,1028 @@
+/* The VM lifecycle. A VM is a row (state, resources) plus:
+ *   <state>/vms/<id>/overlay.ext4  the per-VM writable disk (sparse, O(1) to
+ *                                  create); banger's initramfs stacks it over
+ *                                  the image's read-only base with overlayfs
+ *   <state>/vms/<id>/console.log   the guest's serial console
+ *   <state>/vms/<id>/vmm.log       the VMM's own output
+ *   <runtime>/<id>/                control and agent sockets
+ * Create and boot report stages (resolve, network, disk, boot, agent, ssh,
+ * ready) with their timings. */
+#include "vm.h"
+#include "../core/units.h"
+#include "../fs/ext4.h"
+#include "../guest/agent.h"
+#include "../image/image.h"
+#include "../kernel/store.h"
+#include "../net/net.h"
+#include "../ssh/ssh.h"
+#include "../vmm/vmm.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define AGENT_TIMEOUT_MS 120000
+#define SSH_TIMEOUT_MS 90000
+#define STOP_TIMEOUT_MS 30000
+
+static const char columns[] = "id, name, image_id, kernel_id, vcpu, memory_mib, disk_size, state, driver, vmm, ip, "
+			      "mac, tap, host_key, boot_id, error, created_at, started_at";
+
+/* ---- rows ---- */
+
+static int vm_get(bng_engine *e, const char *ref, json_t **vm)
+{
+	json_t *rows;
+	char *sql = bng_asprintf("SELECT %s FROM vms WHERE name = ?1 OR id = ?1", columns);
+	int rc = bng_store_query(&e->store, &rows, sql, 1, &ref);
+	free(sql);
+	if (rc)
+		return rc;
+	if (json_array_size(rows) == 0) {
+		json_decref(rows);
+		return bng_err(BANGER_ENOTFOUND, "vm '%s' not found; run 'banger vm list --all'", ref);
+	}
+	*vm = json_incref(json_array_get(rows, 0));
+	json_decref(rows);
+	json_t *vmm = json_object_get(*vm, "vmm");
+	if (json_is_string(vmm))
+		json_object_set_new(*vm, "vmm", json_loads(json_string_value(vmm), 0, NULL));
+	return 0;
+}
+
+static const char *S(json_t *vm, const char *key) { return json_string_value(json_object_get(vm, key)); }
+
+/* Sets columns from fields ({"state": "running", "vmm": {...}}) on the row
+ * and in vm. */
+static int vm_update(bng_engine *e, json_t *vm, json_t *fields)
+{
+	const char *k;
+	json_t *v;
+	char *sql = bng_strdup("UPDATE vms SET ");
+	const char *params[16];
+	char *owned[16] = {0};
+	int n = 0;
+	json_object_foreach(fields, k, v) {
+		char *next = bng_asprintf("%s%s%s = ?%d", sql, n ? ", " : "", k, n + 1);
+		free(sql);
+		sql = next;
+		if (json_is_string(v))
+			params[n] = json_string_value(v);
+		else if (json_is_null(v))
+			params[n] = NULL;
+		else
+			params[n] = owned[n] = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		n++;
+	}
+	char *full = bng_asprintf("%s WHERE id = ?%d", sql, n + 1);
+	params[n] = S(vm, "id");
+	int rc = bng_store_run(&e->store, full, n + 1, params);
+	free(sql);
+	free(full);
+	for (int i = 0; i < n; i++)
+		free(owned[i]);
+	if (!rc)
+		json_object_update(vm, fields);
+	json_decref(fields);
+	return rc;
+}
+
+static char *vm_dir(bng_engine *e, json_t *vm) { return bng_asprintf("%s/vms/%s", e->paths.state_dir, S(vm, "id")); }
+static char *run_dir(bng_engine *e, json_t *vm) { return bng_asprintf("%s/%s", e->paths.runtime_dir, S(vm, "id")); }
+
+static double since(const struct timespec *t0)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Reports a finished stage with how long it took. */
+static void stage(bng_op *op, const char *name, struct timespec *t0)
+{
+	bng_op_event(op, json_pack("{s:s,s:f}", "stage", name, "seconds", since(t0)));
+	clock_gettime(CLOCK_MONOTONIC, t0);
+}
+
+/* ---- networking ---- */
+
+static int net_setup(bng_engine *e, json_t *vm)
+{
+	const char *cidr = bng_config_str(&e->config, "cidr");
+	uint32_t net;
+	int prefix;
+	int rc = bng_net_parse_cidr(cidr, &net, &prefix);
+	if (!rc)
+		rc = bng_net_bridge_ensure(bng_config_str(&e->config, "bridge_name"), bng_config_str(&e->config, "bridge_ip"),
+					   prefix);
+	bool exists = false;
+	if (!rc)
+		rc = bng_net_link_exists(S(vm, "tap"), &exists);
+	if (!rc && !exists)
+		rc = bng_net_tap_create(S(vm, "tap"), bng_config_str(&e->config, "bridge_name"), (uid_t)-1, (gid_t)-1);
+	return rc;
+}
+
+static void net_teardown(json_t *vm)
+{
+	if (S(vm, "tap"))
+		bng_net_link_delete_if_exists(S(vm, "tap"));
+}
+
+/* ---- the per-VM disk ---- */
+
+static const char agent_unit[] = "[Unit]\nDescription=banger guest agent\nDefaultDependencies=no\n"
+				 "After=systemd-udevd.service\n\n[Service]\nExecStart=/usr/local/libexec/banger-agent\n"
+				 "Restart=always\nRestartSec=1\n\n[Install]\nWantedBy=sysinit.target\n";
+
+/* The guest agent binary: $BANGER_AGENT, the build tree, the install dir. */
+static char *agent_binary(void)
+{
+	const char *env = getenv("BANGER_AGENT");
+	if (env && *env)
+		return bng_strdup(env);
+#ifdef BANGER_BUILD_AGENT
+	if (access(BANGER_BUILD_AGENT, X_OK) == 0)
+		return bng_strdup(BANGER_BUILD_AGENT);
+#endif
+#ifdef BANGER_LIBEXEC_AGENT
+	if (access(BANGER_LIBEXEC_AGENT, X_OK) == 0)
+		return bng_strdup(BANGER_LIBEXEC_AGENT);
+#endif
+	return NULL;
+}
+
+/* Creates the sparse overlay disk and writes what makes this VM itself
+ * into its upper layer: SSH key, hostname, resolver, the guest agent. The
+ * image's base is never touched. */
+static int make_overlay(bng_engine *e, json_t *vm, const char *path, const char *pubkey)
+{
+	bng_ext4 *fs;
+	int rc = bng_ext4_create(&fs, path, (uint64_t)json_integer_value(json_object_get(vm, "disk_size")), 0);
+	if (rc)
+		return rc;
+	char *keys = bng_asprintf("%s\n", pubkey);
+	char *hosts = bng_asprintf("127.0.0.1 localhost\n127.0.1.1 %s\n", S(vm, "name"));
+	char *hostname = bng_asprintf("%s\n", S(vm, "name"));
+	char *resolv = bng_asprintf("nameserver %s\n", bng_config_str(&e->config, "default_dns"));
+	rc = bng_ext4_put_dir(fs, "upper", 0755, 0, 0);
+	if (!rc)
+		rc = bng_ext4_put_dir(fs, "upper/root", 0700, 0, 0);
+	if (!rc)
+		rc = bng_ext4_put_dir(fs, "upper/root/.ssh", 0700, 0, 0);
+	if (!rc)
+		rc = bng_ext4_put_file(fs, "upper/root/.ssh/authorized_keys", keys, strlen(keys), 0600, 0, 0);
+	if (!rc)
+		rc = bng_ext4_put_file(fs, "upper/etc/hostname", hostname, strlen(hostname), 0644, 0, 0);
+	if (!rc)
+		rc = bng_ext4_put_file(fs, "upper/etc/hosts", hosts, strlen(hosts), 0644, 0, 0);
+	if (!rc)
+		rc = bng_ext4_put_file(fs, "upper/etc/resolv.conf", resolv, strlen(resolv), 0644, 0, 0);
+	char *agent = rc ? NULL : agent_binary();
+	if (agent) {
+		char *data = NULL;
+		size_t len = 0;
+		rc = bng_read_file(agent, &data, &len);
+		if (!rc)
+			rc = bng_ext4_put_file(fs, "upper/usr/local/libexec/banger-agent", data, len, 0755, 0, 0);
+		if (!rc)
+			rc = bng_ext4_put_file(fs, "upper/etc/systemd/system/banger-agent.service", agent_unit,
+					       strlen(agent_unit), 0644, 0, 0);
+		if (!rc)
+			rc = bng_ext4_put_symlink(fs, "upper/etc/systemd/system/sysinit.target.wants/banger-agent.service",
+						  "/etc/systemd/system/banger-agent.service");
+		free(data);
+	} else if (!rc) {
+		rc = bng_err(BANGER_ENOTFOUND, "the guest agent (banger-agent) was not found: reinstall banger or set "
+					       "BANGER_AGENT=/path/to/banger-agent");
+	}
+	free(agent);
+	free(keys);
+	free(hosts);
+	free(hostname);
+	free(resolv);
+	if (rc) {
+		bng_ext4_abort(fs);
+		return rc;
+	}
+	return bng_ext4_close(fs);
+}
+
+/* ---- the hypervisor ---- */
+
+/* Which driver runs this VM, and whether qemu may use KVM (a real probe:
+ * /dev/kvm may open yet hang guests). Cached for the engine's lifetime. */
+static int pick_driver(bng_engine *e, json_t *kernel, bng_op *op, const char **driver, bool *kvm, char **binary)
+{
+	const char *vmm = bng_config_str(&e->config, "vmm");
+	const char *fc_bin = bng_config_str(&e->config, "firecracker_bin");
+	char *fc = bng_find_exe(*fc_bin ? fc_bin : "firecracker");
+	*binary = NULL;
+	if (!strcmp(vmm, "firecracker") || (!strcmp(vmm, "auto") && fc && access("/dev/kvm", R_OK | W_OK) == 0)) {
+		if (!fc)
+			return bng_err(BANGER_EUNSUPPORTED, "vmm = \"firecracker\" but no firecracker binary was found: "
+							     "install it or set firecracker_bin");
+		*driver = "firecracker";
+		*binary = fc;
+		*kvm = true;
+		return 0;
+	}
+	free(fc);
+	*driver = "qemu";
+	const char *accel = bng_config_str(&e->config, "qemu_accel");
+	if (!strcmp(accel, "tcg") || !strcmp(accel, "kvm")) {
+		*kvm = !strcmp(accel, "kvm");
+		return 0;
+	}
+	pthread_mutex_lock(&e->reserve_lock);
+	int known = e->kvm_usable;
+	pthread_mutex_unlock(&e->reserve_lock);
+	if (known < 0) {
+		bool usable = false;
+		char *why = NULL;
+		bng_op_event(op, json_pack("{s:s}", "stage", "probe-kvm"));
+		if (bng_qemu_kvm_usable(S(kernel, "dir"), NULL, 15000, &usable, &why) != 0)
+			usable = false;
+		pthread_mutex_lock(&e->reserve_lock);
+		e->kvm_usable = usable;
+		free(e->kvm_why);
+		e->kvm_why = why;
+		pthread_mutex_unlock(&e->reserve_lock);
+		known = usable;
+	}
+	*kvm = known == 1;
+	return 0;
+}
+
+static const bng_vmm_driver *driver_of(json_t *vm)
+{
+	return bng_vmm_driver_get(S(vm, "driver"));
+}
+
+/* Boots the VM (its row holds everything) and waits for the agent and SSH.
+ * A VM being created stays "creating" until it is ready, so a daemon that
+ * dies half way removes it at next start instead of adopting it. */
+static int boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
+{
+	json_t *image = NULL, *kernel = NULL;
+	int rc = bng_image_get(e, S(vm, "image_id"), &image);
+	if (!rc)
+		rc = bng_kernel_get(e, S(vm, "kernel_id"), &kernel);
+	const char *driver_name = NULL;
+	bool kvm = false;
+	char *binary = NULL;
+	if (!rc)
+		rc = pick_driver(e, kernel, op, &driver_name, &kvm, &binary);
+	if (!rc)
+		rc = net_setup(e, vm);
+	if (!rc)
+		stage(op, "network", t0);
+	char *dir = vm_dir(e, vm), *rdir = run_dir(e, vm);
+	char *overlay = bng_asprintf("%s/overlay.ext4", dir);
+	char *console = bng_asprintf("%s/console.log", dir);
+	char *vmmlog = bng_asprintf("%s/vmm.log", dir);
+	if (!rc) {
+		bng_rm_rf(rdir);
+		rc = bng_mkdir_p(rdir, 0700);
+	}
+	json_t *state = NULL;
+	if (!rc) {
+		uint32_t net;
+		int prefix = 24;
+		bng_net_parse_cidr(bng_config_str(&e->config, "cidr"), &net, &prefix);
+		char *cmdline = bng_asprintf("banger.root=/dev/vda banger.overlay=/dev/vdb banger.ip=%s/%d,%s,%s "
+					     "systemd.hostname=%s",
+					     S(vm, "ip"), prefix, bng_config_str(&e->config, "bridge_ip"),
+					     bng_config_str(&e->config, "default_dns"), S(vm, "name"));
+		bng_vm_config cfg = {
+			.id = S(vm, "id"), .run_dir = rdir, .console_log = console, .process_log = vmmlog,
+			.vcpus = (int)json_integer_value(json_object_get(vm, "vcpu")),
+			.mem_mib = (int)json_integer_value(json_object_get(vm, "memory_mib")),
+			.kernel_dir = S(kernel, "dir"), .cmdline = cmdline,
+			.disks = {{S(image, "rootfs"), true}, {overlay, false}}, .ndisks = 2,
+			.tap = S(vm, "tap"), .mac = S(vm, "mac"), .binary = binary, .kvm = kvm,
+		};
+		const bng_vmm_driver *d = bng_vmm_driver_get(driver_name);
+		rc = d ? d->start(&cfg, op, &state) : bng_err(BANGER_EUNSUPPORTED, "no %s driver", driver_name);
+		free(cmdline);
+	}
+	if (!rc) {
+		char started[32];
+		bng_now_iso(started);
+		bool creating = !strcmp(S(vm, "state"), "creating");
+		rc = vm_update(e, vm, json_pack("{s:s,s:s,s:O,s:s}", "state", creating ? "creating" : "starting", "driver",
+						driver_name, "vmm", state, "started_at", started));
+		stage(op, "boot", t0);
+	}
+	json_t *health = NULL;
+	if (!rc) {
+		json_t *agent = json_object_get(state, "agent");
+		bool vsock = !strcmp(json_string_value(json_object_get(agent, "kind")) ?: "", "vsock_uds");
+		rc = bng_agent_wait_healthy(json_string_value(json_object_get(agent, "path")), vsock, AGENT_TIMEOUT_MS,
+					    op, &health);
+		if (rc)
+			rc = bng_err(rc, "the guest agent did not answer: %s (console: %s)", banger_error_last(), console);
+	}
+	if (!rc) {
+		rc = vm_update(e, vm, json_pack("{s:O}", "boot_id", json_object_get(health, "boot_id")));
+		stage(op, "agent", t0);
+	}
+	if (!rc) {
+		bng_ssh_target t = {.host = S(vm, "ip"), .port = 22, .user = "root",
+				    .key_path = bng_config_str(&e->config, "ssh_key_path"), .known_key = S(vm, "host_key")};
+		char *host_key = NULL;
+		rc = bng_ssh_wait(&t, SSH_TIMEOUT_MS, op, &host_key);
+		if (rc)
+			rc = bng_err(rc, "%s; the VM is kept for a post-mortem: banger vm logs %s", banger_error_last(),
+				     S(vm, "name"));
+		else if (!S(vm, "host_key")) /* first boot: pin this VM's own key */
+			rc = vm_update(e, vm, json_pack("{s:s}", "host_key", host_key));
+		free(host_key);
+	}
+	if (!rc) {
+		stage(op, "ssh", t0);
+		rc = vm_update(e, vm, json_pack("{s:s,s:n}", "state", "running", "error"));
+	}
+	if (rc && strcmp(S(vm, "state"), "creating")) {
+		char *msg = bng_strdup(banger_error_last());
+		vm_update(e, vm, json_pack("{s:s,s:s}", "state", "error", "error", msg));
+		bng_err(rc, "%s", msg);
+		free(msg);
+	}
+	json_decref(health);
+	json_decref(state);
+	json_decref(image);
+	json_decref(kernel);
+	free(binary);
+	free(dir);
+	free(rdir);
+	free(overlay);
+	free(console);
+	free(vmmlog);
+	return rc;
+}
+
+/* Stops the VMM: graceful (agent sync + poweroff, bounded wait), then kill.
+ * Leaves the row stopped and the tap gone. */
+static int halt(bng_engine *e, json_t *vm, bool graceful, int sig)
+{
+	json_t *state = json_object_get(vm, "vmm");
+	const bng_vmm_driver *d = driver_of(vm);
+	if (d && json_is_object(state) && d->alive(state)) {
+		int rc = BANGER_ETIMEDOUT;
+		if (graceful) {
+			json_t *agent = json_object_get(state, "agent");
+			const char *path = json_string_value(json_object_get(agent, "path"));
+			bool vsock = !strcmp(json_string_value(json_object_get(agent, "kind")) ?: "", "vsock_uds");
+			int fd = -1;
+			json_t *reply = NULL;
+			/* the guest syncs its disks before powering off: nothing written is lost */
+			if ((vsock ? bng_agent_connect_vsock_uds(path, BNG_AGENT_VSOCK_PORT, 2000, &fd)
+				   : bng_agent_connect_unix(path, 2000, &fd)) == 0) {
+				bng_agent_call(fd, "sync", 10000, &reply);
+				json_decref(reply);
+				reply = NULL;
+				bng_agent_call(fd, "poweroff", 5000, &reply);
+				json_decref(reply);
+				close(fd);
+			}
+			rc = d->shutdown(state, STOP_TIMEOUT_MS);
+		}
+		if (rc)
+			rc = d->kill(state, sig ? sig : SIGKILL);
+		if (rc && d->alive(state))
+			return rc;
+	}
+	net_teardown(vm);
+	char *rdir = run_dir(e, vm);
+	bng_rm_rf(rdir);
+	free(rdir);
+	return vm_update(e, vm, json_pack("{s:s}", "state", "stopped"));
+}
+
+/* ---- methods ---- */
+
+static int lock_vm(bng_engine *e, json_t *vm, bng_op *op, char **key)
+{
+	*key = bng_asprintf("vm:%s", S(vm, "id"));
+	int rc = bng_engine_reserve(e, *key, op);
+	if (rc) {
+		free(*key);
+		*key = NULL;
+	}
+	return rc;
+}
+
+static void unlock_vm(bng_engine *e, char *key)
+{
+	if (key)
+		bng_engine_release(e, key);
+	free(key);
+}
+
+/* Resolves params.name to a locked VM row (re-read under the lock). */
+static int locked(bng_engine *e, json_t *params, bng_op *op, json_t **vm, char **key)
+{
+	int rc = vm_get(e, json_string_value(json_object_get(params, "name")), vm);
+	if (rc)
+		return rc;
+	rc = lock_vm(e, *vm, op, key);
+	json_t *fresh = NULL;
+	if (!rc)
+		rc = vm_get(e, S(*vm, "id"), &fresh);
+	json_decref(*vm);
+	*vm = fresh;
+	if (rc) {
+		unlock_vm(e, *key);
+		*key = NULL;
+	}
+	return rc;
+}
+
+static int resolve_image_kernel(bng_engine *e, json_t *params, json_t **image, json_t **kernel)
+{
+	const char *iname = json_string_value(json_object_get(params, "image"));
+	if (!iname)
+		iname = bng_config_str(&e->config, "default_image_name");
+	int rc = bng_image_get(e, iname, image);
+	if (rc)
+		return bng_err(rc, "%s (build the default with 'banger image build' or pull one)", banger_error_last());
+	const char *kname = json_string_value(json_object_get(params, "kernel"));
+	if (!kname)
+		kname = json_string_value(json_object_get(*image, "kernel"));
+	if (!kname)
+		kname = bng_config_str(&e->config, "default_kernel_name");
+	rc = bng_kernel_get(e, kname, kernel);
+	if (rc) {
+		json_decref(*image);
+		*image = NULL;
+		return bng_err(rc, "%s (import one: banger kernel import %s --deb linux-image-*.deb)", banger_error_last(),
+			       kname);
+	}
+	return 0;
+}
+
+static int allocate_ip(bng_engine *e, char out[16])
+{
+	json_t *rows;
+	int rc = bng_store_query(&e->store, &rows, "SELECT ip FROM vms", 0, NULL);
+	if (rc)
+		return rc;
+	json_t *used = json_array();
+	size_t i;
+	json_t *row;
+	json_array_foreach(rows, i, row) json_array_append(used, json_object_get(row, "ip"));
+	rc = bng_net_alloc_ip(bng_config_str(&e->config, "cidr"), bng_config_str(&e->config, "bridge_ip"), used, out);
+	json_decref(used);
+	json_decref(rows);
+	return rc;
+}
+
+static char *generated_name(void)
+{
+	static const char *const adj[] = {"brisk", "calm", "eager", "fuzzy", "jolly", "lucky", "nimble", "quiet",
+					  "rapid", "sunny", "tidy", "witty"};
+	static const char *const noun[] = {"otter", "falcon", "lynx", "heron", "badger", "panda", "koala", "tapir",
+					   "gecko", "ibis", "marten", "wombat"};
+	char id[13];
+	bng_random_id(id);
+	unsigned v = (unsigned)strtoul(id + 8, NULL, 16);
+	return bng_asprintf("%s-%s-%.4s", adj[v % 12], noun[(v / 12) % 12], id);
+}
+
+int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	char *name = json_string_value(json_object_get(params, "name"))
+			     ? bng_strdup(json_string_value(json_object_get(params, "name")))
+			     : generated_name();
+	json_int_t vcpu = json_object_get(params, "vcpu") ? json_integer_value(json_object_get(params, "vcpu"))
+							   : bng_config_int(&e->config, "vm_defaults.vcpu");
+	json_int_t mem = json_object_get(params, "memory_mib")
+				 ? json_integer_value(json_object_get(params, "memory_mib"))
+				 : bng_config_int(&e->config, "vm_defaults.memory_mib");
+	uint64_t disk = (uint64_t)bng_config_int(&e->config, "vm_defaults.disk_size");
+	int rc = bng_check_name(name, "vm");
+	if (!rc && (vcpu < 1 || vcpu > 64))
+		rc = bng_err(BANGER_EINVAL, "vcpu must be between 1 and 64 (got %lld)", (long long)vcpu);
+	if (!rc && (mem < 128 || mem > (1 << 20)))
+		rc = bng_err(BANGER_EINVAL, "memory must be between 128 and 1048576 MiB (got %lld)", (long long)mem);
+	if (!rc && json_object_get(params, "disk_size") &&
+	    (rc = bng_parse_size(json_string_value(json_object_get(params, "disk_size")), &disk)) == 0 && disk < (64u << 20))
+		rc = bng_err(BANGER_EINVAL, "disk size must be at least 64M");
+	json_t *image = NULL, *kernel = NULL, *vm = NULL;
+	char *key = NULL;
+	if (!rc)
+		rc = resolve_image_kernel(e, params, &image, &kernel);
+	if (!rc) {
+		char *disk_text = bng_format_size(disk);
+		char *spec = bng_asprintf("%lld vcpu | %lld MiB | %s disk", (long long)vcpu, (long long)mem, disk_text);
+		bng_op_event(op, json_pack("{s:s,s:s}", "stage", "spec", "spec", spec));
+		free(spec);
+		free(disk_text);
+		stage(op, "resolve", &t0);
+		/* one creator per name, and one IP allocation at a time */
+		key = bng_asprintf("vm-name:%s", name);
+		rc = bng_engine_reserve(e, "vm-create", op);
+		if (!rc) {
+			json_t *existing;
+			if (vm_get(e, name, &existing) == 0) {
+				json_decref(existing);
+				rc = bng_err(BANGER_EEXIST, "vm '%s' already exists", name);
+			}
+		}
+		char id[13], ip[16] = "", mac[18], tap[16];
+		bng_random_id(id);
+		bng_net_mac_from_id(id, mac);
+		bng_net_tap_name(id, tap);
+		if (!rc)
+			rc = allocate_ip(e, ip);
+		if (!rc) {
+			char created[32], vcpu_s[24], mem_s[24], disk_s[24];
+			bng_now_iso(created);
+			snprintf(vcpu_s, sizeof(vcpu_s), "%lld", (long long)vcpu);
+			snprintf(mem_s, sizeof(mem_s), "%lld", (long long)mem);
+			snprintf(disk_s, sizeof(disk_s), "%llu", (unsigned long long)disk);
+			/* the row exists from here on, in state "creating": a crash is cleaned up at next start */
+			const char *p[] = {id, name, S(image, "id"), S(kernel, "id"), vcpu_s, mem_s, disk_s, ip, mac, tap, created};
+			rc = bng_store_run(&e->store,
+					   "INSERT INTO vms (id, name, image_id, kernel_id, vcpu, memory_mib, disk_size, state,"
+					   " driver, ip, mac, tap, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'creating',"
+					   " 'none', ?8, ?9, ?10, ?11)",
+					   11, p);
+		}
+		bng_engine_release(e, "vm-create");
+		if (!rc)
+			rc = vm_get(e, id, &vm);
+	}
+	char *vkey = NULL;
+	if (!rc)
+		rc = lock_vm(e, vm, op, &vkey);
+	char *dir = vm ? vm_dir(e, vm) : NULL;
+	if (!rc) {
+		char *overlay = bng_asprintf("%s/overlay.ext4", dir);
+		char *pubkey = NULL;
+		rc = bng_mkdir_p(dir, 0700);
+		if (!rc)
+			rc = bng_ssh_ensure_key(bng_config_str(&e->config, "ssh_key_path"), &pubkey);
+		if (!rc)
+			rc = make_overlay(e, vm, overlay, pubkey);
+		if (!rc)
+			stage(op, "disk", &t0);
+		free(pubkey);
+		free(overlay);
+	}
+	if (!rc && !json_is_false(json_object_get(params, "start"))) {
+		rc = boot(e, vm, op, &t0);
+		if (rc && json_object_get(vm, "vmm") && !json_is_null(json_object_get(vm, "vmm"))) {
+			/* it booted but never became reachable: keep it for a post-mortem (vm logs) */
+			char *msg = bng_strdup(banger_error_last());
+			vm_update(e, vm, json_pack("{s:s,s:s}", "state", "error", "error", msg));
+			bng_err(rc, "%s", msg);
+			free(msg);
+		}
+	} else if (!rc) {
+		rc = vm_update(e, vm, json_pack("{s:s}", "state", "stopped"));
+	}
+	if (rc && vm && !strcmp(S(vm, "state") ?: "", "creating")) {
+		/* failed before its VMM ever ran: nothing of it stays */
+		char *msg = bng_strdup(banger_error_last());
+		halt(e, vm, false, 0);
+		bng_rm_rf(dir);
+		const char *id = S(vm, "id");
+		bng_store_run(&e->store, "DELETE FROM vms WHERE id = ?1", 1, &id);
+		bng_err(rc, "%s", msg);
+		free(msg);
+	}
+	if (!rc) {
+		stage(op, "ready", &t0);
+		rc = vm_get(e, S(vm, "id"), result);
+	}
+	unlock_vm(e, vkey);
+	json_decref(vm);
+	json_decref(image);
+	json_decref(kernel);
+	free(key);
+	free(dir);
+	free(name);
+	return rc;
+}
+
+int bng_m_vm_start(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	json_t *vm;
+	char *key;
+	int rc = locked(e, params, op, &vm, &key);
+	if (rc)
+		return rc;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	const bng_vmm_driver *d = driver_of(vm);
+	if (!strcmp(S(vm, "state"), "running") && d && d->alive(json_object_get(vm, "vmm")))
+		rc = bng_err(BANGER_EBUSY, "vm '%s' is already running", S(vm, "name"));
+	if (!rc)
+		rc = boot(e, vm, op, &t0);
+	if (!rc)
+		rc = vm_get(e, S(vm, "id"), result);
+	unlock_vm(e, key);
+	json_decref(vm);
+	return rc;
+}
+
+int bng_m_vm_stop(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	json_t *vm;
+	char *key;
+	int rc = locked(e, params, op, &vm, &key);
+	if (rc)
+		return rc;
+	rc = halt(e, vm, true, 0);
+	if (!rc)
+		rc = vm_get(e, S(vm, "id"), result);
+	unlock_vm(e, key);
+	json_decref(vm);
+	return rc;
+}
+
+int bng_m_vm_restart(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	json_t *vm;
+	char *key;
+	int rc = locked(e, params, op, &vm, &key);
+	if (rc)
+		return rc;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = halt(e, vm, true, 0);
+	if (!rc)
+		rc = boot(e, vm, op, &t0);
+	if (!rc)
+		rc = vm_get(e, S(vm, "id"), result);
+	unlock_vm(e, key);
+	json_decref(vm);
+	return rc;
+}
+
+int bng_m_vm_kill(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	json_t *vm;
+	char *key;
+	int rc = locked(e, params, op, &vm, &key);
+	if (rc)
+		return rc;
+	const char *sig = json_string_value(json_object_get(params, "signal"));
+	int signo = SIGKILL;
+	if (sig) {
+		static const struct { const char *name; int no; } sigs[] = {
+			{"KILL", SIGKILL}, {"TERM", SIGTERM}, {"INT", SIGINT}, {"HUP", SIGHUP}, {"QUIT", SIGQUIT}};
+		signo = 0;
+		for (size_t i = 0; i < BNG_ARRAY_LEN(sigs); i++)
+			if (!strcmp(sig, sigs[i].name) || (!strncmp(sig, "SIG", 3) && !strcmp(sig + 3, sigs[i].name)))
+				signo = sigs[i].no;
+		if (!signo)
+			rc = bng_err(BANGER_EINVAL, "unknown signal '%s' (KILL, TERM, INT, HUP, QUIT)", sig);
+	}
+	if (!rc)
+		rc = halt(e, vm, false, signo);
+	if (!rc)
+		rc = vm_get(e, S(vm, "id"), result);
+	unlock_vm(e, key);
+	json_decref(vm);
+	return rc;
+}
+
+static int destroy(bng_engine *e, json_t *vm)
+{
+	int rc = halt(e, vm, false, SIGKILL);
+	char *dir = vm_dir(e, vm);
+	if (!rc)
+		rc = bng_rm_rf(dir);
+	free(dir);
+	const char *id = S(vm, "id");
+	if (!rc)
+		rc = bng_store_run(&e->store, "DELETE FROM vms WHERE id = ?1", 1, &id);
+	return rc;
+}
+
+int bng_m_vm_delete(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	json_t *vm;
+	char *key;
+	int rc = locked(e, params, op, &vm, &key);
+	if (rc)
+		return rc;
+	rc = destroy(e, vm);
+	if (!rc)
+		*result = json_pack("{s:O,s:O}", "id", json_object_get(vm, "id"), "name", json_object_get(vm, "name"));
+	unlock_vm(e, key);
+	json_decref(vm);
+	return rc;
+}
+
+int bng_m_vm_prune(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	(void)params;
+	json_t *rows;
+	int rc = bng_store_query(&e->store, &rows, "SELECT id FROM vms WHERE state != 'running' ORDER BY created_at", 0,
+				 NULL);
+	if (rc)
+		return rc;
+	json_t *removed = json_array(), *failed = json_array();
+	size_t i;
+	json_t *row;
+	json_array_foreach(rows, i, row) {
+		json_t *p = json_pack("{s:O}", "name", json_object_get(row, "id")), *r = NULL;
+		if (bng_m_vm_delete(e, p, &r, op) == 0)
+			json_array_append(removed, json_object_get(r, "name"));
+		else
+			json_array_append_new(failed, json_pack("{s:O,s:s}", "id", json_object_get(row, "id"), "error",
+								banger_error_last()));
+		json_decref(r);
+		json_decref(p);
+	}
+	json_decref(rows);
+	*result = json_pack("{s:o,s:o}", "removed", removed, "failed", failed);
+	return 0;
+}
+
+/* Refreshes a row's state against reality (a VM that died is stopped). */
+static void refresh(bng_engine *e, json_t *vm)
+{
+	const bng_vmm_driver *d = driver_of(vm);
+	if (!strcmp(S(vm, "state"), "running") && !(d && d->alive(json_object_get(vm, "vmm")))) {
+		net_teardown(vm);
+		vm_update(e, vm, json_pack("{s:s}", "state", "stopped"));
+	}
+}
+
+int bng_m_vm_list(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	(void)op;
+	json_t *rows;
+	char *sql = bng_asprintf("SELECT id FROM vms ORDER BY created_at, name");
+	int rc = bng_store_query(&e->store, &rows, sql, 0, NULL);
+	free(sql);
+	if (rc)
+		return rc;
+	bool all = json_is_true(json_object_get(params, "all"));
+	json_t *out = json_array();
+	size_t i;
+	json_t *row;
+	json_array_foreach(rows, i, row) {
+		json_t *vm;
+		if (vm_get(e, json_string_value(json_object_get(row, "id")), &vm) != 0)
+			continue;
+		refresh(e, vm);
+		if (all || !strcmp(S(vm, "state"), "running"))
+			json_array_append(out, vm);
+		json_decref(vm);
+	}
+	json_decref(rows);
+	*result = json_pack("{s:o}", "vms", out);
+	return 0;
+}
+
+int bng_m_vm_show(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	(void)op;
+	json_t *vm;
+	int rc = vm_get(e, json_string_value(json_object_get(params, "name")), &vm);
+	if (rc)
+		return rc;
+	refresh(e, vm);
+	char *dir = vm_dir(e, vm);
+	char *known = bng_asprintf("%s/known_hosts", dir);
+	if (S(vm, "host_key")) { /* for `ssh` run by the CLI: this VM's key only */
+		char *line = bng_asprintf("%s %s\n", S(vm, "ip"), S(vm, "host_key"));
+		bng_write_file_atomic(known, line, strlen(line), 0600);
+		free(line);
+	}
+	json_object_set_new(vm, "ssh", json_pack("{s:s,s:i,s:s,s:s,s:s}", "host", S(vm, "ip"), "port", 22, "user", "root",
+						  "key", bng_config_str(&e->config, "ssh_key_path"), "known_hosts", known));
+	char *console = bng_asprintf("%s/console.log", dir);
+	json_object_set_new(vm, "console_log", json_string(console));
+	free(console);
+	free(known);
+	free(dir);
+	*result = vm;
+	return 0;
+}
+
+int bng_m_vm_logs(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	(void)op;
+	json_t *vm;
+	int rc = vm_get(e, json_string_value(json_object_get(params, "name")), &vm);
+	if (rc)
+		return rc;
+	char *dir = vm_dir(e, vm);
+	char *path = bng_asprintf("%s/console.log", dir);
+	char *text = NULL;
+	size_t len = 0;
+	if (bng_read_file(path, &text, &len) != 0)
+		text = bng_strdup("");
+	json_int_t tail = json_integer_value(json_object_get(params, "tail_bytes"));
+	const char *start = text;
+	if (tail > 0 && (size_t)tail < len)
+		start = text + len - (size_t)tail;
+	*result = json_pack("{s:s,s:s%}", "path", path, "console", start, strlen(start));
+	free(text);
+	free(path);
+	free(dir);
+	json_decref(vm);
+	return 0;
+}
+
+int bng_m_vm_exec(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	json_t *vm;
+	int rc = vm_get(e, json_string_value(json_object_get(params, "name")), &vm);
+	if (rc)
+		return rc;
+	json_t *argv = json_object_get(params, "argv");
+	if (json_array_size(argv) == 0)
+		rc = bng_err(BANGER_EINVAL, "vm.exec needs a command (argv)");
+	if (!rc && strcmp(S(vm, "state"), "running"))
+		rc = bng_err(BANGER_EUNSUPPORTED, "vm '%s' is not running (start it: banger vm start %s)", S(vm, "name"),
+			     S(vm, "name"));
+	if (!rc) {
+		char *cmd = bng_ssh_quote_argv(argv);
+		bng_ssh_target t = {.host = S(vm, "ip"), .port = 22, .user = "root",
+				    .key_path = bng_config_str(&e->config, "ssh_key_path"), .known_key = S(vm, "host_key")};
+		json_int_t timeout = json_integer_value(json_object_get(params, "timeout_s"));
+		rc = bng_ssh_exec(&t, cmd, json_string_value(json_object_get(params, "stdin")), 16 << 20,
+				  timeout > 0 ? (int)timeout * 1000 : 0, op, result);
+		free(cmd);
+	}
+	json_decref(vm);
+	return rc;
+}
+
+/* One agent request to a running VM. */
+static int agent_op(bng_engine *e, json_t *params, const char *what, json_t **reply)
+{
+	json_t *vm;
+	int rc = vm_get(e, json_string_value(json_object_get(params, "name")), &vm);
+	if (rc)
+		return rc;
+	json_t *agent = json_object_get(json_object_get(vm, "vmm"), "agent");
+	const char *path = json_string_value(json_object_get(agent, "path"));
+	int fd = -1;
+	if (strcmp(S(vm, "state"), "running") || !path)
+		rc = bng_err(BANGER_EUNSUPPORTED, "vm '%s' is not running", S(vm, "name"));
+	else
+		rc = !strcmp(json_string_value(json_object_get(agent, "kind")) ?: "", "vsock_uds")
+			     ? bng_agent_connect_vsock_uds(path, BNG_AGENT_VSOCK_PORT, 5000, &fd)
+			     : bng_agent_connect_unix(path, 5000, &fd);
+	if (!rc) {
+		rc = bng_agent_call(fd, what, 15000, reply);
+		close(fd);
+	}
+	json_decref(vm);
+	return rc;
+}
+
+int bng_m_vm_ports(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	(void)op;
+	json_t *reply;
+	int rc = agent_op(e, params, "ports", &reply);
+	if (!rc) {
+		*result = json_pack("{s:O}", "ports", json_object_get(reply, "ports"));
+		json_decref(reply);
+	}
+	return rc;
+}
+
+int bng_m_vm_stats(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	(void)op;
+	json_t *vm;
+	int rc = vm_get(e, json_string_value(json_object_get(params, "name")), &vm);
+	if (rc)
+		return rc;
+	json_int_t pid = json_integer_value(json_object_get(json_object_get(vm, "vmm"), "pid"));
+	*result = json_pack("{s:O,s:O}", "name", json_object_get(vm, "name"), "state", json_object_get(vm, "state"));
+	char *path = bng_asprintf("/proc/%lld/stat", (long long)pid);
+	char *text = NULL;
+	if (pid > 0 && bng_read_file(path, &text, NULL) == 0) {
+		/* fields after "(comm)": state ppid ... utime(14) stime(15) ... rss(24) */
+		const char *p = strrchr(text, ')');
+		unsigned long long utime = 0, stime = 0;
+		long long rss = 0;
+		if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %*u %*u %lld",
+				&utime, &stime, &rss) == 3) {
+			long tick = sysconf(_SC_CLK_TCK);
+			json_object_set_new(*result, "cpu_seconds", json_real((double)(utime + stime) / (double)tick));
+			json_object_set_new(*result, "rss_bytes", json_integer(rss * sysconf(_SC_PAGESIZE)));
+		}
+	}
+	free(text);
+	free(path);
+	json_t *health = NULL;
+	if (!strcmp(S(vm, "state"), "running") && agent_op(e, params, "health", &health) == 0)
+		json_object_set(*result, "guest_uptime_s", json_object_get(health, "uptime_s"));
+	json_decref(health);
+	json_decref(vm);
+	return 0;
+}
+
+int bng_m_vm_set(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	json_t *vm;
+	char *key;
+	int rc = locked(e, params, op, &vm, &key);
+	if (rc)
+		return rc;
+	if (strcmp(S(vm, "state"), "stopped"))
+		rc = bng_err(BANGER_EBUSY, "vm '%s' must be stopped to change it (banger vm stop %s)", S(vm, "name"),
+			     S(vm, "name"));
+	json_t *fields = json_object();
+	json_t *v;
+	if (!rc && (v = json_object_get(params, "vcpu"))) {
+		if (json_integer_value(v) < 1 || json_integer_value(v) > 64)
+			rc = bng_err(BANGER_EINVAL, "vcpu must be between 1 and 64");
+		json_object_set_new(fields, "vcpu", json_sprintf("%lld", (long long)json_integer_value(v)));
+	}
+	if (!rc && (v = json_object_get(params, "memory_mib"))) {
+		if (json_integer_value(v) < 128)
+			rc = bng_err(BANGER_EINVAL, "memory must be at least 128 MiB");
+		json_object_set_new(fields, "memory_mib", json_sprintf("%lld", (long long)json_integer_value(v)));
+	}
+	if (!rc && (v = json_object_get(params, "disk_size"))) {
+		uint64_t size;
+		rc = bng_parse_size(json_string_value(v), &size);
+		uint64_t cur = (uint64_t)json_integer_value(json_object_get(vm, "disk_size"));
+		if (!rc && size < cur)
+			rc = bng_err(BANGER_EINVAL, "disks only grow: %s is smaller than the current size", json_string_value(v));
+		if (!rc && size > cur) {
+			/* grow the sparse file; the filesystem is grown by resize on next boot */
+			char *dir = vm_dir(e, vm);
+			char *overlay = bng_asprintf("%s/overlay.ext4", dir);
+			if (truncate(overlay, (off_t)size) != 0)
+				rc = bng_err_errno(BANGER_EIO, errno, "cannot grow %s", overlay);
+			free(overlay);
+			free(dir);
+			json_object_set_new(fields, "disk_size", json_sprintf("%llu", (unsigned long long)size));
+		}
+	}
+	if (!rc)
+		rc = vm_update(e, vm, json_incref(fields));
+	json_decref(fields);
+	if (!rc)
+		rc = vm_get(e, S(vm, "id"), result);
+	unlock_vm(e, key);
+	json_decref(vm);
+	return rc;
+}
+
+int bng_vm_reconcile(bng_engine *e)
+{
+	json_t *rows;
+	int rc = bng_store_query(&e->store, &rows, "SELECT id FROM vms", 0, NULL);
+	if (rc)
+		return rc;
+	size_t i;
+	json_t *row;
+	json_array_foreach(rows, i, row) {
+		json_t *vm;
+		if (vm_get(e, json_string_value(json_object_get(row, "id")), &vm) != 0)
+			continue;
+		const char *state = S(vm, "state");
+		if (!strcmp(state, "creating")) {
+			destroy(e, vm); /* a create the daemon died in: remove every trace */
+		} else if (!strcmp(state, "running") || !strcmp(state, "starting")) {
+			const bng_vmm_driver *d = driver_of(vm);
+			if (!(d && d->alive(json_object_get(vm, "vmm")))) {
+				net_teardown(vm);
+				vm_update(e, vm, json_pack("{s:s}", "state", "stopped"));
+			} else if (!strcmp(state, "starting")) {
+				vm_update(e, vm, json_pack("{s:s}", "state", "running"));
+			}
+		}
+		json_decref(vm);
+	}
+	json_decref(rows);
+	/* taps no VM owns (a crash between creating one and recording it) */
+	json_t *taps = NULL;
+	if (bng_net_link_list("bt-", &taps) == 0) {
+		json_t *t;
+		json_array_foreach(taps, i, t) {
+			json_t *owners = NULL;
+			const char *name = json_string_value(t);
+			if (bng_store_query(&e->store, &owners, "SELECT id FROM vms WHERE tap = ?1 AND state = 'running'", 1,
+					    &name) == 0 &&
+			    json_array_size(owners) == 0)
+				bng_net_link_delete_if_exists(name);
+			json_decref(owners);
+		}
+		json_decref(taps);
+	}
+	return 0;
+}

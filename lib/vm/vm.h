@@ -1,0 +1,13 @@
+/* VMs: the lifecycle (create, start, stop, restart, kill, delete), their
+ * rows in the store, per-VM disks and files, and re-adoption of running VMs
+ * when the engine starts. */
+#ifndef BANGER_VM_H
+#define BANGER_VM_H
+
+#include "../engine/engine.h"
+
+/* Marks dead VMs stopped (freeing their taps) and removes half-created ones;
+ * VMs whose VMM still runs are kept as they are. Called at engine open. */
+int bng_vm_reconcile(bng_engine *e);
+
+#endif

@@ -1,0 +1,1235 @@
+/* The Firecracker driver. The VMM runs detached (own session, reparented to
+ * init, stdout = the guest's serial console, stderr = its process log) and is
+ * configured over its REST API on a Unix socket with libcurl; the guest agent
+ * is reached through hybrid vsock (<run_dir>/vsock.sock, CONNECT <port>).
+ * The contract is Firecracker v1.16.1's swagger; tests check every request we
+ * send against it (tests/integration/fake_firecracker.py).
+ *
+ * With BANGER_FIRECRACKER_JAILER=1 (root only, `jailer` next to the
+ * firecracker binary) the VMM runs under the jailer: chroot at
+ * <run_dir>/jail/<exe>/<id>/root holding hard links to the kernel, initrd and
+ * disks, dropped to an unprivileged uid/gid (65534 unless
+ * BANGER_FIRECRACKER_UID/GID say otherwise). */
+#include "firecracker.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FC_BODY_MAX 51200         /* Firecracker refuses bigger request bodies */
+#define FC_REPLY_MAX (64 * 1024)  /* its replies are small JSON objects */
+#define FC_SUN_PATH_MAX 107       /* sockaddr_un.sun_path less the NUL */
+#define FC_CMDLINE_MAX 2048       /* x86_64 kernel command line, Firecracker's additions included */
+#define FC_CMDLINE_RESERVE 256    /* what Firecracker appends for up to 4 disks, a NIC and vsock */
+#define FC_MAX_VCPUS 32
+#define FC_GUEST_CID 3
+#define FC_AGENT_PORT 1024
+#define FC_READY_MS 10000         /* the spec says the socket answers within ms; slow hosts get slack */
+#define FC_REQ_MS 10000
+#define FC_SNAPSHOT_MS (10 * 60 * 1000) /* writing or mapping guest memory can take a while */
+#define FC_KILL_WAIT_MS 10000
+#define FC_JAIL_ID 65534          /* nobody/nogroup */
+#define FC_BOOT_ARGS "console=ttyS0 reboot=k panic=1"
+
+/* ---- the process: /proc facts that survive a daemon restart ---- */
+
+/* Reads the state letter and start time (clock ticks since boot) of pid.
+ * Returns false if there is no such process. */
+static bool proc_stat(pid_t pid, char *state, long long *start)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	/* comm may hold spaces and parentheses: fields start after the last ')' */
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return false;
+	p++;
+	char *save = NULL;
+	int field = 3;
+	for (char *tok = strtok_r(p, " ", &save); tok; tok = strtok_r(NULL, " ", &save), field++) {
+		if (field == 3 && state)
+			*state = tok[0];
+		if (field == 22) {
+			if (start)
+				*start = strtoll(tok, NULL, 10);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* True if the VMM we started is gone: no process, a zombie (not our child
+ * after the double fork, so someone else reaps it), or a reused pid. */
+static bool vmm_gone(pid_t pid, long long start_time)
+{
+	char st = 0;
+	long long start = 0;
+	if (pid <= 0 || !proc_stat(pid, &st, &start))
+		return true;
+	if (st == 'Z' || st == 'X')
+		return true;
+	return start_time > 0 && start != start_time;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool wait_gone(pid_t pid, long long start_time, int timeout_ms)
+{
+	for (long long deadline = now_ms() + timeout_ms;; sleep_ms(10)) {
+		if (vmm_gone(pid, start_time))
+			return true;
+		if (now_ms() >= deadline)
+			return false;
+	}
+}
+
+/* readlink of /proc/<pid>/exe, without the " (deleted)" an upgrade adds. */
+static char *proc_exe(pid_t pid)
+{
+	char path[64], buf[PATH_MAX];
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	ssize_t n = readlink(path, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	size_t len = (size_t)n, dl = strlen(" (deleted)");
+	if (len > dl && strcmp(buf + len - dl, " (deleted)") == 0)
+		buf[len - dl] = '\0';
+	return bng_strdup(buf);
+}
+
+/* The last non-empty line written to path since offset: the VMM's last words. */
+static char *last_words(const char *path, off_t offset)
+{
+	if (!path)
+		return NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	struct stat st;
+	char buf[4096];
+	ssize_t n = 0;
+	if (fstat(fd, &st) == 0 && st.st_size > offset) {
+		off_t from = st.st_size - offset > (off_t)sizeof(buf) - 1 ? st.st_size - (off_t)sizeof(buf) + 1 : offset;
+		n = pread(fd, buf, sizeof(buf) - 1, from);
+	}
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	if (n == 0)
+		return NULL;
+	char *line = strrchr(buf, '\n');
+	return bng_strdup(line ? line + 1 : buf);
+}
+
+/* ---- the REST client ---- */
+
+typedef struct fc_api {
+	CURL *curl;
+	char *sock;
+	bng_op *op;
+} fc_api;
+
+typedef struct reply_buf {
+	char *data;
+	size_t len;
+	bool too_big;
+} reply_buf;
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+/* Not reentrant on every libcurl: once per process, never cleaned up. */
+static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+static int api_open(fc_api *a, const char *sock, bng_op *op)
+{
+	memset(a, 0, sizeof(*a));
+	pthread_once(&curl_once, curl_init);
+	if (curl_init_rc != CURLE_OK)
+		return bng_err(BANGER_EIO, "firecracker: cannot initialise libcurl: %s", curl_easy_strerror(curl_init_rc));
+	/* one handle per operation: its requests share a connection */
+	if (!(a->curl = curl_easy_init()))
+		return bng_err(BANGER_ENOMEM, "firecracker: cannot create a libcurl handle");
+	a->sock = bng_strdup(sock);
+	a->op = op;
+	return 0;
+}
+
+static void api_close(fc_api *a)
+{
+	if (a->curl)
+		curl_easy_cleanup(a->curl);
+	free(a->sock);
+	memset(a, 0, sizeof(*a));
+}
+
+static size_t on_reply(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	reply_buf *r = ud;
+	size_t n = size * nmemb;
+	if (r->len + n > FC_REPLY_MAX) {
+		r->too_big = true;
+		return 0;
+	}
+	char *grown = realloc(r->data, r->len + n + 1);
+	if (!grown)
+		return 0;
+	r->data = grown;
+	memcpy(r->data + r->len, ptr, n);
+	r->len += n;
+	r->data[r->len] = '\0';
+	return n;
+}
+
+static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+	(void)a, (void)b, (void)c, (void)d;
+	return bng_op_cancelled(ud) ? 1 : 0;
+}
+
+/* One request. body (borrowed, may be NULL) goes out as JSON with a
+ * Content-Length; a 2xx reply's JSON lands in *reply when asked for. Errors
+ * name the request: "firecracker: PUT /drives/vda: <fault_message>". */
+static int api_call(fc_api *a, const char *method, const char *path, json_t *body, int timeout_ms, json_t **reply)
+{
+	if (reply)
+		*reply = NULL;
+	char *text = NULL;
+	if (body) {
+		text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+		if (!text)
+			return bng_err(BANGER_ENOMEM, "firecracker: %s %s: cannot encode the request", method, path);
+		size_t n = strlen(text);
+		if (n > FC_BODY_MAX) {
+			free(text);
+			return bng_err(BANGER_ETOOBIG,
+				       "firecracker: %s %s: the request body is %zu bytes, Firecracker accepts at most %d: "
+				       "shorten the paths or kernel arguments",
+				       method, path, n, FC_BODY_MAX);
+		}
+	}
+	char url[512], errbuf[CURL_ERROR_SIZE] = "";
+	snprintf(url, sizeof(url), "http://localhost%s", path);
+	reply_buf r = {0};
+	struct curl_slist *hdrs = NULL;
+	hdrs = curl_slist_append(hdrs, "Accept: application/json");
+	if (text) {
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+		hdrs = curl_slist_append(hdrs, "Expect:"); /* no 100-continue round trip */
+	}
+	CURL *h = a->curl;
+	curl_easy_reset(h); /* keeps the connection */
+	curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, a->sock);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_PROXY, ""); /* never route the local socket through http_proxy */
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_reply);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
+	if (a->op) {
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, a->op);
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	}
+	if (text) {
+		/* POSTFIELDS + a custom verb: a plain Content-Length body, never chunked */
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(text));
+	} else if (strcmp(method, "GET") != 0) {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	}
+	CURLcode cc = curl_easy_perform(h);
+	long status = 0;
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(hdrs);
+	free(text);
+	int rc = 0;
+	if (cc != CURLE_OK) {
+		const char *why = *errbuf ? errbuf : curl_easy_strerror(cc);
+		if (cc == CURLE_ABORTED_BY_CALLBACK)
+			rc = bng_err(BANGER_ECANCELED, "firecracker: %s %s: cancelled", method, path);
+		else if (r.too_big)
+			rc = bng_err(BANGER_EPROTO, "firecracker: %s %s: the reply is over %d bytes", method, path,
+				     FC_REPLY_MAX);
+		else if (cc == CURLE_OPERATION_TIMEDOUT)
+			rc = bng_err(BANGER_ETIMEDOUT, "firecracker: %s %s: no answer on %s within %d ms", method, path,
+				     a->sock, timeout_ms);
+		else if (cc == CURLE_COULDNT_CONNECT)
+			rc = bng_err(BANGER_ECONNECT, "firecracker: %s %s: nothing answers on %s (%s)", method, path,
+				     a->sock, why);
+		else
+			rc = bng_err(BANGER_EIO, "firecracker: %s %s: %s", method, path, why);
+	} else if (status < 200 || status > 299) {
+		json_t *err = r.data ? json_loads(r.data, 0, NULL) : NULL;
+		const char *fault = json_string_value(json_object_get(err, "fault_message"));
+		if (fault)
+			rc = bng_err(BANGER_EIO, "firecracker: %s %s: %s", method, path, fault);
+		else
+			rc = bng_err(BANGER_EIO, "firecracker: %s %s: HTTP %ld%s%.200s", method, path, status,
+				     r.data ? ": " : "", r.data ? r.data : "");
+		json_decref(err);
+	} else if (reply && r.len) {
+		json_error_t je;
+		if (!(*reply = json_loads(r.data, 0, &je)))
+			rc = bng_err(BANGER_EPROTO, "firecracker: %s %s: the reply is not JSON: %s", method, path, je.text);
+	}
+	free(r.data);
+	return rc;
+}
+
+/* PUT/PATCH with a body built by json_pack-style callers (steals body). */
+static int api_send(fc_api *a, const char *method, const char *path, json_t *body, int timeout_ms)
+{
+	if (!body)
+		return bng_err(BANGER_ENOMEM, "firecracker: %s %s: out of memory", method, path);
+	int rc = api_call(a, method, path, body, timeout_ms, NULL);
+	json_decref(body);
+	return rc;
+}
+
+/* ---- one VM's files and process ---- */
+
+typedef struct fc_vm {
+	const bng_vm_config *cfg;
+	char *binary;   /* absolute path of firecracker */
+	char *jailer;   /* absolute path of the jailer; NULL when not jailed */
+	char *jail_dir; /* <run_dir>/jail/<exe>/<id>: the jailer's, removed before each start */
+	char *root;     /* Firecracker's files live here: run_dir, or jail_dir/root */
+	char *api_sock; /* host paths */
+	char *vsock;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	long long start_time;
+	off_t plog_start;
+	fc_api api;
+} fc_vm;
+
+static void vm_free(fc_vm *vm)
+{
+	api_close(&vm->api);
+	free(vm->binary);
+	free(vm->jailer);
+	free(vm->jail_dir);
+	free(vm->root);
+	free(vm->api_sock);
+	free(vm->vsock);
+}
+
+/* A file in Firecracker's directory, as the host sees it. */
+static char *host_path(const fc_vm *vm, const char *name) { return bng_asprintf("%s/%s", vm->root, name); }
+
+/* The same file as Firecracker sees it (inside the chroot when jailed). */
+static char *vmm_path(const fc_vm *vm, const char *name)
+{
+	return vm->jailer ? bng_asprintf("/%s", name) : host_path(vm, name);
+}
+
+static int check_sock_path(const char *path, const char *what)
+{
+	size_t n = strlen(path);
+	if (n > FC_SUN_PATH_MAX)
+		return bng_err(BANGER_EINVAL,
+			       "firecracker: the %s path %s is %zu bytes, Unix sockets allow at most %d: use a shorter "
+			       "runtime directory (BANGER_RUNTIME_DIR) or VM id",
+			       what, path, n, FC_SUN_PATH_MAX);
+	return 0;
+}
+
+static bool env_on(const char *name)
+{
+	const char *v = getenv(name);
+	return v && strcmp(v, "1") == 0;
+}
+
+static unsigned env_id(const char *name, unsigned dflt)
+{
+	const char *v = getenv(name);
+	char *end = NULL;
+	unsigned long n = v && *v ? strtoul(v, &end, 10) : dflt;
+	return end && *end ? dflt : (unsigned)n;
+}
+
+/* Finds the binary and decides on the jailer; sets every path. */
+static int vm_init(fc_vm *vm, const bng_vm_config *cfg, bng_op *op)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = cfg;
+	if (!cfg || !cfg->id || !*cfg->id || !cfg->run_dir || !*cfg->run_dir)
+		return bng_err(BANGER_EINVAL, "firecracker: a VM needs an id and a runtime directory");
+	char *found = bng_find_exe(cfg->binary ? cfg->binary : "firecracker");
+	if (!found) {
+		if (cfg->binary)
+			return bng_err(BANGER_ENOTFOUND, "firecracker: %s is not an executable: check the configured "
+				       "firecracker binary", cfg->binary);
+		return bng_err(BANGER_ENOTFOUND, "firecracker: no `firecracker` on PATH: install Firecracker v1.16 "
+			       "(a static release binary) or configure its path, or use the qemu driver");
+	}
+	char real[PATH_MAX];
+	vm->binary = bng_strdup(realpath(found, real) ? real : found);
+	if (env_on("BANGER_FIRECRACKER_JAILER")) {
+		/* next to the configured path (often a symlink), else next to its target */
+		char *jailer = NULL;
+		const char *next_to[2] = {found, vm->binary};
+		for (int i = 0; i < 2 && !jailer; i++) {
+			const char *slash = strrchr(next_to[i], '/');
+			char *cand = bng_asprintf("%.*s/jailer", (int)(slash - next_to[i]), next_to[i]);
+			if (access(cand, X_OK) == 0)
+				jailer = cand;
+			else
+				free(cand);
+		}
+		int rc = 0;
+		if (geteuid() != 0)
+			rc = bng_err(BANGER_EPERM, "firecracker: BANGER_FIRECRACKER_JAILER=1 but the jailer needs root: "
+				     "run bangerd as root or unset BANGER_FIRECRACKER_JAILER");
+		else if (!jailer)
+			rc = bng_err(BANGER_ENOTFOUND, "firecracker: BANGER_FIRECRACKER_JAILER=1 but there is no executable "
+				     "`jailer` next to %s: install the jailer from the same Firecracker release there or "
+				     "unset BANGER_FIRECRACKER_JAILER", found);
+		free(found);
+		if (rc) {
+			free(jailer);
+			return rc;
+		}
+		vm->jailer = jailer;
+		vm->uid = (uid_t)env_id("BANGER_FIRECRACKER_UID", FC_JAIL_ID);
+		vm->gid = (gid_t)env_id("BANGER_FIRECRACKER_GID", FC_JAIL_ID);
+		const char *exe_name = strrchr(vm->binary, '/') + 1;
+		vm->jail_dir = bng_asprintf("%s/jail/%s/%s", cfg->run_dir, exe_name, cfg->id);
+		vm->root = bng_asprintf("%s/root", vm->jail_dir);
+	} else {
+		free(found);
+		vm->root = bng_strdup(cfg->run_dir);
+	}
+	vm->api_sock = host_path(vm, "api.sock");
+	vm->vsock = host_path(vm, "vsock.sock");
+	int rc = check_sock_path(vm->api_sock, "API socket");
+	if (!rc)
+		rc = check_sock_path(vm->vsock, "vsock");
+	if (!rc)
+		rc = api_open(&vm->api, vm->api_sock, op);
+	return rc;
+}
+
+/* Makes a host file visible to Firecracker under name: its own path, or a
+ * hard link in the jail (a copy would cost the image's size; the jail lives
+ * under run_dir, which must share the images' filesystem). Jailed, a
+ * writable file is handed to the jail's uid; a read-only one must be
+ * readable by it already. *out is the path to give Firecracker. */
+static int expose(fc_vm *vm, const char *src, const char *name, bool writable, char **out)
+{
+	*out = NULL;
+	if (!vm->jailer) {
+		*out = bng_strdup(src);
+		return 0;
+	}
+	char *dst = host_path(vm, name);
+	int rc = 0;
+	struct stat st;
+	if (link(src, dst) != 0) {
+		int e = errno;
+		rc = e == EXDEV ? bng_err(BANGER_EUNSUPPORTED,
+					  "firecracker: the jailer needs %s hard-linked into %s, but they are on different "
+					  "filesystems: keep banger's state and runtime directories on one filesystem",
+					  src, vm->root)
+				: bng_err_errno(bng_code_from_errno(e), e, "firecracker: cannot link %s into the jail", src);
+	} else if (writable && chown(dst, vm->uid, vm->gid) != 0) {
+		rc = bng_err_errno(BANGER_EPERM, errno, "firecracker: cannot hand %s to uid %u", src, (unsigned)vm->uid);
+	} else if (!writable && stat(dst, &st) == 0 && st.st_uid != vm->uid && !(st.st_mode & S_IROTH)) {
+		rc = bng_err(BANGER_EPERM, "firecracker: the jailed VMM (uid %u) cannot read %s: make it world-readable",
+			     (unsigned)vm->uid, src);
+	}
+	if (!rc)
+		*out = vmm_path(vm, name);
+	free(dst);
+	return rc;
+}
+
+/* An empty file Firecracker may write (its logger and metrics open, never
+ * create, their paths). */
+static int make_vmm_file(fc_vm *vm, const char *name, char **out)
+{
+	char *p = host_path(vm, name);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int rc = 0;
+	if (fd < 0)
+		rc = bng_err_errno(bng_code_from_errno(errno), errno, "firecracker: cannot create %s", p);
+	else if (vm->jailer && fchown(fd, vm->uid, vm->gid) != 0)
+		rc = bng_err_errno(BANGER_EPERM, errno, "firecracker: cannot hand %s to uid %u", p, (unsigned)vm->uid);
+	if (fd >= 0)
+		close(fd);
+	free(p);
+	*out = rc ? NULL : vmm_path(vm, name);
+	return rc;
+}
+
+/* Removes what a previous run left: sockets (Firecracker refuses to bind an
+ * existing path) and, jailed, the whole jail (the jailer refuses to reuse
+ * one), then makes the jail root ours to fill and the VMM's to write. */
+static int prepare_dir(fc_vm *vm)
+{
+	/* stale, not live: never pull the socket from under a running VMM */
+	if (access(vm->api_sock, F_OK) == 0 && api_call(&vm->api, "GET", "/", NULL, 1000, NULL) == 0)
+		return bng_err(BANGER_EBUSY, "firecracker: a VMM already answers on %s: stop that VM first",
+			       vm->api_sock);
+	if (unlink(vm->api_sock) != 0 && errno != ENOENT)
+		return bng_err_errno(bng_code_from_errno(errno), errno, "firecracker: cannot remove the stale socket %s",
+				     vm->api_sock);
+	if (unlink(vm->vsock) != 0 && errno != ENOENT)
+		return bng_err_errno(bng_code_from_errno(errno), errno, "firecracker: cannot remove the stale socket %s",
+				     vm->vsock);
+	if (!vm->jailer)
+		return 0;
+	int rc = bng_rm_rf(vm->jail_dir);
+	if (!rc)
+		rc = bng_mkdir_p(vm->root, 0700);
+	if (!rc && chown(vm->root, vm->uid, vm->gid) != 0)
+		rc = bng_err_errno(BANGER_EPERM, errno, "firecracker: cannot hand %s to uid %u", vm->root, (unsigned)vm->uid);
+	return rc;
+}
+
+static int open_log(const char *path, int *fd)
+{
+	*fd = open(path ? path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (*fd < 0)
+		return bng_err_errno(bng_code_from_errno(errno), errno, "firecracker: cannot open %s", path);
+	return 0;
+}
+
+/* Puts fd on target for the exec'd program (dup2 of an fd onto itself would
+ * keep its close-on-exec flag). Runs between fork and exec: syscalls only. */
+static void child_fd(int fd, int target)
+{
+	if (fd == target)
+		fcntl(fd, F_SETFD, 0);
+	else
+		dup2(fd, target);
+}
+
+/* Starts argv detached: a double fork so the VMM is nobody's child here (no
+ * zombie for the embedder, survives the daemon), its own session (no
+ * terminal signals), default signal dispositions, stdin /dev/null, stdout to
+ * the console log, stderr to the process log, nothing else inherited. */
+static int spawn(fc_vm *vm, char *const argv[])
+{
+	const bng_vm_config *cfg = vm->cfg;
+	int out_fd = -1, err_fd = -1, null_fd = -1, pid_pipe[2] = {-1, -1}, exec_pipe[2] = {-1, -1};
+	int rc = open_log(cfg->process_log, &err_fd);
+	if (!rc)
+		rc = open_log(cfg->console_log ? cfg->console_log : cfg->process_log, &out_fd);
+	if (rc)
+		goto out;
+	/* a marker between runs; what follows it is this run's last words */
+	char now[32];
+	struct stat st;
+	bng_now_iso(now);
+	dprintf(err_fd, "--- banger %s: starting %s%s for VM %s\n", now, vm->jailer ? "jailed " : "", vm->binary,
+		cfg->id);
+	vm->plog_start = fstat(err_fd, &st) == 0 ? st.st_size : 0;
+	if ((null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 || pipe2(pid_pipe, O_CLOEXEC) != 0 ||
+	    pipe2(exec_pipe, O_CLOEXEC) != 0) {
+		rc = bng_err_errno(BANGER_EIO, errno, "firecracker: cannot set up the VMM's stdio");
+		goto out;
+	}
+	pid_t mid = fork();
+	if (mid < 0) {
+		rc = bng_err_errno(BANGER_EIO, errno, "firecracker: fork");
+		goto out;
+	}
+	if (mid == 0) {
+		setsid();
+		pid_t vmm = fork();
+		if (vmm != 0) {
+			ssize_t w = write(pid_pipe[1], &vmm, sizeof(vmm));
+			_exit(vmm > 0 && w == (ssize_t)sizeof(vmm) ? 0 : 1);
+		}
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		struct sigaction dfl = {.sa_handler = SIG_DFL};
+		for (int s = 1; s < NSIG; s++)
+			sigaction(s, &dfl, NULL);
+		child_fd(null_fd, 0);
+		child_fd(out_fd, 1);
+		child_fd(err_fd, 2);
+		/* every other fd this process holds closes at exec, the error pipe too */
+		if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+			for (int fd = 3; fd < 4096; fd++)
+				fcntl(fd, F_SETFD, FD_CLOEXEC);
+		if (chdir(cfg->run_dir) != 0 && chdir("/") != 0)
+			_exit(126);
+		execv(argv[0], argv);
+		int e = errno;
+		ssize_t w = write(exec_pipe[1], &e, sizeof(e));
+		_exit(w > 0 ? 127 : 126);
+	}
+	close(pid_pipe[1]);
+	close(exec_pipe[1]);
+	pid_pipe[1] = exec_pipe[1] = -1;
+	pid_t vmm = 0;
+	ssize_t n;
+	while ((n = read(pid_pipe[0], &vmm, sizeof(vmm))) < 0 && errno == EINTR)
+		;
+	while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(vmm) || vmm <= 0) {
+		rc = bng_err(BANGER_EIO, "firecracker: cannot fork the VMM process");
+		goto out;
+	}
+	int e = 0;
+	while ((n = read(exec_pipe[0], &e, sizeof(e))) < 0 && errno == EINTR)
+		;
+	if (n == (ssize_t)sizeof(e)) { /* the exec failed; the child is gone */
+		rc = bng_err_errno(bng_code_from_errno(e), e, "firecracker: cannot run %s", argv[0]);
+		goto out;
+	}
+	vm->pid = vmm;
+	proc_stat(vmm, NULL, &vm->start_time);
+out:
+	for (int i = 0; i < 2; i++) {
+		if (pid_pipe[i] >= 0)
+			close(pid_pipe[i]);
+		if (exec_pipe[i] >= 0)
+			close(exec_pipe[i]);
+	}
+	if (null_fd >= 0)
+		close(null_fd);
+	if (out_fd >= 0)
+		close(out_fd);
+	if (err_fd >= 0)
+		close(err_fd);
+	return rc;
+}
+
+/* Why the VMM failed, from its own words when it left any. */
+static char *vmm_last_words(const fc_vm *vm)
+{
+	char *w = last_words(vm->cfg->process_log, vm->plog_start);
+	if (!w) {
+		char *log = host_path(vm, "firecracker.log");
+		w = last_words(log, 0);
+		free(log);
+	}
+	return w;
+}
+
+/* Adds the VMM's last words to the current error if it has died. */
+static int explain(const fc_vm *vm, int rc)
+{
+	if (!vm->pid || !vmm_gone(vm->pid, vm->start_time))
+		return rc;
+	char *w = vmm_last_words(vm);
+	if (w)
+		rc = bng_err(rc, "%s (firecracker exited: %s)", banger_error_last(), w);
+	else
+		rc = bng_err(rc, "%s (firecracker exited without a word; see %s)", banger_error_last(),
+			     vm->cfg->process_log ? vm->cfg->process_log : "its log");
+	free(w);
+	return rc;
+}
+
+/* Spawns Firecracker (jailed or not) and waits, cancellably, until its API
+ * socket answers GET /. */
+static int launch(fc_vm *vm, bng_op *op)
+{
+	const bng_vm_config *cfg = vm->cfg;
+	char *api_arg = vmm_path(vm, "api.sock");
+	char *run_base = vm->jailer ? bng_asprintf("%s/jail", cfg->run_dir) : NULL;
+	char uid[16], gid[16];
+	snprintf(uid, sizeof(uid), "%u", (unsigned)vm->uid);
+	snprintf(gid, sizeof(gid), "%u", (unsigned)vm->gid);
+	/* The jailer execs firecracker in place (no --daemonize/--new-pid-ns),
+	 * so the pid we get is the VMM's; it leaves cgroups alone without
+	 * --cgroup, and it clears the environment. */
+	char *jailed[] = {vm->jailer, "--id", (char *)cfg->id, "--exec-file", vm->binary, "--uid", uid, "--gid", gid,
+			  "--chroot-base-dir", run_base, "--", "--api-sock", api_arg, NULL};
+	char *plain[] = {vm->binary, "--api-sock", api_arg, "--id", (char *)cfg->id, NULL};
+	int rc = spawn(vm, vm->jailer ? jailed : plain);
+	free(api_arg);
+	free(run_base);
+	if (rc)
+		return rc;
+	for (long long deadline = now_ms() + FC_READY_MS;;) {
+		if (vmm_gone(vm->pid, vm->start_time)) {
+			char *w = vmm_last_words(vm);
+			rc = bng_err(BANGER_EIO, "firecracker exited during startup: %s (log: %s)", w ? w : "no output",
+				     cfg->process_log ? cfg->process_log : "none");
+			free(w);
+			return rc;
+		}
+		if (access(vm->api_sock, F_OK) == 0 && api_call(&vm->api, "GET", "/", NULL, 1000, NULL) == 0)
+			return 0;
+		if (bng_op_cancelled(op))
+			return bng_err(BANGER_ECANCELED, "firecracker: start cancelled");
+		if (now_ms() >= deadline)
+			return bng_err(BANGER_ETIMEDOUT, "firecracker (pid %d) did not answer on %s within %d s; see %s",
+				       (int)vm->pid, vm->api_sock, FC_READY_MS / 1000,
+				       cfg->process_log ? cfg->process_log : "its log");
+		if ((rc = bng_op_sleep(op, 10)) != 0)
+			return bng_err(rc, "firecracker: start cancelled");
+	}
+}
+
+/* Logger and metrics files, the first resources on a fresh process. */
+static int setup_logging(fc_vm *vm)
+{
+	char *log = NULL, *metrics = NULL;
+	int rc = make_vmm_file(vm, "firecracker.log", &log);
+	if (!rc)
+		rc = make_vmm_file(vm, "firecracker.metrics", &metrics);
+	if (!rc)
+		rc = api_send(&vm->api, "PUT", "/logger", json_pack("{s:s, s:s}", "log_path", log, "level", "Info"),
+			      FC_REQ_MS);
+	if (!rc)
+		rc = api_send(&vm->api, "PUT", "/metrics", json_pack("{s:s}", "metrics_path", metrics), FC_REQ_MS);
+	free(log);
+	free(metrics);
+	return rc;
+}
+
+/* Kills a VMM that failed to come up, and its sockets; keeps the error. */
+static void abandon(fc_vm *vm)
+{
+	if (vm->pid <= 0)
+		return; /* nothing launched: the sockets may be another run's */
+	if (!vmm_gone(vm->pid, vm->start_time)) {
+		kill(vm->pid, SIGKILL);
+		wait_gone(vm->pid, vm->start_time, FC_KILL_WAIT_MS);
+	}
+	unlink(vm->api_sock);
+	unlink(vm->vsock);
+}
+
+static json_t *make_state(const fc_vm *vm)
+{
+	char *exe = proc_exe(vm->pid);
+	json_t *st = json_pack("{s:s, s:I, s:I, s:s, s:{s:s, s:s, s:i, s:i}, s:s, s:s}", "driver", "firecracker", "pid",
+			       (json_int_t)vm->pid, "start_time", (json_int_t)vm->start_time, "control_socket",
+			       vm->api_sock, "agent", "kind", "vsock_uds", "path", vm->vsock, "port", FC_AGENT_PORT, "cid",
+			       FC_GUEST_CID, "binary", vm->binary, "run_dir", vm->cfg->run_dir);
+	/* what /proc/<pid>/exe says (python for a script, a path inside the
+	 * jail's mount namespace when jailed): alive() compares it verbatim */
+	if (st && exe)
+		json_object_set_new(st, "exe", json_string(exe));
+	if (st && vm->jailer)
+		json_object_set_new(st, "jail_root", json_string(vm->root));
+	free(exe);
+	return st;
+}
+
+/* Rejects kernel arguments Firecracker adds itself: doubling them confuses
+ * the guest (two roots, two device lists). */
+static int check_cmdline(const char *cmdline)
+{
+	if (!cmdline)
+		return 0;
+	char *copy = bng_strdup(cmdline), *save = NULL;
+	int rc = 0;
+	for (char *t = strtok_r(copy, " \t", &save); t && !rc; t = strtok_r(NULL, " \t", &save))
+		if (bng_str_has_prefix(t, "root=") || bng_str_has_prefix(t, "virtio_mmio.device=") ||
+		    strcmp(t, "pci=off") == 0)
+			rc = bng_err(BANGER_EINVAL, "firecracker: kernel argument '%s' is Firecracker's own (it adds "
+				     "root=, pci=off and virtio_mmio.device= itself): drop it", t);
+	free(copy);
+	return rc;
+}
+
+static int check_config(const bng_vm_config *cfg)
+{
+	if (cfg->vcpus < 1 || cfg->vcpus > FC_MAX_VCPUS)
+		return bng_err(BANGER_EINVAL, "firecracker: %d vCPUs asked for; Firecracker runs 1 to %d", cfg->vcpus,
+			       FC_MAX_VCPUS);
+	if (cfg->mem_mib < 1)
+		return bng_err(BANGER_EINVAL, "firecracker: %d MiB of memory asked for; give at least 1", cfg->mem_mib);
+	if (cfg->ndisks < 0 || cfg->ndisks > BNG_VMM_MAX_DISKS)
+		return bng_err(BANGER_EINVAL, "firecracker: %d disks; at most %d", cfg->ndisks, BNG_VMM_MAX_DISKS);
+	if (!cfg->kernel_dir)
+		return bng_err(BANGER_EINVAL, "firecracker: no kernel directory");
+	/* Firecracker appends root=, pci=off and a virtio_mmio.device= per
+	 * device within the same limit: leave them room */
+	size_t n = strlen(FC_BOOT_ARGS) + 1 + (cfg->cmdline ? strlen(cfg->cmdline) : 0);
+	if (n > FC_CMDLINE_MAX - FC_CMDLINE_RESERVE)
+		return bng_err(BANGER_ETOOBIG, "firecracker: the kernel command line is %zu bytes; at most %d fit next to "
+			       "Firecracker's own arguments: shorten it", n, FC_CMDLINE_MAX - FC_CMDLINE_RESERVE);
+	return check_cmdline(cfg->cmdline);
+}
+
+/* An absolute, existing path (Firecracker runs in run_dir, and the jail's
+ * hard links need the real file). */
+static int real_file(const char *path, char **out)
+{
+	char buf[PATH_MAX];
+	if (!realpath(path, buf))
+		return bng_err_errno(bng_code_from_errno(errno), errno, "firecracker: %s", path);
+	*out = bng_strdup(buf);
+	return 0;
+}
+
+/* The kernel must be an uncompressed ELF vmlinux: Firecracker v1.16 on
+ * x86_64 boots nothing else, and would only say so at InstanceStart. */
+static int find_kernel(const char *kernel_dir, char **vmlinux, char **initrd)
+{
+	*vmlinux = *initrd = NULL;
+	char *k = bng_asprintf("%s/vmlinux", kernel_dir);
+	int rc = real_file(k, vmlinux);
+	if (rc) {
+		rc = bng_err(rc, "firecracker: %s has no vmlinux: Firecracker boots an uncompressed ELF kernel "
+			     "(vmlinux), not a bzImage; re-import the kernel with its vmlinux", kernel_dir);
+	} else {
+		unsigned char magic[4] = {0};
+		int fd = open(*vmlinux, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, magic, sizeof(magic)) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (n != 4 || memcmp(magic, "\177ELF", 4) != 0)
+			rc = bng_err(BANGER_EINVAL, "firecracker: %s is not an ELF kernel: Firecracker v1.16 boots only "
+				     "an uncompressed vmlinux; re-import the kernel", k);
+	}
+	free(k);
+	if (!rc) {
+		char *i = bng_asprintf("%s/initrd.img", kernel_dir);
+		if (access(i, F_OK) == 0)
+			rc = real_file(i, initrd);
+		free(i);
+	}
+	if (rc) {
+		free(*vmlinux);
+		*vmlinux = NULL;
+	}
+	return rc;
+}
+
+/* Missing disks are found before a VMM is spawned for nothing. */
+static int check_disks(const bng_vm_config *cfg)
+{
+	for (int i = 0; i < cfg->ndisks; i++) {
+		char *disk = NULL;
+		int rc = cfg->disks[i].path ? real_file(cfg->disks[i].path, &disk)
+					    : bng_err(BANGER_EINVAL, "firecracker: disk %d has no path", i);
+		free(disk);
+		if (rc)
+			return bng_err(rc, "%s (disk vd%c)", banger_error_last(), 'a' + i);
+	}
+	return 0;
+}
+
+/* Everything before InstanceStart, in Firecracker's documented order. */
+static int configure(fc_vm *vm, const char *kernel, const char *initrd)
+{
+	const bng_vm_config *cfg = vm->cfg;
+	char *k_arg = NULL, *i_arg = NULL, *vsock_arg = NULL, *args = NULL;
+	int rc = setup_logging(vm);
+	if (!rc)
+		rc = api_send(&vm->api, "PUT", "/machine-config",
+			      json_pack("{s:i, s:i, s:b}", "vcpu_count", cfg->vcpus, "mem_size_mib", cfg->mem_mib, "smt", 0),
+			      FC_REQ_MS);
+	if (!rc)
+		rc = expose(vm, kernel, "vmlinux", false, &k_arg);
+	if (!rc && initrd)
+		rc = expose(vm, initrd, "initrd.img", false, &i_arg);
+	if (!rc) {
+		args = cfg->cmdline && *cfg->cmdline ? bng_asprintf("%s %s", FC_BOOT_ARGS, cfg->cmdline)
+						     : bng_strdup(FC_BOOT_ARGS);
+		json_t *boot = json_pack("{s:s, s:s}", "kernel_image_path", k_arg, "boot_args", args);
+		if (boot && i_arg)
+			json_object_set_new(boot, "initrd_path", json_string(i_arg));
+		rc = api_send(&vm->api, "PUT", "/boot-source", boot, FC_REQ_MS);
+	}
+	for (int i = 0; !rc && i < cfg->ndisks; i++) {
+		char id[8], path[40], *disk = NULL, *d_arg = NULL;
+		snprintf(id, sizeof(id), "vd%c", 'a' + i);
+		snprintf(path, sizeof(path), "/drives/%s", id);
+		rc = real_file(cfg->disks[i].path, &disk);
+		if (!rc)
+			rc = expose(vm, disk, id, !cfg->disks[i].read_only, &d_arg);
+		/* not a root device: banger's initramfs mounts the disks */
+		if (!rc)
+			rc = api_send(&vm->api, "PUT", path,
+				      json_pack("{s:s, s:s, s:b, s:b}", "drive_id", id, "path_on_host", d_arg,
+						"is_root_device", 0, "is_read_only", cfg->disks[i].read_only),
+				      FC_REQ_MS);
+		free(disk);
+		free(d_arg);
+	}
+	if (!rc && cfg->tap) {
+		json_t *net = json_pack("{s:s, s:s}", "iface_id", "eth0", "host_dev_name", cfg->tap);
+		if (net && cfg->mac)
+			json_object_set_new(net, "guest_mac", json_string(cfg->mac));
+		rc = api_send(&vm->api, "PUT", "/network-interfaces/eth0", net, FC_REQ_MS);
+	}
+	if (!rc) {
+		vsock_arg = vmm_path(vm, "vsock.sock");
+		rc = api_send(&vm->api, "PUT", "/vsock",
+			      json_pack("{s:i, s:s}", "guest_cid", FC_GUEST_CID, "uds_path", vsock_arg), FC_REQ_MS);
+	}
+	free(k_arg);
+	free(i_arg);
+	free(vsock_arg);
+	free(args);
+	return rc;
+}
+
+static int fc_start(const bng_vm_config *cfg, bng_op *op, json_t **state)
+{
+	*state = NULL;
+	fc_vm vm;
+	char *kernel = NULL, *initrd = NULL;
+	int rc = vm_init(&vm, cfg, op);
+	if (!rc)
+		rc = check_config(cfg);
+	if (!rc)
+		rc = find_kernel(cfg->kernel_dir, &kernel, &initrd);
+	if (!rc)
+		rc = check_disks(cfg);
+	if (!rc)
+		rc = prepare_dir(&vm);
+	if (!rc)
+		rc = launch(&vm, op);
+	if (!rc)
+		rc = configure(&vm, kernel, initrd);
+	if (!rc)
+		rc = api_send(&vm.api, "PUT", "/actions", json_pack("{s:s}", "action_type", "InstanceStart"), FC_REQ_MS);
+	if (!rc && !(*state = make_state(&vm)))
+		rc = bng_err(BANGER_ENOMEM, "firecracker: out of memory");
+	if (rc) {
+		rc = explain(&vm, rc);
+		abandon(&vm);
+	}
+	free(kernel);
+	free(initrd);
+	vm_free(&vm);
+	return rc;
+}
+
+/* ---- calls on a running VM, from its state ---- */
+
+typedef struct fc_ref {
+	pid_t pid;
+	long long start_time;
+	const char *sock;
+	const char *vsock;
+	const char *exe;
+	const char *jail_root;
+} fc_ref;
+
+static int parse_state(json_t *state, fc_ref *r)
+{
+	memset(r, 0, sizeof(*r));
+	json_t *pid = json_object_get(state, "pid");
+	r->sock = json_string_value(json_object_get(state, "control_socket"));
+	r->vsock = json_string_value(json_object_get(json_object_get(state, "agent"), "path"));
+	r->exe = json_string_value(json_object_get(state, "exe"));
+	r->jail_root = json_string_value(json_object_get(state, "jail_root"));
+	r->start_time = json_integer_value(json_object_get(state, "start_time"));
+	const char *driver = json_string_value(json_object_get(state, "driver"));
+	if (!json_is_integer(pid) || json_integer_value(pid) <= 1 || json_integer_value(pid) > INT_MAX || !r->sock ||
+	    (driver && strcmp(driver, "firecracker") != 0))
+		return bng_err(BANGER_EINVAL, "firecracker: this VM's state has no firecracker pid and control_socket: "
+			       "it was not started by the firecracker driver");
+	r->pid = (pid_t)json_integer_value(pid);
+	return 0;
+}
+
+static bool same_vmm(const fc_ref *r)
+{
+	if (vmm_gone(r->pid, r->start_time))
+		return false;
+	if (!r->exe)
+		return true;
+	char *exe = proc_exe(r->pid);
+	bool same = exe && strcmp(exe, r->exe) == 0;
+	free(exe);
+	return same;
+}
+
+/* After the VMM is gone: its sockets would only mislead. */
+static void forget_sockets(const fc_ref *r)
+{
+	unlink(r->sock);
+	if (r->vsock)
+		unlink(r->vsock);
+}
+
+static int ref_call(json_t *state, const char *method, const char *path, json_t *body, int timeout_ms)
+{
+	fc_ref r;
+	fc_api api;
+	int rc = parse_state(state, &r);
+	if (rc) {
+		json_decref(body);
+		return rc;
+	}
+	if (!same_vmm(&r)) {
+		json_decref(body);
+		return bng_err(BANGER_ENOTFOUND, "firecracker (pid %d) is not running: start the VM again", (int)r.pid);
+	}
+	if (!(rc = api_open(&api, r.sock, NULL)))
+		rc = api_send(&api, method, path, body, timeout_ms);
+	else
+		json_decref(body);
+	api_close(&api);
+	return rc;
+}
+
+static int fc_shutdown(json_t *state, int timeout_ms)
+{
+	fc_ref r;
+	int rc = parse_state(state, &r);
+	if (rc)
+		return rc;
+	if (!same_vmm(&r)) {
+		forget_sockets(&r);
+		return 0;
+	}
+	rc = ref_call(state, "PUT", "/actions", json_pack("{s:s}", "action_type", "SendCtrlAltDel"),
+		      timeout_ms > 0 && timeout_ms < FC_REQ_MS ? timeout_ms : FC_REQ_MS);
+	if (rc && !vmm_gone(r.pid, r.start_time))
+		return rc;
+	if (!wait_gone(r.pid, r.start_time, timeout_ms > 0 ? timeout_ms : 0))
+		return bng_err(BANGER_ETIMEDOUT, "firecracker (pid %d) still runs %d ms after Ctrl-Alt-Del: the guest "
+			       "ignored it (it needs i8042 keyboard support and reboot=k); kill the VM", (int)r.pid,
+			       timeout_ms);
+	forget_sockets(&r);
+	return 0;
+}
+
+static int fc_kill(json_t *state, int sig)
+{
+	fc_ref r;
+	int rc = parse_state(state, &r);
+	if (rc)
+		return rc;
+	if (!sig)
+		sig = SIGKILL;
+	/* never signal a stranger that inherited the pid */
+	if (!same_vmm(&r)) {
+		forget_sockets(&r);
+		return 0;
+	}
+	if (kill(r.pid, sig) != 0) {
+		if (errno == ESRCH) {
+			forget_sockets(&r);
+			return 0;
+		}
+		return bng_err_errno(bng_code_from_errno(errno), errno, "firecracker: cannot signal pid %d", (int)r.pid);
+	}
+	if (!wait_gone(r.pid, r.start_time, FC_KILL_WAIT_MS))
+		return bng_err(BANGER_ETIMEDOUT, "firecracker (pid %d) still runs %d s after signal %d: try SIGKILL",
+			       (int)r.pid, FC_KILL_WAIT_MS / 1000, sig);
+	forget_sockets(&r);
+	return 0;
+}
+
+static int fc_pause(json_t *state)
+{
+	return ref_call(state, "PATCH", "/vm", json_pack("{s:s}", "state", "Paused"), FC_REQ_MS);
+}
+
+static int fc_resume(json_t *state)
+{
+	return ref_call(state, "PATCH", "/vm", json_pack("{s:s}", "state", "Resumed"), FC_REQ_MS);
+}
+
+#define SNAP_STATE "vmstate"
+#define SNAP_MEM "memory"
+
+/* A full snapshot (device state + guest memory) into dir. The VM must be
+ * paused for it; a running VM is paused here and resumed afterwards.
+ * Firecracker writes <name>.partial files (inside its chroot when jailed)
+ * that are then renamed into dir: never truncating a memory file that a
+ * restored VM still maps, and never writing through the jail's hard links. */
+static int fc_snapshot(json_t *state, const char *dir)
+{
+	fc_ref r;
+	fc_api api;
+	int rc = parse_state(state, &r);
+	if (rc)
+		return rc;
+	if (!dir || !*dir)
+		return bng_err(BANGER_EINVAL, "firecracker: snapshot needs a directory");
+	if (!same_vmm(&r))
+		return bng_err(BANGER_ENOTFOUND, "firecracker (pid %d) is not running: nothing to snapshot", (int)r.pid);
+	if ((rc = bng_mkdir_p(dir, 0700)) != 0)
+		return rc;
+	char real[PATH_MAX];
+	if (!realpath(dir, real))
+		return bng_err_errno(bng_code_from_errno(errno), errno, "firecracker: %s", dir);
+	if ((rc = api_open(&api, r.sock, NULL)) != 0) {
+		api_close(&api);
+		return rc;
+	}
+	json_t *info = NULL;
+	rc = api_call(&api, "GET", "/", NULL, FC_REQ_MS, &info);
+	const char *vm_state = json_string_value(json_object_get(info, "state"));
+	bool was_running = !rc && vm_state && strcmp(vm_state, "Running") == 0;
+	json_decref(info);
+	if (!rc && was_running)
+		rc = api_send(&api, "PATCH", "/vm", json_pack("{s:s}", "state", "Paused"), FC_REQ_MS);
+	const char *names[2] = {SNAP_STATE, SNAP_MEM};
+	char *partial[2], *arg[2];
+	for (int i = 0; i < 2; i++) {
+		partial[i] = bng_asprintf("%s/%s.partial", r.jail_root ? r.jail_root : real, names[i]);
+		arg[i] = r.jail_root ? bng_asprintf("/%s.partial", names[i]) : bng_strdup(partial[i]);
+		unlink(partial[i]);
+	}
+	if (!rc)
+		rc = api_send(&api, "PUT", "/snapshot/create",
+			      json_pack("{s:s, s:s, s:s}", "snapshot_type", "Full", "snapshot_path", arg[0],
+					"mem_file_path", arg[1]),
+			      FC_SNAPSHOT_MS);
+	for (int i = 1; !rc && i >= 0; i--) { /* memory first: vmstate marks a complete pair */
+		char *to = bng_asprintf("%s/%s", real, names[i]);
+		if (rename(partial[i], to) != 0)
+			rc = errno == EXDEV ? bng_err(BANGER_EUNSUPPORTED, "firecracker: cannot move the jailed snapshot "
+						      "%s to %s (another filesystem): snapshot into a directory on the "
+						      "runtime directory's filesystem", partial[i], real)
+					    : bng_err_errno(BANGER_EIO, errno, "firecracker: cannot move %s to %s",
+							    partial[i], to);
+		free(to);
+	}
+	if (rc)
+		for (int i = 0; i < 2; i++)
+			unlink(partial[i]);
+	if (was_running) { /* also after a failed create: leave the VM as we found it */
+		int saved = rc;
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "%s", banger_error_last());
+		int rc2 = api_send(&api, "PATCH", "/vm", json_pack("{s:s}", "state", "Resumed"), FC_REQ_MS);
+		rc = saved ? bng_err(saved, "%s", msg) : rc2;
+	}
+	for (int i = 0; i < 2; i++) {
+		free(partial[i]);
+		free(arg[i]);
+	}
+	api_close(&api);
+	return rc;
+}
+
+/* A fresh process loading dir's snapshot. Disks are found where they were
+ * at snapshot time (jailed: the same names in the new jail); the vsock
+ * socket and the tap follow cfg. */
+static int fc_restore(const bng_vm_config *cfg, const char *dir, bng_op *op, json_t **state)
+{
+	*state = NULL;
+	fc_vm vm;
+	char *snap = NULL, *mem = NULL, *s_arg = NULL, *m_arg = NULL, *vsock_arg = NULL;
+	int rc = vm_init(&vm, cfg, op);
+	if (!rc && (!dir || !*dir))
+		rc = bng_err(BANGER_EINVAL, "firecracker: restore needs a snapshot directory");
+	if (!rc) {
+		char *p = bng_asprintf("%s/%s", dir, SNAP_STATE);
+		rc = real_file(p, &snap);
+		free(p);
+		if (!rc) {
+			p = bng_asprintf("%s/%s", dir, SNAP_MEM);
+			rc = real_file(p, &mem);
+			free(p);
+		}
+		if (rc)
+			rc = bng_err(rc, "%s: %s is not a firecracker snapshot directory", banger_error_last(), dir);
+	}
+	if (!rc)
+		rc = prepare_dir(&vm);
+	if (!rc)
+		rc = launch(&vm, op);
+	if (!rc)
+		rc = setup_logging(&vm);
+	if (!rc)
+		rc = expose(&vm, snap, SNAP_STATE, true, &s_arg);
+	if (!rc)
+		rc = expose(&vm, mem, SNAP_MEM, true, &m_arg);
+	for (int i = 0; !rc && vm.jailer && i < cfg->ndisks; i++) {
+		char id[8], *disk = NULL, *ignored = NULL;
+		snprintf(id, sizeof(id), "vd%c", 'a' + i);
+		rc = real_file(cfg->disks[i].path, &disk);
+		if (!rc)
+			rc = expose(&vm, disk, id, !cfg->disks[i].read_only, &ignored);
+		free(disk);
+		free(ignored);
+	}
+	if (!rc) {
+		vsock_arg = vmm_path(&vm, "vsock.sock");
+		json_t *body = json_pack("{s:s, s:{s:s, s:s}, s:b, s:{s:s}}", "snapshot_path", s_arg, "mem_backend",
+					 "backend_type", "File", "backend_path", m_arg, "resume_vm", 1, "vsock_override",
+					 "uds_path", vsock_arg);
+		if (body && cfg->tap)
+			json_object_set_new(body, "network_overrides",
+					    json_pack("[{s:s, s:s}]", "iface_id", "eth0", "host_dev_name", cfg->tap));
+		rc = api_send(&vm.api, "PUT", "/snapshot/load", body, FC_SNAPSHOT_MS);
+	}
+	if (!rc && !(*state = make_state(&vm)))
+		rc = bng_err(BANGER_ENOMEM, "firecracker: out of memory");
+	if (rc) {
+		rc = explain(&vm, rc);
+		abandon(&vm);
+	}
+	free(snap);
+	free(mem);
+	free(s_arg);
+	free(m_arg);
+	free(vsock_arg);
+	vm_free(&vm);
+	return rc;
+}
+
+static bool fc_alive(json_t *state)
+{
+	fc_ref r;
+	fc_api api;
+	if (parse_state(state, &r) != 0 || !same_vmm(&r))
+		return false;
+	bool ok = api_open(&api, r.sock, NULL) == 0 && api_call(&api, "GET", "/", NULL, 2000, NULL) == 0;
+	api_close(&api);
+	return ok;
+}
+
+const bng_vmm_driver bng_vmm_firecracker = {
+	.name = "firecracker",
+	.features = BNG_VMM_FEAT_PAUSE | BNG_VMM_FEAT_SNAPSHOT | BNG_VMM_FEAT_VSOCK,
+	.start = fc_start,
+	.shutdown = fc_shutdown,
+	.kill = fc_kill,
+	.pause = fc_pause,
+	.resume = fc_resume,
+	.snapshot = fc_snapshot,
+	.restore = fc_restore,
+	.alive = fc_alive,
+};

@@ -1,0 +1,774 @@
+/* The qemu driver: qemu-system-x86_64 -M microvm, driven over QMP.
+ *
+ * The VM process is spawned detached (double fork, own session, stdio to the
+ * process log) so it outlives the daemon and is reaped by init; everything a
+ * later call or a restarted daemon needs is in the state object: pid, process
+ * start time (guards against pid reuse), resolved executable, QMP socket and
+ * the agent's virtio-serial socket. */
+#include "qmp.h"
+#include "vmm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
+
+#define QEMU_DEFAULT_BINARY "qemu-system-x86_64"
+#define QEMU_START_TIMEOUT_MS 10000
+#define QEMU_QMP_TIMEOUT_MS 5000
+#define QEMU_KILL_WAIT_MS 10000
+
+extern char **environ;
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- processes we did not fork (or no longer parent) ---- */
+
+typedef struct {
+	char state;               /* R, S, D, Z, ... */
+	unsigned long long start; /* clock ticks after boot */
+} proc_info;
+
+/* Reads /proc/<pid>/stat; BANGER_ENOTFOUND when there is no such process. */
+static int proc_info_get(pid_t pid, proc_info *pi)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return BANGER_ENOTFOUND;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return BANGER_ENOTFOUND;
+	buf[n] = '\0';
+	/* comm may hold spaces and parentheses: fields resume after the last ')'. */
+	char *p = strrchr(buf, ')');
+	if (!p || !p[1] || !p[2])
+		return BANGER_ENOTFOUND;
+	p += 2;
+	pi->state = *p;
+	/* state is field 3, starttime field 22. */
+	for (int field = 3; field < 22 && p; field++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	pi->start = p ? strtoull(p, NULL, 10) : 0;
+	return 0;
+}
+
+/* Gone: no process, a zombie waiting for its parent, or a dead one. */
+static bool proc_gone(pid_t pid, unsigned long long start)
+{
+	proc_info pi;
+	if (proc_info_get(pid, &pi) != 0)
+		return true;
+	if (start && pi.start != start)
+		return true; /* the pid now belongs to another process */
+	if (pi.state == 'Z' || pi.state == 'X') {
+		/* If we happen to be its parent (a subreaper), reap it. */
+		waitpid(pid, NULL, WNOHANG);
+		return true;
+	}
+	return false;
+}
+
+/* Polls until the process is gone; false if it outlived timeout_ms. */
+static bool proc_wait_gone(pid_t pid, unsigned long long start, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms;
+	for (;;) {
+		if (proc_gone(pid, start))
+			return true;
+		if (now_ms() >= deadline)
+			return false;
+		usleep(10 * 1000);
+	}
+}
+
+/* ---- state ---- */
+
+typedef struct {
+	pid_t pid;
+	unsigned long long start;
+	const char *exe;
+	const char *qmp;
+} qstate;
+
+static int state_parse(json_t *state, qstate *s)
+{
+	memset(s, 0, sizeof(*s));
+	json_t *pid = json_object_get(state, "pid");
+	if (!json_is_integer(pid) || json_integer_value(pid) <= 0 || json_integer_value(pid) > INT_MAX)
+		return bng_err(BANGER_EINVAL, "qemu VM state has no valid pid (was it written by the qemu driver?)");
+	s->pid = (pid_t)json_integer_value(pid);
+	json_t *start = json_object_get(state, "proc_start");
+	if (json_is_integer(start))
+		s->start = (unsigned long long)json_integer_value(start);
+	s->exe = json_string_value(json_object_get(state, "exe"));
+	s->qmp = json_string_value(json_object_get(state, "control_socket"));
+	if (!s->qmp)
+		return bng_err(BANGER_EINVAL, "qemu VM state has no control_socket (was it written by the qemu driver?)");
+	return 0;
+}
+
+/* True if pid still runs this VM's qemu: same start time and executable. A
+ * binary replaced by a package upgrade reads as "<path> (deleted)" and still
+ * counts. */
+static bool state_proc_ours(const qstate *s)
+{
+	if (proc_gone(s->pid, s->start))
+		return false;
+	if (!s->exe)
+		return true;
+	char path[64], exe[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)s->pid);
+	ssize_t n = readlink(path, exe, sizeof(exe) - 1);
+	if (n < 0)
+		return false;
+	exe[n] = '\0';
+	size_t len = strlen(s->exe);
+	return strncmp(exe, s->exe, len) == 0 && (exe[len] == '\0' || strcmp(exe + len, " (deleted)") == 0);
+}
+
+/* ---- building the command line ---- */
+
+typedef struct {
+	char **v;
+	size_t n, cap;
+} strv;
+
+static void strv_add(strv *a, char *s) /* takes s */
+{
+	if (a->n + 2 > a->cap) {
+		a->cap = a->cap ? a->cap * 2 : 64;
+		char **nv = realloc(a->v, a->cap * sizeof(*nv));
+		if (!nv)
+			abort();
+		a->v = nv;
+	}
+	a->v[a->n++] = s;
+	a->v[a->n] = NULL;
+}
+
+static void strv_free(strv *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->v[i]);
+	free(a->v);
+}
+
+static void arg(strv *a, const char *s)
+{
+	strv_add(a, bng_strdup(s));
+}
+
+static void argf(strv *a, const char *fmt, ...) BNG_PRINTF(2, 3);
+static void argf(strv *a, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	strv_add(a, bng_vasprintf(fmt, ap));
+	va_end(ap);
+}
+
+/* QEMU option values separate on ',': a literal comma is written twice. */
+static char *opt_escape(const char *s)
+{
+	size_t extra = 0;
+	for (const char *p = s; *p; p++)
+		extra += *p == ',';
+	char *out = bng_xmalloc(strlen(s) + extra + 1), *o = out;
+	for (const char *p = s; *p; p++) {
+		*o++ = *p;
+		if (*p == ',')
+			*o++ = ',';
+	}
+	*o = '\0';
+	return out;
+}
+
+/* The host's TSC rate in kHz, 0 when unknown. Under TCG the guest's TSC is
+ * the host's, and a guest kernel that must calibrate it against the PIT
+ * fails whenever the host is busy ("tsc: Unable to calibrate against PIT")
+ * and then hangs early in boot; tsc_early_khz= skips that calibration.
+ * Measured once per process against CLOCK_MONOTONIC_RAW over 20 ms. */
+static unsigned long host_tsc_khz_value;
+
+#if defined(__x86_64__)
+static bool tsc_sample(long long *ns, unsigned long long *tsc)
+{
+	long long best = -1;
+	for (int i = 0; i < 5; i++) {
+		struct timespec a, b;
+		clock_gettime(CLOCK_MONOTONIC_RAW, &a);
+		unsigned long long t = __rdtsc();
+		clock_gettime(CLOCK_MONOTONIC_RAW, &b);
+		long long an = (long long)a.tv_sec * 1000000000 + a.tv_nsec;
+		long long bn = (long long)b.tv_sec * 1000000000 + b.tv_nsec;
+		if (best < 0 || bn - an < best) {
+			best = bn - an;
+			*ns = an + (bn - an) / 2;
+			*tsc = t;
+		}
+	}
+	return best >= 0 && best < 50000; /* a preempted sample would skew the rate */
+}
+#endif
+
+static void host_tsc_khz_measure(void)
+{
+#if defined(__x86_64__)
+	char *cpuinfo = NULL;
+	if (bng_read_file("/proc/cpuinfo", &cpuinfo, NULL) != 0)
+		return;
+	/* Only an invariant TSC ticks at one rate the guest can be told. */
+	bool invariant = strstr(cpuinfo, " constant_tsc") && strstr(cpuinfo, " nonstop_tsc");
+	free(cpuinfo);
+	if (!invariant)
+		return;
+	long long ns0, ns1;
+	unsigned long long c0, c1;
+	if (!tsc_sample(&ns0, &c0))
+		return;
+	struct timespec d = {.tv_nsec = 20 * 1000 * 1000};
+	while (nanosleep(&d, &d) != 0 && errno == EINTR)
+		;
+	if (!tsc_sample(&ns1, &c1) || ns1 <= ns0 || c1 <= c0)
+		return;
+	host_tsc_khz_value = (unsigned long)((double)(c1 - c0) * 1e6 / (double)(ns1 - ns0));
+#endif
+}
+
+static unsigned long host_tsc_khz(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, host_tsc_khz_measure);
+	return host_tsc_khz_value;
+}
+
+typedef struct {
+	char *qmp, *agent, *vmlinuz, *initrd;
+} qpaths;
+
+static void qpaths_free(qpaths *p)
+{
+	free(p->qmp);
+	free(p->agent);
+	free(p->vmlinuz);
+	free(p->initrd);
+}
+
+static void build_argv(strv *a, const bng_vm_config *cfg, const char *exe, const qpaths *p, bool with_initrd)
+{
+	char *e;
+	arg(a, exe);
+	if (cfg->id && *cfg->id) {
+		e = opt_escape(cfg->id);
+		argf(a, "-name");
+		argf(a, "banger-%s", e);
+		free(e);
+	}
+	/* microvm's defaults (ACPI on) are what lets modular virtio_mmio find its
+	 * devices: they are enumerated in the DSDT, not on the command line. */
+	arg(a, "-M");
+	arg(a, "microvm");
+	arg(a, "-accel");
+	arg(a, cfg->kvm ? "kvm" : "tcg");
+	arg(a, "-cpu");
+	arg(a, cfg->kvm ? "host" : "max");
+	arg(a, "-smp");
+	argf(a, "%d", cfg->vcpus);
+	arg(a, "-m");
+	argf(a, "%d", cfg->mem_mib);
+	arg(a, "-nodefaults");
+	arg(a, "-no-user-config");
+	arg(a, "-nographic");
+	arg(a, "-no-reboot");
+	arg(a, "-kernel");
+	arg(a, p->vmlinuz);
+	if (with_initrd) {
+		arg(a, "-initrd");
+		arg(a, p->initrd);
+	}
+	char tsc[48] = "";
+	unsigned long khz = cfg->kvm ? 0 : host_tsc_khz();
+	if (khz)
+		snprintf(tsc, sizeof(tsc), " tsc_early_khz=%lu", khz);
+	arg(a, "-append");
+	argf(a, "console=ttyS0 panic=-1 reboot=t%s%s%s", tsc, cfg->cmdline && *cfg->cmdline ? " " : "",
+	     cfg->cmdline ? cfg->cmdline : "");
+
+	e = opt_escape(cfg->console_log);
+	arg(a, "-chardev");
+	argf(a, "file,id=console,path=%s,append=on", e);
+	free(e);
+	arg(a, "-serial");
+	arg(a, "chardev:console");
+
+	for (int i = 0; i < cfg->ndisks; i++) {
+		e = opt_escape(cfg->disks[i].path);
+		arg(a, "-drive");
+		/* Writeback cache: the shared read-only base is cached once by the
+		 * host for all its VMs. discard keeps per-VM disks sparse. */
+		if (cfg->disks[i].read_only)
+			argf(a, "if=none,id=disk%d,file=%s,format=raw,readonly=on,cache=writeback,aio=threads", i, e);
+		else
+			argf(a, "if=none,id=disk%d,file=%s,format=raw,cache=writeback,aio=threads,discard=unmap,"
+				"detect-zeroes=unmap", i, e);
+		free(e);
+		arg(a, "-device");
+		argf(a, "virtio-blk-device,drive=disk%d", i);
+	}
+
+	if (cfg->tap && *cfg->tap) {
+		e = opt_escape(cfg->tap);
+		arg(a, "-netdev");
+		argf(a, "tap,id=net0,ifname=%s,script=no,downscript=no,vhost=off", e);
+		free(e);
+		arg(a, "-device");
+		if (cfg->mac && *cfg->mac) {
+			char *m = opt_escape(cfg->mac);
+			argf(a, "virtio-net-device,netdev=net0,mac=%s", m);
+			free(m);
+		} else {
+			arg(a, "virtio-net-device,netdev=net0");
+		}
+	}
+
+	/* The guest agent's channel: vhost-vsock is not available everywhere,
+	 * virtio-serial to a host Unix socket is. */
+	arg(a, "-device");
+	arg(a, "virtio-serial-device");
+	e = opt_escape(p->agent);
+	arg(a, "-chardev");
+	argf(a, "socket,id=agent,path=%s,server=on,wait=off", e);
+	free(e);
+	arg(a, "-device");
+	arg(a, "virtserialport,chardev=agent,name=banger.agent");
+
+	e = opt_escape(p->qmp);
+	arg(a, "-chardev");
+	argf(a, "socket,id=qmp,path=%s,server=on,wait=off", e);
+	free(e);
+	arg(a, "-mon");
+	arg(a, "chardev=qmp,mode=control");
+}
+
+/* ---- spawning ---- */
+
+/* What the forked children report over the status pipe. */
+typedef struct {
+	int what; /* 1: the VM's pid in value; 2: errno of a failed step in value */
+	int value;
+	int step; /* 0 setsid, 1 fork, 2 exec */
+} spawn_msg;
+
+static void spawn_report(int fd, int what, int value, int step)
+{
+	spawn_msg m = {what, value, step};
+	ssize_t w = write(fd, &m, sizeof(m));
+	(void)w;
+}
+
+/* Double fork: the VM runs in its own session, its parent exits at once and
+ * init (or a subreaper) reaps it; it gets no signals meant for the daemon.
+ * Only async-signal-safe calls after fork: the daemon is multithreaded. */
+static int spawn_detached(char *const argv[], int log_fd, pid_t *out)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return bng_err_errno(BANGER_EIO, errno, "pipe");
+	int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null_fd < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return bng_err_errno(BANGER_EIO, e, "cannot open /dev/null");
+	}
+	/* For kernels without close_range (before 5.11); sysconf is not safe after fork. */
+	long open_max = sysconf(_SC_OPEN_MAX);
+	int max_fd = open_max > 0 && open_max < 65536 ? (int)open_max : 65536;
+	pid_t mid = fork();
+	if (mid < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		close(null_fd);
+		return bng_err_errno(BANGER_EIO, e, "fork");
+	}
+	if (mid == 0) {
+		if (setsid() < 0) {
+			spawn_report(p[1], 2, errno, 0);
+			_exit(1);
+		}
+		pid_t vm = fork();
+		if (vm < 0) {
+			spawn_report(p[1], 2, errno, 1);
+			_exit(1);
+		}
+		if (vm > 0) {
+			spawn_report(p[1], 1, (int)vm, 0);
+			_exit(0);
+		}
+		/* The VM: default signal handling and an empty mask, whatever the
+		 * daemon had (an ignored SIGPIPE or SIGTERM survives exec). */
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		struct sigaction dfl = {.sa_handler = SIG_DFL};
+		for (int sig = 1; sig < NSIG; sig++)
+			if (sig != SIGKILL && sig != SIGSTOP)
+				sigaction(sig, &dfl, NULL);
+		dup2(null_fd, 0);
+		dup2(log_fd, 1);
+		dup2(log_fd, 2);
+		/* Nothing else of the daemon's leaks into the VM: sockets, the
+		 * state lock, the database. The status pipe is already CLOEXEC. */
+		if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+			for (int fd = 3; fd < max_fd; fd++)
+				fcntl(fd, F_SETFD, FD_CLOEXEC);
+		execve(argv[0], argv, environ);
+		spawn_report(p[1], 2, errno, 2);
+		_exit(127);
+	}
+	close(p[1]);
+	close(null_fd);
+	int status;
+	while (waitpid(mid, &status, 0) < 0 && errno == EINTR)
+		;
+	/* EOF comes when the VM's exec closed the pipe (or everyone died). */
+	pid_t vm = 0;
+	int fail_errno = 0, fail_step = -1;
+	spawn_msg m;
+	for (;;) {
+		ssize_t n = read(p[0], &m, sizeof(m));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != (ssize_t)sizeof(m))
+			break;
+		if (m.what == 1)
+			vm = (pid_t)m.value;
+		else if (m.what == 2 && fail_step < 0) {
+			fail_errno = m.value;
+			fail_step = m.step;
+		}
+	}
+	close(p[0]);
+	static const char *const steps[] = {"setsid", "fork", "exec"};
+	if (fail_step >= 0) {
+		if (vm > 0)
+			proc_wait_gone(vm, 0, 1000); /* it already _exit()ed after a failed exec */
+		return bng_err_errno(fail_step == 2 ? bng_code_from_errno(fail_errno) : BANGER_EIO, fail_errno,
+				     "cannot start %s (%s)", argv[0], steps[fail_step]);
+	}
+	if (vm <= 0)
+		return bng_err(BANGER_EIO, "cannot start %s: the launcher process died", argv[0]);
+	*out = vm;
+	return 0;
+}
+
+/* The last few lines of the process log written after offset since,
+ * joined with "; " (malloc'd; "" if there are none). */
+static char *log_tail(const char *path, off_t since)
+{
+	char buf[4096];
+	ssize_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) == 0) {
+		off_t from = st.st_size - (off_t)sizeof(buf) + 1;
+		if (from < since)
+			from = since;
+		if (from < st.st_size)
+			n = pread(fd, buf, sizeof(buf) - 1, from);
+	}
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	const char *lines[4];
+	size_t nl = 0;
+	for (char *save = NULL, *l = strtok_r(buf, "\r\n", &save); l; l = strtok_r(NULL, "\r\n", &save)) {
+		if (!*l)
+			continue;
+		if (nl == BNG_ARRAY_LEN(lines)) {
+			memmove(lines, lines + 1, sizeof(lines) - sizeof(lines[0]));
+			nl--;
+		}
+		lines[nl++] = l;
+	}
+	size_t len = 1;
+	for (size_t i = 0; i < nl; i++)
+		len += strlen(lines[i]) + 2;
+	char *out = bng_xmalloc(len);
+	out[0] = '\0';
+	for (size_t i = 0; i < nl; i++) {
+		if (i)
+			strcat(out, "; ");
+		strcat(out, lines[i]);
+	}
+	return out;
+}
+
+static bool path_fits_socket(const char *path)
+{
+	struct sockaddr_un sa;
+	return strlen(path) < sizeof(sa.sun_path);
+}
+
+static int check_config(const bng_vm_config *cfg)
+{
+	if (!cfg || !cfg->run_dir || !cfg->kernel_dir || !cfg->console_log || !cfg->process_log)
+		return bng_err(BANGER_EINVAL, "qemu: the VM config needs run_dir, kernel_dir, console_log and process_log");
+	if (cfg->vcpus < 1 || cfg->mem_mib < 16)
+		return bng_err(BANGER_EINVAL, "qemu: a VM needs at least 1 vCPU and 16 MiB of memory (got %d vCPUs, %d MiB)",
+			       cfg->vcpus, cfg->mem_mib);
+	if (cfg->ndisks < 0 || cfg->ndisks > BNG_VMM_MAX_DISKS)
+		return bng_err(BANGER_EINVAL, "qemu: a VM takes 0 to %d disks (got %d)", BNG_VMM_MAX_DISKS, cfg->ndisks);
+	for (int i = 0; i < cfg->ndisks; i++) {
+		const bng_vm_disk *d = &cfg->disks[i];
+		if (!d->path || !*d->path)
+			return bng_err(BANGER_EINVAL, "qemu: disk %d has no path", i);
+		if (access(d->path, d->read_only ? R_OK : R_OK | W_OK) != 0)
+			return bng_err_errno(bng_code_from_errno(errno), errno, "qemu: cannot use disk %s%s", d->path,
+					     d->read_only ? "" : " read-write");
+	}
+	return 0;
+}
+
+static int qemu_start(const bng_vm_config *cfg, bng_op *op, json_t **state)
+{
+	*state = NULL;
+	int rc = check_config(cfg);
+	if (rc)
+		return rc;
+	const char *want = cfg->binary && *cfg->binary ? cfg->binary : QEMU_DEFAULT_BINARY;
+	char *found = bng_find_exe(want);
+	if (!found)
+		return bng_err(BANGER_ENOTFOUND, "%s not found%s: install it (apt-get install qemu-system-x86) or set "
+			       "the VMM binary in the config", want, strchr(want, '/') ? "" : " on PATH");
+	/* The resolved path is what /proc/<pid>/exe will show: alive() compares. */
+	char exe[PATH_MAX];
+	if (!realpath(found, exe)) {
+		int e = errno;
+		free(found);
+		return bng_err_errno(BANGER_ENOTFOUND, e, "cannot resolve %s", want);
+	}
+	free(found);
+
+	qpaths p = {
+		.qmp = bng_asprintf("%s/qmp.sock", cfg->run_dir),
+		.agent = bng_asprintf("%s/agent.sock", cfg->run_dir),
+		.vmlinuz = bng_asprintf("%s/vmlinuz", cfg->kernel_dir),
+		.initrd = bng_asprintf("%s/initrd.img", cfg->kernel_dir),
+	};
+	strv argv = {0};
+	int log_fd = -1;
+	pid_t pid = 0;
+	char *tail = NULL;
+	if (!path_fits_socket(p.qmp) || !path_fits_socket(p.agent)) {
+		rc = bng_err(BANGER_EINVAL, "run directory %s is too long for Unix sockets (max %zu bytes for %s): "
+			     "use a shorter runtime directory", cfg->run_dir, sizeof(((struct sockaddr_un *)0)->sun_path) - 1,
+			     p.agent);
+		goto out;
+	}
+	if (access(p.vmlinuz, R_OK) != 0) {
+		rc = bng_err_errno(BANGER_ENOTFOUND, errno, "kernel %s is missing: re-import the kernel", p.vmlinuz);
+		goto out;
+	}
+	/* A kernel with built-in drivers can boot without an initramfs. */
+	bool with_initrd = access(p.initrd, R_OK) == 0;
+	build_argv(&argv, cfg, exe, &p, with_initrd);
+
+	log_fd = open(cfg->process_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (log_fd < 0) {
+		rc = bng_err_errno(bng_code_from_errno(errno), errno, "cannot open the VMM log %s", cfg->process_log);
+		goto out;
+	}
+	/* The command line heads this boot's part of the log, for debugging;
+	 * error messages quote only what qemu wrote after it. */
+	dprintf(log_fd, "banger: starting");
+	for (size_t i = 0; i < argv.n; i++)
+		dprintf(log_fd, " %s", argv.v[i]);
+	dprintf(log_fd, "\n");
+	off_t log_since = lseek(log_fd, 0, SEEK_END);
+
+	/* A previous run's sockets would make QEMU fail to bind. */
+	unlink(p.qmp);
+	unlink(p.agent);
+	rc = spawn_detached(argv.v, log_fd, &pid);
+	if (rc)
+		goto out;
+	proc_info pi = {0};
+	proc_info_get(pid, &pi);
+
+	long long deadline = now_ms() + QEMU_START_TIMEOUT_MS;
+	char last_status[32] = "no answer";
+	for (;;) {
+		if (bng_op_cancelled(op)) {
+			rc = bng_err(BANGER_ECANCELED, "cancelled while starting the VM");
+			break;
+		}
+		if (proc_gone(pid, pi.start)) {
+			tail = log_tail(cfg->process_log, log_since);
+			rc = bng_err(BANGER_EIO, "qemu exited while starting the VM: %s", *tail ? tail :
+				     "it printed nothing (see the VMM log)");
+			pid = 0;
+			break;
+		}
+		int left = (int)(deadline - now_ms());
+		if (left <= 0) {
+			tail = log_tail(cfg->process_log, log_since);
+			rc = bng_err(BANGER_ETIMEDOUT, "qemu did not report a running VM on %s within %d s (%s)%s%s", p.qmp,
+				     QEMU_START_TIMEOUT_MS / 1000, last_status, *tail ? ": " : "", tail);
+			break;
+		}
+		if (access(p.qmp, F_OK) == 0) {
+			json_t *st = NULL;
+			if (bng_qmp_call(p.qmp, "query-status", NULL, left < 2000 ? left : 2000, &st) == 0) {
+				const char *status = json_string_value(json_object_get(st, "status"));
+				snprintf(last_status, sizeof(last_status), "status %s", status ? status : "unknown");
+				bool running = status && strcmp(status, "running") == 0;
+				json_decref(st);
+				if (running)
+					break;
+			}
+		}
+		usleep(20 * 1000);
+	}
+	if (rc) {
+		if (pid > 0) {
+			kill(pid, SIGKILL);
+			proc_wait_gone(pid, pi.start, 5000);
+		}
+		goto out;
+	}
+	*state = json_pack("{s:s, s:i, s:I, s:s, s:{s:s, s:s}, s:s}", "driver", "qemu", "pid", (int)pid, "proc_start",
+			   (json_int_t)pi.start, "control_socket", p.qmp, "agent", "kind", "unix", "path", p.agent, "exe",
+			   exe);
+	if (!*state) {
+		kill(pid, SIGKILL);
+		rc = bng_err(BANGER_ENOMEM, "out of memory");
+	}
+out:
+	if (log_fd >= 0)
+		close(log_fd);
+	free(tail);
+	strv_free(&argv);
+	qpaths_free(&p);
+	return rc;
+}
+
+static int qemu_shutdown(json_t *state, int timeout_ms)
+{
+	qstate s;
+	int rc = state_parse(state, &s);
+	if (rc)
+		return rc;
+	if (!state_proc_ours(&s))
+		return 0;
+	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	/* ACPI power button. Without ACPI in the guest this does nothing, and the
+	 * guest agent's poweroff is the graceful path; either way we wait. */
+	int ask = timeout_ms < 2000 ? timeout_ms : 2000;
+	if (ask > 0 && bng_qmp_call(s.qmp, "system_powerdown", NULL, ask, NULL) != 0)
+		bng_err_clear();
+	int left = (int)(deadline - now_ms());
+	if (proc_wait_gone(s.pid, s.start, left > 0 ? left : 0))
+		return 0;
+	return bng_err(BANGER_ETIMEDOUT, "the VM (qemu pid %d) is still running %d ms after the power-off request: "
+		       "kill it", (int)s.pid, timeout_ms);
+}
+
+static int qemu_kill(json_t *state, int sig)
+{
+	qstate s;
+	int rc = state_parse(state, &s);
+	if (rc)
+		return rc;
+	if (sig == 0)
+		sig = SIGKILL;
+	/* A pid that no longer runs this VM's qemu must never be signalled. */
+	if (!state_proc_ours(&s))
+		return 0;
+	if (kill(s.pid, sig) != 0) {
+		if (errno == ESRCH)
+			return 0;
+		return bng_err_errno(bng_code_from_errno(errno), errno, "cannot signal the VM's qemu process %d", (int)s.pid);
+	}
+	if (proc_wait_gone(s.pid, s.start, QEMU_KILL_WAIT_MS))
+		return 0;
+	if (sig != SIGKILL)
+		return bng_err(BANGER_ETIMEDOUT, "qemu process %d is still running %d s after signal %d: kill it with SIGKILL",
+			       (int)s.pid, QEMU_KILL_WAIT_MS / 1000, sig);
+	return bng_err(BANGER_ETIMEDOUT, "qemu process %d is still running %d s after SIGKILL (stuck in the kernel? "
+		       "see /proc/%d/stack)", (int)s.pid, QEMU_KILL_WAIT_MS / 1000, (int)s.pid);
+}
+
+static int qmp_simple(json_t *state, const char *command, const char *what)
+{
+	qstate s;
+	int rc = state_parse(state, &s);
+	if (rc)
+		return rc;
+	if (!state_proc_ours(&s))
+		return bng_err(BANGER_ENOTFOUND, "cannot %s the VM: its qemu process %d is no longer running", what,
+			       (int)s.pid);
+	return bng_qmp_call(s.qmp, command, NULL, QEMU_QMP_TIMEOUT_MS, NULL);
+}
+
+static int qemu_pause(json_t *state)
+{
+	return qmp_simple(state, "stop", "pause");
+}
+
+static int qemu_resume(json_t *state)
+{
+	return qmp_simple(state, "cont", "resume");
+}
+
+static bool qemu_alive(json_t *state)
+{
+	qstate s;
+	if (state_parse(state, &s) != 0 || !state_proc_ours(&s)) {
+		bng_err_clear();
+		return false;
+	}
+	json_t *st = NULL;
+	int rc = bng_qmp_call(s.qmp, "query-status", NULL, 2000, &st);
+	json_decref(st);
+	if (rc)
+		bng_err_clear();
+	return rc == 0;
+}
+
+const bng_vmm_driver bng_vmm_qemu = {
+	.name = "qemu",
+	.features = BNG_VMM_FEAT_PAUSE,
+	.start = qemu_start,
+	.shutdown = qemu_shutdown,
+	.kill = qemu_kill,
+	.pause = qemu_pause,
+	.resume = qemu_resume,
+	.snapshot = NULL, /* QMP migrate-to-file could do it; not needed yet */
+	.restore = NULL,
+	.alive = qemu_alive,
+};

@@ -1,0 +1,91 @@
+/* Hypervisor drivers: one vtable, a driver per VMM (qemu, firecracker).
+ * A driver starts a VM process that outlives the daemon (own session, no
+ * signals forwarded), talks to it over its control socket, and can re-find
+ * it later from the state it returned (pid + sockets). Empty slots mean the
+ * driver cannot do that: callers get BANGER_EUNSUPPORTED naming the driver. */
+#ifndef BANGER_VMM_H
+#define BANGER_VMM_H
+
+#include "../engine/engine.h"
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define BNG_VMM_MAX_DISKS 4
+
+typedef struct bng_vm_disk {
+	const char *path;
+	bool read_only;
+} bng_vm_disk;
+
+/* Everything a driver needs to boot one VM. Strings are borrowed. */
+typedef struct bng_vm_config {
+	const char *id;         /* VM id: names sockets and processes */
+	const char *run_dir;    /* per-VM runtime dir (exists, 0700): control/agent sockets live here */
+	const char *console_log;/* the guest's serial console goes here (appended) */
+	const char *process_log;/* the VMM's own stdout/stderr */
+	int vcpus;
+	int mem_mib;
+	const char *kernel_dir; /* holds vmlinuz (qemu), vmlinux (firecracker), initrd.img */
+	const char *cmdline;    /* banger's kernel arguments (banger.root=..., banger.overlay=...); drivers add
+				   their own console settings */
+	bng_vm_disk disks[BNG_VMM_MAX_DISKS]; /* in order: vda, vdb, ... */
+	int ndisks;
+	const char *tap;        /* host tap device, NULL for no network */
+	const char *mac;        /* guest MAC for the tap */
+	const char *binary;     /* VMM executable; NULL: the driver's default on PATH */
+	bool kvm;               /* qemu: -accel kvm instead of tcg */
+} bng_vm_config;
+
+enum {
+	BNG_VMM_FEAT_PAUSE = 1 << 0,
+	BNG_VMM_FEAT_SNAPSHOT = 1 << 1,
+	BNG_VMM_FEAT_VSOCK = 1 << 2,
+};
+
+typedef struct bng_vmm_driver {
+	const char *name;
+	unsigned features;
+	/* Starts the VM and returns once the VMM runs the guest (not once the
+	 * guest has booted). *state (new JSON object) records what later calls
+	 * and a restarted daemon need: {"driver","pid","control_socket",
+	 * "agent":{"kind":"unix"|"vsock_uds","path","port"?}, ...}. On failure
+	 * nothing is left running and the error names the VMM's last words
+	 * (from process_log). */
+	int (*start)(const bng_vm_config *cfg, bng_op *op, json_t **state);
+	/* Asks the guest to power off (ACPI / Ctrl-Alt-Del), waits up to
+	 * timeout_ms for the process to exit; BANGER_ETIMEDOUT if it did not
+	 * (the caller then kills). */
+	int (*shutdown)(json_t *state, int timeout_ms);
+	/* Sends signal to the VMM process (SIGKILL when 0) and waits for it to go. */
+	int (*kill)(json_t *state, int signal);
+	int (*pause)(json_t *state);
+	int (*resume)(json_t *state);
+	int (*snapshot)(json_t *state, const char *dir);
+	int (*restore)(const bng_vm_config *cfg, const char *dir, bng_op *op, json_t **state);
+	/* True if the process in state is still this VM's VMM (pid alive, same
+	 * executable, control socket answering): used to re-adopt VMs after a
+	 * daemon restart. */
+	bool (*alive)(json_t *state);
+} bng_vmm_driver;
+
+/* The drivers, one file each (vmm.c lists them for bng_vmm_driver_get). */
+extern const bng_vmm_driver bng_vmm_qemu; /* qemu.c */
+
+/* Looks a driver up by name; NULL (with BANGER_ECONFIG naming the known
+ * drivers as the last error) when there is none. */
+const bng_vmm_driver *bng_vmm_driver_get(const char *name);
+
+/* Calls that go through the vtable and turn empty slots into
+ * BANGER_EUNSUPPORTED "<driver> cannot <what>". */
+int bng_vmm_pause(const bng_vmm_driver *d, json_t *state);
+int bng_vmm_resume(const bng_vmm_driver *d, json_t *state);
+int bng_vmm_snapshot(const bng_vmm_driver *d, json_t *state, const char *dir);
+
+/* Whether qemu can run guests under KVM here: boots kernel_dir's kernel
+ * and initramfs with banger.probe=1 under -accel kvm and waits up to
+ * timeout_ms for init's "banger-init: probe ok" (a /dev/kvm that opens may
+ * still hang guests). *why (malloc'd) explains the verdict. */
+int bng_qemu_kvm_usable(const char *kernel_dir, const char *qemu_binary, int timeout_ms, bool *usable, char **why);
+
+#endif

@@ -1,0 +1,187 @@
+"""Real VMs: Debian (systemd + sshd, built from the mirror by banger) on the
+Debian cloud kernel under QEMU, through bangerd and the CLI, and through the
+Python binding. Run inside a private network namespace (tests/run does:
+`unshare --net`), so bridges and taps never touch the host and leftovers of
+an earlier run cannot collide."""
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import banger
+from conftest import BANGER, BANGERD, Daemon, child_env
+
+CACHE = os.environ.get("BANGER_TEST_SHARED_CACHE")
+DEBS = Path(os.environ.get("BANGER_TEST_CACHE", "/var/cache/banger-test"))
+
+
+def in_private_netns():
+    return os.environ.get("BANGER_TEST_NETNS") == "1"
+
+
+@pytest.fixture(scope="module")
+def vmenv(tmp_path_factory):
+    if not in_private_netns():
+        pytest.fail("VM tests create bridges and taps: run them through tests/run (unshare --net)")
+    if not CACHE:
+        pytest.fail("BANGER_TEST_SHARED_CACHE is unset: tests/run builds the Debian image tar there first")
+    debs = sorted(DEBS.glob("linux-image-6.1.0-*-cloud-amd64_*.deb"))
+    assert debs, f"no cloud kernel .deb in {DEBS} (test_kernel.py downloads it)"
+    root = tmp_path_factory.mktemp("vm")
+    run = Path(f"/tmp/bgr-{os.getpid()}")  # sockets need short paths
+    env = {
+        "BANGER_CONFIG_DIR": str(root / "config"), "BANGER_STATE_DIR": str(root / "state"),
+        "BANGER_CACHE_DIR": CACHE, "BANGER_RUNTIME_DIR": str(run), "BANGERD": str(BANGERD),
+    }
+    os.environ.update(env)
+    Path(env["BANGER_CONFIG_DIR"]).mkdir(parents=True)
+    Path(env["BANGER_CONFIG_DIR"], "config.toml").write_text(
+        'vmm = "qemu"\nqemu_accel = "tcg"\n[vm_defaults]\nvcpu = 2\nmemory_mib = 1024\ndisk_size = "1G"\n')
+    with banger.open(f"local:{env['BANGER_STATE_DIR']}") as ctx:
+        img = ctx.call("image.build", {"minimal": True, "name": "debian-bookworm"})
+        k = ctx.call("kernel.import", {"name": "debian-cloud", "deb": str(debs[-1])})
+    d = Daemon({"socket": run / "bangerd.sock"})
+    yield {"env": env, "image": img, "kernel": k, "daemon": d, "run": run}
+    for vm in json.loads(cli("vm", "ls", "--all", "--json").stdout or "[]"):
+        cli("vm", "rm", vm["name"])
+    d.stop()
+
+
+def cli(*args, timeout=300, env_extra=None):
+    e = child_env()
+    e.update(env_extra or {})
+    return subprocess.run([str(BANGER), *args], capture_output=True, text=True, timeout=timeout, env=e)
+
+
+def taps():
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ": bt-" in line)
+
+
+def vm_procs():
+    out = subprocess.run(["pgrep", "-af", "qemu-system"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def test_vm_run_exit_codes(vmenv):
+    t0 = time.time()
+    p = cli("vm", "run", "--rm", "--name", "exits", "--", "sh", "-c", "uname -a; exit 42")
+    assert p.returncode == 42, p.stderr
+    assert "Linux exits" in p.stdout and "cloud-amd64" in p.stdout
+    print(f"\nvm run --rm -- sh -c 'exit 42': {time.time() - t0:.1f} s")
+    assert cli("vm", "show", "exits").returncode == 1  # --rm removed it
+    p = cli("vm", "run", "-d", "--name", "codes")
+    assert p.returncode == 0 and p.stdout.strip() == "codes"
+    assert cli("vm", "ssh", "codes", "--", "true").returncode == 0
+    r = json.loads(cli("vm", "exec", "codes", "--json", "--", "sh", "-c", "echo out; echo err >&2; exit 3").stdout)
+    assert (r["exit_code"], r["stdout"], r["stderr"]) == (3, "out\n", "err\n")
+    assert cli("vm", "rm", "codes").returncode == 0
+
+
+def test_bad_flags_are_rejected_before_anything_starts(vmenv):
+    assert cli("vm", "run", "-d", "--rm").returncode == 2
+    assert cli("vm", "run", "-d", "--", "true").returncode == 2
+    p = cli("vm", "create", "--name", "Bad_Name")
+    assert p.returncode == 2 and "invalid vm name" in p.stderr
+    p = cli("vm", "create", "--name", "zero", "--vcpu", "0")
+    assert p.returncode == 1 and "vcpu must be between 1 and 64" in p.stderr
+    assert cli("vm", "show", "zero").returncode == 1  # no row
+    assert taps() == []
+
+
+def test_lifecycle_keeps_writes_and_changes_boot_id(vmenv):
+    with banger.open(f"unix:{vmenv['daemon'].socket}", autostart=False) as ctx:
+        events = []
+        vm = ctx.call("vm.create", {"name": "life"}, on_event=events.append)
+        stages = [e["stage"] for e in events]
+        assert stages[0] == "spec" and stages[-1] == "ready"
+        assert ["resolve", "network", "disk", "boot", "agent", "ssh", "ready"] == [s for s in stages if s not in
+                                                                                   ("spec", "probe-kvm")]
+        assert vm["state"] == "running" and vm["boot_id"]
+        r = ctx.call("vm.exec", {"name": "life", "argv": ["sh", "-c", "echo persisted > /root/marker; sync"]})
+        assert r["exit_code"] == 0
+        stopped = ctx.call("vm.stop", {"name": "life"})
+        assert stopped["state"] == "stopped"
+        assert f"bt-{vm['id']}" not in taps()
+        started = ctx.call("vm.start", {"name": "life"})
+        assert started["boot_id"] != vm["boot_id"]
+        assert ctx.call("vm.exec", {"name": "life", "argv": ["cat", "/root/marker"]})["stdout"] == "persisted\n"
+        restarted = ctx.call("vm.restart", {"name": "life"})
+        assert restarted["boot_id"] != started["boot_id"]
+        ports = ctx.call("vm.ports", {"name": "life"})["ports"]
+        assert any(p["port"] == 22 and p["process"] == "sshd" for p in ports)
+        assert "banger-init: switching root" in ctx.call("vm.logs", {"name": "life"})["console"]
+        # the image's base stayed pristine: the write lives in the VM's overlay
+        base = subprocess.run([os.path.join(BANGERD.parent.parent.parent, "tests/unit/fs/ext4-tool"), "dump",
+                               vmenv["image"]["rootfs"]], capture_output=True, text=True).stdout
+        assert "/root/marker" not in base
+        ctx.call("vm.delete", {"name": "life"})
+        with pytest.raises(banger.NotFound):
+            ctx.call("vm.show", {"name": "life"})
+
+
+def test_kill_leaves_stopped_and_no_leaks(vmenv):
+    assert cli("vm", "create", "--name", "victim").returncode == 0
+    assert cli("vm", "kill", "victim").returncode == 0
+    st = json.loads(cli("vm", "show", "victim", "--json").stdout)
+    assert st["state"] == "stopped"
+    assert taps() == [] and vm_procs() == []
+    # prune removes stopped VMs only
+    assert cli("vm", "create", "--name", "keeper").returncode == 0
+    p = cli("vm", "prune", "--force")
+    assert p.returncode == 0 and "deleted victim" in p.stdout
+    names = [v["name"] for v in json.loads(cli("vm", "ls", "--all", "--json").stdout)]
+    assert names == ["keeper"]
+    assert cli("vm", "rm", "keeper").returncode == 0
+
+
+def test_two_concurrent_runs(vmenv):
+    results = {}
+
+    def run(name):
+        results[name] = cli("vm", "run", "--rm", "--name", name, "--", "cat", "/etc/hostname")
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in ("twin-a", "twin-b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    for n, p in results.items():
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.strip() == n
+    assert taps() == []
+
+
+def test_daemon_restart_keeps_running_vm(vmenv):
+    assert cli("vm", "create", "--name", "survivor").returncode == 0
+    before = json.loads(cli("vm", "show", "survivor", "--json").stdout)
+    assert vmenv["daemon"].stop() == 0
+    assert len(vm_procs()) == 1  # the VM outlived its daemon
+    vmenv["daemon"] = Daemon({"socket": vmenv["run"] / "bangerd.sock"})
+    after = json.loads(cli("vm", "show", "survivor", "--json").stdout)
+    assert after["state"] == "running" and after["boot_id"] == before["boot_id"]
+    assert cli("vm", "exec", "survivor", "--", "true").returncode == 0
+    assert cli("vm", "rm", "survivor").returncode == 0
+
+
+def test_daemon_killed_mid_create(vmenv):
+    d = vmenv["daemon"]
+    p = subprocess.Popen([str(BANGER), "vm", "create", "--name", "orphan"], env=child_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not vm_procs():  # the VMM has started: the create is half way
+        assert time.time() < deadline
+        time.sleep(0.1)
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait(10)
+    p.wait(60)
+    assert p.returncode != 0
+    vmenv["daemon"] = Daemon({"socket": vmenv["run"] / "bangerd.sock"})
+    assert cli("vm", "show", "orphan").returncode == 1  # no row
+    assert taps() == [] and vm_procs() == []
+    assert os.listdir(Path(vmenv["env"]["BANGER_STATE_DIR"]) / "vms") == []

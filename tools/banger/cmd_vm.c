@@ -1,0 +1,453 @@
+/* banger vm …: glue over the vm.* methods; `ssh` (OpenSSH) for interactive
+ * sessions and `vm run -- cmd`, so terminals, signals and streaming behave
+ * as users expect. */
+#include "cli.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s && *s ? s : "-";
+}
+
+static int print_vm(json_t *vm, bool json)
+{
+	if (json) {
+		print_json(vm);
+	} else {
+		char spec[96];
+		snprintf(spec, sizeof(spec), "%lld vcpu | %lld MiB | %lld MiB disk",
+			 (long long)json_integer_value(json_object_get(vm, "vcpu")),
+			 (long long)json_integer_value(json_object_get(vm, "memory_mib")),
+			 (long long)json_integer_value(json_object_get(vm, "disk_size")) >> 20);
+		const char *rows[] = {"name", str(vm, "name"), "id", str(vm, "id"), "state", str(vm, "state"),
+				      "ip", str(vm, "ip"), "spec", spec, "driver", str(vm, "driver"),
+				      "boot id", str(vm, "boot_id"), "created", str(vm, "created_at"),
+				      "error", str(vm, "error")};
+		print_table(rows, 2, 9);
+	}
+	json_decref(vm);
+	return 0;
+}
+
+/* Spec flags shared by create and run. */
+static json_t *spec_params(args *a)
+{
+	json_t *p = json_object();
+	static const char *const strs[][2] = {{"--name", "name"}, {"--image", "image"}, {"--kernel", "kernel"},
+					      {"--disk-size", "disk_size"}};
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+		if (flag_value(a, strs[i][0]))
+			json_object_set_new(p, strs[i][1], json_string(flag_value(a, strs[i][0])));
+	if (flag_value(a, "--vcpu"))
+		json_object_set_new(p, "vcpu", json_integer(strtoll(flag_value(a, "--vcpu"), NULL, 10)));
+	if (flag_value(a, "--memory"))
+		json_object_set_new(p, "memory_mib", json_integer(strtoll(flag_value(a, "--memory"), NULL, 10)));
+	return p;
+}
+
+static int check_name_flag(args *a)
+{
+	const char *name = flag_value(a, "--name");
+	if (name && banger_check_name(name))
+		return fail(EXIT_USAGE, "%s", banger_error_last());
+	return 0;
+}
+
+static int create(args *a, json_t *params, json_t **vm)
+{
+	banger_ctx *ctx;
+	int rc = open_ctx(&ctx);
+	if (rc)
+		return rc;
+	char *p = json_dumps(params, JSON_COMPACT);
+	json_decref(params);
+	rc = call(ctx, "vm.create", p, vm);
+	free(p);
+	banger_ctx_unref(ctx);
+	(void)a;
+	return rc;
+}
+
+int cmd_vm_create(const command *cmd, args *a)
+{
+	(void)cmd;
+	if (check_name_flag(a))
+		return EXIT_USAGE;
+	json_t *params = spec_params(a);
+	if (flag_set(a, "--no-start"))
+		json_object_set_new(params, "start", json_false());
+	json_t *vm;
+	int rc = create(a, params, &vm);
+	return rc ? api_fail(rc) : print_vm(vm, a->json);
+}
+
+/* Runs `ssh` to the VM (interactive when argv is empty); returns its exit
+ * status, which is the remote command's. */
+static int ssh_to(const char *name, int argc, char **argv)
+{
+	json_t *vm;
+	int rc = call_with("vm.show", json_pack("{s:s}", "name", name), &vm);
+	if (rc)
+		return api_fail(rc);
+	json_t *ssh = json_object_get(vm, "ssh");
+	char *known = NULL, *identity = NULL, *dest = NULL;
+	if (asprintf(&known, "UserKnownHostsFile=%s", str(ssh, "known_hosts")) < 0 ||
+	    asprintf(&identity, "%s", str(ssh, "key")) < 0 ||
+	    asprintf(&dest, "%s@%s", str(ssh, "user"), str(ssh, "host")) < 0)
+		abort();
+	json_decref(vm);
+	/* the remote command is one string, each argument quoted for the remote shell */
+	size_t len = 1, o = 0;
+	for (int i = 0; i < argc; i++)
+		len += strlen(argv[i]) * 4 + 3;
+	char *remote = calloc(1, len);
+	for (int i = 0; i < argc; i++) {
+		if (i)
+			remote[o++] = ' ';
+		remote[o++] = '\'';
+		for (const char *c = argv[i]; *c; c++) {
+			if (*c == '\'') { /* close, escaped quote, reopen */
+				memcpy(remote + o, "'\\''", 4);
+				o += 4;
+			} else {
+				remote[o++] = *c;
+			}
+		}
+		remote[o++] = '\'';
+	}
+	const char *ssh_argv[24];
+	int n = 0;
+	ssh_argv[n++] = "ssh";
+	ssh_argv[n++] = "-i";
+	ssh_argv[n++] = identity;
+	ssh_argv[n++] = "-o";
+	ssh_argv[n++] = known;
+	ssh_argv[n++] = "-o";
+	ssh_argv[n++] = "StrictHostKeyChecking=yes";
+	ssh_argv[n++] = "-o";
+	ssh_argv[n++] = "IdentitiesOnly=yes";
+	ssh_argv[n++] = "-o";
+	ssh_argv[n++] = "LogLevel=ERROR";
+	if (argc == 0 || isatty(0))
+		ssh_argv[n++] = isatty(0) ? "-t" : "-T";
+	ssh_argv[n++] = dest;
+	if (argc)
+		ssh_argv[n++] = remote;
+	ssh_argv[n] = NULL;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		execvp("ssh", (char *const *)ssh_argv);
+		fprintf(stderr, "banger: cannot run ssh: %s (apt-get install openssh-client)\n", strerror(errno));
+		_exit(127);
+	}
+	int status = 0;
+	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	free(known);
+	free(identity);
+	free(dest);
+	free(remote);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+static void remove_vm(const char *name)
+{
+	json_t *res;
+	if (call_with("vm.delete", json_pack("{s:s}", "name", name), &res) == 0)
+		json_decref(res);
+	else
+		fail(0, "could not remove vm %s: %s", name, banger_error_last());
+}
+
+int cmd_vm_run(const command *cmd, args *a)
+{
+	(void)cmd;
+	bool rm = flag_set(a, "--rm"), detach = flag_set(a, "-d");
+	if (detach && rm)
+		return fail(EXIT_USAGE, "-d and --rm cannot be combined: a detached VM is kept until you delete it");
+	if (detach && a->argc)
+		return fail(EXIT_USAGE, "-d cannot run a command: drop -d, or run it later with banger vm ssh NAME -- CMD");
+	if (check_name_flag(a))
+		return EXIT_USAGE;
+	json_t *vm;
+	int rc = create(a, spec_params(a), &vm);
+	if (rc)
+		return api_fail(rc);
+	char *name = strdup(str(vm, "name"));
+	if (detach) {
+		printf("%s\n", name);
+		json_decref(vm);
+		free(name);
+		return 0;
+	}
+	json_decref(vm);
+	int status = ssh_to(name, a->argc, a->argv);
+	if (rm)
+		remove_vm(name);
+	else if (a->argc == 0)
+		fprintf(stderr, "vm %s is still running (stop it with: banger vm stop %s)\n", name, name);
+	free(name);
+	return status;
+}
+
+int cmd_vm_ssh(const command *cmd, args *a)
+{
+	if (a->argc < 1)
+		return fail(EXIT_USAGE, "'banger %s' needs a vm name", cmd->path);
+	int status = ssh_to(a->argv[0], a->argc - 1, a->argv + 1);
+	if (a->argc == 1)
+		fprintf(stderr, "vm %s is still running (stop it with: banger vm stop %s)\n", a->argv[0], a->argv[0]);
+	return status;
+}
+
+int cmd_vm_exec(const command *cmd, args *a)
+{
+	if (a->argc < 2)
+		return fail(EXIT_USAGE, "usage: banger %s NAME -- CMD [ARG...]", cmd->path);
+	json_t *argv = json_array();
+	for (int i = 1; i < a->argc; i++)
+		json_array_append_new(argv, json_string(a->argv[i]));
+	json_t *res;
+	int rc = call_with("vm.exec", json_pack("{s:s,s:o}", "name", a->argv[0], "argv", argv), &res);
+	if (rc)
+		return api_fail(rc);
+	if (a->json) {
+		print_json(res);
+	} else {
+		fputs(str(res, "stdout") + (strcmp(str(res, "stdout"), "-") ? 0 : 1), stdout);
+		fputs(str(res, "stderr") + (strcmp(str(res, "stderr"), "-") ? 0 : 1), stderr);
+	}
+	int code = (int)json_integer_value(json_object_get(res, "exit_code"));
+	json_decref(res);
+	return code;
+}
+
+/* ---- many refs at once ---- */
+
+typedef struct {
+	const char *method;
+	const char *name;
+	json_t *extra;
+	int rc;
+	char *error;
+	json_t *result;
+} job;
+
+static void *run_job(void *arg)
+{
+	job *j = arg;
+	json_t *params = json_pack("{s:s}", "name", j->name);
+	if (j->extra)
+		json_object_update(params, j->extra);
+	j->rc = call_with(j->method, params, &j->result);
+	if (j->rc)
+		j->error = strdup(banger_error_last());
+	return NULL;
+}
+
+/* Runs method on every named VM concurrently; reports in the order given. */
+static int for_each_vm(const command *cmd, args *a, const char *method, const char *verb, json_t *extra)
+{
+	if (a->argc == 0)
+		return fail(EXIT_USAGE, "'banger %s' needs at least one vm name", cmd->path);
+	job *jobs = calloc((size_t)a->argc, sizeof(job));
+	pthread_t *threads = calloc((size_t)a->argc, sizeof(pthread_t));
+	int status = 0, n = 0;
+	for (int i = 0; i < a->argc; i++) {
+		bool dup = false;
+		for (int k = 0; k < n; k++)
+			dup |= !strcmp(jobs[k].name, a->argv[i]);
+		if (dup)
+			continue;
+		jobs[n] = (job){.method = method, .name = a->argv[i], .extra = extra};
+		pthread_create(&threads[n], NULL, run_job, &jobs[n]);
+		n++;
+	}
+	for (int i = 0; i < n; i++) {
+		pthread_join(threads[i], NULL);
+		if (jobs[i].rc) {
+			fail(0, "%s: %s", jobs[i].name, jobs[i].error);
+			status = jobs[i].rc == BANGER_ECONNECT ? EXIT_DAEMON : 1;
+		} else if (a->json) {
+			print_json(jobs[i].result);
+		} else {
+			printf("%s %s\n", verb, jobs[i].name);
+		}
+		json_decref(jobs[i].result);
+		free(jobs[i].error);
+	}
+	free(jobs);
+	free(threads);
+	return status;
+}
+
+int cmd_vm_start(const command *cmd, args *a) { return for_each_vm(cmd, a, "vm.start", "started", NULL); }
+int cmd_vm_stop(const command *cmd, args *a) { return for_each_vm(cmd, a, "vm.stop", "stopped", NULL); }
+int cmd_vm_restart(const command *cmd, args *a) { return for_each_vm(cmd, a, "vm.restart", "restarted", NULL); }
+int cmd_vm_delete(const command *cmd, args *a) { return for_each_vm(cmd, a, "vm.delete", "deleted", NULL); }
+
+int cmd_vm_kill(const command *cmd, args *a)
+{
+	json_t *extra = flag_value(a, "--signal") ? json_pack("{s:s}", "signal", flag_value(a, "--signal")) : NULL;
+	int rc = for_each_vm(cmd, a, "vm.kill", "killed", extra);
+	json_decref(extra);
+	return rc;
+}
+
+int cmd_vm_list(const command *cmd, args *a)
+{
+	(void)cmd;
+	json_t *res;
+	int rc = call_with("vm.list", json_pack("{s:b}", "all", flag_set(a, "--all") || flag_set(a, "--latest")), &res);
+	if (rc)
+		return api_fail(rc);
+	json_t *vms = json_object_get(res, "vms");
+	if (flag_set(a, "--latest") && json_array_size(vms) > 1) { /* only the newest */
+		json_t *last = json_incref(json_array_get(vms, json_array_size(vms) - 1));
+		json_array_clear(vms);
+		json_array_append_new(vms, last);
+	}
+	size_t n = json_array_size(vms), i;
+	json_t *vm;
+	if (a->json) {
+		print_json(vms);
+	} else if (flag_set(a, "--quiet") || flag_set(a, "-q")) {
+		json_array_foreach(vms, i, vm) printf("%s\n", str(vm, "id"));
+	} else {
+		const char **cells = calloc((n + 1) * 6, sizeof(char *));
+		const char *head[] = {"NAME", "STATE", "IP", "IMAGE", "VCPU/MEM", "CREATED"};
+		char (*spec)[32] = calloc(n + 1, sizeof(*spec));
+		memcpy(cells, head, sizeof(head));
+		json_array_foreach(vms, i, vm) {
+			snprintf(spec[i], 32, "%lld/%lldM", (long long)json_integer_value(json_object_get(vm, "vcpu")),
+				 (long long)json_integer_value(json_object_get(vm, "memory_mib")));
+			const char *row[] = {str(vm, "name"), str(vm, "state"), str(vm, "ip"), str(vm, "image_id"), spec[i],
+					     str(vm, "created_at")};
+			memcpy(cells + (i + 1) * 6, row, sizeof(row));
+		}
+		print_table(cells, 6, n + 1);
+		free(cells);
+		free(spec);
+	}
+	json_decref(res);
+	return 0;
+}
+
+static int one_vm(const command *cmd, args *a, const char *method, json_t **res)
+{
+	if (a->argc != 1)
+		return fail(EXIT_USAGE, "'banger %s' takes one vm name", cmd->path);
+	int rc = call_with(method, json_pack("{s:s}", "name", a->argv[0]), res);
+	return rc ? api_fail(rc) : 0;
+}
+
+int cmd_vm_show(const command *cmd, args *a)
+{
+	json_t *vm;
+	int rc = one_vm(cmd, a, "vm.show", &vm);
+	return rc ? rc : print_vm(vm, a->json);
+}
+
+int cmd_vm_logs(const command *cmd, args *a)
+{
+	json_t *res;
+	int rc = one_vm(cmd, a, "vm.logs", &res);
+	if (rc)
+		return rc;
+	fputs(json_string_value(json_object_get(res, "console")), stdout);
+	json_decref(res);
+	return 0;
+}
+
+int cmd_vm_generic(const command *cmd, args *a)
+{
+	/* stats and ports: JSON is the honest format for nested data */
+	char method[32];
+	snprintf(method, sizeof(method), "vm.%s", strrchr(cmd->path, ' ') + 1);
+	json_t *res;
+	int rc = one_vm(cmd, a, method, &res);
+	if (rc)
+		return rc;
+	json_t *ports = json_object_get(res, "ports");
+	if (!a->json && ports) {
+		size_t n = json_array_size(ports), i;
+		const char **cells = calloc((n + 1) * 4, sizeof(char *));
+		char (*ep)[80] = calloc(n + 1, sizeof(*ep));
+		const char *head[] = {"PROTO", "ENDPOINT", "PROCESS", "COMMAND"};
+		memcpy(cells, head, sizeof(head));
+		json_t *p;
+		json_array_foreach(ports, i, p) {
+			snprintf(ep[i], 80, "%s:%lld", str(p, "address"), (long long)json_integer_value(json_object_get(p, "port")));
+			const char *row[] = {str(p, "proto"), ep[i], str(p, "process"), str(p, "command")};
+			memcpy(cells + (i + 1) * 4, row, sizeof(row));
+		}
+		print_table(cells, 4, n + 1);
+		free(cells);
+		free(ep);
+	} else {
+		print_json(res);
+	}
+	json_decref(res);
+	return 0;
+}
+
+int cmd_vm_prune(const command *cmd, args *a)
+{
+	(void)cmd;
+	if (!flag_set(a, "--force") && !flag_set(a, "-f")) {
+		json_t *res;
+		int rc = call_with("vm.list", json_pack("{s:b}", "all", 1), &res);
+		if (rc)
+			return api_fail(rc);
+		size_t i, n = 0;
+		json_t *vm;
+		json_array_foreach(json_object_get(res, "vms"), i, vm) if (strcmp(str(vm, "state"), "running")) {
+			printf("%s  %s\n", str(vm, "name"), str(vm, "state"));
+			n++;
+		}
+		json_decref(res);
+		if (n == 0) {
+			printf("nothing to prune\n");
+			return 0;
+		}
+		if (!isatty(0))
+			return fail(1, "prune deletes the VMs above: confirm with --force (stdin is not a terminal)");
+		printf("delete these %zu VMs? [y/N] ", n);
+		fflush(stdout);
+		char answer[8] = "";
+		if (!fgets(answer, sizeof(answer), stdin) || (answer[0] != 'y' && answer[0] != 'Y'))
+			return 1;
+	}
+	json_t *res;
+	int rc = call_default("vm.prune", &res);
+	if (rc)
+		return api_fail(rc);
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(res, "removed"), i, v) printf("deleted %s\n", json_string_value(v));
+	json_array_foreach(json_object_get(res, "failed"), i, v) fail(0, "%s: %s", str(v, "id"), str(v, "error"));
+	int failed = json_array_size(json_object_get(res, "failed")) > 0;
+	json_decref(res);
+	return failed;
+}
+
+int cmd_vm_set(const command *cmd, args *a)
+{
+	if (a->argc != 1)
+		return fail(EXIT_USAGE, "'banger %s' takes one vm name", cmd->path);
+	json_t *params = spec_params(a);
+	json_object_set_new(params, "name", json_string(a->argv[0]));
+	json_t *vm;
+	int rc = call_with("vm.set", params, &vm);
+	return rc ? api_fail(rc) : print_vm(vm, a->json);
+}
