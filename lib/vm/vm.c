@@ -8,7 +8,9 @@
  * Create and boot report stages (resolve, network, disk, boot, agent, ssh,
  * ready) with their timings. */
 #include "vm.h"
+#include "../core/proc.h"
 #include "../core/units.h"
+#include "../image/catalog.h"
 #include "../fs/ext4.h"
 #include "../guest/agent.h"
 #include "../image/image.h"
@@ -17,6 +19,7 @@
 #include "../ssh/ssh.h"
 #include "../vmm/vmm.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -278,10 +281,12 @@ static int boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 	char *binary = NULL;
 	if (!rc)
 		rc = pick_driver(e, kernel, op, &driver_name, &kvm, &binary);
-	if (!rc)
+	bool creating = !strcmp(S(vm, "state"), "creating");
+	if (!rc && !creating) { /* create sets the network up before the disk */
 		rc = net_setup(e, vm);
-	if (!rc)
-		stage(op, "network", t0);
+		if (!rc)
+			stage(op, "network", t0);
+	}
 	char *dir = vm_dir(e, vm), *rdir = run_dir(e, vm);
 	char *overlay = bng_asprintf("%s/overlay.ext4", dir);
 	char *console = bng_asprintf("%s/console.log", dir);
@@ -314,7 +319,6 @@ static int boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 	if (!rc) {
 		char started[32];
 		bng_now_iso(started);
-		bool creating = !strcmp(S(vm, "state"), "creating");
 		rc = vm_update(e, vm, json_pack("{s:s,s:s,s:O,s:s}", "state", creating ? "creating" : "starting", "driver",
 						driver_name, "vmm", state, "started_at", started));
 		stage(op, "boot", t0);
@@ -444,20 +448,120 @@ static int locked(bng_engine *e, json_t *params, bng_op *op, json_t **vm, char *
 	return rc;
 }
 
-static int resolve_image_kernel(bng_engine *e, json_t *params, json_t **image, json_t **kernel)
+/* The distro kernel package's real name: the cloud metapackage depends on
+ * it (linux-image-cloud-amd64 -> linux-image-6.1.0-N-cloud-amd64). */
+static void on_depends(const char *line, void *ud)
+{
+	char **pkg = ud;
+	const char *d = strstr(line, "Depends: linux-image-");
+	if (d && !*pkg)
+		*pkg = bng_strdup(d + strlen("Depends: "));
+}
+
+/* The default kernel on a fresh host: from the kernel catalog when it has
+ * it, else the distro's cloud kernel package fetched with apt. */
+static int provision_kernel(bng_engine *e, const char *name, bng_op *op)
+{
+	json_t *catalog = NULL, *result = NULL;
+	int rc = bng_catalog_load(e, "kernels", &catalog);
+	bool listed = !rc && bng_catalog_find(catalog, "kernels", name);
+	json_decref(catalog);
+	bng_op_event(op, json_pack("{s:s,s:s,s:s}", "stage", "provision", "kernel", name, "from",
+				   listed ? "catalog" : "distro package"));
+	if (listed) {
+		json_t *p = json_pack("{s:s}", "name", name);
+		rc = bng_m_kernel_pull(e, p, &result, op);
+		json_decref(p);
+		json_decref(result);
+		return rc;
+	}
+	char *debs = bng_asprintf("%s/debs", e->paths.cache_dir);
+	char *pkg = NULL;
+	rc = bng_mkdir_p(debs, 0700);
+	const char *depends[] = {"apt-cache", "depends", "linux-image-cloud-amd64", NULL};
+	if (!rc)
+		rc = bng_run(depends, NULL, NULL, on_depends, &pkg, op);
+	if (!rc && !pkg)
+		rc = bng_err(BANGER_ENOTFOUND, "apt cannot resolve linux-image-cloud-amd64: import a kernel yourself "
+					       "(banger kernel import %s --deb FILE)", name);
+	char *script = NULL;
+	if (!rc) {
+		pkg[strcspn(pkg, " \t<>")] = '\0';
+		script = bng_asprintf("cd '%s' && apt-get download '%s'", debs, pkg);
+		const char *get[] = {"sh", "-c", script, NULL};
+		rc = bng_run(get, NULL, NULL, NULL, NULL, op);
+	}
+	char *deb = NULL;
+	if (!rc) {
+		char *pattern = bng_asprintf("%s_", pkg);
+		DIR *d = opendir(debs);
+		struct dirent *de;
+		while (d && (de = readdir(d)))
+			if (!strncmp(de->d_name, pattern, strlen(pattern)) && strstr(de->d_name, ".deb"))
+				deb = bng_asprintf("%s/%s", debs, de->d_name);
+		if (d)
+			closedir(d);
+		free(pattern);
+		if (!deb)
+			rc = bng_err(BANGER_ENOTFOUND, "apt-get download %s left no .deb in %s", pkg, debs);
+	}
+	if (!rc) {
+		json_t *p = json_pack("{s:s,s:s}", "name", name, "deb", deb);
+		rc = bng_m_kernel_import(e, p, &result, op);
+		json_decref(p);
+		json_decref(result);
+	}
+	free(deb);
+	free(script);
+	free(pkg);
+	free(debs);
+	return rc;
+}
+
+/* The default image on a fresh host: the catalog's, else built from the
+ * Debian mirror. */
+static int provision_image(bng_engine *e, const char *name, bng_op *op)
+{
+	json_t *catalog = NULL, *result = NULL;
+	int rc = bng_catalog_load(e, "images", &catalog);
+	bool listed = !rc && bng_catalog_find(catalog, "images", name);
+	json_decref(catalog);
+	bng_op_event(op, json_pack("{s:s,s:s,s:s}", "stage", "provision", "image", name, "from",
+				   listed ? "catalog" : "debian mirror"));
+	json_t *p = listed ? json_pack("{s:s}", "ref", name) : json_pack("{s:s}", "name", name);
+	rc = listed ? bng_m_image_pull(e, p, &result, op) : bng_m_image_build(e, p, &result, op);
+	json_decref(p);
+	json_decref(result);
+	return rc;
+}
+
+static int resolve_image_kernel(bng_engine *e, json_t *params, json_t **image, json_t **kernel, bng_op *op)
 {
 	const char *iname = json_string_value(json_object_get(params, "image"));
+	const char *default_image = bng_config_str(&e->config, "default_image_name");
 	if (!iname)
-		iname = bng_config_str(&e->config, "default_image_name");
+		iname = default_image;
 	int rc = bng_image_get(e, iname, image);
+	if (rc == BANGER_ENOTFOUND && !strcmp(iname, default_image)) {
+		/* a fresh host: get the default once (concurrent callers wait for it) */
+		rc = provision_image(e, iname, op);
+		if (!rc || rc == BANGER_EEXIST)
+			rc = bng_image_get(e, iname, image);
+	}
 	if (rc)
 		return bng_err(rc, "%s (build the default with 'banger image build' or pull one)", banger_error_last());
 	const char *kname = json_string_value(json_object_get(params, "kernel"));
 	if (!kname)
 		kname = json_string_value(json_object_get(*image, "kernel"));
+	const char *default_kernel = bng_config_str(&e->config, "default_kernel_name");
 	if (!kname)
-		kname = bng_config_str(&e->config, "default_kernel_name");
+		kname = default_kernel;
 	rc = bng_kernel_get(e, kname, kernel);
+	if (rc == BANGER_ENOTFOUND && !strcmp(kname, default_kernel)) {
+		rc = provision_kernel(e, kname, op);
+		if (!rc || rc == BANGER_EEXIST)
+			rc = bng_kernel_get(e, kname, kernel);
+	}
 	if (rc) {
 		json_decref(*image);
 		*image = NULL;
@@ -519,7 +623,7 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	json_t *image = NULL, *kernel = NULL, *vm = NULL;
 	char *key = NULL;
 	if (!rc)
-		rc = resolve_image_kernel(e, params, &image, &kernel);
+		rc = resolve_image_kernel(e, params, &image, &kernel, op);
 	if (!rc) {
 		char *disk_text = bng_format_size(disk);
 		char *spec = bng_asprintf("%lld vcpu | %lld MiB | %s disk", (long long)vcpu, (long long)mem, disk_text);
@@ -568,7 +672,13 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	if (!rc) {
 		char *overlay = bng_asprintf("%s/overlay.ext4", dir);
 		char *pubkey = NULL;
-		rc = bng_mkdir_p(dir, 0700);
+		if (!json_is_false(json_object_get(params, "start"))) {
+			rc = net_setup(e, vm);
+			if (!rc)
+				stage(op, "network", &t0);
+		}
+		if (!rc)
+			rc = bng_mkdir_p(dir, 0700);
 		if (!rc)
 			rc = bng_ssh_ensure_key(bng_config_str(&e->config, "ssh_key_path"), &pubkey);
 		if (!rc)

@@ -1,6 +1,7 @@
 /* The driver registry and the calls that turn empty vtable slots into
  * BANGER_EUNSUPPORTED. */
 #include "vmm.h"
+#include "firecracker.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,7 @@
  * them. A new driver adds its vtable here (and its file to meson.build). */
 static const bng_vmm_driver *const drivers[] = {
 	&bng_vmm_qemu,
+	&bng_vmm_firecracker,
 };
 
 const bng_vmm_driver *bng_vmm_driver_get(const char *name)
