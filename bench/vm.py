@@ -1,0 +1,141 @@
+#!/usr/bin/python3
+"""VM benchmarks, each beside its baseline in the same run (run as root, in
+a private network namespace: `unshare --net bench/vm.py BUILD_DIR`):
+
+  1. `banger vm run --rm -- true` wall time vs a bare qemu launch of the
+     same kernel, initramfs, rootfs, overlay disk and tap with an ssh poll
+     loop (what banger does, minus banger);
+  2. create-to-hypervisor-exec: banger's own stages before the guest runs
+     (resolve, network, disk, VMM spawn) for a 256 MiB and a 4 GiB image;
+  3. N concurrent `vm run --rm -- true` vs N x one.
+
+Needs the Debian image tar in the content cache (BANGER_CACHE_DIR, e.g.
+after `banger image build --minimal`) and the cloud kernel .deb in
+/var/cache/banger-test."""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+root = Path(__file__).resolve().parents[1]
+build = Path(sys.argv[1] if len(sys.argv) > 1 else root / "build").resolve()
+concurrent = int(os.environ.get("BENCH_CONCURRENT", "10"))
+cli = str(build / "tools" / "banger" / "banger")
+sys.path.insert(0, str(root / "bindings" / "python"))
+os.environ["BANGER_LIBRARY"] = str(build / "lib" / "libbanger.so.0")
+import banger  # noqa: E402
+
+work = Path(tempfile.mkdtemp(prefix="banger-bench-vm-", dir="/var/tmp"))
+run_dir = Path(f"/tmp/bbv-{os.getpid()}")
+env = {"BANGER_CONFIG_DIR": str(work / "config"), "BANGER_STATE_DIR": str(work / "state"),
+       "BANGER_RUNTIME_DIR": str(run_dir), "BANGER_URI": f"local:{work / 'state'}"}
+os.environ.update(env)
+(work / "config").mkdir()
+(work / "config" / "config.toml").write_text(
+    'vmm = "qemu"\nqemu_accel = "tcg"\n[vm_defaults]\nvcpu = 1\nmemory_mib = 512\ndisk_size = "1G"\n')
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+deb = sorted(Path("/var/cache/banger-test").glob("linux-image-6.1.0-*-cloud-amd64_*.deb"))[-1]
+
+with banger.open(env["BANGER_URI"]) as ctx:
+    img = ctx.call("image.build", {"minimal": True, "name": "debian-bookworm"})
+    kernel = ctx.call("kernel.import", {"name": "debian-cloud", "deb": str(deb)})
+    tar = work / "small.tar"
+    subprocess.run(["tar", "-cf", str(tar), "-C", "/etc", "hostname"], check=True)
+    ctx.call("image.import", {"name": "img-256m", "tars": [str(tar)], "size": "256M"})
+    ctx.call("image.import", {"name": "img-4g", "tars": [str(tar)], "size": "4G"})
+
+
+def timed(argv):
+    t0 = time.perf_counter()
+    p = subprocess.run(argv, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    return time.perf_counter() - t0
+
+
+# ---- 1. vm run --rm -- true vs bare qemu + ssh poll ----
+t_banger = [timed([cli, "vm", "run", "--rm", "--", "true"]) for _ in range(3)]
+
+
+def bare_qemu():
+    """The same guest without banger: hand-made overlay, tap, qemu, ssh poll."""
+    d = Path(tempfile.mkdtemp(dir=work))
+    with banger.open(env["BANGER_URI"]) as ctx:  # borrow banger's disk with the key and agent in it
+        vm = ctx.call("vm.create", {"name": "donor", "start": False})
+        overlay = Path(env["BANGER_STATE_DIR"]) / "vms" / vm["id"] / "overlay.ext4"
+        subprocess.run(["cp", "--sparse=always", str(overlay), str(d / "overlay.ext4")], check=True)
+        ctx.call("vm.delete", {"name": "donor"})
+    subprocess.run(["ip", "link", "add", "br-bare", "type", "bridge"], capture_output=True)
+    subprocess.run(["ip", "addr", "add", "172.31.0.1/24", "dev", "br-bare"], capture_output=True)
+    subprocess.run(["ip", "link", "set", "br-bare", "up"], check=True)
+    subprocess.run(["ip", "tuntap", "add", "tap-bare", "mode", "tap"], check=True)
+    subprocess.run(["ip", "link", "set", "tap-bare", "master", "br-bare", "up"], check=True)
+    kdir = kernel["dir"]
+    khz = next((int(float(line.split(":")[1]) * 1000) for line in open("/proc/cpuinfo") if line.startswith("cpu MHz")), 0)
+    t0 = time.perf_counter()
+    q = subprocess.Popen(["qemu-system-x86_64", "-M", "microvm", "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "512",
+                          "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
+                          "-kernel", f"{kdir}/vmlinuz", "-initrd", f"{kdir}/initrd.img",
+                          "-append", f"console=ttyS0 panic=-1 tsc_early_khz={khz} banger.root=/dev/vda "
+                                     "banger.overlay=/dev/vdb banger.ip=172.31.0.2/24,172.31.0.1,1.1.1.1",
+                          "-serial", f"file:{d}/console.log",
+                          "-drive", f"id=r,file={img['rootfs']},format=raw,if=none,readonly=on",
+                          "-device", "virtio-blk-device,drive=r",
+                          "-drive", f"id=o,file={d}/overlay.ext4,format=raw,if=none",
+                          "-device", "virtio-blk-device,drive=o",
+                          "-netdev", "tap,id=n,ifname=tap-bare,script=no,downscript=no",
+                          "-device", "virtio-net-device,netdev=n"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    key = Path(env["BANGER_CONFIG_DIR"]) / "ssh" / "id_ed25519"
+    while subprocess.run(["ssh", "-i", str(key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                          "-o", "ConnectTimeout=2", "-o", "LogLevel=ERROR", "root@172.31.0.2", "true"],
+                         capture_output=True).returncode != 0:
+        time.sleep(0.25)
+    elapsed = time.perf_counter() - t0
+    q.kill()
+    q.wait()
+    subprocess.run(["ip", "link", "del", "tap-bare"])
+    return elapsed
+
+
+t_bare = [bare_qemu() for _ in range(3)]
+
+# ---- 2. create-to-hypervisor-exec per image size ----
+pre = {}
+for image in ("img-256m", "img-4g"):
+    samples = []
+    for i in range(5):
+        with banger.open(env["BANGER_URI"]) as ctx:
+            events = []
+            ctx.call("vm.create", {"name": f"pre-{i}", "image": image, "kernel": "debian-cloud", "start": False},
+                     on_event=events.append)
+            samples.append(sum(e.get("seconds", 0) for e in events if e["stage"] in ("resolve", "network", "disk")))
+            ctx.call("vm.delete", {"name": f"pre-{i}"})
+    pre[image] = samples
+
+# ---- 3. N concurrent runs ----
+results = []
+def one():
+    results.append(subprocess.run([cli, "vm", "run", "--rm", "--", "true"], capture_output=True).returncode)
+threads = [threading.Thread(target=one) for _ in range(concurrent)]
+t0 = time.perf_counter()
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+t_conc = time.perf_counter() - t0
+
+med = statistics.median
+print(f"{'measure':52} {'median s':>9}")
+print(f"{'banger vm run --rm -- true':52} {med(t_banger):9.2f}")
+print(f"{'bare qemu + ssh poll (same kernel/rootfs/tap)':52} {med(t_bare):9.2f}")
+print(f"{'ratio banger / bare':52} {med(t_banger) / med(t_bare):9.2f}")
+for image, s in pre.items():
+    print(f"{'create-to-hypervisor-exec (no boot), ' + image:52} {med(s) * 1000:8.1f}ms")
+print(f"{str(concurrent) + ' concurrent vm run --rm -- true (all ok: ' + str(results.count(0) == concurrent) + ')':52} "
+      f"{t_conc:9.2f}")
+print(f"{str(concurrent) + ' x one run':52} {concurrent * med(t_banger):9.2f}")
+subprocess.run(["rm", "-rf", str(work), str(run_dir)])
