@@ -64,8 +64,12 @@ def taps():
 
 
 def vm_procs():
-    out = subprocess.run(["pgrep", "-af", "qemu-system"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if line.strip()]
+    """Live VMM processes of this run (a zombie is PID 1's to reap, not a VM;
+    only ours: their sockets live under this run's runtime directory)."""
+    out = subprocess.run(["ps", "-eo", "stat=,args="], capture_output=True, text=True).stdout
+    run = os.environ.get("BANGER_RUNTIME_DIR", "/nonexistent")
+    return [line for line in out.splitlines()
+            if "qemu-system" in line and run in line and not line.lstrip().startswith("Z")]
 
 
 def test_vm_run_exit_codes(vmenv):
@@ -185,3 +189,21 @@ def test_daemon_killed_mid_create(vmenv):
     assert cli("vm", "show", "orphan").returncode == 1  # no row
     assert taps() == [] and vm_procs() == []
     assert os.listdir(Path(vmenv["env"]["BANGER_STATE_DIR"]) / "vms") == []
+
+
+def test_python_binding_local_transport(vmenv, tmp_path):
+    """The same flow in process (no daemon): its own state directory."""
+    debs = sorted(DEBS.glob("linux-image-6.1.0-*-cloud-amd64_*.deb"))
+    with banger.open(f"local:{tmp_path / 'state'}") as ctx:
+        ctx.call("image.build", {"minimal": True, "name": "debian-bookworm"})
+        ctx.call("kernel.import", {"name": "debian-cloud", "deb": str(debs[-1])})
+        vm = ctx.call("vm.create", {"name": "inproc"})
+        r = ctx.call("vm.exec", {"name": "inproc", "argv": ["sh", "-c", "read x; echo got:$x"], "stdin": "hi\n"})
+        assert r["stdout"] == "got:hi\n" and r["exit_code"] == 0
+        assert [v["name"] for v in ctx.call("vm.list")["vms"]] == ["inproc"]
+        with pytest.raises(banger.Busy):  # a running VM's spec cannot change
+            ctx.call("vm.set", {"name": "inproc", "vcpu": 2})
+        with pytest.raises(banger.NotFound):
+            ctx.call("vm.exec", {"name": "nope", "argv": ["true"]})
+        ctx.call("vm.delete", {"name": vm["name"]})
+    assert taps() == []
