@@ -371,6 +371,39 @@ static int boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 	return rc;
 }
 
+/* Kills any process whose command line names this VM's runtime directory:
+ * a VMM the daemon started but died before recording (its pid is then
+ * known to nobody else). */
+static void kill_strays(bng_engine *e, json_t *vm)
+{
+	char *rdir = run_dir(e, vm);
+	char *needle = bng_asprintf("%s/", rdir);
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end || pid <= 1 || pid == getpid())
+			continue;
+		char *path = bng_asprintf("/proc/%ld/cmdline", pid);
+		char *text = NULL;
+		size_t len = 0;
+		if (bng_read_file(path, &text, &len) == 0) {
+			for (size_t i = 0; i + 1 < len; i++)
+				if (!text[i])
+					text[i] = ' '; /* NUL-separated arguments */
+			if (strstr(text, needle))
+				kill((pid_t)pid, SIGKILL);
+		}
+		free(text);
+		free(path);
+	}
+	if (d)
+		closedir(d);
+	free(needle);
+	free(rdir);
+}
+
 /* Stops the VMM: graceful (agent sync + poweroff, bounded wait), then kill.
  * Leaves the row stopped and the tap gone. */
 static int halt(bng_engine *e, json_t *vm, bool graceful, int sig)
@@ -810,6 +843,8 @@ int bng_m_vm_kill(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 static int destroy(bng_engine *e, json_t *vm)
 {
 	int rc = halt(e, vm, false, SIGKILL);
+	if (!rc)
+		kill_strays(e, vm);
 	char *dir = vm_dir(e, vm);
 	if (!rc)
 		rc = bng_rm_rf(dir);
