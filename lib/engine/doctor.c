@@ -58,10 +58,23 @@ static bool check_kvm(report *r)
 int bng_m_doctor(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
 	(void)params;
-	report r = {.checks = json_array(), .op = op, .total = 8};
+	report r = {.checks = json_array(), .op = op, .total = 9};
 	const bng_config *cfg = &e->config;
 
 	bool kvm = check_kvm(&r);
+	/* /dev/kvm may open and still hang guests (nested PVM): the first VM
+	 * boot probes for real, and that verdict wins */
+	pthread_mutex_lock(&e->reserve_lock);
+	int probed = e->kvm_usable;
+	char *probe_why = e->kvm_why ? bng_strdup(e->kvm_why) : NULL;
+	pthread_mutex_unlock(&e->reserve_lock);
+	if (probed >= 0) {
+		add(&r, "kvm probe", probed ? "PASS" : "WARN",
+		    bng_asprintf("a test boot under KVM %s%s%s", probed ? "worked" : "failed: VMs use TCG",
+				 probe_why ? ": " : "", probe_why ? probe_why : ""));
+		kvm = kvm && probed;
+	}
+	free(probe_why);
 
 	const char *fc_cfg = bng_config_str(cfg, "firecracker_bin");
 	char *fc = bng_find_exe(*fc_cfg ? fc_cfg : "firecracker");
