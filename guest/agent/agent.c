@@ -848,6 +848,8 @@ typedef struct {
 	bool discarding; /* inside an oversized line: drop through its newline */
 	bool eof;        /* the peer is done sending: close once answered */
 	bool dead;
+	bool hup;        /* serial: the host hung up (handled in conn_event) */
+	long long paused_until; /* serial: not polled before this (ms) */
 	buf out;
 	size_t out_off;
 } conn;
@@ -900,6 +902,16 @@ static void conn_free(conn *c)
 	free(c);
 }
 
+/* The peer went away. The serial port stays open: closing it would make
+ * the kernel discard what the host sends right after reconnecting. */
+static void conn_hangup(conn *c)
+{
+	if (c->kind == CONN_SERIAL)
+		c->hup = true;
+	else
+		c->dead = true;
+}
+
 static void conn_flush(conn *c)
 {
 	while (out_pending(c)) {
@@ -908,6 +920,10 @@ static void conn_flush(conn *c)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
+		if (w < 0 && (errno == EPIPE || errno == ENODEV)) { /* virtio-serial: no host */
+			conn_hangup(c);
+			return;
+		}
 		if (w <= 0) {
 			c->dead = true;
 			return;
@@ -925,7 +941,7 @@ static void conn_flush_bounded(conn *c, int ms)
 {
 	long long end = now_ms() + ms;
 	conn_flush(c);
-	while (!c->dead && out_pending(c) && now_ms() < end) {
+	while (!c->dead && !c->hup && out_pending(c) && now_ms() < end) {
 		struct pollfd p = {c->wfd, POLLOUT, 0};
 		poll(&p, 1, 50);
 		conn_flush(c);
@@ -1033,7 +1049,7 @@ static void handle_line(conn *c, const char *line, size_t n)
 static void conn_process(conn *c)
 {
 	size_t start = 0;
-	while (!c->dead && !out_pending(c)) {
+	while (!c->dead && !c->hup && !out_pending(c)) {
 		char *line = c->in + start;
 		char *nl = memchr(line, '\n', c->in_len - start);
 		if (!nl) {
@@ -1072,11 +1088,15 @@ static void conn_read(conn *c, short rev)
 	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
 		/* A hangup with nothing to read would make poll spin. */
 		if (errno != EINTR && !(rev & POLLIN) && (rev & (POLLHUP | POLLERR)))
-			c->dead = true;
+			conn_hangup(c);
 		return;
 	}
-	if (n < 0 || (n == 0 && c->kind == CONN_SERIAL)) {
-		c->dead = true; /* a serial EOF is the host hanging up: reopen later */
+	if (n < 0) {
+		c->dead = true; /* a serial port is reopened later (unplugged?) */
+		return;
+	}
+	if (n == 0 && c->kind == CONN_SERIAL) {
+		conn_hangup(c); /* virtio-serial reads EOF while no host is connected */
 		return;
 	}
 	if (n == 0) {
@@ -1098,15 +1118,25 @@ static void conn_event(conn *c, short rev)
 		return;
 	}
 	if (out_pending(c)) {
-		if (!(rev & POLLOUT)) { /* hung up while we still had a reply to send */
-			c->dead = true;
-			return;
+		if (rev & POLLOUT) {
+			conn_flush(c);
+			if (!c->dead && !c->hup && !out_pending(c))
+				conn_process(c);
+		} else {
+			conn_hangup(c); /* hung up while we still had a reply to send */
 		}
-		conn_flush(c);
-		if (!c->dead && !out_pending(c))
-			conn_process(c);
 	} else {
 		conn_read(c, rev);
+	}
+	if (c->hup) {
+		/* poll reports POLLHUP for as long as no host is connected: look
+		 * again after a pause. Input and unsent output are kept: the guest
+		 * learns of a reconnect (control queue) after it may already have
+		 * read the new host's request, whose reply then fails with ENODEV
+		 * and must go out later. A stale reply is harmless: the host skips
+		 * ids it did not ask for. */
+		c->hup = false;
+		c->paused_until = now_ms() + 200;
 	}
 }
 
@@ -1207,7 +1237,7 @@ static void device_tick(int *timeout)
 			if (!g.serial) {
 				close(fd);
 			} else if (!g.serial_logged) {
-				logmsg("serving %s", path); /* once: it is reopened at every host hangup */
+				logmsg("serving %s", path); /* once: it may be reopened after errors */
 				g.serial_logged = true;
 			}
 		}
@@ -1275,11 +1305,21 @@ static void serve(bool stdio_mode)
 		if (g.device_mode)
 			device_tick(&timeout);
 		struct pollfd pfd[MAX_CONNS + 2];
-		size_t polled = g.nconns, np = 0;
-		for (size_t i = 0; i < polled; i++) {
+		conn *pc[MAX_CONNS + 1];
+		size_t np = 0;
+		long long now = now_ms();
+		for (size_t i = 0; i < g.nconns; i++) {
 			conn *c = g.conns[i];
+			if (c->paused_until > now) {
+				int wait = (int)(c->paused_until - now);
+				if (timeout < 0 || wait < timeout)
+					timeout = wait;
+				continue;
+			}
+			pc[np] = c;
 			pfd[np++] = out_pending(c) ? (struct pollfd){c->wfd, POLLOUT, 0} : (struct pollfd){c->rfd, POLLIN, 0};
 		}
+		size_t polled = np;
 		if (g.listen_fd >= 0 && g.nconns < MAX_CONNS)
 			pfd[np++] = (struct pollfd){g.listen_fd, POLLIN, 0};
 		if (np == 0 && timeout < 0)
@@ -1291,7 +1331,7 @@ static void serve(bool stdio_mode)
 			return;
 		}
 		for (size_t i = 0; i < polled; i++)
-			conn_event(g.conns[i], pfd[i].revents);
+			conn_event(pc[i], pfd[i].revents);
 		if (np > polled && pfd[polled].revents)
 			accept_all();
 		/* Drop finished connections; the serial port is reopened later. */
