@@ -283,7 +283,7 @@ static void build_argv(strv *a, const bng_vm_config *cfg, const char *exe, const
 	arg(a, exe);
 	if (cfg->id && *cfg->id) {
 		e = opt_escape(cfg->id);
-		argf(a, "-name");
+		arg(a, "-name");
 		argf(a, "banger-%s", e);
 		free(e);
 	}
@@ -389,6 +389,15 @@ static void spawn_report(int fd, int what, int value, int step)
 	(void)w;
 }
 
+/* dup2 that also works when from == to (then dup2 would leave CLOEXEC set). */
+static void dup_to(int from, int to)
+{
+	if (from == to)
+		fcntl(to, F_SETFD, 0);
+	else
+		dup2(from, to);
+}
+
 /* Double fork: the VM runs in its own session, its parent exits at once and
  * init (or a subreaper) reaps it; it gets no signals meant for the daemon.
  * Only async-signal-safe calls after fork: the daemon is multithreaded. */
@@ -438,9 +447,9 @@ static int spawn_detached(char *const argv[], int log_fd, pid_t *out)
 		for (int sig = 1; sig < NSIG; sig++)
 			if (sig != SIGKILL && sig != SIGSTOP)
 				sigaction(sig, &dfl, NULL);
-		dup2(null_fd, 0);
-		dup2(log_fd, 1);
-		dup2(log_fd, 2);
+		dup_to(null_fd, 0);
+		dup_to(log_fd, 1);
+		dup_to(log_fd, 2);
 		/* Nothing else of the daemon's leaks into the VM: sockets, the
 		 * state lock, the database. The status pipe is already CLOEXEC. */
 		if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
@@ -565,7 +574,6 @@ static int qemu_start(const bng_vm_config *cfg, bng_op *op, json_t **state)
 	if (!found)
 		return bng_err(BANGER_ENOTFOUND, "%s not found%s: install it (apt-get install qemu-system-x86) or set "
 			       "the VMM binary in the config", want, strchr(want, '/') ? "" : " on PATH");
-	/* The resolved path is what /proc/<pid>/exe will show: alive() compares. */
 	char exe[PATH_MAX];
 	if (!realpath(found, exe)) {
 		int e = errno;
@@ -574,9 +582,13 @@ static int qemu_start(const bng_vm_config *cfg, bng_op *op, json_t **state)
 	}
 	free(found);
 
+	/* Absolute socket paths: the state outlives this process's cwd. */
+	char run_dir[PATH_MAX];
+	if (!realpath(cfg->run_dir, run_dir))
+		return bng_err_errno(bng_code_from_errno(errno), errno, "qemu: run directory %s", cfg->run_dir);
 	qpaths p = {
-		.qmp = bng_asprintf("%s/qmp.sock", cfg->run_dir),
-		.agent = bng_asprintf("%s/agent.sock", cfg->run_dir),
+		.qmp = bng_asprintf("%s/qmp.sock", run_dir),
+		.agent = bng_asprintf("%s/agent.sock", run_dir),
 		.vmlinuz = bng_asprintf("%s/vmlinuz", cfg->kernel_dir),
 		.initrd = bng_asprintf("%s/initrd.img", cfg->kernel_dir),
 	};
@@ -629,8 +641,11 @@ static int qemu_start(const bng_vm_config *cfg, bng_op *op, json_t **state)
 		}
 		if (proc_gone(pid, pi.start)) {
 			tail = log_tail(cfg->process_log, log_since);
-			rc = bng_err(BANGER_EIO, "qemu exited while starting the VM: %s", *tail ? tail :
-				     "it printed nothing (see the VMM log)");
+			if (*tail)
+				rc = bng_err(BANGER_EIO, "qemu exited while starting the VM: %s", tail);
+			else
+				rc = bng_err(BANGER_EIO, "qemu exited while starting the VM and printed nothing (see %s)",
+					     cfg->process_log);
 			pid = 0;
 			break;
 		}
@@ -660,6 +675,15 @@ static int qemu_start(const bng_vm_config *cfg, bng_op *op, json_t **state)
 			proc_wait_gone(pid, pi.start, 5000);
 		}
 		goto out;
+	}
+	/* What the process runs now is what alive() will compare: when the
+	 * binary is a wrapper script that execs qemu, that is qemu, not it. */
+	char live[PATH_MAX], link[64];
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+	ssize_t ln = readlink(link, live, sizeof(live) - 1);
+	if (ln > 0) {
+		live[ln] = '\0';
+		snprintf(exe, sizeof(exe), "%s", live);
 	}
 	*state = json_pack("{s:s, s:i, s:I, s:s, s:{s:s, s:s}, s:s}", "driver", "qemu", "pid", (int)pid, "proc_start",
 			   (json_int_t)pi.start, "control_socket", p.qmp, "agent", "kind", "unix", "path", p.agent, "exe",
