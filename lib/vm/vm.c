@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define AGENT_TIMEOUT_MS 120000
+#define AGENT_TIMEOUT_MS 600000 /* 10 TCG guests on 2 cores take minutes to boot */
 #define SSH_TIMEOUT_MS 90000
 #define STOP_TIMEOUT_MS 30000
 
