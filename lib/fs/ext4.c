@@ -168,6 +168,23 @@ int bng_ext4_open(bng_ext4 **out, const char *path)
 	return 0;
 }
 
+int bng_ext4_exists(const char *image_path, const char *path, bool *exists)
+{
+	ext2_filsys fs;
+	errcode_t err = ext2fs_open2(image_path, NULL, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs);
+	if (err)
+		return bng_ext2_err(err, "cannot open ext4 image %s", image_path);
+	bng_ext4 *x = wrap(fs, image_path);
+	ext2_ino_t dir, ino;
+	char leaf[256];
+	int rc = bng_ext4_walk(x, path, false, &dir, leaf, sizeof(leaf));
+	if (!rc)
+		rc = bng_ext4_lookup(x, dir, leaf, &ino);
+	*exists = rc == 0;
+	bng_ext4_abort(x);
+	return rc == 0 || rc == BANGER_ENOTFOUND ? 0 : rc;
+}
+
 static void free_wrapper(bng_ext4 *x)
 {
 	free(x->created);

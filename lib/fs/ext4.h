@@ -31,6 +31,9 @@ uint64_t bng_ext4_size_for(const bng_tar_stats *stats, uint64_t *inodes);
 int bng_ext4_create(bng_ext4 **out, const char *path, uint64_t size, uint64_t inodes);
 /* Opens an existing ext4 image read-write (to add or replace files). */
 int bng_ext4_open(bng_ext4 **out, const char *path);
+/* True if path exists in the image at image_path (opened read-only). */
+int bng_ext4_exists(const char *image_path, const char *path, bool *exists);
+
 /* Flushes everything and closes. On error the image is unusable. */
 int bng_ext4_close(bng_ext4 *fs);
 /* Closes without caring about the result (failure paths delete the file). */

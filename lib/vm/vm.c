@@ -657,6 +657,12 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	char *key = NULL;
 	if (!rc)
 		rc = resolve_image_kernel(e, params, &image, &kernel, op);
+	bool sshd = false;
+	if (!rc && (rc = bng_ext4_exists(S(image, "rootfs"), "usr/sbin/sshd", &sshd)) == 0 && !sshd)
+		/* exec and `vm run` go through sshd: say so now, not after a 90 s wait */
+		rc = bng_err(BANGER_EUNSUPPORTED, "image '%s' has no SSH server (/usr/sbin/sshd): install openssh-server "
+						   "in it, or use the default image (banger image build)",
+			     S(image, "name"));
 	if (!rc) {
 		char *disk_text = bng_format_size(disk);
 		char *spec = bng_asprintf("%lld vcpu | %lld MiB | %s disk", (long long)vcpu, (long long)mem, disk_text);

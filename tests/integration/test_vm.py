@@ -95,6 +95,12 @@ def test_bad_flags_are_rejected_before_anything_starts(vmenv):
     p = cli("vm", "create", "--name", "zero", "--vcpu", "0")
     assert p.returncode == 1 and "vcpu must be between 1 and 64" in p.stderr
     assert cli("vm", "show", "zero").returncode == 1  # no row
+    tar = Path(vmenv["env"]["BANGER_STATE_DIR"]).parent / "nossh.tar"
+    subprocess.run(["tar", "-cf", str(tar), "-C", "/etc", "hostname"], check=True)
+    assert cli("image", "import", "nossh", "--tar", str(tar)).returncode == 0
+    p = cli("vm", "create", "--name", "nossh", "--image", "nossh")
+    assert p.returncode == 1 and "has no SSH server" in p.stderr
+    assert cli("vm", "show", "nossh").returncode == 1
     assert taps() == []
 
 
