@@ -267,6 +267,33 @@ static const bng_vmm_driver *driver_of(json_t *vm)
 	return bng_vmm_driver_get(S(vm, "driver"));
 }
 
+/* Polls the guest agent's port list until something listens on TCP 22. */
+static int wait_sshd_listening(const char *path, bool vsock, bng_op *op)
+{
+	for (int waited = 0; waited < AGENT_TIMEOUT_MS; waited += 500) {
+		int fd = -1;
+		json_t *reply = NULL;
+		if ((vsock ? bng_agent_connect_vsock_uds(path, BNG_AGENT_VSOCK_PORT, 2000, &fd)
+			   : bng_agent_connect_unix(path, 2000, &fd)) == 0) {
+			bool listening = false;
+			if (bng_agent_call(fd, "ports", 5000, &reply) == 0) {
+				size_t i;
+				json_t *p;
+				json_array_foreach(json_object_get(reply, "ports"), i, p) listening |=
+					json_integer_value(json_object_get(p, "port")) == 22 &&
+					!strncmp(json_string_value(json_object_get(p, "proto")) ?: "", "tcp", 3);
+			}
+			json_decref(reply);
+			close(fd);
+			if (listening)
+				return 0;
+		}
+		if (bng_op_sleep(op, 500))
+			return BANGER_ECANCELED;
+	}
+	return bng_err(BANGER_ETIMEDOUT, "sshd did not start listening in the guest within %d s", AGENT_TIMEOUT_MS / 1000);
+}
+
 /* Boots the VM (its row holds everything) and waits for the agent and SSH.
  * A VM being created stays "creating" until it is ready, so a daemon that
  * dies half way removes it at next start instead of adopting it. */
@@ -335,6 +362,13 @@ static int boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 	if (!rc) {
 		rc = vm_update(e, vm, json_pack("{s:O}", "boot_id", json_object_get(health, "boot_id")));
 		stage(op, "agent", t0);
+	}
+	if (!rc) {
+		/* a busy host boots slowly: let the agent tell when sshd listens,
+		 * then the SSH handshake gets its own bounded wait */
+		json_t *agent = json_object_get(state, "agent");
+		rc = wait_sshd_listening(json_string_value(json_object_get(agent, "path")),
+					 !strcmp(json_string_value(json_object_get(agent, "kind")) ?: "", "vsock_uds"), op);
 	}
 	if (!rc) {
 		bng_ssh_target t = {.host = S(vm, "ip"), .port = 22, .user = "root",
