@@ -587,8 +587,8 @@ int bng_ext4_remove_at(bng_ext4 *x, ext2_ino_t dir, const char *name)
 		return bng_ext2_err(err, "cannot read %s", name);
 	bool is_dir = LINUX_S_ISDIR(inode.i_mode);
 	if (is_dir) {
-		char **names;
-		size_t n;
+		char **names = NULL;
+		size_t n = 0;
 		rc = bng_ext4_list(x, ino, &names, &n);
 		for (size_t i = 0; !rc && i < n; i++)
 			rc = bng_ext4_remove_at(x, ino, names[i]);
