@@ -1147,11 +1147,17 @@ int bng_m_vm_set(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 		if (!rc && size < cur)
 			rc = bng_err(BANGER_EINVAL, "disks only grow: %s is smaller than the current size", json_string_value(v));
 		if (!rc && size > cur) {
-			/* grow the sparse file; the filesystem is grown by resize on next boot */
+			/* grow the sparse file, then the filesystem in it (e2fsprogs) */
 			char *dir = vm_dir(e, vm);
 			char *overlay = bng_asprintf("%s/overlay.ext4", dir);
 			if (truncate(overlay, (off_t)size) != 0)
 				rc = bng_err_errno(BANGER_EIO, errno, "cannot grow %s", overlay);
+			const char *check[] = {"e2fsck", "-fy", overlay, NULL};
+			const char *grow[] = {"resize2fs", overlay, NULL};
+			if (!rc)
+				bng_run(check, NULL, NULL, NULL, NULL, op); /* resize2fs wants a checked fs */
+			if (!rc && (rc = bng_run(grow, NULL, NULL, NULL, NULL, op)) != 0)
+				rc = bng_err(rc, "cannot grow the filesystem in %s: %s", overlay, banger_error_last());
 			free(overlay);
 			free(dir);
 			json_object_set_new(fields, "disk_size", json_sprintf("%llu", (unsigned long long)size));
