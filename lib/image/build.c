@@ -163,7 +163,9 @@ int bng_m_image_build(bng_engine *e, json_t *params, json_t **result, bng_op *op
 		}
 		if (!rc) {
 			char *include = bng_asprintf("--include=%s", packages);
-			const char *argv[] = {"debootstrap", "--variant=minbase", include, suite, tree, mirror, NULL};
+			/* a stalled mirror must not hang the build forever (seen: wget stuck for hours) */
+			const char *argv[] = {"timeout", "--kill-after=30", "1800", "debootstrap", "--variant=minbase",
+					      include, suite, tree, mirror, NULL};
 			bng_op_event(op, json_pack("{s:s,s:s}", "stage", "debootstrap", "message", mirror));
 			rc = bng_run(argv, NULL, log, on_line, op, op);
 			free(include);
