@@ -49,6 +49,26 @@ json_t *bng_catalog_find(json_t *catalog, const char *kind, const char *name)
 	return NULL;
 }
 
+int bng_catalog_with_state(bng_engine *e, const char *kind, int (*get)(bng_engine *, const char *, json_t **),
+			   json_t **result)
+{
+	json_t *catalog;
+	int rc = bng_catalog_load(e, kind, &catalog);
+	if (rc)
+		return rc;
+	size_t i;
+	json_t *entry;
+	json_array_foreach(json_object_get(catalog, kind), i, entry) {
+		json_t *local = NULL;
+		const char *n = json_string_value(json_object_get(entry, "name"));
+		json_object_set_new(entry, "pulled", json_boolean(n && get(e, n, &local) == 0));
+		json_decref(local);
+	}
+	*result = json_pack("{s:O}", kind, json_object_get(catalog, kind));
+	json_decref(catalog);
+	return 0;
+}
+
 int bng_catalog_fetch(bng_engine *e, json_t *entry, bng_op *op, char **path)
 {
 	const char *url = json_string_value(json_object_get(entry, "url"));

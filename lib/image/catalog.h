@@ -11,6 +11,11 @@
 int bng_catalog_load(bng_engine *e, const char *kind, json_t **catalog);
 /* The entry named name (borrowed from catalog), or NULL. */
 json_t *bng_catalog_find(json_t *catalog, const char *kind, const char *name);
+/* The catalog of kind with each entry marked "pulled" when get(e, name)
+ * finds it locally: {"<kind>": [entries]} (the image/kernel.catalog result). */
+int bng_catalog_with_state(bng_engine *e, const char *kind, int (*get)(bng_engine *, const char *, json_t **),
+			   json_t **result);
+
 /* Downloads entry's bundle into tmp_dir, checking its sha256 and size;
  * *path is the file (malloc'd; the caller unlinks it). */
 int bng_catalog_fetch(bng_engine *e, json_t *entry, bng_op *op, char **path);

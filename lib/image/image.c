@@ -31,20 +31,10 @@ static void decorate(json_t *img)
 
 int bng_image_get(bng_engine *e, const char *ref, json_t **image)
 {
-	json_t *rows;
-	char *sql = bng_asprintf("SELECT %s FROM images WHERE name = ?1 OR id = ?1", image_columns);
-	int rc = bng_store_query(&e->store, &rows, sql, 1, &ref);
-	free(sql);
-	if (rc)
-		return rc;
-	if (json_array_size(rows) == 0) {
-		json_decref(rows);
-		return bng_err(BANGER_ENOTFOUND, "image '%s' not found; run 'banger image list'", ref);
-	}
-	*image = json_incref(json_array_get(rows, 0));
-	json_decref(rows);
-	decorate(*image);
-	return 0;
+	int rc = bng_store_get(&e->store, "images", image_columns, ref, "image", "banger image list", image);
+	if (!rc)
+		decorate(*image);
+	return rc;
 }
 
 static int name_free(bng_engine *e, const char *name)

@@ -98,20 +98,5 @@ int bng_m_image_catalog(bng_engine *e, json_t *params, json_t **result, bng_op *
 {
 	(void)params;
 	(void)op;
-	json_t *catalog;
-	int rc = bng_catalog_load(e, "images", &catalog);
-	if (rc)
-		return rc;
-	json_t *list = json_object_get(catalog, "images");
-	size_t i;
-	json_t *entry;
-	json_array_foreach(list, i, entry) {
-		json_t *img = NULL;
-		const char *n = json_string_value(json_object_get(entry, "name"));
-		json_object_set_new(entry, "pulled", json_boolean(n && bng_image_get(e, n, &img) == 0));
-		json_decref(img);
-	}
-	*result = json_pack("{s:O}", "images", list);
-	json_decref(catalog);
-	return 0;
+	return bng_catalog_with_state(e, "images", bng_image_get, result);
 }

@@ -32,20 +32,10 @@ static void decorate(json_t *k)
 
 int bng_kernel_get(bng_engine *e, const char *ref, json_t **kernel)
 {
-	json_t *rows;
-	char *sql = bng_asprintf("SELECT %s FROM kernels WHERE name = ?1 OR id = ?1", columns);
-	int rc = bng_store_query(&e->store, &rows, sql, 1, &ref);
-	free(sql);
-	if (rc)
-		return rc;
-	if (json_array_size(rows) == 0) {
-		json_decref(rows);
-		return bng_err(BANGER_ENOTFOUND, "kernel '%s' not found; run 'banger kernel list'", ref);
-	}
-	*kernel = json_incref(json_array_get(rows, 0));
-	json_decref(rows);
-	decorate(*kernel);
-	return 0;
+	int rc = bng_store_get(&e->store, "kernels", columns, ref, "kernel", "banger kernel list", kernel);
+	if (!rc)
+		decorate(*kernel);
+	return rc;
 }
 
 /* Takes the name's reservation and checks the name is free. */
@@ -242,19 +232,5 @@ int bng_m_kernel_catalog(bng_engine *e, json_t *params, json_t **result, bng_op 
 {
 	(void)params;
 	(void)op;
-	json_t *catalog;
-	int rc = bng_catalog_load(e, "kernels", &catalog);
-	if (rc)
-		return rc;
-	size_t i;
-	json_t *entry;
-	json_array_foreach(json_object_get(catalog, "kernels"), i, entry) {
-		json_t *k = NULL;
-		const char *n = json_string_value(json_object_get(entry, "name"));
-		json_object_set_new(entry, "pulled", json_boolean(n && bng_kernel_get(e, n, &k) == 0));
-		json_decref(k);
-	}
-	*result = json_pack("{s:O}", "kernels", json_object_get(catalog, "kernels"));
-	json_decref(catalog);
-	return 0;
+	return bng_catalog_with_state(e, "kernels", bng_kernel_get, result);
 }

@@ -260,3 +260,20 @@ int bng_store_check(const char *path, json_t **report)
 	json_decref(pending);
 	return rc;
 }
+
+int bng_store_get(bng_store *st, const char *table, const char *columns, const char *ref, const char *what,
+		  const char *hint, json_t **row)
+{
+	json_t *rows;
+	char *sql = bng_asprintf("SELECT %s FROM %s WHERE name = ?1 OR id = ?1", columns, table);
+	int rc = bng_store_query(st, &rows, sql, 1, &ref);
+	free(sql);
+	if (rc)
+		return rc;
+	if (json_array_size(rows) == 0)
+		rc = bng_err(BANGER_ENOTFOUND, "%s '%s' not found; run '%s'", what, ref ? ref : "", hint);
+	else
+		*row = json_incref(json_array_get(rows, 0));
+	json_decref(rows);
+	return rc;
+}

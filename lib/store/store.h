@@ -31,6 +31,11 @@ int bng_store_query(bng_store *st, json_t **rows, const char *sql, int n, const 
  * BANGER_EEXIST. */
 int bng_store_run(bng_store *st, const char *sql, int n, const char *const *params);
 
+/* The row of table whose name or id is ref; BANGER_ENOTFOUND "<what> '<ref>'
+ * not found; run '<hint>'" when there is none. */
+int bng_store_get(bng_store *st, const char *table, const char *columns, const char *ref, const char *what,
+		  const char *hint, json_t **row);
+
 /* Runs one statement with no result rows. */
 int bng_store_exec(bng_store *st, const char *sql);
 

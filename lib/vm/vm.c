@@ -40,22 +40,14 @@ static const char columns[] = "id, name, image_id, kernel_id, vcpu, memory_mib, 
 
 static int vm_get(bng_engine *e, const char *ref, json_t **vm)
 {
-	json_t *rows;
-	char *sql = bng_asprintf("SELECT %s FROM vms WHERE name = ?1 OR id = ?1", columns);
-	int rc = bng_store_query(&e->store, &rows, sql, 1, &ref);
-	free(sql);
-	if (rc)
-		return rc;
-	if (json_array_size(rows) == 0) {
-		json_decref(rows);
-		return bng_err(BANGER_ENOTFOUND, "vm '%s' not found; run 'banger vm list --all'", ref);
+	int rc = bng_store_get(&e->store, "vms", columns, ref, "vm", "banger vm list --all", vm);
+	if (!rc)
+	{
+		json_t *vmm = json_object_get(*vm, "vmm");
+		if (json_is_string(vmm))
+			json_object_set_new(*vm, "vmm", json_loads(json_string_value(vmm), 0, NULL));
 	}
-	*vm = json_incref(json_array_get(rows, 0));
-	json_decref(rows);
-	json_t *vmm = json_object_get(*vm, "vmm");
-	if (json_is_string(vmm))
-		json_object_set_new(*vm, "vmm", json_loads(json_string_value(vmm), 0, NULL));
-	return 0;
+	return rc;
 }
 
 static const char *S(json_t *vm, const char *key) { return json_string_value(json_object_get(vm, key)); }
@@ -797,68 +789,55 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	return rc;
 }
 
-int bng_m_vm_start(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+/* What start/stop/restart/kill do to a VM, under its lock. */
+typedef int (*vm_action)(bng_engine *e, json_t *vm, json_t *params, bng_op *op);
+
+/* Locks the VM named in params, runs action, returns the VM's fresh row. */
+static int with_locked_vm(bng_engine *e, json_t *params, bng_op *op, json_t **result, vm_action action)
 {
 	json_t *vm;
 	char *key;
 	int rc = locked(e, params, op, &vm, &key);
 	if (rc)
 		return rc;
+	rc = action(e, vm, params, op);
+	if (!rc)
+		rc = vm_get(e, S(vm, "id"), result);
+	unlock_vm(e, key);
+	json_decref(vm);
+	return rc;
+}
+
+static int do_start(bng_engine *e, json_t *vm, json_t *params, bng_op *op)
+{
+	(void)params;
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	const bng_vmm_driver *d = driver_of(vm);
 	if (!strcmp(S(vm, "state"), "running") && d && d->alive(json_object_get(vm, "vmm")))
-		rc = bng_err(BANGER_EBUSY, "vm '%s' is already running", S(vm, "name"));
-	if (!rc)
-		rc = boot(e, vm, op, &t0);
-	if (!rc)
-		rc = vm_get(e, S(vm, "id"), result);
-	unlock_vm(e, key);
-	json_decref(vm);
-	return rc;
+		return bng_err(BANGER_EBUSY, "vm '%s' is already running", S(vm, "name"));
+	return boot(e, vm, op, &t0);
 }
 
-int bng_m_vm_stop(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+static int do_stop(bng_engine *e, json_t *vm, json_t *params, bng_op *op)
 {
-	json_t *vm;
-	char *key;
-	int rc = locked(e, params, op, &vm, &key);
-	if (rc)
-		return rc;
-	rc = halt(e, vm, true, 0);
-	if (!rc)
-		rc = vm_get(e, S(vm, "id"), result);
-	unlock_vm(e, key);
-	json_decref(vm);
-	return rc;
+	(void)params;
+	(void)op;
+	return halt(e, vm, true, 0);
 }
 
-int bng_m_vm_restart(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+static int do_restart(bng_engine *e, json_t *vm, json_t *params, bng_op *op)
 {
-	json_t *vm;
-	char *key;
-	int rc = locked(e, params, op, &vm, &key);
-	if (rc)
-		return rc;
+	(void)params;
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rc = halt(e, vm, true, 0);
-	if (!rc)
-		rc = boot(e, vm, op, &t0);
-	if (!rc)
-		rc = vm_get(e, S(vm, "id"), result);
-	unlock_vm(e, key);
-	json_decref(vm);
-	return rc;
+	int rc = halt(e, vm, true, 0);
+	return rc ? rc : boot(e, vm, op, &t0);
 }
 
-int bng_m_vm_kill(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+static int do_kill(bng_engine *e, json_t *vm, json_t *params, bng_op *op)
 {
-	json_t *vm;
-	char *key;
-	int rc = locked(e, params, op, &vm, &key);
-	if (rc)
-		return rc;
+	(void)op;
 	const char *sig = json_string_value(json_object_get(params, "signal"));
 	int signo = SIGKILL;
 	if (sig) {
@@ -869,15 +848,29 @@ int bng_m_vm_kill(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 			if (!strcmp(sig, sigs[i].name) || (!strncmp(sig, "SIG", 3) && !strcmp(sig + 3, sigs[i].name)))
 				signo = sigs[i].no;
 		if (!signo)
-			rc = bng_err(BANGER_EINVAL, "unknown signal '%s' (KILL, TERM, INT, HUP, QUIT)", sig);
+			return bng_err(BANGER_EINVAL, "unknown signal '%s' (KILL, TERM, INT, HUP, QUIT)", sig);
 	}
-	if (!rc)
-		rc = halt(e, vm, false, signo);
-	if (!rc)
-		rc = vm_get(e, S(vm, "id"), result);
-	unlock_vm(e, key);
-	json_decref(vm);
-	return rc;
+	return halt(e, vm, false, signo);
+}
+
+int bng_m_vm_start(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	return with_locked_vm(e, params, op, result, do_start);
+}
+
+int bng_m_vm_stop(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	return with_locked_vm(e, params, op, result, do_stop);
+}
+
+int bng_m_vm_restart(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	return with_locked_vm(e, params, op, result, do_restart);
+}
+
+int bng_m_vm_kill(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	return with_locked_vm(e, params, op, result, do_kill);
 }
 
 static int destroy(bng_engine *e, json_t *vm)
