@@ -27,6 +27,11 @@ BANGERD_STALE = BUILD / "tests" / "bangerd-stale"
 # Under a sanitized build (tests/run preloads ASan into Python), the banger
 # binaries themselves run with leak detection: a leak fails their exit code.
 CHILD_ASAN = "detect_leaks=1:abort_on_error=0" if "asan" in os.environ.get("LD_PRELOAD", "") else None
+# The preload has done its job once Python is running. Left in the
+# environment it reaches every program the in-process engine spawns, and
+# wget under a preloaded ASan hangs at exit (debootstrap stalled CI for
+# 30 minutes on "Retrieving InRelease").
+os.environ.pop("LD_PRELOAD", None)
 
 
 @pytest.fixture
