@@ -1,5 +1,6 @@
 /* Engine lifecycle (state-dir lock, config, store) and method dispatch. */
 #include "engine.h"
+#include "../vm/tap_pool.h"
 #include "../vm/vm.h"
 
 #include <dirent.h>
@@ -203,6 +204,7 @@ void bng_engine_close(bng_engine *e)
 {
 	if (!e)
 		return;
+	bng_tap_pool_free(e->tap_pool);
 	bng_store_close(&e->store);
 	if (e->lock_fd >= 0)
 		close(e->lock_fd); /* releases the flock */

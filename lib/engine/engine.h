@@ -40,6 +40,7 @@ typedef struct bng_engine {
 	json_t *reserved;  /* "image:<name>" etc. being created right now */
 	int kvm_usable;    /* qemu under KVM: -1 not probed yet, 0 no, 1 yes (under reserve_lock) */
 	char *kvm_why;
+	struct bng_tap_pool *tap_pool; /* lib/vm/tap_pool.h; made at reconcile */
 	struct timespec started; /* CLOCK_MONOTONIC */
 	time_t started_wall;
 } bng_engine;

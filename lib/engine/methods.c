@@ -2,6 +2,7 @@
  * help. Local and remote transports both end up here; docs/rpc.md lists the
  * same methods. */
 #include "engine.h"
+#include "../vm/tap_pool.h"
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -69,6 +70,7 @@ int bng_m_engine_status(bng_engine *e, json_t *params, json_t **result, bng_op *
 			    banger_version(), "pid", (int)getpid(), "started_at", started, "uptime_s", uptime,
 			    "state_dir", e->paths.state_dir, "config_file", e->paths.config_file, "cache_dir",
 			    e->paths.cache_dir, "schema_version", e->store.schema_version);
+	json_object_set_new(*result, "tap_pool", e->tap_pool ? bng_tap_pool_status(e->tap_pool) : json_null());
 	return 0;
 }
 

@@ -180,17 +180,3 @@ void bng_net_mac_from_id(const char *id, char out[18])
 	snprintf(out, 18, "02:%02x:%02x:%02x:%02x:%02x", (unsigned)(h >> 32) & 0xff, (unsigned)(h >> 24) & 0xff,
 		 (unsigned)(h >> 16) & 0xff, (unsigned)(h >> 8) & 0xff, (unsigned)h & 0xff);
 }
-
-void bng_net_tap_name(const char *id, char out[16])
-{
-	size_t len = id ? strlen(id) : 0;
-	bool plain = len >= 1 && len <= 12;
-	for (size_t i = 0; plain && i < len; i++)
-		plain = (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9') || id[i] == '-';
-	if (plain) {
-		snprintf(out, 16, "bt-%s", id);
-		return;
-	}
-	uint64_t h = hash_id(id);
-	snprintf(out, 16, "bt-%012llx", (unsigned long long)(h & 0xffffffffffffull));
-}

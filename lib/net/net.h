@@ -79,9 +79,4 @@ int bng_net_alloc_ip(const char *cidr, const char *gateway_ip, json_t *used, cha
  * unicast, the rest a hash of id. */
 void bng_net_mac_from_id(const char *id, char out[18]);
 
-/* The tap name for a VM id: "bt-" + the id when it is 1-12 characters of
- * [a-z0-9-] (banger's ids are 12 hex characters), otherwise "bt-" + 12 hex
- * characters of a hash of id. Always a valid interface name. */
-void bng_net_tap_name(const char *id, char out[16]);
-
 #endif

@@ -18,6 +18,7 @@
 #include "../net/net.h"
 #include "../ssh/ssh.h"
 #include "../vmm/vmm.h"
+#include "tap_pool.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -106,27 +107,29 @@ static void stage(bng_op *op, const char *name, struct timespec *t0)
 
 /* ---- networking ---- */
 
+/* Gives a VM that is about to boot a tap of its own, warm from the pool
+ * when it has one; the row records it until the VM stops. */
 static int net_setup(bng_engine *e, json_t *vm)
 {
-	const char *cidr = bng_config_str(&e->config, "cidr");
-	uint32_t net;
-	int prefix;
-	int rc = bng_net_parse_cidr(cidr, &net, &prefix);
-	if (!rc)
-		rc = bng_net_bridge_ensure(bng_config_str(&e->config, "bridge_name"), bng_config_str(&e->config, "bridge_ip"),
-					   prefix);
-	bool exists = false;
-	if (!rc)
-		rc = bng_net_link_exists(S(vm, "tap"), &exists);
-	if (!rc && !exists)
-		rc = bng_net_tap_create(S(vm, "tap"), bng_config_str(&e->config, "bridge_name"), (uid_t)-1, (gid_t)-1);
+	char tap[16];
+	bool warm = false;
+	int rc = bng_tap_pool_take(e->tap_pool, tap, &warm);
+	if (!rc) {
+		rc = vm_update(e, vm, json_pack("{s:s}", "tap", tap));
+		if (rc)
+			bng_net_link_delete_if_exists(tap);
+	}
 	return rc;
 }
 
-static void net_teardown(json_t *vm)
+/* Deletes the VM's tap; the row forgets it, so a stale name never reaches a
+ * tap the pool has since handed to another VM. */
+static void net_teardown(bng_engine *e, json_t *vm)
 {
-	if (S(vm, "tap"))
+	if (S(vm, "tap") && *S(vm, "tap")) {
 		bng_net_link_delete_if_exists(S(vm, "tap"));
+		vm_update(e, vm, json_pack("{s:s}", "tap", ""));
+	}
 }
 
 /* ---- the per-VM disk ---- */
@@ -461,7 +464,7 @@ static int halt(bng_engine *e, json_t *vm, bool graceful, int sig)
 		if (rc && d->alive(state))
 			return rc;
 	}
-	net_teardown(vm);
+	net_teardown(e, vm);
 	char *rdir = run_dir(e, vm);
 	bng_rm_rf(rdir);
 	free(rdir);
@@ -706,10 +709,9 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 				rc = bng_err(BANGER_EEXIST, "vm '%s' already exists", name);
 			}
 		}
-		char id[13], ip[16] = "", mac[18], tap[16];
+		char id[13], ip[16] = "", mac[18], tap[1] = ""; /* a tap is taken at boot */
 		bng_random_id(id);
 		bng_net_mac_from_id(id, mac);
-		bng_net_tap_name(id, tap);
 		if (!rc)
 			rc = allocate_ip(e, ip);
 		if (!rc) {
@@ -934,7 +936,7 @@ static void refresh(bng_engine *e, json_t *vm)
 {
 	const bng_vmm_driver *d = driver_of(vm);
 	if (!strcmp(S(vm, "state"), "running") && !(d && d->alive(json_object_get(vm, "vmm")))) {
-		net_teardown(vm);
+		net_teardown(e, vm);
 		vm_update(e, vm, json_pack("{s:s}", "state", "stopped"));
 	}
 }
@@ -1184,7 +1186,7 @@ int bng_vm_reconcile(bng_engine *e)
 		} else if (!strcmp(state, "running") || !strcmp(state, "starting")) {
 			const bng_vmm_driver *d = driver_of(vm);
 			if (!(d && d->alive(json_object_get(vm, "vmm")))) {
-				net_teardown(vm);
+				net_teardown(e, vm);
 				vm_update(e, vm, json_pack("{s:s}", "state", "stopped"));
 			} else if (!strcmp(state, "starting")) {
 				vm_update(e, vm, json_pack("{s:s}", "state", "running"));
@@ -1193,20 +1195,21 @@ int bng_vm_reconcile(bng_engine *e)
 		json_decref(vm);
 	}
 	json_decref(rows);
-	/* taps no VM owns (a crash between creating one and recording it) */
-	json_t *taps = NULL;
-	if (bng_net_link_list("bt-", &taps) == 0) {
-		json_t *t;
-		json_array_foreach(taps, i, t) {
-			json_t *owners = NULL;
-			const char *name = json_string_value(t);
-			if (bng_store_query(&e->store, &owners, "SELECT id FROM vms WHERE tap = ?1 AND state = 'running'", 1,
-					    &name) == 0 &&
-			    json_array_size(owners) == 0)
-				bng_net_link_delete_if_exists(name);
-			json_decref(owners);
-		}
-		json_decref(taps);
+	/* the pool adopts this engine's taps no VM owns (a crash between
+	 * taking one and recording it, or the last engine's idle taps) */
+	uint32_t net;
+	int prefix = 24;
+	bng_net_parse_cidr(bng_config_str(&e->config, "cidr"), &net, &prefix);
+	e->tap_pool = bng_tap_pool_new(e->paths.state_dir, (int)bng_config_int(&e->config, "tap_pool_size"),
+				       bng_config_str(&e->config, "bridge_name"), bng_config_str(&e->config, "bridge_ip"),
+				       prefix);
+	json_t *owned = NULL;
+	if (bng_store_query(&e->store, &owned, "SELECT tap FROM vms WHERE tap != ''", 0, NULL) == 0) {
+		json_t *names = json_array();
+		json_array_foreach(owned, i, row) json_array_append(names, json_object_get(row, "tap"));
+		bng_tap_pool_adopt(e->tap_pool, names);
+		json_decref(names);
 	}
+	json_decref(owned);
 	return 0;
 }

@@ -31,7 +31,7 @@ CHILD_ASAN = "detect_leaks=1:abort_on_error=0" if "asan" in os.environ.get("LD_P
 # environment it reaches every program the in-process engine spawns, and
 # wget under a preloaded ASan hangs at exit (debootstrap stalled CI for
 # 30 minutes on "Retrieving InRelease").
-os.environ.pop("LD_PRELOAD", None)
+PYTHON_PRELOAD = os.environ.pop("LD_PRELOAD", None)  # for a Python child that loads the sanitized library
 
 
 @pytest.fixture

@@ -59,8 +59,26 @@ def cli(*args, timeout=300, env_extra=None):
 
 
 def taps():
+    """banger's taps in this namespace (every engine names its own "bt<tag>-<n>")."""
     out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
-    return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ": bt-" in line)
+    return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ": bt" in line)
+
+
+def leaked_taps(vmenv, ctx=None):
+    """The engine's taps that neither a VM nor its warm pool holds. The pool
+    refills in the background, so a tap being made right now may show up
+    before the pool lists it: ask again before calling it a leak."""
+    if ctx is None:
+        with banger.open(f"unix:{vmenv['daemon'].socket}", autostart=False) as c:
+            return leaked_taps(vmenv, c)
+    for _ in range(20):
+        pool = ctx.call("engine.status")["tap_pool"]
+        held = set(pool["idle"]) | {v["tap"] for v in ctx.call("vm.list", {"all": True})["vms"]}
+        leaked = [t for t in taps() if t.startswith(pool["prefix"]) and t not in held]
+        if not leaked:
+            return []
+        time.sleep(0.1)
+    return leaked
 
 
 def vm_procs():
@@ -101,7 +119,7 @@ def test_bad_flags_are_rejected_before_anything_starts(vmenv):
     p = cli("vm", "create", "--name", "nossh", "--image", "nossh")
     assert p.returncode == 1 and "has no SSH server" in p.stderr
     assert cli("vm", "show", "nossh").returncode == 1
-    assert taps() == []
+    assert leaked_taps(vmenv) == []
 
 
 def test_lifecycle_keeps_writes_and_changes_boot_id(vmenv):
@@ -113,11 +131,13 @@ def test_lifecycle_keeps_writes_and_changes_boot_id(vmenv):
         assert ["resolve", "network", "disk", "boot", "agent", "ssh", "ready"] == [s for s in stages if s not in
                                                                                    ("spec", "probe-kvm")]
         assert vm["state"] == "running" and vm["boot_id"]
+        pool = ctx.call("engine.status")["tap_pool"]
+        assert vm["tap"].startswith(pool["prefix"]) and vm["tap"] in taps()
         r = ctx.call("vm.exec", {"name": "life", "argv": ["sh", "-c", "echo persisted > /root/marker; sync"]})
         assert r["exit_code"] == 0
         stopped = ctx.call("vm.stop", {"name": "life"})
         assert stopped["state"] == "stopped"
-        assert f"bt-{vm['id']}" not in taps()
+        assert vm["tap"] not in taps() and stopped["tap"] == ""
         started = ctx.call("vm.start", {"name": "life"})
         assert started["boot_id"] != vm["boot_id"]
         assert ctx.call("vm.exec", {"name": "life", "argv": ["cat", "/root/marker"]})["stdout"] == "persisted\n"
@@ -140,7 +160,7 @@ def test_kill_leaves_stopped_and_no_leaks(vmenv):
     assert cli("vm", "kill", "victim").returncode == 0
     st = json.loads(cli("vm", "show", "victim", "--json").stdout)
     assert st["state"] == "stopped"
-    assert taps() == [] and vm_procs() == []
+    assert st["tap"] == "" and leaked_taps(vmenv) == [] and vm_procs() == []
     # prune removes stopped VMs only
     assert cli("vm", "create", "--name", "keeper").returncode == 0
     p = cli("vm", "prune", "--force")
@@ -164,17 +184,31 @@ def test_two_concurrent_runs(vmenv):
     for n, p in results.items():
         assert p.returncode == 0, p.stderr
         assert p.stdout.strip() == n
-    assert taps() == []
+    assert leaked_taps(vmenv) == []
+
+
+def pool_idle(vmenv, want):
+    """The daemon's idle pool taps, once the refill has made `want` of them."""
+    with banger.open(f"unix:{vmenv['daemon'].socket}", autostart=False) as ctx:
+        for _ in range(100):
+            idle = ctx.call("engine.status")["tap_pool"]["idle"]
+            if len(idle) == want:
+                break
+            time.sleep(0.1)
+    return sorted(idle)
 
 
 def test_daemon_restart_keeps_running_vm(vmenv):
     assert cli("vm", "create", "--name", "survivor").returncode == 0
     before = json.loads(cli("vm", "show", "survivor", "--json").stdout)
+    warm = pool_idle(vmenv, 4)  # tap_pool_size's default
+    assert len(warm) == 4 and before["tap"] not in warm
     assert vmenv["daemon"].stop() == 0
     assert len(vm_procs()) == 1  # the VM outlived its daemon
     vmenv["daemon"] = Daemon({"socket": vmenv["run"] / "bangerd.sock"})
     after = json.loads(cli("vm", "show", "survivor", "--json").stdout)
     assert after["state"] == "running" and after["boot_id"] == before["boot_id"]
+    assert pool_idle(vmenv, 4) == warm  # the warm pool was adopted, not remade
     assert cli("vm", "exec", "survivor", "--", "true").returncode == 0
     assert cli("vm", "rm", "survivor").returncode == 0
 
@@ -193,7 +227,7 @@ def test_daemon_killed_mid_create(vmenv):
     assert p.returncode != 0
     vmenv["daemon"] = Daemon({"socket": vmenv["run"] / "bangerd.sock"})
     assert cli("vm", "show", "orphan").returncode == 1  # no row
-    assert taps() == [] and vm_procs() == []
+    assert leaked_taps(vmenv) == [] and vm_procs() == []
     assert os.listdir(Path(vmenv["env"]["BANGER_STATE_DIR"]) / "vms") == []
 
 
@@ -212,4 +246,4 @@ def test_python_binding_local_transport(vmenv, tmp_path):
         with pytest.raises(banger.NotFound):
             ctx.call("vm.exec", {"name": "nope", "argv": ["true"]})
         ctx.call("vm.delete", {"name": vm["name"]})
-    assert taps() == []
+        assert leaked_taps(vmenv, ctx) == []

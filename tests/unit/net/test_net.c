@@ -6,6 +6,7 @@
 #include "../check.h"
 
 #include "net/net.h"
+#include "vm/tap_pool.h"
 
 #include <errno.h>
 #include <ifaddrs.h>
@@ -165,28 +166,6 @@ static void test_mac(void)
 	}
 	bng_net_mac_from_id("", a);
 	CHECK_EQ_INT(strlen(a), 17);
-}
-
-static void test_tap_name(void)
-{
-	char a[16], b[16];
-	bng_net_tap_name("0123456789ab", a);
-	CHECK_EQ_STR(a, "bt-0123456789ab");
-	bng_net_tap_name("web-1", a);
-	CHECK_EQ_STR(a, "bt-web-1");
-	/* Too long or not name-safe: a hash, still 15 characters and stable. */
-	bng_net_tap_name("a-much-longer-vm-identifier", a);
-	bng_net_tap_name("a-much-longer-vm-identifier", b);
-	CHECK_EQ_STR(a, b);
-	CHECK_EQ_INT(strlen(a), 15);
-	CHECK(strncmp(a, "bt-", 3) == 0);
-	CHECK_OK(bng_net_check_ifname(a));
-	bng_net_tap_name("a-much-longer-vm-identifiex", b);
-	CHECK(strcmp(a, b) != 0);
-	bng_net_tap_name("Evil/Name:0 x", a);
-	CHECK_OK(bng_net_check_ifname(a));
-	bng_net_tap_name("", a);
-	CHECK_OK(bng_net_check_ifname(a));
 }
 
 /* ---- devices, in the private namespace ---- */
@@ -519,6 +498,98 @@ static void test_unprivileged(void)
 	CHECK_OK(bng_net_bridge_delete("bngperm0"));
 }
 
+/* ---- the warm tap pool (lib/vm/tap_pool.c) ---- */
+
+static json_t *pool_idle(bng_tap_pool *p, size_t want)
+{
+	json_t *s = NULL;
+	for (int i = 0; i < 500; i++) { /* the refill thread is quick; 5 s is plenty */
+		json_decref(s);
+		s = bng_tap_pool_status(p);
+		if (json_array_size(json_object_get(s, "idle")) == want)
+			break;
+		usleep(10000);
+	}
+	json_t *idle = json_incref(json_object_get(s, "idle"));
+	json_decref(s);
+	return idle;
+}
+
+static void test_tap_pool(void)
+{
+	bng_tap_pool *p = bng_tap_pool_new("/state/a", 2, "bngpool0", "10.9.0.1", 24);
+	json_t *none = json_array();
+	bng_tap_pool_adopt(p, none);
+	json_t *s = bng_tap_pool_status(p);
+	const char *prefix = json_string_value(json_object_get(s, "prefix"));
+	CHECK(strlen(prefix) == 7 && !strncmp(prefix, "bt", 2) && prefix[6] == '-');
+	json_t *ours = NULL;
+	CHECK_OK(bng_net_link_list(prefix, &ours));
+	CHECK_EQ_INT(json_array_size(ours), 0); /* nothing is made before the first take */
+	json_decref(ours);
+	CHECK(!exists("bngpool0"));
+
+	char a[16], b[16], c[16];
+	bool warm = true;
+	CHECK_OK(bng_tap_pool_take(p, a, &warm));
+	CHECK(!warm);
+	CHECK(exists(a) && !strncmp(a, prefix, 7));
+	char *m = master_of(a);
+	CHECK(m && !strcmp(m, "bngpool0"));
+	free(m);
+	json_t *idle = pool_idle(p, 2); /* refilled behind the take */
+	CHECK_EQ_INT(json_array_size(idle), 2);
+	CHECK_OK(bng_tap_pool_take(p, b, &warm));
+	CHECK(warm);
+	CHECK(json_has(idle, b) && exists(b) && strcmp(a, b));
+	json_decref(idle);
+	idle = pool_idle(p, 2);
+	CHECK_EQ_INT(json_array_size(idle), 2);
+	CHECK(!json_has(idle, a) && !json_has(idle, b));
+	bng_tap_pool_free(p);
+
+	/* idle taps outlive the engine: the next one for this state dir adopts
+	 * them, numbering past every name in use; another state dir's does not */
+	json_t *in_use = json_pack("[s,s]", a, b);
+	p = bng_tap_pool_new("/state/a", 2, "bngpool0", "10.9.0.1", 24);
+	bng_tap_pool_adopt(p, in_use);
+	json_t *adopted = pool_idle(p, 2);
+	CHECK(json_equal(adopted, idle));
+	bng_tap_pool *elsewhere = bng_tap_pool_new("/state/b", 2, "bngpool0", "10.9.0.1", 24);
+	bng_tap_pool_adopt(elsewhere, none);
+	json_t *theirs = pool_idle(elsewhere, 0);
+	CHECK_EQ_INT(json_array_size(theirs), 0);
+	json_decref(theirs);
+	bng_tap_pool_free(elsewhere);
+	CHECK_OK(bng_tap_pool_take(p, c, &warm));
+	CHECK(warm && json_has(idle, c));
+	json_decref(adopted);
+	adopted = pool_idle(p, 2);
+	json_t *made = json_array_get(adopted, 1); /* the refill's: numbered past all of a, b and the adopted */
+	CHECK(made && !json_has(idle, json_string_value(made)) && strcmp(json_string_value(made), a) &&
+	      strcmp(json_string_value(made), b));
+	bng_tap_pool_free(p);
+
+	/* a smaller pool deletes what it cannot keep; taps in use are never touched */
+	json_array_append_new(in_use, json_string(c));
+	p = bng_tap_pool_new("/state/a", 0, "bngpool0", "10.9.0.1", 24);
+	bng_tap_pool_adopt(p, in_use);
+	CHECK_OK(bng_net_link_list(prefix, &ours));
+	CHECK_EQ_INT(json_array_size(ours), 3);
+	CHECK(json_has(ours, a) && json_has(ours, b) && json_has(ours, c));
+	json_decref(ours);
+	bng_tap_pool_free(p);
+
+	for (size_t i = 0; i < json_array_size(in_use); i++)
+		CHECK_OK(bng_net_link_delete(json_string_value(json_array_get(in_use, i))));
+	CHECK_OK(bng_net_bridge_delete("bngpool0"));
+	json_decref(adopted);
+	json_decref(idle);
+	json_decref(in_use);
+	json_decref(none);
+	json_decref(s);
+}
+
 /* Open descriptors: every call must close its netlink socket and tun fd. */
 static int count_fds(void)
 {
@@ -558,7 +629,6 @@ int main(void)
 	test_parse_cidr();
 	test_alloc_ip();
 	test_mac();
-	test_tap_name();
 
 	if (enter_private_netns() != 0) {
 		check_summary();
@@ -577,6 +647,7 @@ int main(void)
 	test_threads_race();
 	test_process_race();
 	test_unprivileged();
+	test_tap_pool();
 	CHECK_EQ_INT(count_fds(), fds);
 	return check_summary();
 }
