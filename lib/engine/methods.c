@@ -35,7 +35,7 @@ const bng_method bng_methods[] = {
 	{"kernel.catalog", "", "the kernel catalog, with which entries are pulled", bng_m_kernel_catalog},
 	{"kernel.show", "name:str", "one kernel by name or id", bng_m_kernel_show},
 	{"kernel.rm", "name:str", "remove a kernel and its files", bng_m_kernel_rm},
-	{"vm.create", "name:str?,image:str?,kernel:str?,vcpu:int?,memory_mib:int?,disk_size:str?,start:bool?",
+	{"vm.create", "name:str?,image:str?,kernel:str?,vcpu:int?,memory_mib:int?,disk_size:str?,start:bool?,nat:bool?",
 	 "create (and boot) a VM; events: spec, then each stage with its seconds", bng_m_vm_create},
 	{"vm.start", "name:str", "boot a stopped VM (its disk kept)", bng_m_vm_start},
 	{"vm.stop", "name:str", "sync and power off, bounded wait, then kill", bng_m_vm_stop},

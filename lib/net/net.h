@@ -61,6 +61,15 @@ int bng_net_link_list(const char *prefix, json_t **names);
 /* Brings device `name` up or down. */
 int bng_net_link_set_up(const char *name, bool up);
 
+/* ---- NAT (nat.c, nftables over nfnetlink) ---- */
+
+/* Makes chain postrouting-<tag> of table "ip banger" masquerade exactly the
+ * traffic from each IPv4 address in ips (a JSON array of strings) that
+ * leaves through any device but bridge, in one atomic batch, and turns on
+ * IPv4 forwarding. An empty array deletes the chain (and creates nothing
+ * where there was none). One tag per engine. */
+int bng_net_nat_sync(const char *tag, const char *bridge, json_t *ips);
+
 /* ---- pure helpers (addr.c) ---- */
 
 /* Parses "a.b.c.d/n" (n 0-32) into the network address in host byte order

@@ -33,6 +33,7 @@ static const migration migrations[] = {
 	 " state TEXT NOT NULL, driver TEXT NOT NULL, vmm TEXT, ip TEXT NOT NULL UNIQUE, mac TEXT NOT NULL,"
 	 " tap TEXT NOT NULL, host_key TEXT, boot_id TEXT, error TEXT,"
 	 " created_at TEXT NOT NULL, started_at TEXT);"},
+	{4, "vms_nat", "ALTER TABLE vms ADD COLUMN nat INTEGER NOT NULL DEFAULT 0;"},
 };
 
 int bng_store_latest_version(void) { return migrations[BNG_ARRAY_LEN(migrations) - 1].version; }

@@ -1,7 +1,6 @@
 /* The warm tap pool (see tap_pool.h). */
 #include "tap_pool.h"
 #include "../core/internal.h"
-#include "../core/sha256.h"
 #include "../net/net.h"
 
 #include <pthread.h>
@@ -24,15 +23,12 @@ struct bng_tap_pool {
 	json_t *idle;       /* names, oldest first */
 };
 
-bng_tap_pool *bng_tap_pool_new(const char *state_dir, int size, const char *bridge, const char *bridge_ip,
-			       int prefix_len)
+bng_tap_pool *bng_tap_pool_new(const char *tag, int size, const char *bridge, const char *bridge_ip, int prefix_len)
 {
 	bng_tap_pool *p = bng_xcalloc(1, sizeof(*p));
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->wake, NULL);
-	char digest[72]; /* "sha256:" + hex */
-	bng_sha256_digest(state_dir, strlen(state_dir), digest);
-	snprintf(p->prefix, sizeof(p->prefix), "bt%.4s-", digest + 7);
+	snprintf(p->prefix, sizeof(p->prefix), "bt%.4s-", tag);
 	p->size = size;
 	p->bridge = bng_strdup(bridge);
 	p->bridge_ip = bng_strdup(bridge_ip);

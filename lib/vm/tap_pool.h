@@ -2,8 +2,8 @@
  * so a VM's network stage takes a name off a list instead of waiting on
  * netlink round trips.
  *
- * An engine names its taps "bt<tag>-<n>", tag = four hex digits of a hash
- * of its state directory, so engines that share a network namespace never
+ * An engine names its taps "bt<tag>-<n>" (its network tag: four hex digits
+ * of a hash of its state directory), so engines that share a network namespace never
  * take or clean up each other's taps. A refill thread keeps `size` idle
  * taps; it starts on the first take, so an engine that never boots a VM
  * never touches the host's network. Idle taps outlive the engine and are
@@ -19,8 +19,7 @@ typedef struct bng_tap_pool bng_tap_pool;
 
 /* A pool of `size` (0: none kept, every take creates) idle taps on bridge
  * (given bridge_ip/prefix_len when the pool has to create it). */
-bng_tap_pool *bng_tap_pool_new(const char *state_dir, int size, const char *bridge, const char *bridge_ip,
-			       int prefix_len);
+bng_tap_pool *bng_tap_pool_new(const char *tag, int size, const char *bridge, const char *bridge_ip, int prefix_len);
 
 /* Adopts this engine's existing taps that no VM row names (in_use: a JSON
  * array of tap names) as idle, up to size, deleting the rest; numbering

@@ -9,6 +9,7 @@
  * ready) with their timings. */
 #include "vm.h"
 #include "../core/proc.h"
+#include "../core/sha256.h"
 #include "../core/units.h"
 #include "../image/catalog.h"
 #include "../fs/ext4.h"
@@ -22,6 +23,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +37,7 @@
 #define STOP_TIMEOUT_MS 30000
 
 static const char columns[] = "id, name, image_id, kernel_id, vcpu, memory_mib, disk_size, state, driver, vmm, ip, "
-			      "mac, tap, host_key, boot_id, error, created_at, started_at";
+			      "mac, tap, nat, host_key, boot_id, error, created_at, started_at";
 
 /* ---- rows ---- */
 
@@ -47,6 +49,7 @@ static int vm_get(bng_engine *e, const char *ref, json_t **vm)
 		json_t *vmm = json_object_get(*vm, "vmm");
 		if (json_is_string(vmm))
 			json_object_set_new(*vm, "vmm", json_loads(json_string_value(vmm), 0, NULL));
+		json_object_set_new(*vm, "nat", json_boolean(json_integer_value(json_object_get(*vm, "nat"))));
 	}
 	return rc;
 }
@@ -122,6 +125,27 @@ static int net_setup(bng_engine *e, json_t *vm)
 	return rc;
 }
 
+/* Makes the engine's NAT chain masquerade exactly the VMs that have NAT
+ * and a network right now (a tap). One sync at a time: each one writes the
+ * whole chain from the rows it read. */
+static int nat_sync(bng_engine *e)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&lock);
+	json_t *rows = NULL;
+	int rc = bng_store_query(&e->store, &rows, "SELECT ip FROM vms WHERE nat = 1 AND tap != '' ORDER BY ip", 0, NULL);
+	if (!rc) {
+		json_t *ips = json_array(), *row;
+		size_t i;
+		json_array_foreach(rows, i, row) json_array_append(ips, json_object_get(row, "ip"));
+		rc = bng_net_nat_sync(e->net_tag, bng_config_str(&e->config, "bridge_name"), ips);
+		json_decref(ips);
+	}
+	json_decref(rows);
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
 /* Deletes the VM's tap; the row forgets it, so a stale name never reaches a
  * tap the pool has since handed to another VM. */
 static void net_teardown(bng_engine *e, json_t *vm)
@@ -129,6 +153,8 @@ static void net_teardown(bng_engine *e, json_t *vm)
 	if (S(vm, "tap") && *S(vm, "tap")) {
 		bng_net_link_delete_if_exists(S(vm, "tap"));
 		vm_update(e, vm, json_pack("{s:s}", "tap", ""));
+		if (json_is_true(json_object_get(vm, "nat")))
+			nat_sync(e);
 	}
 }
 
@@ -137,6 +163,30 @@ static void net_teardown(bng_engine *e, json_t *vm)
 static const char agent_unit[] = "[Unit]\nDescription=banger guest agent\nDefaultDependencies=no\n"
 				 "After=systemd-udevd.service\n\n[Service]\nExecStart=/usr/local/libexec/banger-agent\n"
 				 "Restart=always\nRestartSec=1\n\n[Install]\nWantedBy=sysinit.target\n";
+
+/* Images without sshd get one on first boot (vm create --nat), installed by
+ * guest/first-boot/banger-first-boot while its marker exists. */
+extern const char bng_first_boot_script[]; /* first_boot.c, generated */
+static const char first_boot_unit[] =
+	"[Unit]\nDescription=banger: install an SSH server on first boot\n"
+	"ConditionPathExists=/var/lib/banger/first-boot-pending\nAfter=network.target\n\n"
+	"[Service]\nType=oneshot\nExecStart=/usr/local/libexec/banger-first-boot\n\n"
+	"[Install]\nWantedBy=multi-user.target\n";
+
+static int put_first_boot(bng_ext4 *fs)
+{
+	int rc = bng_ext4_put_file(fs, "upper/usr/local/libexec/banger-first-boot", bng_first_boot_script,
+				   strlen(bng_first_boot_script), 0755, 0, 0);
+	if (!rc)
+		rc = bng_ext4_put_file(fs, "upper/etc/systemd/system/banger-first-boot.service", first_boot_unit,
+				       strlen(first_boot_unit), 0644, 0, 0);
+	if (!rc)
+		rc = bng_ext4_put_symlink(fs, "upper/etc/systemd/system/multi-user.target.wants/banger-first-boot.service",
+					  "/etc/systemd/system/banger-first-boot.service");
+	if (!rc)
+		rc = bng_ext4_put_file(fs, "upper/var/lib/banger/first-boot-pending", "", 0, 0644, 0, 0);
+	return rc;
+}
 
 /* The guest agent binary: $BANGER_AGENT, the build tree, the install dir. */
 static char *agent_binary(void)
@@ -158,7 +208,7 @@ static char *agent_binary(void)
 /* Creates the sparse overlay disk and writes what makes this VM itself
  * into its upper layer: SSH key, hostname, resolver, the guest agent. The
  * image's base is never touched. */
-static int make_overlay(bng_engine *e, json_t *vm, const char *path, const char *pubkey)
+static int make_overlay(bng_engine *e, json_t *vm, const char *path, const char *pubkey, bool first_boot)
 {
 	bng_ext4 *fs;
 	int rc = bng_ext4_create(&fs, path, (uint64_t)json_integer_value(json_object_get(vm, "disk_size")), 0);
@@ -181,6 +231,8 @@ static int make_overlay(bng_engine *e, json_t *vm, const char *path, const char 
 		rc = bng_ext4_put_file(fs, "upper/etc/hosts", hosts, strlen(hosts), 0644, 0, 0);
 	if (!rc)
 		rc = bng_ext4_put_file(fs, "upper/etc/resolv.conf", resolv, strlen(resolv), 0644, 0, 0);
+	if (!rc && first_boot)
+		rc = put_first_boot(fs);
 	char *agent = rc ? NULL : agent_binary();
 	if (agent) {
 		char *data = NULL;
@@ -309,6 +361,8 @@ static int boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 		if (!rc)
 			stage(op, "network", t0);
 	}
+	if (!rc && json_is_true(json_object_get(vm, "nat")) && (rc = nat_sync(e)) != 0)
+		rc = bng_err(rc, "%s (or create the VM without --nat)", banger_error_last());
 	char *dir = vm_dir(e, vm), *rdir = run_dir(e, vm);
 	char *overlay = bng_asprintf("%s/overlay.ext4", dir);
 	char *console = bng_asprintf("%s/console.log", dir);
@@ -674,6 +728,7 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 				 ? json_integer_value(json_object_get(params, "memory_mib"))
 				 : bng_config_int(&e->config, "vm_defaults.memory_mib");
 	uint64_t disk = (uint64_t)bng_config_int(&e->config, "vm_defaults.disk_size");
+	bool nat = json_is_true(json_object_get(params, "nat"));
 	int rc = bng_check_name(name, "vm");
 	if (!rc && (vcpu < 1 || vcpu > 64))
 		rc = bng_err(BANGER_EINVAL, "vcpu must be between 1 and 64 (got %lld)", (long long)vcpu);
@@ -687,10 +742,11 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	if (!rc)
 		rc = resolve_image_kernel(e, params, &image, &kernel, op);
 	bool sshd = false;
-	if (!rc && (rc = bng_ext4_exists(S(image, "rootfs"), "usr/sbin/sshd", &sshd)) == 0 && !sshd)
+	if (!rc && (rc = bng_ext4_exists(S(image, "rootfs"), "usr/sbin/sshd", &sshd)) == 0 && !sshd && !nat)
 		/* exec and `vm run` go through sshd: say so now, not after a 90 s wait */
-		rc = bng_err(BANGER_EUNSUPPORTED, "image '%s' has no SSH server (/usr/sbin/sshd): install openssh-server "
-						   "in it, or use the default image (banger image build)",
+		rc = bng_err(BANGER_EUNSUPPORTED,
+			     "image '%s' has no SSH server (/usr/sbin/sshd): install openssh-server in it, create the VM "
+			     "with --nat so banger installs it on first boot, or use the default image (banger image build)",
 			     S(image, "name"));
 	if (!rc) {
 		char *disk_text = bng_format_size(disk);
@@ -721,12 +777,13 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 			snprintf(mem_s, sizeof(mem_s), "%lld", (long long)mem);
 			snprintf(disk_s, sizeof(disk_s), "%llu", (unsigned long long)disk);
 			/* the row exists from here on, in state "creating": a crash is cleaned up at next start */
-			const char *p[] = {id, name, S(image, "id"), S(kernel, "id"), vcpu_s, mem_s, disk_s, ip, mac, tap, created};
+			const char *p[] = {id,  name, S(image, "id"), S(kernel, "id"), vcpu_s, mem_s, disk_s, ip, mac,
+					   tap, created, nat ? "1" : "0"};
 			rc = bng_store_run(&e->store,
 					   "INSERT INTO vms (id, name, image_id, kernel_id, vcpu, memory_mib, disk_size, state,"
-					   " driver, ip, mac, tap, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'creating',"
-					   " 'none', ?8, ?9, ?10, ?11)",
-					   11, p);
+					   " driver, ip, mac, tap, created_at, nat) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+					   " 'creating', 'none', ?8, ?9, ?10, ?11, ?12)",
+					   12, p);
 		}
 		bng_engine_release(e, "vm-create");
 		if (!rc)
@@ -749,7 +806,7 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 		if (!rc)
 			rc = bng_ssh_ensure_key(bng_config_str(&e->config, "ssh_key_path"), &pubkey);
 		if (!rc)
-			rc = make_overlay(e, vm, overlay, pubkey);
+			rc = make_overlay(e, vm, overlay, pubkey, !sshd);
 		if (!rc)
 			stage(op, "disk", &t0);
 		free(pubkey);
@@ -1170,6 +1227,9 @@ int bng_m_vm_set(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 
 int bng_vm_reconcile(bng_engine *e)
 {
+	char digest[72]; /* "sha256:" + hex */
+	bng_sha256_digest(e->paths.state_dir, strlen(e->paths.state_dir), digest);
+	snprintf(e->net_tag, sizeof(e->net_tag), "%.4s", digest + 7);
 	json_t *rows;
 	int rc = bng_store_query(&e->store, &rows, "SELECT id FROM vms", 0, NULL);
 	if (rc)
@@ -1200,7 +1260,7 @@ int bng_vm_reconcile(bng_engine *e)
 	uint32_t net;
 	int prefix = 24;
 	bng_net_parse_cidr(bng_config_str(&e->config, "cidr"), &net, &prefix);
-	e->tap_pool = bng_tap_pool_new(e->paths.state_dir, (int)bng_config_int(&e->config, "tap_pool_size"),
+	e->tap_pool = bng_tap_pool_new(e->net_tag, (int)bng_config_int(&e->config, "tap_pool_size"),
 				       bng_config_str(&e->config, "bridge_name"), bng_config_str(&e->config, "bridge_ip"),
 				       prefix);
 	json_t *owned = NULL;
@@ -1211,5 +1271,6 @@ int bng_vm_reconcile(bng_engine *e)
 		json_decref(names);
 	}
 	json_decref(owned);
+	nat_sync(e); /* best effort: no rules for VMs that died with the last engine */
 	return 0;
 }

@@ -247,3 +247,52 @@ def test_python_binding_local_transport(vmenv, tmp_path):
             ctx.call("vm.exec", {"name": "nope", "argv": ["true"]})
         ctx.call("vm.delete", {"name": vm["name"]})
         assert leaked_taps(vmenv, ctx) == []
+
+
+@pytest.fixture
+def uplink(tmp_path):
+    """A stand-in for the internet: a veth to a second namespace at
+    198.51.100.2 serving HTTP. It has no route back to the guests' network,
+    so only masqueraded traffic gets an answer."""
+    holder = subprocess.Popen(["unshare", "--net", "sleep", "900"])
+    ns = f"--net=/proc/{holder.pid}/ns/net"
+    time.sleep(0.2)
+    sh = lambda *c: subprocess.run(c, check=True)  # noqa: E731
+    sh("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
+    sh("ip", "link", "set", "up1", "netns", str(holder.pid))
+    sh("ip", "addr", "add", "198.51.100.1/24", "dev", "up0")
+    sh("ip", "link", "set", "up0", "up")
+    sh("nsenter", ns, "ip", "addr", "add", "198.51.100.2/24", "dev", "up1")
+    sh("nsenter", ns, "ip", "link", "set", "up1", "up")
+    (tmp_path / "hello").write_text("hello from the uplink\n")
+    server = subprocess.Popen(["nsenter", ns, "/usr/bin/python3", "-m", "http.server", "8080", "--bind",
+                               "198.51.100.2", "--directory", str(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env())
+    yield "198.51.100.2:8080"
+    server.kill()
+    holder.kill()
+    subprocess.run(["ip", "link", "del", "up0"])
+
+
+def test_nat_reaches_the_uplink_only_through_masquerade(vmenv, uplink):
+    host, port = uplink.split(":")
+    fetch = ["timeout", "15", "bash", "-c",
+             f'exec 3<>/dev/tcp/{host}/{port} && printf "GET /hello HTTP/1.0\\r\\n\\r\\n" >&3 && cat <&3']
+    assert cli("vm", "run", "-d", "--nat", "--name", "natted").returncode == 0
+    vm = json.loads(cli("vm", "show", "natted", "--json").stdout)
+    assert vm["nat"] is True
+    with banger.open(f"unix:{vmenv['daemon'].socket}", autostart=False) as ctx:
+        chain = "postrouting-" + ctx.call("engine.status")["tap_pool"]["prefix"][2:6]
+    rules = subprocess.run(["nft", "list", "chain", "ip", "banger", chain], capture_output=True, text=True).stdout
+    assert f'ip saddr {vm["ip"]} oifname != "br-banger" masquerade' in rules
+    r = cli("vm", "exec", "natted", "--json", "--", *fetch)
+    out = json.loads(r.stdout)
+    assert out["exit_code"] == 0 and "hello from the uplink" in out["stdout"], r.stdout + r.stderr
+    # without the rule the same request gets no answer: the rule is what works
+    subprocess.run(["nft", "flush", "chain", "ip", "banger", chain], check=True)
+    out = json.loads(cli("vm", "exec", "natted", "--json", "--", *fetch).stdout)
+    assert out["exit_code"] != 0 and "hello" not in out["stdout"]
+    # stopping the only NAT VM takes the chain away
+    assert cli("vm", "stop", "natted").returncode == 0
+    assert subprocess.run(["nft", "list", "chain", "ip", "banger", chain], capture_output=True).returncode != 0
+    assert cli("vm", "rm", "natted").returncode == 0

@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 import banger
-from layers import make_tar
+from layers import dump, make_tar
 from test_kernel import kernel_debs  # noqa: F401 (session fixture: the real .deb)
 
 
@@ -41,3 +41,27 @@ def test_create_stopped_and_set(offline, env):
     ctx.call("vm.delete", {"name": "cold"})
     ctx.call("vm.delete", {"name": second["name"]})
     assert ctx.call("vm.list", {"all": True})["vms"] == []
+
+
+def test_image_without_sshd_needs_nat_then_gets_first_boot_install(offline, env, tmp_path):
+    ctx = offline
+    tar = make_tar(tmp_path / "bare.tar", [{"name": "etc/os-release", "data": b"ID=debian\n"}])
+    ctx.call("image.import", {"name": "bare", "tars": [str(tar)]})
+    with pytest.raises(banger.Unsupported) as err:
+        ctx.call("vm.create", {"name": "nossh", "image": "bare", "kernel": "k", "start": False})
+    assert "no SSH server" in str(err.value) and "--nat" in str(err.value)
+    with pytest.raises(banger.NotFound):
+        ctx.call("vm.show", {"name": "nossh"})  # nothing left of it
+    vm = ctx.call("vm.create", {"name": "nossh", "image": "bare", "kernel": "k", "start": False, "nat": True})
+    assert vm["nat"] is True and vm["tap"] == ""  # a tap only while it runs
+    overlay = env["BANGER_STATE_DIR"] / "vms" / vm["id"] / "overlay.ext4"
+    t = dump(str(overlay))
+    assert t["/upper/usr/local/libexec/banger-first-boot"]["mode"] & 0o777 == 0o755
+    assert "/upper/var/lib/banger/first-boot-pending" in t
+    assert t["/upper/etc/systemd/system/multi-user.target.wants/banger-first-boot.service"]["type"] == "symlink"
+    # an image with sshd gets no installer, NAT or not
+    tiny = ctx.call("vm.create", {"name": "withssh", "image": "tiny", "kernel": "k", "start": False, "nat": True})
+    t = dump(str(env["BANGER_STATE_DIR"] / "vms" / tiny["id"] / "overlay.ext4"))
+    assert "/upper/var/lib/banger/first-boot-pending" not in t
+    for name in ("nossh", "withssh"):
+        ctx.call("vm.delete", {"name": name})

@@ -49,6 +49,8 @@ static json_t *spec_params(args *a)
 		json_object_set_new(p, "vcpu", json_integer(strtoll(flag_value(a, "--vcpu"), NULL, 10)));
 	if (flag_value(a, "--memory"))
 		json_object_set_new(p, "memory_mib", json_integer(strtoll(flag_value(a, "--memory"), NULL, 10)));
+	if (flag_set(a, "--nat"))
+		json_object_set_new(p, "nat", json_true());
 	return p;
 }
 

@@ -517,7 +517,7 @@ static json_t *pool_idle(bng_tap_pool *p, size_t want)
 
 static void test_tap_pool(void)
 {
-	bng_tap_pool *p = bng_tap_pool_new("/state/a", 2, "bngpool0", "10.9.0.1", 24);
+	bng_tap_pool *p = bng_tap_pool_new("a1b2", 2, "bngpool0", "10.9.0.1", 24);
 	json_t *none = json_array();
 	bng_tap_pool_adopt(p, none);
 	json_t *s = bng_tap_pool_status(p);
@@ -551,11 +551,11 @@ static void test_tap_pool(void)
 	/* idle taps outlive the engine: the next one for this state dir adopts
 	 * them, numbering past every name in use; another state dir's does not */
 	json_t *in_use = json_pack("[s,s]", a, b);
-	p = bng_tap_pool_new("/state/a", 2, "bngpool0", "10.9.0.1", 24);
+	p = bng_tap_pool_new("a1b2", 2, "bngpool0", "10.9.0.1", 24);
 	bng_tap_pool_adopt(p, in_use);
 	json_t *adopted = pool_idle(p, 2);
 	CHECK(json_equal(adopted, idle));
-	bng_tap_pool *elsewhere = bng_tap_pool_new("/state/b", 2, "bngpool0", "10.9.0.1", 24);
+	bng_tap_pool *elsewhere = bng_tap_pool_new("c3d4", 2, "bngpool0", "10.9.0.1", 24);
 	bng_tap_pool_adopt(elsewhere, none);
 	json_t *theirs = pool_idle(elsewhere, 0);
 	CHECK_EQ_INT(json_array_size(theirs), 0);
@@ -572,7 +572,7 @@ static void test_tap_pool(void)
 
 	/* a smaller pool deletes what it cannot keep; taps in use are never touched */
 	json_array_append_new(in_use, json_string(c));
-	p = bng_tap_pool_new("/state/a", 0, "bngpool0", "10.9.0.1", 24);
+	p = bng_tap_pool_new("a1b2", 0, "bngpool0", "10.9.0.1", 24);
 	bng_tap_pool_adopt(p, in_use);
 	CHECK_OK(bng_net_link_list(prefix, &ours));
 	CHECK_EQ_INT(json_array_size(ours), 3);
@@ -588,6 +588,87 @@ static void test_tap_pool(void)
 	json_decref(in_use);
 	json_decref(none);
 	json_decref(s);
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; p && (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+/* ---- NAT (nat.c), read back with nft(8) as the independent reference ---- */
+
+static char *nft_list(const char *what)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "nft list %s 2>/dev/null", what);
+	FILE *f = popen(cmd, "r");
+	char *out = bng_xcalloc(1, 8192);
+	size_t n = f ? fread(out, 1, 8191, f) : 0;
+	out[n] = '\0';
+	if (!f || pclose(f) != 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+static void test_nat(void)
+{
+	if (system("command -v nft >/dev/null") != 0) {
+		fprintf(stderr, "NAT tests skipped: nft (package nftables) is not installed to read the rules back\n");
+		return;
+	}
+	json_t *none = json_array();
+	/* nothing to undo where there never was NAT: no table appears */
+	CHECK_OK(bng_net_nat_sync("t1", "br-nat", none));
+	char *out = nft_list("tables");
+	CHECK(out && !strstr(out, "banger"));
+	free(out);
+
+	json_t *two = json_pack("[s,s]", "172.16.0.2", "172.16.0.9");
+	CHECK_OK(bng_net_nat_sync("t1", "br-nat", two));
+	CHECK_OK(bng_net_nat_sync("t1", "br-nat", two)); /* idempotent: rewritten, not doubled */
+	out = nft_list("chain ip banger postrouting-t1");
+	CHECK(out && strstr(out, "type nat hook postrouting priority srcnat"));
+	CHECK(out && strstr(out, "ip saddr 172.16.0.2 oifname != \"br-nat\" masquerade"));
+	CHECK(out && strstr(out, "ip saddr 172.16.0.9 oifname != \"br-nat\" masquerade"));
+	CHECK_EQ_INT(count_of(out, "masquerade"), 2);
+	free(out);
+	char *fwd = NULL;
+	CHECK_OK(bng_read_file("/proc/sys/net/ipv4/ip_forward", &fwd, NULL));
+	CHECK(fwd && fwd[0] == '1');
+	free(fwd);
+
+	/* another engine's chain is its own */
+	json_t *one = json_pack("[s]", "172.16.0.9");
+	CHECK_OK(bng_net_nat_sync("t2", "br-nat", one));
+	CHECK_OK(bng_net_nat_sync("t1", "br-nat", one));
+	out = nft_list("chain ip banger postrouting-t1");
+	CHECK(out && !strstr(out, "172.16.0.2") && strstr(out, "172.16.0.9"));
+	free(out);
+	CHECK_OK(bng_net_nat_sync("t1", "br-nat", none));
+	out = nft_list("chain ip banger postrouting-t1");
+	CHECK(out == NULL); /* gone */
+	free(out);
+	out = nft_list("chain ip banger postrouting-t2");
+	CHECK(out && strstr(out, "172.16.0.9"));
+	free(out);
+	CHECK_OK(bng_net_nat_sync("t2", "br-nat", none));
+
+	/* bad input changes nothing */
+	json_t *bad = json_pack("[s,s]", "172.16.0.2", "not-an-ip");
+	CHECK_EQ_INT(bng_net_nat_sync("t1", "br-nat", bad), BANGER_EINVAL);
+	CHECK(strstr(banger_error_last(), "not-an-ip") != NULL);
+	CHECK_EQ_INT(bng_net_nat_sync("t1", "bad/name", two), BANGER_EINVAL);
+	out = nft_list("chain ip banger postrouting-t1");
+	CHECK(out == NULL);
+	free(out);
+	json_decref(bad);
+	json_decref(one);
+	json_decref(two);
+	json_decref(none);
 }
 
 /* Open descriptors: every call must close its netlink socket and tun fd. */
@@ -648,6 +729,7 @@ int main(void)
 	test_process_race();
 	test_unprivileged();
 	test_tap_pool();
+	test_nat();
 	CHECK_EQ_INT(count_fds(), fds);
 	return check_summary();
 }
