@@ -687,6 +687,7 @@ static int launch(fc_vm *vm, bng_op *op)
 	free(run_base);
 	if (rc)
 		return rc;
+	bng_op_event(op, json_pack("{s:s,s:i}", "stage", "vmm", "pid", (int)vm->pid)); /* exec'd */
 	for (long long deadline = now_ms() + FC_READY_MS;;) {
 		if (vmm_gone(vm->pid, vm->start_time)) {
 			char *w = vmm_last_words(vm);

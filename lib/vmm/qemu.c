@@ -629,6 +629,7 @@ static int qemu_start(const bng_vm_config *cfg, bng_op *op, json_t **state)
 	rc = spawn_detached(argv.v, log_fd, &pid);
 	if (rc)
 		goto out;
+	bng_op_event(op, json_pack("{s:s,s:i}", "stage", "vmm", "pid", (int)pid)); /* exec'd: the guest is running */
 	proc_info pi = {0};
 	proc_info_get(pid, &pi);
 

@@ -128,8 +128,9 @@ def test_lifecycle_keeps_writes_and_changes_boot_id(vmenv):
         vm = ctx.call("vm.create", {"name": "life"}, on_event=events.append)
         stages = [e["stage"] for e in events]
         assert stages[0] == "spec" and stages[-1] == "ready"
-        assert ["resolve", "network", "disk", "boot", "agent", "ssh", "ready"] == [s for s in stages if s not in
-                                                                                   ("spec", "probe-kvm")]
+        assert ["resolve", "network", "disk", "vmm", "boot", "agent", "ssh", "ready"] == [
+            s for s in stages if s not in ("spec", "probe-kvm")]
+        assert next(e for e in events if e["stage"] == "vmm")["pid"] > 1  # the VMM's exec, inside boot
         assert vm["state"] == "running" and vm["boot_id"]
         pool = ctx.call("engine.status")["tap_pool"]
         assert vm["tap"].startswith(pool["prefix"]) and vm["tap"] in taps()
