@@ -5,6 +5,7 @@ Python binding. Run inside a private network namespace (tests/run does:
 an earlier run cannot collide."""
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -92,13 +93,19 @@ def vm_procs():
 
 def test_vm_run_exit_codes(vmenv):
     t0 = time.time()
-    p = cli("vm", "run", "--rm", "--name", "exits", "--", "sh", "-c", "uname -a; exit 42")
-    assert p.returncode == 42, p.stderr
+    # on a terminal (script(1) gives it one): the spec line, then each stage with its time
+    p = subprocess.run(["script", "-qec", f"{BANGER} vm run --rm --name exits -- sh -c 'uname -a; exit 42'",
+                        "/dev/null"], capture_output=True, text=True, timeout=300, env=child_env())
+    assert p.returncode == 42, p.stdout
     assert "Linux exits" in p.stdout and "cloud-amd64" in p.stdout
+    assert "spec: 2 vcpu | 1024 MiB | 1G disk" in p.stdout
+    stages = re.findall(r"(?:^|\r)  (\w+) +(\d+\.\d\d) s\r?$", p.stdout, re.M)
+    assert [s for s, _ in stages] == ["resolve", "network", "disk", "boot", "agent", "ssh", "ready"], p.stdout
     print(f"\nvm run --rm -- sh -c 'exit 42': {time.time() - t0:.1f} s")
     assert cli("vm", "show", "exits").returncode == 1  # --rm removed it
     p = cli("vm", "run", "-d", "--name", "codes")
     assert p.returncode == 0 and p.stdout.strip() == "codes"
+    assert p.stderr.startswith("spec: 2 vcpu | 1024 MiB | 1G disk\n")  # piped: the spec line, no progress
     assert cli("vm", "ssh", "codes", "--", "true").returncode == 0
     r = json.loads(cli("vm", "exec", "codes", "--json", "--", "sh", "-c", "echo out; echo err >&2; exit 3").stdout)
     assert (r["exit_code"], r["stdout"], r["stderr"]) == (3, "out\n", "err\n")
@@ -269,14 +276,14 @@ def uplink(tmp_path):
     server = subprocess.Popen(["nsenter", ns, "/usr/bin/python3", "-m", "http.server", "8080", "--bind",
                                "198.51.100.2", "--directory", str(tmp_path)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env())
-    yield "198.51.100.2:8080"
+    yield {"host": "198.51.100.2", "port": 8080, "dir": tmp_path}
     server.kill()
     holder.kill()
     subprocess.run(["ip", "link", "del", "up0"])
 
 
 def test_nat_reaches_the_uplink_only_through_masquerade(vmenv, uplink):
-    host, port = uplink.split(":")
+    host, port = uplink["host"], uplink["port"]
     fetch = ["timeout", "15", "bash", "-c",
              f'exec 3<>/dev/tcp/{host}/{port} && printf "GET /hello HTTP/1.0\\r\\n\\r\\n" >&3 && cat <&3']
     assert cli("vm", "run", "-d", "--nat", "--name", "natted").returncode == 0
@@ -297,3 +304,52 @@ def test_nat_reaches_the_uplink_only_through_masquerade(vmenv, uplink):
     assert cli("vm", "stop", "natted").returncode == 0
     assert subprocess.run(["nft", "list", "chain", "ip", "banger", chain], capture_output=True).returncode != 0
     assert cli("vm", "rm", "natted").returncode == 0
+
+
+def flat_repo(repo, debs):
+    """An apt repository of the given .debs in one directory (Packages and
+    Release, unsigned: the image trusts it by its sources.list)."""
+    import hashlib
+    stanzas = []
+    for deb in debs:
+        data = deb.read_bytes()
+        (repo / deb.name).write_bytes(data)
+        fields = subprocess.run(["dpkg-deb", "-f", str(deb)], capture_output=True, text=True, check=True).stdout
+        stanzas.append(fields.rstrip("\n") + f"\nFilename: ./{deb.name}\nSize: {len(data)}\n"
+                       f"SHA256: {hashlib.sha256(data).hexdigest()}\n")
+    packages = "\n".join(stanzas).encode()
+    (repo / "Packages").write_bytes(packages)
+    (repo / "Release").write_text(f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S UTC', time.gmtime())}\n"
+                                  f"SHA256:\n {hashlib.sha256(packages).hexdigest()} {len(packages)} Packages\n")
+
+
+def test_first_boot_installs_sshd_through_nat(vmenv, uplink, tmp_path_factory):
+    """An image without an SSH server: with --nat, the guest installs one on
+    first boot from the package repository it is configured with (here the
+    test's own, across the NAT), and banger reaches it over SSH."""
+    debs = sorted(Path(os.environ.get("BANGER_TEST_OPENSSH_DEBS", "/nonexistent")).glob("openssh-server_*.deb"))
+    assert debs, "no openssh-server .deb: tests/run downloads it before entering the namespace"
+    host, port = uplink["host"], uplink["port"]
+    # the image: the Debian test image with openssh-server purged, its apt pointed at the uplink
+    work = tmp_path_factory.mktemp("nossh")
+    tree = work / "tree"
+    tree.mkdir()
+    tar = Path(CACHE) / "rootfs" / (vmenv["image"]["digest"].split(":")[1] + ".tar")
+    subprocess.run(["tar", "-xf", str(tar), "-C", str(tree)], check=True)
+    (tree / "usr/sbin/policy-rc.d").write_text("#!/bin/sh\nexit 101\n")  # no service actions from the chroot
+    (tree / "usr/sbin/policy-rc.d").chmod(0o755)
+    subprocess.run(["chroot", str(tree), "dpkg", "--purge", "openssh-server"], check=True, capture_output=True)
+    (tree / "usr/sbin/policy-rc.d").unlink()
+    assert not (tree / "usr/sbin/sshd").exists()
+    (tree / "etc/apt/sources.list").write_text(f"deb [trusted=yes] http://{host}:{port}/repo/ ./\n")
+    nossh = work / "nossh.tar"
+    subprocess.run(["tar", "-cf", str(nossh), "-C", str(tree), "."], check=True)
+    assert cli("image", "import", "debian-nossh", "--tar", str(nossh)).returncode == 0
+    served = uplink["dir"] / "repo"
+    served.mkdir()
+    flat_repo(served, debs)
+    p = cli("vm", "run", "--rm", "--nat", "--image", "debian-nossh", "--name", "firstboot", "--",
+            "sh", "-c", "test -x /usr/sbin/sshd && test ! -e /var/lib/banger/first-boot-pending && echo installed",
+            timeout=900)
+    assert p.returncode == 0 and p.stdout.strip() == "installed", p.stderr
+    assert cli("image", "rm", "debian-nossh").returncode == 0

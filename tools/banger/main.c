@@ -106,13 +106,40 @@ int open_ctx(banger_ctx **ctx)
 }
 
 static int progress_width;
+static bool progress_tty;
 
-/* Progress on a terminal: one line, rewritten in place; nothing when piped. */
+static void clear_progress(void)
+{
+	if (progress_width)
+		fprintf(stderr, "\r%*s\r", progress_width, "");
+	progress_width = 0;
+}
+
+/* Progress: a VM's `spec:` line always (it says what is being made); on a
+ * terminal, each finished stage on a line of its own with its time, and
+ * everything else on one line rewritten in place. */
 static void show_progress(const char *event_json, void *ud)
 {
 	const char *method = ud;
 	json_t *ev = json_loads(event_json, 0, NULL);
 	const char *stage = json_string_value(json_object_get(ev, "stage"));
+	json_t *seconds = json_object_get(ev, "seconds");
+	if (stage && !strcmp(stage, "spec") && json_is_string(json_object_get(ev, "spec"))) {
+		clear_progress();
+		fprintf(stderr, "spec: %s\n", json_string_value(json_object_get(ev, "spec")));
+		json_decref(ev);
+		return;
+	}
+	if (!progress_tty) {
+		json_decref(ev);
+		return;
+	}
+	if (stage && json_is_number(seconds)) {
+		clear_progress();
+		fprintf(stderr, "  %-10s %7.2f s\n", stage, json_number_value(seconds));
+		json_decref(ev);
+		return;
+	}
 	json_t *done = json_object_get(ev, "done"), *total = json_object_get(ev, "total");
 	char detail[160] = "";
 	if (json_object_get(ev, "digest")) { /* bytes of a download */
@@ -141,16 +168,12 @@ int call(banger_ctx *ctx, const char *method, const char *params, json_t **out)
 	int rc = banger_call_new(&c, method, params);
 	if (rc)
 		return rc;
-	bool tty = isatty(2) && !getenv("NO_PROGRESS");
-	if (tty)
-		banger_call_set_event_cb(c, show_progress, (void *)method);
+	progress_tty = isatty(2) && !getenv("NO_PROGRESS");
+	banger_call_set_event_cb(c, show_progress, (void *)method);
 	current_call = c;
 	rc = banger_call_run(ctx, c);
 	current_call = NULL;
-	if (tty && progress_width) {
-		fprintf(stderr, "\r%*s\r", progress_width, "");
-		progress_width = 0;
-	}
+	clear_progress();
 	if (!rc)
 		*out = json_loads(banger_call_result(c), JSON_DECODE_ANY, NULL);
 	banger_call_unref(c);
