@@ -95,3 +95,120 @@ int bng_run(const char *const *argv, const char *stdout_path, const char *log_pa
 	return bng_err(BANGER_EIO, "%s failed with exit status %d%s%s", argv[0], WEXITSTATUS(status),
 		       *last ? ": " : "", last);
 }
+
+/* What the forked children of bng_spawn_detached report over its pipe. */
+typedef struct {
+	int what; /* 1: the program's pid in value; 2: errno of a failed step in value */
+	int value;
+	int step; /* 0 setsid, 1 fork, 2 chdir, 3 exec */
+} spawn_msg;
+
+static void spawn_report(int fd, int what, int value, int step)
+{
+	spawn_msg m = {what, value, step};
+	ssize_t w = write(fd, &m, sizeof(m));
+	(void)w;
+}
+
+/* dup2 that also works when from == to (then dup2 would leave CLOEXEC set). */
+static void dup_to(int from, int to)
+{
+	if (from == to)
+		fcntl(to, F_SETFD, 0);
+	else
+		dup2(from, to);
+}
+
+int bng_spawn_detached(char *const argv[], int out_fd, int err_fd, const char *cwd, pid_t *out)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return bng_err_errno(BANGER_EIO, errno, "pipe");
+	int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null_fd < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return bng_err_errno(BANGER_EIO, e, "cannot open /dev/null");
+	}
+	/* For kernels without close_range (before 5.11); sysconf is not safe after fork. */
+	long open_max = sysconf(_SC_OPEN_MAX);
+	int max_fd = open_max > 0 && open_max < 65536 ? (int)open_max : 65536;
+	pid_t mid = fork();
+	if (mid < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		close(null_fd);
+		return bng_err_errno(BANGER_EIO, e, "fork");
+	}
+	if (mid == 0) {
+		if (setsid() < 0) {
+			spawn_report(p[1], 2, errno, 0);
+			_exit(1);
+		}
+		pid_t child = fork();
+		if (child < 0) {
+			spawn_report(p[1], 2, errno, 1);
+			_exit(1);
+		}
+		if (child > 0) {
+			spawn_report(p[1], 1, (int)child, 0);
+			_exit(0);
+		}
+		/* default signal handling and an empty mask, whatever the caller
+		 * had (an ignored SIGPIPE or SIGTERM survives exec) */
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		struct sigaction dfl = {.sa_handler = SIG_DFL};
+		for (int sig = 1; sig < NSIG; sig++)
+			if (sig != SIGKILL && sig != SIGSTOP)
+				sigaction(sig, &dfl, NULL);
+		dup_to(null_fd, 0);
+		dup_to(out_fd, 1);
+		dup_to(err_fd, 2);
+		/* nothing else of the caller's leaks: sockets, locks, the database;
+		 * the status pipe is already CLOEXEC */
+		if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+			for (int fd = 3; fd < max_fd; fd++)
+				fcntl(fd, F_SETFD, FD_CLOEXEC);
+		if (cwd && chdir(cwd) != 0) {
+			spawn_report(p[1], 2, errno, 2);
+			_exit(126);
+		}
+		execv(argv[0], argv);
+		spawn_report(p[1], 2, errno, 3);
+		_exit(127);
+	}
+	close(p[1]);
+	close(null_fd);
+	while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
+		;
+	/* EOF comes when the program's exec closed the pipe (or everyone died) */
+	pid_t child = 0;
+	int fail_errno = 0, fail_step = -1;
+	spawn_msg m;
+	for (;;) {
+		ssize_t n = read(p[0], &m, sizeof(m));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != (ssize_t)sizeof(m))
+			break;
+		if (m.what == 1)
+			child = (pid_t)m.value;
+		else if (m.what == 2 && fail_step < 0) {
+			fail_errno = m.value;
+			fail_step = m.step;
+		}
+	}
+	close(p[0]);
+	static const char *const steps[] = {"setsid", "fork", "chdir", "exec"};
+	if (fail_step >= 0)
+		return bng_err_errno(fail_step == 3 ? bng_code_from_errno(fail_errno) : BANGER_EIO, fail_errno,
+				     "cannot start %s (%s)", argv[0], steps[fail_step]);
+	if (child <= 0)
+		return bng_err(BANGER_EIO, "cannot start %s: the launcher process died", argv[0]);
+	*out = child;
+	return 0;
+}

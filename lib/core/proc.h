@@ -16,4 +16,13 @@ typedef void (*bng_line_cb)(const char *line, void *ud);
 int bng_run(const char *const *argv, const char *stdout_path, const char *log_path, bng_line_cb cb, void *ud,
 	    bng_op *op);
 
+/* Starts argv[0] (a path) detached: a double fork, so the program is
+ * nobody's child here (no zombie for an embedder; it outlives the daemon),
+ * in its own session, with default signal dispositions and an empty mask,
+ * stdin /dev/null, stdout and stderr on out_fd and err_fd, in cwd (NULL:
+ * unchanged), and no other descriptor of the caller. *pid is set once the
+ * exec succeeded; a failed step is reported by name. Only async-signal-safe
+ * calls after fork: the caller may be multithreaded. */
+int bng_spawn_detached(char *const argv[], int out_fd, int err_fd, const char *cwd, pid_t *pid);
+
 #endif

@@ -11,6 +11,7 @@
  * disks, dropped to an unprivileged uid/gid (65534 unless
  * BANGER_FIRECRACKER_UID/GID say otherwise). */
 #include "firecracker.h"
+#include "../core/proc.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -534,16 +535,6 @@ static int open_log(const char *path, int *fd)
 	return 0;
 }
 
-/* Puts fd on target for the exec'd program (dup2 of an fd onto itself would
- * keep its close-on-exec flag). Runs between fork and exec: syscalls only. */
-static void child_fd(int fd, int target)
-{
-	if (fd == target)
-		fcntl(fd, F_SETFD, 0);
-	else
-		dup2(fd, target);
-}
-
 /* Starts argv detached: a double fork so the VMM is nobody's child here (no
  * zombie for the embedder, survives the daemon), its own session (no
  * terminal signals), default signal dispositions, stdin /dev/null, stdout to
@@ -551,7 +542,7 @@ static void child_fd(int fd, int target)
 static int spawn(fc_vm *vm, char *const argv[])
 {
 	const bng_vm_config *cfg = vm->cfg;
-	int out_fd = -1, err_fd = -1, null_fd = -1, pid_pipe[2] = {-1, -1}, exec_pipe[2] = {-1, -1};
+	int out_fd = -1, err_fd = -1;
 	int rc = open_log(cfg->process_log, &err_fd);
 	if (!rc)
 		rc = open_log(cfg->console_log ? cfg->console_log : cfg->process_log, &out_fd);
@@ -564,74 +555,14 @@ static int spawn(fc_vm *vm, char *const argv[])
 	dprintf(err_fd, "--- banger %s: starting %s%s for VM %s\n", now, vm->jailer ? "jailed " : "", vm->binary,
 		cfg->id);
 	vm->plog_start = fstat(err_fd, &st) == 0 ? st.st_size : 0;
-	if ((null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 || pipe2(pid_pipe, O_CLOEXEC) != 0 ||
-	    pipe2(exec_pipe, O_CLOEXEC) != 0) {
-		rc = bng_err_errno(BANGER_EIO, errno, "firecracker: cannot set up the VMM's stdio");
-		goto out;
-	}
-	pid_t mid = fork();
-	if (mid < 0) {
-		rc = bng_err_errno(BANGER_EIO, errno, "firecracker: fork");
-		goto out;
-	}
-	if (mid == 0) {
-		setsid();
-		pid_t vmm = fork();
-		if (vmm != 0) {
-			ssize_t w = write(pid_pipe[1], &vmm, sizeof(vmm));
-			_exit(vmm > 0 && w == (ssize_t)sizeof(vmm) ? 0 : 1);
-		}
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		struct sigaction dfl = {.sa_handler = SIG_DFL};
-		for (int s = 1; s < NSIG; s++)
-			sigaction(s, &dfl, NULL);
-		child_fd(null_fd, 0);
-		child_fd(out_fd, 1);
-		child_fd(err_fd, 2);
-		/* every other fd this process holds closes at exec, the error pipe too */
-		if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
-			for (int fd = 3; fd < 4096; fd++)
-				fcntl(fd, F_SETFD, FD_CLOEXEC);
-		if (chdir(cfg->run_dir) != 0 && chdir("/") != 0)
-			_exit(126);
-		execv(argv[0], argv);
-		int e = errno;
-		ssize_t w = write(exec_pipe[1], &e, sizeof(e));
-		_exit(w > 0 ? 127 : 126);
-	}
-	close(pid_pipe[1]);
-	close(exec_pipe[1]);
-	pid_pipe[1] = exec_pipe[1] = -1;
 	pid_t vmm = 0;
-	ssize_t n;
-	while ((n = read(pid_pipe[0], &vmm, sizeof(vmm))) < 0 && errno == EINTR)
-		;
-	while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
-		;
-	if (n != (ssize_t)sizeof(vmm) || vmm <= 0) {
-		rc = bng_err(BANGER_EIO, "firecracker: cannot fork the VMM process");
-		goto out;
-	}
-	int e = 0;
-	while ((n = read(exec_pipe[0], &e, sizeof(e))) < 0 && errno == EINTR)
-		;
-	if (n == (ssize_t)sizeof(e)) { /* the exec failed; the child is gone */
-		rc = bng_err_errno(bng_code_from_errno(e), e, "firecracker: cannot run %s", argv[0]);
+	if ((rc = bng_spawn_detached(argv, out_fd, err_fd, cfg->run_dir, &vmm)) != 0) {
+		rc = bng_err(rc, "firecracker: %s", banger_error_last());
 		goto out;
 	}
 	vm->pid = vmm;
 	proc_stat(vmm, NULL, &vm->start_time);
 out:
-	for (int i = 0; i < 2; i++) {
-		if (pid_pipe[i] >= 0)
-			close(pid_pipe[i]);
-		if (exec_pipe[i] >= 0)
-			close(exec_pipe[i]);
-	}
-	if (null_fd >= 0)
-		close(null_fd);
 	if (out_fd >= 0)
 		close(out_fd);
 	if (err_fd >= 0)

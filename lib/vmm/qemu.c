@@ -5,6 +5,7 @@
  * later call or a restarted daemon needs is in the state object: pid, process
  * start time (guards against pid reuse), resolved executable, QMP socket and
  * the agent's virtio-serial socket. */
+#include "../core/proc.h"
 #include "qmp.h"
 #include "vmm.h"
 
@@ -373,128 +374,6 @@ static void build_argv(strv *a, const bng_vm_config *cfg, const char *exe, const
 	arg(a, "chardev=qmp,mode=control");
 }
 
-/* ---- spawning ---- */
-
-/* What the forked children report over the status pipe. */
-typedef struct {
-	int what; /* 1: the VM's pid in value; 2: errno of a failed step in value */
-	int value;
-	int step; /* 0 setsid, 1 fork, 2 exec */
-} spawn_msg;
-
-static void spawn_report(int fd, int what, int value, int step)
-{
-	spawn_msg m = {what, value, step};
-	ssize_t w = write(fd, &m, sizeof(m));
-	(void)w;
-}
-
-/* dup2 that also works when from == to (then dup2 would leave CLOEXEC set). */
-static void dup_to(int from, int to)
-{
-	if (from == to)
-		fcntl(to, F_SETFD, 0);
-	else
-		dup2(from, to);
-}
-
-/* Double fork: the VM runs in its own session, its parent exits at once and
- * init (or a subreaper) reaps it; it gets no signals meant for the daemon.
- * Only async-signal-safe calls after fork: the daemon is multithreaded. */
-static int spawn_detached(char *const argv[], int log_fd, pid_t *out)
-{
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) != 0)
-		return bng_err_errno(BANGER_EIO, errno, "pipe");
-	int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null_fd < 0) {
-		int e = errno;
-		close(p[0]);
-		close(p[1]);
-		return bng_err_errno(BANGER_EIO, e, "cannot open /dev/null");
-	}
-	/* For kernels without close_range (before 5.11); sysconf is not safe after fork. */
-	long open_max = sysconf(_SC_OPEN_MAX);
-	int max_fd = open_max > 0 && open_max < 65536 ? (int)open_max : 65536;
-	pid_t mid = fork();
-	if (mid < 0) {
-		int e = errno;
-		close(p[0]);
-		close(p[1]);
-		close(null_fd);
-		return bng_err_errno(BANGER_EIO, e, "fork");
-	}
-	if (mid == 0) {
-		if (setsid() < 0) {
-			spawn_report(p[1], 2, errno, 0);
-			_exit(1);
-		}
-		pid_t vm = fork();
-		if (vm < 0) {
-			spawn_report(p[1], 2, errno, 1);
-			_exit(1);
-		}
-		if (vm > 0) {
-			spawn_report(p[1], 1, (int)vm, 0);
-			_exit(0);
-		}
-		/* The VM: default signal handling and an empty mask, whatever the
-		 * daemon had (an ignored SIGPIPE or SIGTERM survives exec). */
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		struct sigaction dfl = {.sa_handler = SIG_DFL};
-		for (int sig = 1; sig < NSIG; sig++)
-			if (sig != SIGKILL && sig != SIGSTOP)
-				sigaction(sig, &dfl, NULL);
-		dup_to(null_fd, 0);
-		dup_to(log_fd, 1);
-		dup_to(log_fd, 2);
-		/* Nothing else of the daemon's leaks into the VM: sockets, the
-		 * state lock, the database. The status pipe is already CLOEXEC. */
-		if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
-			for (int fd = 3; fd < max_fd; fd++)
-				fcntl(fd, F_SETFD, FD_CLOEXEC);
-		execve(argv[0], argv, environ);
-		spawn_report(p[1], 2, errno, 2);
-		_exit(127);
-	}
-	close(p[1]);
-	close(null_fd);
-	int status;
-	while (waitpid(mid, &status, 0) < 0 && errno == EINTR)
-		;
-	/* EOF comes when the VM's exec closed the pipe (or everyone died). */
-	pid_t vm = 0;
-	int fail_errno = 0, fail_step = -1;
-	spawn_msg m;
-	for (;;) {
-		ssize_t n = read(p[0], &m, sizeof(m));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n != (ssize_t)sizeof(m))
-			break;
-		if (m.what == 1)
-			vm = (pid_t)m.value;
-		else if (m.what == 2 && fail_step < 0) {
-			fail_errno = m.value;
-			fail_step = m.step;
-		}
-	}
-	close(p[0]);
-	static const char *const steps[] = {"setsid", "fork", "exec"};
-	if (fail_step >= 0) {
-		if (vm > 0)
-			proc_wait_gone(vm, 0, 1000); /* it already _exit()ed after a failed exec */
-		return bng_err_errno(fail_step == 2 ? bng_code_from_errno(fail_errno) : BANGER_EIO, fail_errno,
-				     "cannot start %s (%s)", argv[0], steps[fail_step]);
-	}
-	if (vm <= 0)
-		return bng_err(BANGER_EIO, "cannot start %s: the launcher process died", argv[0]);
-	*out = vm;
-	return 0;
-}
-
 /* The last few lines of the process log written after offset since,
  * joined with "; " (malloc'd; "" if there are none). */
 static char *log_tail(const char *path, off_t since)
@@ -626,7 +505,7 @@ static int qemu_start(const bng_vm_config *cfg, bng_op *op, json_t **state)
 	/* A previous run's sockets would make QEMU fail to bind. */
 	unlink(p.qmp);
 	unlink(p.agent);
-	rc = spawn_detached(argv.v, log_fd, &pid);
+	rc = bng_spawn_detached(argv.v, log_fd, log_fd, NULL, &pid);
 	if (rc)
 		goto out;
 	bng_op_event(op, json_pack("{s:s,s:i}", "stage", "vmm", "pid", (int)pid)); /* exec'd: the guest is running */
