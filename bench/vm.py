@@ -13,6 +13,7 @@ a private network namespace: `unshare --net bench/vm.py BUILD_DIR`):
 Needs the Debian image tar in the content cache (BANGER_CACHE_DIR, e.g.
 after `banger image build --minimal`) and the cloud kernel .deb in
 /var/cache/banger-test."""
+import atexit
 import json
 import os
 import statistics
@@ -41,6 +42,15 @@ os.environ.update(env)
 (work / "config" / "config.toml").write_text(
     'vmm = "qemu"\nqemu_accel = "tcg"\n[vm_defaults]\nvcpu = 1\nmemory_mib = 512\ndisk_size = "1G"\n')
 subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+
+@atexit.register
+def cleanup():
+    """The daemon and its files go with the bench, even when it fails."""
+    subprocess.run([cli, "daemon", "stop"], capture_output=True)
+    subprocess.run(["rm", "-rf", str(work), str(run_dir)])
+
+
 deb = sorted(Path("/var/cache/banger-test").glob("linux-image-6.1.0-*-cloud-amd64_*.deb"))[-1]
 
 # everything goes through one bangerd, as users' concurrent CLIs do
@@ -137,7 +147,10 @@ for image in () if only_concurrent else ("img-256m", "img-4g"):
             vmm = next(e for e in events if e["stage"] == "vmm")
             samples.append(vmm["at"] - t0)
             own.append(sum(e.get("seconds", 0) for e in events if e["stage"] in ("resolve", "network", "disk")))
-            ctx.call("vm.delete", {"name": f"pre-{i}"})
+            try:  # a cancel before the VMM was recorded already removed it
+                ctx.call("vm.delete", {"name": f"pre-{i}"})
+            except banger.NotFound:
+                pass
     pre[image] = (samples, own)
 
 # ---- 3. N concurrent runs ----
@@ -166,5 +179,3 @@ for image, (s, own) in pre.items():
 print(f"{str(concurrent) + ' concurrent vm run --rm -- true (all ok: ' + str(results.count(0) == concurrent) + ')':52} "
       f"{t_conc:9.2f}")
 print(f"{str(concurrent) + ' x one run':52} {concurrent * med(t_banger):9.2f}")
-subprocess.run([cli, "daemon", "stop"], capture_output=True)
-subprocess.run(["rm", "-rf", str(work), str(run_dir)])

@@ -46,11 +46,11 @@ def vmenv(tmp_path_factory):
     with banger.open(f"local:{env['BANGER_STATE_DIR']}") as ctx:
         img = ctx.call("image.build", {"minimal": True, "name": "debian-bookworm"})
         k = ctx.call("kernel.import", {"name": "debian-cloud", "deb": str(debs[-1])})
-    d = Daemon({"socket": run / "bangerd.sock"})
-    yield {"env": env, "image": img, "kernel": k, "daemon": d, "run": run}
+    state = {"env": env, "image": img, "kernel": k, "daemon": Daemon({"socket": run / "bangerd.sock"}), "run": run}
+    yield state
     for vm in json.loads(cli("vm", "ls", "--all", "--json").stdout or "[]"):
         cli("vm", "rm", vm["name"])
-    d.stop()
+    state["daemon"].stop()  # tests restart it: stop the one running now
 
 
 def cli(*args, timeout=300, env_extra=None):
