@@ -55,6 +55,36 @@ int bng_ssh_ensure_key(const char *key_path, char **pubkey)
 	return rc;
 }
 
+int bng_ssh_new_host_key(const char *scratch_dir, char **private_key, char **public_key)
+{
+	char *path = bng_asprintf("%s/ssh_host_ed25519_key", scratch_dir);
+	char *pub_path = bng_asprintf("%s.pub", path);
+	unlink(path);
+	unlink(pub_path);
+	const char *argv[] = {"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", path, NULL};
+	int rc = bng_run(argv, NULL, NULL, NULL, NULL, NULL);
+	if (rc)
+		rc = bng_err(rc, "cannot make an SSH host key (is openssh-client installed?): %s", banger_error_last());
+	char *pub = NULL;
+	if (!rc)
+		rc = bng_read_file(path, private_key, NULL);
+	if (!rc && (rc = bng_read_file(pub_path, &pub, NULL)) != 0) {
+		free(*private_key);
+		*private_key = NULL;
+	}
+	if (!rc) {
+		/* "type base64 [comment]": the first two fields */
+		char *sp = strchr(pub, ' ');
+		pub[sp ? sp - pub + 1 + strcspn(sp + 1, " \n") : strcspn(pub, "\n")] = '\0';
+		*public_key = pub;
+	}
+	unlink(path);
+	unlink(pub_path);
+	free(path);
+	free(pub_path);
+	return rc;
+}
+
 char *bng_ssh_quote_argv(json_t *argv)
 {
 	size_t cap = 16, len = 0, i;
@@ -164,6 +194,13 @@ static int connect_once(const bng_ssh_target *t, int timeout_ms, conn *c, char *
 		return bng_err(BANGER_ENOMEM, "libssh2_session_init failed");
 	}
 	libssh2_session_set_timeout(c->s, timeout_ms);
+	if (t->known_key) {
+		/* ask for the pinned key's type: the guest may hold others too */
+		char type[32];
+		snprintf(type, sizeof(type), "%.*s", (int)strcspn(t->known_key, " "), t->known_key);
+		libssh2_session_method_pref(c->s, LIBSSH2_METHOD_HOSTKEY,
+					    !strcmp(type, "ssh-rsa") ? "rsa-sha2-512,rsa-sha2-256,ssh-rsa" : type);
+	}
 	if (libssh2_session_handshake(c->s, c->fd) != 0) {
 		char *msg;
 		libssh2_session_last_error(c->s, &msg, NULL, 0);

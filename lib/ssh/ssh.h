@@ -11,6 +11,12 @@
  * running ssh-keygen; *pubkey (may be NULL) gets the public key line. */
 int bng_ssh_ensure_key(const char *key_path, char **pubkey);
 
+/* A fresh ed25519 host key for a VM, made on the host (under emulation the
+ * guest spends tens of seconds generating its own) in scratch_dir, which is
+ * left as it was: *private_key gets the OpenSSH private key file's text,
+ * *public_key "ssh-ed25519 <base64>", the form VM rows pin. */
+int bng_ssh_new_host_key(const char *scratch_dir, char **private_key, char **public_key);
+
 /* Arguments quoted one by one for a POSIX shell, joined by spaces, so the
  * guest runs exactly argv ("sh -c 'exit 42'" stays three words). */
 char *bng_ssh_quote_argv(json_t *argv);

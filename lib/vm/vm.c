@@ -208,7 +208,8 @@ static char *agent_binary(void)
 /* Creates the sparse overlay disk and writes what makes this VM itself
  * into its upper layer: SSH key, hostname, resolver, the guest agent. The
  * image's base is never touched. */
-static int make_overlay(bng_engine *e, json_t *vm, const char *path, const char *pubkey, bool first_boot)
+static int make_overlay(bng_engine *e, json_t *vm, const char *path, const char *pubkey, const char *host_key,
+			bool first_boot)
 {
 	bng_ext4 *fs;
 	int rc = bng_ext4_create(&fs, path, (uint64_t)json_integer_value(json_object_get(vm, "disk_size")), 0);
@@ -231,6 +232,15 @@ static int make_overlay(bng_engine *e, json_t *vm, const char *path, const char 
 		rc = bng_ext4_put_file(fs, "upper/etc/hosts", hosts, strlen(hosts), 0644, 0, 0);
 	if (!rc)
 		rc = bng_ext4_put_file(fs, "upper/etc/resolv.conf", resolv, strlen(resolv), 0644, 0, 0);
+	if (!rc) /* its host key, made on the host; the image's keygen unit then has nothing to do */
+		rc = bng_ext4_put_file(fs, "upper/etc/ssh/ssh_host_ed25519_key", host_key, strlen(host_key), 0600, 0, 0);
+	if (!rc) {
+		char *pub = bng_asprintf("%s\n", S(vm, "host_key"));
+		rc = bng_ext4_put_file(fs, "upper/etc/ssh/ssh_host_ed25519_key.pub", pub, strlen(pub), 0644, 0, 0);
+		free(pub);
+	}
+	if (!rc) /* reaps LVM snapshots of e2scrub, which a VM has none of: half a minute of an emulated CPU at boot */
+		rc = bng_ext4_put_symlink(fs, "upper/etc/systemd/system/e2scrub_reap.service", "/dev/null");
 	if (!rc && first_boot)
 		rc = put_first_boot(fs);
 	char *agent = rc ? NULL : agent_binary();
@@ -805,8 +815,15 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 			rc = bng_mkdir_p(dir, 0700);
 		if (!rc)
 			rc = bng_ssh_ensure_key(bng_config_str(&e->config, "ssh_key_path"), &pubkey);
+		char *host_priv = NULL, *host_pub = NULL;
+		if (!rc && (rc = bng_ssh_new_host_key(dir, &host_priv, &host_pub)) == 0)
+			rc = vm_update(e, vm, json_pack("{s:s}", "host_key", host_pub)); /* pinned before it ever boots */
 		if (!rc)
-			rc = make_overlay(e, vm, overlay, pubkey, !sshd);
+			rc = make_overlay(e, vm, overlay, pubkey, host_priv, !sshd);
+		if (host_priv)
+			explicit_bzero(host_priv, strlen(host_priv));
+		free(host_priv);
+		free(host_pub);
 		if (!rc)
 			stage(op, "disk", &t0);
 		free(pubkey);

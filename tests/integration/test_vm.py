@@ -139,6 +139,10 @@ def test_lifecycle_keeps_writes_and_changes_boot_id(vmenv):
             s for s in stages if s not in ("spec", "probe-kvm")]
         assert next(e for e in events if e["stage"] == "vmm")["pid"] > 1  # the VMM's exec, inside boot
         assert vm["state"] == "running" and vm["boot_id"]
+        # the guest serves the host key banger made for it (SSH checked it against the pin)
+        assert vm["host_key"].startswith("ssh-ed25519 ")
+        r = ctx.call("vm.exec", {"name": "life", "argv": ["cat", "/etc/ssh/ssh_host_ed25519_key.pub"]})
+        assert r["stdout"].split()[:2] == vm["host_key"].split()
         pool = ctx.call("engine.status")["tap_pool"]
         assert vm["tap"].startswith(pool["prefix"]) and vm["tap"] in taps()
         r = ctx.call("vm.exec", {"name": "life", "argv": ["sh", "-c", "echo persisted > /root/marker; sync"]})

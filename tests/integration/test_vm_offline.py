@@ -58,10 +58,18 @@ def test_image_without_sshd_needs_nat_then_gets_first_boot_install(offline, env,
     t = dump(str(overlay))
     assert t["/upper/usr/local/libexec/banger-first-boot"]["mode"] & 0o777 == 0o755
     assert "/upper/var/lib/banger/first-boot-pending" in t
+    # its own host key, made on the host and pinned before the first boot
+    assert vm["host_key"].startswith("ssh-ed25519 AAAA") and len(vm["host_key"].split()) == 2
+    key = t["/upper/etc/ssh/ssh_host_ed25519_key"]
+    assert key["mode"] & 0o777 == 0o600 and key["uid"] == 0 and key["size"] > 300
+    assert t["/upper/etc/ssh/ssh_host_ed25519_key.pub"]["size"] == len(vm["host_key"]) + 1
+    assert t["/upper/etc/systemd/system/e2scrub_reap.service"]["target"] == "/dev/null"
+    assert not list((env["BANGER_STATE_DIR"] / "vms" / vm["id"]).glob("ssh_host*"))  # no copy left on the host
     assert t["/upper/etc/systemd/system/multi-user.target.wants/banger-first-boot.service"]["type"] == "symlink"
     # an image with sshd gets no installer, NAT or not
     tiny = ctx.call("vm.create", {"name": "withssh", "image": "tiny", "kernel": "k", "start": False, "nat": True})
     t = dump(str(env["BANGER_STATE_DIR"] / "vms" / tiny["id"] / "overlay.ext4"))
     assert "/upper/var/lib/banger/first-boot-pending" not in t
+    assert tiny["host_key"] != vm["host_key"]  # per VM
     for name in ("nossh", "withssh"):
         ctx.call("vm.delete", {"name": name})
