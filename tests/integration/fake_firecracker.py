@@ -36,11 +36,6 @@ import sys
 import threading
 import time
 
-# tests/run preloads the sanitizers into Python; this is a plain program.
-if "LD_PRELOAD" in os.environ and "san" in os.environ["LD_PRELOAD"]:
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS")}
-    os.execve(sys.executable, [sys.executable] + sys.argv, env)
-
 HERE = os.path.dirname(os.path.realpath(__file__))
 CONTRACT_PATH = os.environ.get("FAKE_FC_CONTRACT") or os.path.join(HERE, "..", "data", "firecracker-contract.json")
 VERSION = "1.16.1"

@@ -35,11 +35,6 @@ START_SEQUENCE = ["PUT /logger", "PUT /metrics", "PUT /machine-config", "PUT /bo
 needs_tool = pytest.mark.skipif(not FC_TOOL.exists(), reason=f"{FC_TOOL} is not built")
 
 
-def host_env():
-    """For programs that are not ours: without tests/run's sanitizer preload."""
-    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-
-
 def gone(pid, timeout=5.0):
     """True once pid has exited (a zombie counts: init reaps it, not us)."""
     deadline = time.time() + timeout
@@ -168,11 +163,10 @@ def test_contract_matches_swagger():
         reason = f"{SWAGGER} is absent (a clone without ../shared): cannot re-derive the contract"
         print(reason)
         pytest.skip(reason)
-    probe = subprocess.run(["/usr/bin/python3", "-c", "import yaml"], capture_output=True, env=host_env())
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import yaml"], capture_output=True)
     if probe.returncode != 0:
         pytest.skip("needs PyYAML for /usr/bin/python3 (apt-get install python3-yaml)")
-    r = subprocess.run(["/usr/bin/python3", str(DERIVE), str(SWAGGER), "--stdout"], capture_output=True, text=True,
-                       env=host_env())
+    r = subprocess.run(["/usr/bin/python3", str(DERIVE), str(SWAGGER), "--stdout"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout == CONTRACT.read_text(), \
         "tests/data/firecracker-contract.json is stale: run tests/firecracker/derive_contract.py"
@@ -201,7 +195,7 @@ class RawFake:
         self.sock_path = tmp_path / "raw.sock"
         self.log = tmp_path / "raw.jsonl"
         self.proc = subprocess.Popen(["/usr/bin/python3", str(FAKE), "--api-sock", str(self.sock_path), "--id",
-                                      "raw"], env={**host_env(), "FAKE_FC_LOG": str(self.log)},
+                                      "raw"], env={**os.environ, "FAKE_FC_LOG": str(self.log)},
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while True:  # bound is not yet listening: wait for a connect to work

@@ -35,12 +35,6 @@ pytestmark = [
 ]
 
 
-def host_env():
-    """For host tools (qemu, mkfs, apt): without the sanitizer preload that
-    tests/run puts on Python."""
-    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-
-
 def tool(*args, timeout=300):
     """kernel-tool, with leak checking when the build is sanitized."""
     return subprocess.run([str(KERNEL_TOOL), *map(str, args)], capture_output=True, text=True,
@@ -59,12 +53,12 @@ def kernel_debs():
     CACHE.mkdir(parents=True, exist_ok=True)
     if not cached_debs() or not list(CACHE.glob("linux-image-cloud-amd64_*.deb")):
         deps = subprocess.run(["apt-cache", "depends", "linux-image-cloud-amd64"], capture_output=True,
-                              text=True, env=host_env())
+                              text=True)
         image = re.findall(r"Depends:\s*(linux-image-6\.1\.0-\S+-cloud-amd64)", deps.stdout)
         if deps.returncode != 0 or not image:
             pytest.fail(f"cannot resolve linux-image-cloud-amd64 with apt-cache: {deps.stderr.strip()}")
         got = subprocess.run(["apt-get", "download", "linux-image-cloud-amd64", image[0]], cwd=CACHE,
-                             capture_output=True, text=True, timeout=600, env=host_env())
+                             capture_output=True, text=True, timeout=600)
         if got.returncode != 0:
             pytest.fail(f"apt-get download failed (no mirror?): {got.stderr.strip()[-300:]}")
     images = cached_debs()
@@ -132,8 +126,7 @@ def boot(kdir, append, disks, extra=()):
     argv += list(extra)
     started = time.monotonic()
     try:
-        r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=BOOT_TIMEOUT,
-                           env=host_env())
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=BOOT_TIMEOUT)
     except subprocess.TimeoutExpired as e:
         tail = (e.stdout or b"").decode(errors="replace")[-3000:]
         pytest.fail(f"guest did not power off within {BOOT_TIMEOUT} s; console tail:\n{tail}")
@@ -246,7 +239,7 @@ def test_overlay_boot(kernel, base_rootfs, tmp_path):
     base = tmp_path / "base.ext4"
     shutil.copy(base_rootfs, base)
     overlay = tmp_path / "overlay.ext4"
-    subprocess.run([MKFS, "-q", "-F", str(overlay), "64M"], check=True, capture_output=True, env=host_env())
+    subprocess.run([MKFS, "-q", "-F", str(overlay), "64M"], check=True, capture_output=True)
     before = sha256(base)
     init = ("/bin/sh -c 'echo guest-data > /written-by-guest; echo more >> /etc/hostname; "
             "mkdir /new-dir; sync; cat /proc/mounts; echo BANGER-MARKER-OK; cat /proc/uptime; poweroff -f'")
@@ -261,13 +254,11 @@ def test_overlay_boot(kernel, base_rootfs, tmp_path):
     # The base image is untouched; the writes are in the overlay disk's upper dir.
     assert sha256(base) == before
     cat = subprocess.run([DEBUGFS, "-R", "cat /upper/written-by-guest", str(overlay)], capture_output=True,
-                         text=True, env=host_env())
+                         text=True)
     assert cat.stdout == "guest-data\n"
-    cat = subprocess.run([DEBUGFS, "-R", "cat /upper/etc/hostname", str(overlay)], capture_output=True, text=True,
-                         env=host_env())
+    cat = subprocess.run([DEBUGFS, "-R", "cat /upper/etc/hostname", str(overlay)], capture_output=True, text=True)
     assert cat.stdout == "banger-test\nmore\n"
-    ls = subprocess.run([DEBUGFS, "-R", "ls /upper", str(overlay)], capture_output=True, text=True,
-                        env=host_env())
+    ls = subprocess.run([DEBUGFS, "-R", "ls /upper", str(overlay)], capture_output=True, text=True)
     assert "new-dir" in ls.stdout
     print(f"\noverlay boot: kernel start to marker {uptime_after('BANGER-MARKER-OK', console)} s, "
           f"{wall:.1f} s wall")
