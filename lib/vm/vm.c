@@ -173,18 +173,22 @@ static const char first_boot_unit[] =
 	"[Service]\nType=oneshot\nExecStart=/usr/local/libexec/banger-first-boot\n\n"
 	"[Install]\nWantedBy=multi-user.target\n";
 
-static int put_first_boot(bng_ext4 *fs)
+/* Puts program `name` (data) in the VM's layer as /usr/local/libexec/<name>
+ * with its systemd unit <name>.service, enabled for `target`. */
+static int put_guest_service(bng_ext4 *fs, const char *name, const void *data, size_t len, const char *unit,
+			     const char *target)
 {
-	int rc = bng_ext4_put_file(fs, "upper/usr/local/libexec/banger-first-boot", bng_first_boot_script,
-				   strlen(bng_first_boot_script), 0755, 0, 0);
+	char *exe = bng_asprintf("upper/usr/local/libexec/%s", name);
+	char *unit_path = bng_asprintf("upper/etc/systemd/system/%s.service", name);
+	char *wants = bng_asprintf("upper/etc/systemd/system/%s.wants/%s.service", target, name);
+	int rc = bng_ext4_put_file(fs, exe, data, len, 0755, 0, 0);
 	if (!rc)
-		rc = bng_ext4_put_file(fs, "upper/etc/systemd/system/banger-first-boot.service", first_boot_unit,
-				       strlen(first_boot_unit), 0644, 0, 0);
+		rc = bng_ext4_put_file(fs, unit_path, unit, strlen(unit), 0644, 0, 0);
 	if (!rc)
-		rc = bng_ext4_put_symlink(fs, "upper/etc/systemd/system/multi-user.target.wants/banger-first-boot.service",
-					  "/etc/systemd/system/banger-first-boot.service");
-	if (!rc)
-		rc = bng_ext4_put_file(fs, "upper/var/lib/banger/first-boot-pending", "", 0, 0644, 0, 0);
+		rc = bng_ext4_put_symlink(fs, wants, unit_path + strlen("upper"));
+	free(exe);
+	free(unit_path);
+	free(wants);
 	return rc;
 }
 
@@ -242,20 +246,17 @@ static int make_overlay(bng_engine *e, json_t *vm, const char *path, const char 
 	if (!rc) /* reaps LVM snapshots of e2scrub, which a VM has none of: half a minute of an emulated CPU at boot */
 		rc = bng_ext4_put_symlink(fs, "upper/etc/systemd/system/e2scrub_reap.service", "/dev/null");
 	if (!rc && first_boot)
-		rc = put_first_boot(fs);
+		rc = put_guest_service(fs, "banger-first-boot", bng_first_boot_script, strlen(bng_first_boot_script),
+				       first_boot_unit, "multi-user.target");
+	if (!rc && first_boot)
+		rc = bng_ext4_put_file(fs, "upper/var/lib/banger/first-boot-pending", "", 0, 0644, 0, 0);
 	char *agent = rc ? NULL : agent_binary();
 	if (agent) {
 		char *data = NULL;
 		size_t len = 0;
 		rc = bng_read_file(agent, &data, &len);
 		if (!rc)
-			rc = bng_ext4_put_file(fs, "upper/usr/local/libexec/banger-agent", data, len, 0755, 0, 0);
-		if (!rc)
-			rc = bng_ext4_put_file(fs, "upper/etc/systemd/system/banger-agent.service", agent_unit,
-					       strlen(agent_unit), 0644, 0, 0);
-		if (!rc)
-			rc = bng_ext4_put_symlink(fs, "upper/etc/systemd/system/sysinit.target.wants/banger-agent.service",
-						  "/etc/systemd/system/banger-agent.service");
+			rc = put_guest_service(fs, "banger-agent", data, len, agent_unit, "sysinit.target");
 		free(data);
 	} else if (!rc) {
 		rc = bng_err(BANGER_ENOTFOUND, "the guest agent (banger-agent) was not found: reinstall banger or set "
