@@ -177,8 +177,9 @@ t_conc = time.perf_counter() - t0
 
 med = statistics.median
 print(f"{'measure':52} {'median s':>9}")
-print(f"{'banger vm run --rm -- true':52} {med(t_banger):9.2f}")
-print(f"{'bare qemu + ssh poll (same kernel/rootfs/tap)':52} {med(t_bare):9.2f}")
+samples = lambda ts: "  (" + " ".join(f"{t:.2f}" for t in ts) + ")"
+print(f"{'banger vm run --rm -- true':52} {med(t_banger):9.2f}" + samples(t_banger))
+print(f"{'bare qemu + ssh poll (same kernel/rootfs/tap)':52} {med(t_bare):9.2f}" + samples(t_bare))
 print(f"{'ratio banger / bare':52} {med(t_banger) / med(t_bare):9.2f}")
 for image, (s, own) in pre.items():
     print(f"{'create-to-hypervisor-exec, ' + image:52} {med(s) * 1000:8.1f}ms")

@@ -297,6 +297,12 @@ int bng_agent_call(int fd, const char *op, int timeout_ms, json_t **reply)
 	return agent_call(fd, op, timeout_ms, NULL, reply);
 }
 
+int bng_agent_connect(const char *path, bool vsock, int timeout_ms, int *fd)
+{
+	return vsock ? bng_agent_connect_vsock_uds(path, BNG_AGENT_VSOCK_PORT, timeout_ms, fd)
+		     : bng_agent_connect_unix(path, timeout_ms, fd);
+}
+
 int bng_agent_wait_healthy(const char *path_or_uds, bool vsock, int timeout_ms, bng_op *op, json_t **health)
 {
 	*health = NULL;
@@ -317,8 +323,7 @@ int bng_agent_wait_healthy(const char *path_or_uds, bool vsock, int timeout_ms, 
 		int rc = 0;
 		if (fd < 0) {
 			int t = left < 1000 ? left : 1000;
-			rc = vsock ? bng_agent_connect_vsock_uds(path_or_uds, BNG_AGENT_VSOCK_PORT, t, &fd)
-				   : bng_agent_connect_unix(path_or_uds, t, &fd);
+			rc = bng_agent_connect(path_or_uds, vsock, t, &fd);
 		}
 		if (!rc) {
 			/* Longer waits each time: a slow (TCG) guest still gets to
@@ -354,4 +359,52 @@ int bng_agent_wait_healthy(const char *path_or_uds, bool vsock, int timeout_ms, 
 		close(fd);
 	return bng_err(BANGER_ETIMEDOUT, "the guest agent at %s did not answer within %d ms (last error: %s)", path_or_uds,
 		       timeout_ms, last);
+}
+
+/* Whether a "ports" reply lists a TCP listener on port 22. */
+static bool ports_list_sshd(json_t *reply)
+{
+	bool listening = false;
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(reply, "ports"), i, p) listening |=
+		json_integer_value(json_object_get(p, "port")) == 22 &&
+		!strncmp(json_string_value(json_object_get(p, "proto")) ?: "", "tcp", 3);
+	return listening;
+}
+
+int bng_agent_wait_sshd(const char *path_or_uds, bool vsock, int timeout_ms, bng_op *op)
+{
+	long long deadline = deadline_after(timeout_ms);
+	bool legacy = false;
+	int fd = -1, rc = 0;
+	while (remaining_ms(deadline) > 0) {
+		if (fd < 0 && bng_agent_connect(path_or_uds, vsock, 2000, &fd) != 0)
+			fd = -1;
+		json_t *reply = NULL;
+		/* wait_sshd waits in the guest for up to 1 s: a slow guest gets 10 */
+		rc = fd < 0 ? BANGER_ECONNECT : agent_call(fd, legacy ? "ports" : "wait_sshd", 10000, op, &reply);
+		bool listening = !rc && (legacy ? ports_list_sshd(reply) : json_is_true(json_object_get(reply, "listening")));
+		json_decref(reply);
+		if (listening || rc == BANGER_ECANCELED)
+			break;
+		if (rc == BANGER_EIO && !legacy && strstr(banger_error_last(), "unknown op")) {
+			legacy = true;
+			continue;
+		}
+		if (rc && rc != BANGER_ETIMEDOUT && fd >= 0) { /* after a timeout, the late reply is skipped by id */
+			close(fd);
+			fd = -1;
+		}
+		if ((rc || legacy) && (rc = bng_op_sleep(op, 500)) != 0)
+			break;
+		rc = BANGER_ETIMEDOUT;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (rc == BANGER_ECANCELED)
+		return bng_err(rc, "cancelled while waiting for sshd in the guest");
+	if (rc)
+		return bng_err(BANGER_ETIMEDOUT, "sshd did not start listening in the guest within %d s", timeout_ms / 1000);
+	return 0;
 }

@@ -25,6 +25,10 @@ int bng_agent_connect_unix(const char *path, int timeout_ms, int *fd);
  * ECONNECT when the guest is not listening (Firecracker hangs up). */
 int bng_agent_connect_vsock_uds(const char *uds_path, uint32_t port, int timeout_ms, int *fd);
 
+/* One attempt at either channel: vsock through the Firecracker UDS at
+ * path to port 1024, else the Unix socket at path. */
+int bng_agent_connect(const char *path, bool vsock, int timeout_ms, int *fd);
+
 /* Sends {"id","op"} on fd and waits up to timeout_ms for the reply with that
  * id, skipping stale replies to earlier, timed-out calls; the fd stays
  * usable after a timeout. *reply gets the whole reply object (new
@@ -37,5 +41,11 @@ int bng_agent_call(int fd, const char *op, int timeout_ms, json_t **reply);
  * answers or timeout_ms pass, cancellable through op (may be NULL). *health
  * gets the health reply. ETIMEDOUT names the last failure. */
 int bng_agent_wait_healthy(const char *path_or_uds, bool vsock, int timeout_ms, bng_op *op, json_t **health);
+
+/* Waits until something listens on TCP port 22 in the guest, asking the
+ * agent's "wait_sshd" (which answers the moment it does); an agent from
+ * before that op is polled with "ports" every 500 ms. Cancellable through
+ * op; ETIMEDOUT after timeout_ms. */
+int bng_agent_wait_sshd(const char *path_or_uds, bool vsock, int timeout_ms, bng_op *op);
 
 #endif

@@ -148,12 +148,11 @@ int bng_tap_pool_take(bng_tap_pool *p, char out[16], bool *warm)
 json_t *bng_tap_pool_status(bng_tap_pool *p)
 {
 	pthread_mutex_lock(&p->lock);
-	json_t *s = json_pack("{s:i,s:s,s:O,s:s?}", "size", p->size, "prefix", p->prefix, "idle", p->idle, "error",
-			      p->failed ? p->error : NULL);
-	json_t *copy = json_deep_copy(s); /* the idle array must not be shared with the refill thread */
-	json_decref(s);
+	/* a copy of the idle list: the refill thread keeps changing it */
+	json_t *s = json_pack("{s:i,s:s,s:o,s:s?}", "size", p->size, "prefix", p->prefix, "idle", json_deep_copy(p->idle),
+			      "error", p->failed ? p->error : NULL);
 	pthread_mutex_unlock(&p->lock);
-	return copy;
+	return s;
 }
 
 void bng_tap_pool_free(bng_tap_pool *p)

@@ -125,6 +125,18 @@ static int net_setup(bng_engine *e, json_t *vm)
 	return rc;
 }
 
+/* The "ip" column of a query's rows, as a JSON array. */
+static int query_ips(bng_engine *e, const char *sql, json_t **ips)
+{
+	json_t *rows = NULL, *row;
+	int rc = bng_store_query(&e->store, &rows, sql, 0, NULL);
+	size_t i;
+	*ips = rc ? NULL : json_array();
+	json_array_foreach(rows, i, row) json_array_append(*ips, json_object_get(row, "ip"));
+	json_decref(rows);
+	return rc;
+}
+
 /* Makes the engine's NAT chain masquerade exactly the VMs that have NAT
  * and a network right now (a tap). One sync at a time: each one writes the
  * whole chain from the rows it read. */
@@ -132,16 +144,11 @@ static int nat_sync(bng_engine *e)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	pthread_mutex_lock(&lock);
-	json_t *rows = NULL;
-	int rc = bng_store_query(&e->store, &rows, "SELECT ip FROM vms WHERE nat = 1 AND tap != '' ORDER BY ip", 0, NULL);
-	if (!rc) {
-		json_t *ips = json_array(), *row;
-		size_t i;
-		json_array_foreach(rows, i, row) json_array_append(ips, json_object_get(row, "ip"));
+	json_t *ips = NULL;
+	int rc = query_ips(e, "SELECT ip FROM vms WHERE nat = 1 AND tap != '' ORDER BY ip", &ips);
+	if (!rc)
 		rc = bng_net_nat_sync(e->net_tag, bng_config_str(&e->config, "bridge_name"), ips);
-		json_decref(ips);
-	}
-	json_decref(rows);
+	json_decref(ips);
 	pthread_mutex_unlock(&lock);
 	return rc;
 }
@@ -325,33 +332,6 @@ static const bng_vmm_driver *driver_of(json_t *vm)
 	return bng_vmm_driver_get(S(vm, "driver"));
 }
 
-/* Polls the guest agent's port list until something listens on TCP 22. */
-static int wait_sshd_listening(const char *path, bool vsock, bng_op *op)
-{
-	for (int waited = 0; waited < AGENT_TIMEOUT_MS; waited += 500) {
-		int fd = -1;
-		json_t *reply = NULL;
-		if ((vsock ? bng_agent_connect_vsock_uds(path, BNG_AGENT_VSOCK_PORT, 2000, &fd)
-			   : bng_agent_connect_unix(path, 2000, &fd)) == 0) {
-			bool listening = false;
-			if (bng_agent_call(fd, "ports", 5000, &reply) == 0) {
-				size_t i;
-				json_t *p;
-				json_array_foreach(json_object_get(reply, "ports"), i, p) listening |=
-					json_integer_value(json_object_get(p, "port")) == 22 &&
-					!strncmp(json_string_value(json_object_get(p, "proto")) ?: "", "tcp", 3);
-			}
-			json_decref(reply);
-			close(fd);
-			if (listening)
-				return 0;
-		}
-		if (bng_op_sleep(op, 500))
-			return BANGER_ECANCELED;
-	}
-	return bng_err(BANGER_ETIMEDOUT, "sshd did not start listening in the guest within %d s", AGENT_TIMEOUT_MS / 1000);
-}
-
 /* Boots the VM (its row holds everything) and waits for the agent and SSH.
  * A VM being created stays "creating" until it is ready, so a daemon that
  * dies half way removes it at next start instead of adopting it. */
@@ -424,21 +404,25 @@ static int boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 		stage(op, "agent", t0);
 	}
 	if (!rc) {
-		/* a busy host boots slowly: let the agent tell when sshd listens,
-		 * then the SSH handshake gets its own bounded wait */
+		/* a busy host boots slowly: the agent tells when sshd listens */
 		json_t *agent = json_object_get(state, "agent");
-		rc = wait_sshd_listening(json_string_value(json_object_get(agent, "path")),
-					 !strcmp(json_string_value(json_object_get(agent, "kind")) ?: "", "vsock_uds"), op);
+		rc = bng_agent_wait_sshd(json_string_value(json_object_get(agent, "path")),
+					 !strcmp(json_string_value(json_object_get(agent, "kind")) ?: "", "vsock_uds"),
+					 AGENT_TIMEOUT_MS, op);
 	}
-	if (!rc) {
+	/* With the host key made at create and pinned, a listening sshd is
+	 * ready: a handshake here would only repeat the caller's own (one SSH
+	 * session costs seconds of an emulated CPU). A VM from before keys were
+	 * made at create learns and pins its key in a handshake, bounded. */
+	if (!rc && !S(vm, "host_key")) {
 		bng_ssh_target t = {.host = S(vm, "ip"), .port = 22, .user = "root",
-				    .key_path = bng_config_str(&e->config, "ssh_key_path"), .known_key = S(vm, "host_key")};
+				    .key_path = bng_config_str(&e->config, "ssh_key_path")};
 		char *host_key = NULL;
 		rc = bng_ssh_wait(&t, SSH_TIMEOUT_MS, op, &host_key);
 		if (rc)
 			rc = bng_err(rc, "%s; the VM is kept for a post-mortem: banger vm logs %s", banger_error_last(),
 				     S(vm, "name"));
-		else if (!S(vm, "host_key")) /* first boot: pin this VM's own key */
+		else
 			rc = vm_update(e, vm, json_pack("{s:s}", "host_key", host_key));
 		free(host_key);
 	}
@@ -513,8 +497,7 @@ static int halt(bng_engine *e, json_t *vm, bool graceful, int sig)
 			int fd = -1;
 			json_t *reply = NULL;
 			/* the guest syncs its disks before powering off: nothing written is lost */
-			if ((vsock ? bng_agent_connect_vsock_uds(path, BNG_AGENT_VSOCK_PORT, 2000, &fd)
-				   : bng_agent_connect_unix(path, 2000, &fd)) == 0) {
+			if (bng_agent_connect(path, vsock, 2000, &fd) == 0) {
 				bng_agent_call(fd, "sync", 10000, &reply);
 				json_decref(reply);
 				reply = NULL;
@@ -700,17 +683,11 @@ static int resolve_image_kernel(bng_engine *e, json_t *params, json_t **image, j
 
 static int allocate_ip(bng_engine *e, char out[16])
 {
-	json_t *rows;
-	int rc = bng_store_query(&e->store, &rows, "SELECT ip FROM vms", 0, NULL);
-	if (rc)
-		return rc;
-	json_t *used = json_array();
-	size_t i;
-	json_t *row;
-	json_array_foreach(rows, i, row) json_array_append(used, json_object_get(row, "ip"));
-	rc = bng_net_alloc_ip(bng_config_str(&e->config, "cidr"), bng_config_str(&e->config, "bridge_ip"), used, out);
+	json_t *used = NULL;
+	int rc = query_ips(e, "SELECT ip FROM vms", &used);
+	if (!rc)
+		rc = bng_net_alloc_ip(bng_config_str(&e->config, "cidr"), bng_config_str(&e->config, "bridge_ip"), used, out);
 	json_decref(used);
-	json_decref(rows);
 	return rc;
 }
 
@@ -1132,9 +1109,8 @@ static int agent_op(bng_engine *e, json_t *params, const char *what, json_t **re
 	if (strcmp(S(vm, "state"), "running") || !path)
 		rc = bng_err(BANGER_EUNSUPPORTED, "vm '%s' is not running", S(vm, "name"));
 	else
-		rc = !strcmp(json_string_value(json_object_get(agent, "kind")) ?: "", "vsock_uds")
-			     ? bng_agent_connect_vsock_uds(path, BNG_AGENT_VSOCK_PORT, 5000, &fd)
-			     : bng_agent_connect_unix(path, 5000, &fd);
+		rc = bng_agent_connect(path, !strcmp(json_string_value(json_object_get(agent, "kind")) ?: "", "vsock_uds"),
+				       5000, &fd);
 	if (!rc) {
 		rc = bng_agent_call(fd, what, 15000, reply);
 		close(fd);

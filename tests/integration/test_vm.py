@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -150,8 +151,13 @@ def test_lifecycle_keeps_writes_and_changes_boot_id(vmenv):
         stopped = ctx.call("vm.stop", {"name": "life"})
         assert stopped["state"] == "stopped"
         assert vm["tap"] not in taps() and stopped["tap"] == ""
+        # a row from before host keys were made at create has no pin: the
+        # boot learns the guest's key in an SSH handshake and pins it
+        with sqlite3.connect(Path(vmenv["env"]["BANGER_STATE_DIR"]) / "state.db") as db:
+            db.execute("UPDATE vms SET host_key = NULL WHERE name = 'life'")
         started = ctx.call("vm.start", {"name": "life"})
         assert started["boot_id"] != vm["boot_id"]
+        assert started["host_key"] == vm["host_key"]
         assert ctx.call("vm.exec", {"name": "life", "argv": ["cat", "/root/marker"]})["stdout"] == "persisted\n"
         restarted = ctx.call("vm.restart", {"name": "life"})
         assert restarted["boot_id"] != started["boot_id"]

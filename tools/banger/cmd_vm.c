@@ -137,6 +137,8 @@ static int ssh_to(const char *name, int argc, char **argv)
 	ssh_argv[n++] = "IdentitiesOnly=yes";
 	ssh_argv[n++] = "-o";
 	ssh_argv[n++] = "LogLevel=ERROR";
+	ssh_argv[n++] = "-o"; /* bounds the connect and the server's greeting on a slow guest */
+	ssh_argv[n++] = "ConnectTimeout=90";
 	if (argc == 0 || isatty(0))
 		ssh_argv[n++] = isatty(0) ? "-t" : "-T";
 	ssh_argv[n++] = dest;
