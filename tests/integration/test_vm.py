@@ -108,9 +108,26 @@ def test_vm_run_exit_codes(vmenv):
     assert p.returncode == 0 and p.stdout.strip() == "codes"
     assert p.stderr.startswith("spec: 2 vcpu | 1024 MiB | 1G disk\n")  # piped: the spec line, no progress
     assert cli("vm", "ssh", "codes", "--", "true").returncode == 0
+    # a signal comes back as a local shell reports it; 255 is the command's own
+    assert cli("vm", "ssh", "codes", "--", "sh", "-c", "kill -TERM $$").returncode == 143
+    p = cli("vm", "ssh", "codes", "--", "sh", "-c", "exit 255")
+    assert p.returncode == 255 and "could not ssh" not in p.stderr
+    # ssh that cannot get in (real OpenSSH, pointed at a closed port) says so
+    wrap = Path(vmenv["env"]["BANGER_STATE_DIR"]).parent / "wrong-port"
+    wrap.mkdir(exist_ok=True)
+    (wrap / "ssh").write_text('#!/bin/sh\nexec /usr/bin/ssh -p 1 "$@"\n')
+    (wrap / "ssh").chmod(0o755)
+    closed = {"PATH": f"{wrap}:{os.environ['PATH']}"}
+    p = cli("vm", "ssh", "codes", "--", "true", env_extra=closed)
+    assert p.returncode == 255 and "could not ssh to vm codes" in p.stderr and "banger vm logs codes" in p.stderr
     r = json.loads(cli("vm", "exec", "codes", "--json", "--", "sh", "-c", "echo out; echo err >&2; exit 3").stdout)
     assert (r["exit_code"], r["stdout"], r["stderr"]) == (3, "out\n", "err\n")
     assert cli("vm", "rm", "codes").returncode == 0
+    # vm run --rm keeps a VM it could not get into, for a post-mortem
+    p = cli("vm", "run", "--rm", "--name", "unreachable", "--", "true", env_extra=closed)
+    assert p.returncode == 255 and "it is kept for a post-mortem" in p.stderr, p.stderr
+    assert json.loads(cli("vm", "show", "unreachable", "--json").stdout)["state"] == "running"
+    assert cli("vm", "rm", "unreachable").returncode == 0
 
 
 def test_bad_flags_are_rejected_before_anything_starts(vmenv):

@@ -91,9 +91,12 @@ int cmd_vm_create(const command *cmd, args *a)
 }
 
 /* Runs `ssh` to the VM (interactive when argv is empty); returns its exit
- * status, which is the remote command's. */
-static int ssh_to(const char *name, int argc, char **argv)
+ * status, which is the remote command's (128 + N when a signal N ended it,
+ * as a local shell reports it). *connected: whether ssh got in at all (it
+ * exits 255 both when it cannot and when the command does). */
+static int ssh_to(const char *name, int argc, char **argv, bool *connected)
 {
+	*connected = true;
 	json_t *vm;
 	int rc = call_with("vm.show", json_pack("{s:s}", "name", name), &vm);
 	if (rc)
@@ -106,7 +109,7 @@ static int ssh_to(const char *name, int argc, char **argv)
 		abort();
 	json_decref(vm);
 	/* the remote command is one string, each argument quoted for the remote shell */
-	size_t len = 1, o = 0;
+	size_t len = sizeof("; exit $?"), o = 0;
 	for (int i = 0; i < argc; i++)
 		len += strlen(argv[i]) * 4 + 3;
 	char *remote = calloc(1, len);
@@ -124,7 +127,19 @@ static int ssh_to(const char *name, int argc, char **argv)
 		}
 		remote[o++] = '\'';
 	}
-	const char *ssh_argv[24];
+	/* the remote shell then waits for the command instead of exec'ing it,
+	 * so a signal comes back as 128 + N, not as ssh's own 255 */
+	if (argc)
+		memcpy(remote + o, "; exit $?", sizeof("; exit $?"));
+	/* LocalCommand runs only once ssh is in: it removes this marker */
+	char marker[] = "/tmp/banger-ssh-XXXXXX", *local_cmd = NULL;
+	int marker_fd = mkstemp(marker);
+	if (marker_fd >= 0) {
+		close(marker_fd);
+		if (asprintf(&local_cmd, "LocalCommand=rm -f %s", marker) < 0)
+			abort();
+	}
+	const char *ssh_argv[28];
 	int n = 0;
 	ssh_argv[n++] = "ssh";
 	ssh_argv[n++] = "-i";
@@ -139,6 +154,12 @@ static int ssh_to(const char *name, int argc, char **argv)
 	ssh_argv[n++] = "LogLevel=ERROR";
 	ssh_argv[n++] = "-o"; /* bounds the connect and the server's greeting on a slow guest */
 	ssh_argv[n++] = "ConnectTimeout=90";
+	if (local_cmd) {
+		ssh_argv[n++] = "-o";
+		ssh_argv[n++] = "PermitLocalCommand=yes";
+		ssh_argv[n++] = "-o";
+		ssh_argv[n++] = local_cmd;
+	}
 	if (argc == 0 || isatty(0))
 		ssh_argv[n++] = isatty(0) ? "-t" : "-T";
 	ssh_argv[n++] = dest;
@@ -155,6 +176,11 @@ static int ssh_to(const char *name, int argc, char **argv)
 	int status = 0;
 	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	if (local_cmd) {
+		*connected = access(marker, F_OK) != 0;
+		unlink(marker);
+	}
+	free(local_cmd);
 	free(known);
 	free(identity);
 	free(dest);
@@ -162,6 +188,13 @@ static int ssh_to(const char *name, int argc, char **argv)
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return WEXITSTATUS(status);
+}
+
+/* ssh said why above; the VM stays (even under --rm) for a post-mortem. */
+static void not_connected(const char *name)
+{
+	fail(0, "could not ssh to vm %s; it is kept for a post-mortem: banger vm logs %s (then banger vm rm %s)", name,
+	     name, name);
 }
 
 static void remove_vm(const char *name)
@@ -195,8 +228,11 @@ int cmd_vm_run(const command *cmd, args *a)
 		return 0;
 	}
 	json_decref(vm);
-	int status = ssh_to(name, a->argc, a->argv);
-	if (rm)
+	bool connected;
+	int status = ssh_to(name, a->argc, a->argv, &connected);
+	if (!connected)
+		not_connected(name);
+	else if (rm)
 		remove_vm(name);
 	else if (a->argc == 0)
 		fprintf(stderr, "vm %s is still running (stop it with: banger vm stop %s)\n", name, name);
@@ -208,8 +244,11 @@ int cmd_vm_ssh(const command *cmd, args *a)
 {
 	if (a->argc < 1)
 		return fail(EXIT_USAGE, "'banger %s' needs a vm name", cmd->path);
-	int status = ssh_to(a->argv[0], a->argc - 1, a->argv + 1);
-	if (a->argc == 1)
+	bool connected;
+	int status = ssh_to(a->argv[0], a->argc - 1, a->argv + 1, &connected);
+	if (!connected)
+		not_connected(a->argv[0]);
+	else if (a->argc == 1)
 		fprintf(stderr, "vm %s is still running (stop it with: banger vm stop %s)\n", a->argv[0], a->argv[0]);
 	return status;
 }
