@@ -4,7 +4,8 @@ a private network namespace: `unshare --net bench/vm.py BUILD_DIR`):
 
   1. `banger vm run --rm -- true` wall time vs a bare qemu launch of the
      same kernel, initramfs, rootfs, overlay disk and tap with an ssh poll
-     loop (what banger does, minus banger);
+     loop (what banger does, minus banger), interleaved in pairs after a
+     warm-up pair (BENCH_ROUNDS, default 5);
   2. create-to-hypervisor-exec: from the client's vm.create to the VMM's
      exec (resolve, network from the warm tap pool, disk, spawn) for a
      256 MiB and a 4 GiB image;
@@ -119,13 +120,32 @@ def bare_qemu():
 
 # Interleaved, after the setup's writes reached the disk: neither side pays
 # for the other's page-cache writeback or warms the cache for the other.
+# A first pair warms the caches and is not counted; then BENCH_ROUNDS pairs,
+# each with the CPU time this (itself virtual) machine's host stole meanwhile:
+# a sample with seconds of steal was slowed by something outside the bench.
 subprocess.run(["sync"], check=True)
-t_banger, t_bare = [], []
-for _ in range(1 if only_concurrent else 3):
-    t_banger.append(timed([cli, "vm", "run", "--rm", "--", "true"]))
-    if not only_concurrent:
-        t_bare.append(bare_qemu())
-t_bare = t_bare or [float("nan")]
+
+
+def steal_s():
+    with open("/proc/stat") as f:
+        return int(f.readline().split()[8]) / os.sysconf("SC_CLK_TCK")
+
+
+def stolen(fn):
+    s0 = steal_s()
+    t = fn()
+    return t, steal_s() - s0
+
+
+t_banger, t_bare, steal = [], [], []
+rounds = 1 if only_concurrent else int(os.environ.get("BENCH_ROUNDS", "5"))
+for i in range(rounds + (0 if only_concurrent else 1)):
+    b, sb = stolen(lambda: timed([cli, "vm", "run", "--rm", "--", "true"]))
+    q, sq = stolen(bare_qemu) if not only_concurrent else (float("nan"), 0.0)
+    if i or only_concurrent:
+        t_banger.append(b)
+        t_bare.append(q)
+        steal.append(sb + sq)
 
 # ---- 2. create-to-hypervisor-exec, per image size ----
 # From the client's vm.create to the `vmm` event (the hypervisor process has
@@ -180,7 +200,9 @@ print(f"{'measure':52} {'median s':>9}")
 samples = lambda ts: "  (" + " ".join(f"{t:.2f}" for t in ts) + ")"
 print(f"{'banger vm run --rm -- true':52} {med(t_banger):9.2f}" + samples(t_banger))
 print(f"{'bare qemu + ssh poll (same kernel/rootfs/tap)':52} {med(t_bare):9.2f}" + samples(t_bare))
-print(f"{'ratio banger / bare':52} {med(t_banger) / med(t_bare):9.2f}")
+print(f"{'ratio banger / bare':52} {med(t_banger) / med(t_bare):9.2f}"
+      f"  (per pair: {' '.join(f'{b / q:.2f}' for b, q in zip(t_banger, t_bare))})")
+print(f"{'  cpu steal during each pair (s)':52} {'':9}  ({' '.join(f'{x:.1f}' for x in steal)})")
 for image, (s, own) in pre.items():
     print(f"{'create-to-hypervisor-exec, ' + image:52} {med(s) * 1000:8.1f}ms")
     print(f"{'  of which resolve + network + disk, ' + image:52} {med(own) * 1000:8.1f}ms")
