@@ -138,7 +138,7 @@ def stolen(fn):
 
 
 t_banger, t_bare, steal = [], [], []
-rounds = 1 if only_concurrent else int(os.environ.get("BENCH_ROUNDS", "5"))
+rounds = 1 if only_concurrent else max(1, int(os.environ.get("BENCH_ROUNDS", "5")))
 for i in range(rounds + (0 if only_concurrent else 1)):
     b, sb = stolen(lambda: timed([cli, "vm", "run", "--rm", "--", "true"]))
     q, sq = stolen(bare_qemu) if not only_concurrent else (float("nan"), 0.0)

@@ -376,19 +376,25 @@ static bool ports_list_sshd(json_t *reply)
 int bng_agent_wait_sshd(const char *path_or_uds, bool vsock, int timeout_ms, bng_op *op)
 {
 	long long deadline = deadline_after(timeout_ms);
+	char last[256] = "no attempt made";
 	bool legacy = false;
-	int fd = -1, rc = 0;
-	while (remaining_ms(deadline) > 0) {
-		if (fd < 0 && bng_agent_connect(path_or_uds, vsock, 2000, &fd) != 0)
+	int fd = -1, rc = BANGER_ETIMEDOUT, left;
+	while ((left = remaining_ms(deadline)) > 0) {
+		if (fd < 0 && bng_agent_connect(path_or_uds, vsock, left < 2000 ? left : 2000, &fd) != 0)
 			fd = -1;
 		json_t *reply = NULL;
 		/* wait_sshd waits in the guest for up to 1 s: a slow guest gets 10 */
-		rc = fd < 0 ? BANGER_ECONNECT : agent_call(fd, legacy ? "ports" : "wait_sshd", 10000, op, &reply);
+		rc = fd < 0 ? BANGER_ECONNECT
+			    : agent_call(fd, legacy ? "ports" : "wait_sshd", left < 10000 ? left : 10000, op, &reply);
 		bool listening = !rc && (legacy ? ports_list_sshd(reply) : json_is_true(json_object_get(reply, "listening")));
 		json_decref(reply);
 		if (listening || rc == BANGER_ECANCELED)
 			break;
-		if (rc == BANGER_EIO && !legacy && strstr(banger_error_last(), "unknown op")) {
+		if (rc)
+			snprintf(last, sizeof(last), "%s", banger_error_last());
+		else
+			snprintf(last, sizeof(last), "nothing listens on port 22");
+		if (rc == BANGER_EIO && !legacy && strstr(last, "unknown op")) {
 			legacy = true;
 			continue;
 		}
@@ -396,7 +402,8 @@ int bng_agent_wait_sshd(const char *path_or_uds, bool vsock, int timeout_ms, bng
 			close(fd);
 			fd = -1;
 		}
-		if ((rc || legacy) && (rc = bng_op_sleep(op, 500)) != 0)
+		left = remaining_ms(deadline);
+		if ((rc || legacy) && (rc = bng_op_sleep(op, left < 500 ? left : 500)) != 0)
 			break;
 		rc = BANGER_ETIMEDOUT;
 	}
@@ -405,6 +412,7 @@ int bng_agent_wait_sshd(const char *path_or_uds, bool vsock, int timeout_ms, bng
 	if (rc == BANGER_ECANCELED)
 		return bng_err(rc, "cancelled while waiting for sshd in the guest");
 	if (rc)
-		return bng_err(BANGER_ETIMEDOUT, "sshd did not start listening in the guest within %d s", timeout_ms / 1000);
+		return bng_err(BANGER_ETIMEDOUT, "sshd did not start listening in the guest within %d s (last: %s)",
+			       timeout_ms / 1000, last);
 	return 0;
 }

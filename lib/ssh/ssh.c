@@ -276,7 +276,9 @@ int bng_ssh_exec(const bng_ssh_target *t, const char *command, const char *stdin
 		 int timeout_ms, bng_op *op, json_t **result)
 {
 	conn c;
-	int rc = connect_once(t, 10000, &c, NULL);
+	/* a VM is ready when its sshd listens: on a busy, emulated guest the
+	 * first handshake can take long, so it gets the CLI's ssh bound */
+	int rc = connect_once(t, BNG_SSH_CONNECT_TIMEOUT_MS, &c, NULL);
 	if (rc)
 		return rc;
 	LIBSSH2_CHANNEL *ch = libssh2_channel_open_session(c.s);

@@ -29,6 +29,10 @@ typedef struct {
 	const char *known_key;  /* pinned host key ("ssh-ed25519 AAAA…"), NULL to accept and report */
 } bng_ssh_target;
 
+/* How long bng_ssh_exec's connect, handshake and login may take (the CLI
+ * gives OpenSSH the same: ConnectTimeout=90). */
+#define BNG_SSH_CONNECT_TIMEOUT_MS 90000
+
 /* Connects and authenticates, retrying until timeout_ms (cancellable).
  * *host_key (may be NULL) receives the server's key as "type base64". */
 int bng_ssh_wait(const bng_ssh_target *t, int timeout_ms, bng_op *op, char **host_key);

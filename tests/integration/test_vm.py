@@ -110,6 +110,8 @@ def test_vm_run_exit_codes(vmenv):
     assert cli("vm", "ssh", "codes", "--", "true").returncode == 0
     # a signal comes back as a local shell reports it; 255 is the command's own
     assert cli("vm", "ssh", "codes", "--", "sh", "-c", "kill -TERM $$").returncode == 143
+    # as Ctrl-C does: SIGINT to the whole process group, the remote shell included
+    assert cli("vm", "ssh", "codes", "--", "sh", "-c", "kill -INT 0").returncode == 130
     p = cli("vm", "ssh", "codes", "--", "sh", "-c", "exit 255")
     assert p.returncode == 255 and "could not ssh" not in p.stderr
     # ssh that cannot get in (real OpenSSH, pointed at a closed port) says so

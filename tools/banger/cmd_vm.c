@@ -108,11 +108,19 @@ static int ssh_to(const char *name, int argc, char **argv, bool *connected)
 	    asprintf(&dest, "%s@%s", str(ssh, "user"), str(ssh, "host")) < 0)
 		abort();
 	json_decref(vm);
-	/* the remote command is one string, each argument quoted for the remote shell */
-	size_t len = sizeof("; exit $?"), o = 0;
+	/* The remote command is one string, each argument quoted for the
+	 * remote shell. That shell waits for the command instead of exec'ing
+	 * it, and outlives a Ctrl-C (a trap handler, unlike an ignore, is not
+	 * inherited), so a signal comes back as 128 + N, not as ssh's 255. */
+	static const char prefix[] = "trap : INT QUIT; ", suffix[] = "; exit $?";
+	size_t len = sizeof(prefix) + sizeof(suffix), o = 0;
 	for (int i = 0; i < argc; i++)
 		len += strlen(argv[i]) * 4 + 3;
 	char *remote = calloc(1, len);
+	if (argc) {
+		memcpy(remote, prefix, sizeof(prefix) - 1);
+		o = sizeof(prefix) - 1;
+	}
 	for (int i = 0; i < argc; i++) {
 		if (i)
 			remote[o++] = ' ';
@@ -127,11 +135,10 @@ static int ssh_to(const char *name, int argc, char **argv, bool *connected)
 		}
 		remote[o++] = '\'';
 	}
-	/* the remote shell then waits for the command instead of exec'ing it,
-	 * so a signal comes back as 128 + N, not as ssh's own 255 */
 	if (argc)
-		memcpy(remote + o, "; exit $?", sizeof("; exit $?"));
-	/* LocalCommand runs only once ssh is in: it removes this marker */
+		memcpy(remote + o, suffix, sizeof(suffix));
+	/* LocalCommand runs only once ssh is in: it removes this marker (in
+	 * /tmp, not $TMPDIR: ssh would expand a '%' in the path) */
 	char marker[] = "/tmp/banger-ssh-XXXXXX", *local_cmd = NULL;
 	int marker_fd = mkstemp(marker);
 	if (marker_fd >= 0) {
@@ -139,7 +146,7 @@ static int ssh_to(const char *name, int argc, char **argv, bool *connected)
 		if (asprintf(&local_cmd, "LocalCommand=rm -f %s", marker) < 0)
 			abort();
 	}
-	const char *ssh_argv[28];
+	const char *ssh_argv[32];
 	int n = 0;
 	ssh_argv[n++] = "ssh";
 	ssh_argv[n++] = "-i";
@@ -154,6 +161,10 @@ static int ssh_to(const char *name, int argc, char **argv, bool *connected)
 	ssh_argv[n++] = "LogLevel=ERROR";
 	ssh_argv[n++] = "-o"; /* bounds the connect and the server's greeting on a slow guest */
 	ssh_argv[n++] = "ConnectTimeout=90";
+	ssh_argv[n++] = "-o"; /* a shared connection would skip this VM's known_hosts and LocalCommand */
+	ssh_argv[n++] = "ControlMaster=no";
+	ssh_argv[n++] = "-o";
+	ssh_argv[n++] = "ControlPath=none";
 	if (local_cmd) {
 		ssh_argv[n++] = "-o";
 		ssh_argv[n++] = "PermitLocalCommand=yes";
@@ -174,10 +185,14 @@ static int ssh_to(const char *name, int argc, char **argv, bool *connected)
 		_exit(127);
 	}
 	int status = 0;
+	if (pid < 0) {
+		fprintf(stderr, "banger: cannot start ssh: %s\n", strerror(errno));
+		status = 255 << 8;
+	}
 	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	if (local_cmd) {
-		*connected = access(marker, F_OK) != 0;
+	if (local_cmd) { /* ssh's own failures are 255; a command's 255 comes after LocalCommand ran */
+		*connected = pid < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 255 || access(marker, F_OK) != 0;
 		unlink(marker);
 	}
 	free(local_cmd);
@@ -190,11 +205,14 @@ static int ssh_to(const char *name, int argc, char **argv, bool *connected)
 	return WEXITSTATUS(status);
 }
 
-/* ssh said why above; the VM stays (even under --rm) for a post-mortem. */
-static void not_connected(const char *name)
+/* ssh said why above. `vm run` keeps the VM (even under --rm). */
+static void not_connected(const char *name, bool kept)
 {
-	fail(0, "could not ssh to vm %s; it is kept for a post-mortem: banger vm logs %s (then banger vm rm %s)", name,
-	     name, name);
+	if (kept)
+		fail(0, "could not ssh to vm %s; it is kept for a post-mortem: banger vm logs %s (then banger vm rm %s)",
+		     name, name, name);
+	else
+		fail(0, "could not ssh to vm %s (its console: banger vm logs %s)", name, name);
 }
 
 static void remove_vm(const char *name)
@@ -231,7 +249,7 @@ int cmd_vm_run(const command *cmd, args *a)
 	bool connected;
 	int status = ssh_to(name, a->argc, a->argv, &connected);
 	if (!connected)
-		not_connected(name);
+		not_connected(name, true);
 	else if (rm)
 		remove_vm(name);
 	else if (a->argc == 0)
@@ -247,7 +265,7 @@ int cmd_vm_ssh(const command *cmd, args *a)
 	bool connected;
 	int status = ssh_to(a->argv[0], a->argc - 1, a->argv + 1, &connected);
 	if (!connected)
-		not_connected(a->argv[0]);
+		not_connected(a->argv[0], false);
 	else if (a->argc == 1)
 		fprintf(stderr, "vm %s is still running (stop it with: banger vm stop %s)\n", a->argv[0], a->argv[0]);
 	return status;
