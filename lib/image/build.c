@@ -35,11 +35,17 @@ static const char keygen_unit[] =
 	"[Install]\n"
 	"WantedBy=ssh.service\n";
 
+typedef struct {
+	bng_op *op;
+	char last[256]; /* debootstrap's last line: what its failure is named by */
+} debootstrap_run;
+
 static void on_line(const char *line, void *ud)
 {
-	bng_op *op = ud;
+	debootstrap_run *run = ud;
+	snprintf(run->last, sizeof(run->last), "%s", line);
 	if (!strncmp(line, "I: ", 3)) /* debootstrap's progress lines */
-		bng_op_event(op, json_pack("{s:s,s:s}", "stage", "debootstrap", "message", line + 3));
+		bng_op_event(run->op, json_pack("{s:s,s:s}", "stage", "debootstrap", "message", line + 3));
 }
 
 static int write_text(const char *path, const char *text)
@@ -167,7 +173,10 @@ int bng_m_image_build(bng_engine *e, json_t *params, json_t **result, bng_op *op
 			const char *argv[] = {"timeout", "--kill-after=30", "1800", "debootstrap", "--variant=minbase",
 					      include, suite, tree, mirror, NULL};
 			bng_op_event(op, json_pack("{s:s,s:s}", "stage", "debootstrap", "message", mirror));
-			rc = bng_run(argv, NULL, log, on_line, op, op);
+			debootstrap_run run = {.op = op, .last = "no output"};
+			rc = bng_run(argv, NULL, log, on_line, &run, op);
+			if (rc && rc != BANGER_ECANCELED) /* named after debootstrap, not the timeout(1) around it */
+				rc = bng_err(rc, "debootstrap of %s from %s failed: %s", suite, mirror, run.last);
 			free(include);
 		}
 		if (!rc)

@@ -38,3 +38,14 @@ def test_build_minimal_debian_then_cached(env):
             assert rebuilt["digest"] == img["digest"] and rebuilt["id"] != img["id"]
     finally:
         assert d.stop() == 0
+
+
+def test_unreachable_mirror_names_debootstrap_and_leaves_nothing(env):
+    mirror = "http://127.0.0.1:9/debian"  # discard port: nothing listens
+    with banger.open(f"local:{env['BANGER_STATE_DIR']}") as ctx:
+        try:
+            ctx.call("image.build", {"name": "offline", "minimal": True, "mirror": mirror})
+            raise AssertionError("image.build succeeded without a mirror")
+        except banger.Error as e:
+            assert f"debootstrap of bookworm from {mirror} failed: E: Failed getting release file" in str(e), str(e)
+        assert not [i for i in ctx.call("image.list")["images"] if i["name"] == "offline"]
