@@ -361,49 +361,28 @@ int bng_agent_wait_healthy(const char *path_or_uds, bool vsock, int timeout_ms, 
 		       timeout_ms, last);
 }
 
-/* Whether a "ports" reply lists a TCP listener on port 22. */
-static bool ports_list_sshd(json_t *reply)
-{
-	bool listening = false;
-	size_t i;
-	json_t *p;
-	json_array_foreach(json_object_get(reply, "ports"), i, p) listening |=
-		json_integer_value(json_object_get(p, "port")) == 22 &&
-		!strncmp(json_string_value(json_object_get(p, "proto")) ?: "", "tcp", 3);
-	return listening;
-}
-
 int bng_agent_wait_sshd(const char *path_or_uds, bool vsock, int timeout_ms, bng_op *op)
 {
 	long long deadline = deadline_after(timeout_ms);
 	char last[256] = "no attempt made";
-	bool legacy = false;
 	int fd = -1, rc = BANGER_ETIMEDOUT, left;
 	while ((left = remaining_ms(deadline)) > 0) {
 		if (fd < 0 && bng_agent_connect(path_or_uds, vsock, left < 2000 ? left : 2000, &fd) != 0)
 			fd = -1;
 		json_t *reply = NULL;
 		/* wait_sshd waits in the guest for up to 1 s: a slow guest gets 10 */
-		rc = fd < 0 ? BANGER_ECONNECT
-			    : agent_call(fd, legacy ? "ports" : "wait_sshd", left < 10000 ? left : 10000, op, &reply);
-		bool listening = !rc && (legacy ? ports_list_sshd(reply) : json_is_true(json_object_get(reply, "listening")));
+		rc = fd < 0 ? BANGER_ECONNECT : agent_call(fd, "wait_sshd", left < 10000 ? left : 10000, op, &reply);
+		bool listening = !rc && json_is_true(json_object_get(reply, "listening"));
 		json_decref(reply);
 		if (listening || rc == BANGER_ECANCELED)
 			break;
-		if (rc)
-			snprintf(last, sizeof(last), "%s", banger_error_last());
-		else
-			snprintf(last, sizeof(last), "nothing listens on port 22");
-		if (rc == BANGER_EIO && !legacy && strstr(last, "unknown op")) {
-			legacy = true;
-			continue;
-		}
+		snprintf(last, sizeof(last), "%s", rc ? banger_error_last() : "nothing listens on port 22");
 		if (rc && rc != BANGER_ETIMEDOUT && fd >= 0) { /* after a timeout, the late reply is skipped by id */
 			close(fd);
 			fd = -1;
 		}
-		left = remaining_ms(deadline);
-		if ((rc || legacy) && (rc = bng_op_sleep(op, left < 500 ? left : 500)) != 0)
+		left = remaining_ms(deadline); /* wait_sshd itself waits in the guest; a failure waits here */
+		if (rc && (rc = bng_op_sleep(op, left < 500 ? left : 500)) != 0)
 			break;
 		rc = BANGER_ETIMEDOUT;
 	}

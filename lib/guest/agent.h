@@ -43,9 +43,8 @@ int bng_agent_call(int fd, const char *op, int timeout_ms, json_t **reply);
 int bng_agent_wait_healthy(const char *path_or_uds, bool vsock, int timeout_ms, bng_op *op, json_t **health);
 
 /* Waits until something listens on TCP port 22 in the guest, asking the
- * agent's "wait_sshd" (which answers the moment it does); an agent from
- * before that op is polled with "ports" every 500 ms. Cancellable through
- * op; ETIMEDOUT after timeout_ms. */
+ * agent's "wait_sshd" (which answers the moment it does). Cancellable
+ * through op; ETIMEDOUT after timeout_ms, naming the last failure. */
 int bng_agent_wait_sshd(const char *path_or_uds, bool vsock, int timeout_ms, bng_op *op);
 
 #endif

@@ -216,6 +216,38 @@ static char *agent_binary(void)
 	return NULL;
 }
 
+/* Puts this banger's guest agent and its unit in the VM's layer. */
+static int put_agent(bng_ext4 *fs)
+{
+	char *agent = agent_binary(), *data = NULL;
+	size_t len = 0;
+	int rc = agent ? bng_read_file(agent, &data, &len)
+		       : bng_err(BANGER_ENOTFOUND, "the guest agent (banger-agent) was not found: reinstall banger or "
+						   "set BANGER_AGENT=/path/to/banger-agent");
+	if (!rc)
+		rc = put_guest_service(fs, "banger-agent", data, len, agent_unit, "sysinit.target");
+	free(data);
+	free(agent);
+	return rc;
+}
+
+/* Every later boot puts the agent in again: the guest always runs the agent
+ * of the banger that talks to it, so an upgrade reaches VMs made before it
+ * (a few ms: one file into the stopped VM's own disk). */
+static int refresh_agent(const char *overlay)
+{
+	bng_ext4 *fs;
+	int rc = bng_ext4_open(&fs, overlay);
+	if (rc)
+		return rc;
+	rc = put_agent(fs);
+	if (rc) {
+		bng_ext4_abort(fs);
+		return rc;
+	}
+	return bng_ext4_close(fs);
+}
+
 /* Creates the sparse overlay disk and writes what makes this VM itself
  * into its upper layer: SSH key, hostname, resolver, the guest agent. The
  * image's base is never touched. */
@@ -257,19 +289,8 @@ static int make_overlay(bng_engine *e, json_t *vm, const char *path, const char 
 				       first_boot_unit, "multi-user.target");
 	if (!rc && first_boot)
 		rc = bng_ext4_put_file(fs, "upper/var/lib/banger/first-boot-pending", "", 0, 0644, 0, 0);
-	char *agent = rc ? NULL : agent_binary();
-	if (agent) {
-		char *data = NULL;
-		size_t len = 0;
-		rc = bng_read_file(agent, &data, &len);
-		if (!rc)
-			rc = put_guest_service(fs, "banger-agent", data, len, agent_unit, "sysinit.target");
-		free(data);
-	} else if (!rc) {
-		rc = bng_err(BANGER_ENOTFOUND, "the guest agent (banger-agent) was not found: reinstall banger or set "
-					       "BANGER_AGENT=/path/to/banger-agent");
-	}
-	free(agent);
+	if (!rc)
+		rc = put_agent(fs);
 	free(keys);
 	free(hosts);
 	free(hostname);
@@ -327,6 +348,15 @@ static int pick_driver(bng_engine *e, json_t *kernel, bng_op *op, const char **d
 	return 0;
 }
 
+/* The driver's agent channel ({"kind","path"} in the VMM state): its
+ * socket path, and whether it is Firecracker's hybrid vsock. */
+static const char *agent_channel(json_t *vmm_state, bool *vsock)
+{
+	json_t *agent = json_object_get(vmm_state, "agent");
+	*vsock = !strcmp(json_string_value(json_object_get(agent, "kind")) ?: "", "vsock_uds");
+	return json_string_value(json_object_get(agent, "path"));
+}
+
 static const bng_vmm_driver *driver_of(json_t *vm)
 {
 	return bng_vmm_driver_get(S(vm, "driver"));
@@ -358,6 +388,8 @@ static int boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 	char *overlay = bng_asprintf("%s/overlay.ext4", dir);
 	char *console = bng_asprintf("%s/console.log", dir);
 	char *vmmlog = bng_asprintf("%s/vmm.log", dir);
+	if (!rc && !creating)
+		rc = refresh_agent(overlay);
 	if (!rc) {
 		bng_rm_rf(rdir);
 		rc = bng_mkdir_p(rdir, 0700);
@@ -391,11 +423,10 @@ static int boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 		stage(op, "boot", t0);
 	}
 	json_t *health = NULL;
+	bool vsock = false;
+	const char *agent = agent_channel(state, &vsock);
 	if (!rc) {
-		json_t *agent = json_object_get(state, "agent");
-		bool vsock = !strcmp(json_string_value(json_object_get(agent, "kind")) ?: "", "vsock_uds");
-		rc = bng_agent_wait_healthy(json_string_value(json_object_get(agent, "path")), vsock, AGENT_TIMEOUT_MS,
-					    op, &health);
+		rc = bng_agent_wait_healthy(agent, vsock, AGENT_TIMEOUT_MS, op, &health);
 		if (rc)
 			rc = bng_err(rc, "the guest agent did not answer: %s (console: %s)", banger_error_last(), console);
 	}
@@ -403,13 +434,8 @@ static int boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 		rc = vm_update(e, vm, json_pack("{s:O}", "boot_id", json_object_get(health, "boot_id")));
 		stage(op, "agent", t0);
 	}
-	if (!rc) {
-		/* a busy host boots slowly: the agent tells when sshd listens */
-		json_t *agent = json_object_get(state, "agent");
-		rc = bng_agent_wait_sshd(json_string_value(json_object_get(agent, "path")),
-					 !strcmp(json_string_value(json_object_get(agent, "kind")) ?: "", "vsock_uds"),
-					 AGENT_TIMEOUT_MS, op);
-	}
+	if (!rc) /* a busy host boots slowly: the agent tells when sshd listens */
+		rc = bng_agent_wait_sshd(agent, vsock, AGENT_TIMEOUT_MS, op);
 	/* With the host key made at create and pinned, a listening sshd is
 	 * ready: a handshake here would only repeat the caller's own (one SSH
 	 * session costs seconds of an emulated CPU). A VM from before keys were
@@ -491,9 +517,8 @@ static int halt(bng_engine *e, json_t *vm, bool graceful, int sig)
 	if (d && json_is_object(state) && d->alive(state)) {
 		int rc = BANGER_ETIMEDOUT;
 		if (graceful) {
-			json_t *agent = json_object_get(state, "agent");
-			const char *path = json_string_value(json_object_get(agent, "path"));
-			bool vsock = !strcmp(json_string_value(json_object_get(agent, "kind")) ?: "", "vsock_uds");
+			bool vsock = false;
+			const char *path = agent_channel(state, &vsock);
 			int fd = -1;
 			json_t *reply = NULL;
 			/* the guest syncs its disks before powering off: nothing written is lost */
@@ -1103,14 +1128,13 @@ static int agent_op(bng_engine *e, json_t *params, const char *what, json_t **re
 	int rc = vm_get(e, json_string_value(json_object_get(params, "name")), &vm);
 	if (rc)
 		return rc;
-	json_t *agent = json_object_get(json_object_get(vm, "vmm"), "agent");
-	const char *path = json_string_value(json_object_get(agent, "path"));
+	bool vsock = false;
+	const char *path = agent_channel(json_object_get(vm, "vmm"), &vsock);
 	int fd = -1;
 	if (strcmp(S(vm, "state"), "running") || !path)
 		rc = bng_err(BANGER_EUNSUPPORTED, "vm '%s' is not running", S(vm, "name"));
 	else
-		rc = bng_agent_connect(path, !strcmp(json_string_value(json_object_get(agent, "kind")) ?: "", "vsock_uds"),
-				       5000, &fd);
+		rc = bng_agent_connect(path, vsock, 5000, &fd);
 	if (!rc) {
 		rc = bng_agent_call(fd, what, 15000, reply);
 		close(fd);

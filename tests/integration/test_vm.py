@@ -3,6 +3,7 @@ Debian cloud kernel under QEMU, through bangerd and the CLI, and through the
 Python binding. Run inside a private network namespace (tests/run does:
 `unshare --net`), so bridges and taps never touch the host and leftovers of
 an earlier run cannot collide."""
+import hashlib
 import json
 import os
 import re
@@ -174,9 +175,17 @@ def test_lifecycle_keeps_writes_and_changes_boot_id(vmenv):
         # boot learns the guest's key in an SSH handshake and pins it
         with sqlite3.connect(Path(vmenv["env"]["BANGER_STATE_DIR"]) / "state.db") as db:
             db.execute("UPDATE vms SET host_key = NULL WHERE name = 'life'")
+        # an agent from an older banger in the VM's layer: each boot puts this one in again
+        ext4_tool = os.path.join(BANGERD.parent.parent.parent, "tests/unit/fs/ext4-tool")
+        overlay = Path(vmenv["env"]["BANGER_STATE_DIR"]) / "vms" / vm["id"] / "overlay.ext4"
+        subprocess.run([ext4_tool, "put", str(overlay), "upper/usr/local/libexec/banger-agent", "an old agent"],
+                       check=True)
         started = ctx.call("vm.start", {"name": "life"})
         assert started["boot_id"] != vm["boot_id"]
         assert started["host_key"] == vm["host_key"]
+        agent = Path(BANGERD.parent.parent.parent, "guest/agent/banger-agent").read_bytes()
+        r = ctx.call("vm.exec", {"name": "life", "argv": ["sha256sum", "/usr/local/libexec/banger-agent"]})
+        assert r["stdout"].split()[0] == hashlib.sha256(agent).hexdigest()
         assert ctx.call("vm.exec", {"name": "life", "argv": ["cat", "/root/marker"]})["stdout"] == "persisted\n"
         restarted = ctx.call("vm.restart", {"name": "life"})
         assert restarted["boot_id"] != started["boot_id"]

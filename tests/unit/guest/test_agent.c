@@ -651,6 +651,25 @@ static void test_stdio(void)
  * SIGINT for power-off, SIGHUP for restart (reboot(2), pid_namespaces(7)).
  * The host is never at stake: the agent is exec'd only as PID 1 of a new
  * namespace. Skipped where namespaces are not allowed. */
+/* Waits for a child that unshared a namespace: its wait status, or -1
+ * when it hung (a failure) or could not unshare (exit 77: skipped, said). */
+static int wait_ns_child(pid_t child, int ms, const char *what)
+{
+	int st = wait_exit(child, ms);
+	if (st == -1) {
+		kill(child, SIGKILL);
+		waitpid(child, &st, 0);
+		fprintf(stderr, "%s did not finish\n", what);
+		CHECK(!"a namespaced test child did not finish");
+		return -1;
+	}
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
+		fprintf(stderr, "skipped: %s (unshare: not permitted here)\n", what);
+		return -1;
+	}
+	return st;
+}
+
 static void test_power_in_pidns(const char *op, int want_sig)
 {
 	int out[2];
@@ -681,14 +700,10 @@ static void test_power_in_pidns(const char *op, int want_sig)
 		_exit(WIFSIGNALED(st) ? 100 + WTERMSIG(st) : WIFEXITED(st) ? WEXITSTATUS(st) : 99);
 	}
 	close(out[1]);
-	int st = wait_exit(child, 15000);
-	if (st == -1) {
-		kill(child, SIGKILL);
-		waitpid(child, &st, 0);
-		CHECK(!"power op in a PID namespace did not finish");
-	} else if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
-		fprintf(stderr, "skipped: %s in a PID namespace (unshare: not permitted here)\n", op);
-	} else {
+	char what[64];
+	snprintf(what, sizeof(what), "%s in a PID namespace", op);
+	int st = wait_ns_child(child, 15000, what);
+	if (st != -1) {
 		CHECK_EQ_INT(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 100 + want_sig);
 		/* The reply was written before the namespace went down. */
 		json_t *r = read_reply(out[0]);
@@ -1141,66 +1156,9 @@ static void test_wait_sshd(void)
 		wait_sshd_in_netns(sock);
 		_exit(check_failed ? 1 : 0);
 	}
-	int st = wait_exit(child, 20000);
-	if (st == -1) {
-		kill(child, SIGKILL);
-		waitpid(child, &st, 0);
-		CHECK(!"wait_sshd test did not finish");
-	} else if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
-		fprintf(stderr, "skipped: wait_sshd in a network namespace (unshare: not permitted here)\n");
-	} else {
+	int st = wait_ns_child(child, 20000, "wait_sshd in a network namespace");
+	if (st != -1)
 		CHECK_EQ_INT(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0); /* its own failures are printed above */
-	}
-	free(sock);
-}
-
-/* An agent from before "wait_sshd" answers "unknown op": the host falls
- * back to polling "ports", here listing sshd on the second poll. */
-typedef struct {
-	int listen_fd;
-	int ports_asked;
-} legacy_agent;
-
-static void *legacy_agent_main(void *arg)
-{
-	legacy_agent *la = arg;
-	int fd = accept4(la->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	for (char *line; fd >= 0 && (line = read_line_fd(fd, 5000)) != NULL;) {
-		json_t *req = json_loads(line, 0, NULL);
-		free(line);
-		long long id = (long long)json_integer_value(json_object_get(req, "id"));
-		const char *op = json_string_value(json_object_get(req, "op")) ?: "";
-		char out[256];
-		int n;
-		if (!strcmp(op, "ports"))
-			n = snprintf(out, sizeof(out), "{\"id\":%lld,\"ok\":true,\"ports\":[%s]}\n", id,
-				     ++la->ports_asked >= 2 ? "{\"proto\":\"tcp\",\"address\":\"0.0.0.0\",\"port\":22}" : "");
-		else
-			n = snprintf(out, sizeof(out), "{\"id\":%lld,\"ok\":false,\"error\":\"unknown op \\\"%s\\\"\"}\n", id, op);
-		json_decref(req);
-		if (send(fd, out, (size_t)n, MSG_NOSIGNAL) != n)
-			break;
-	}
-	if (fd >= 0)
-		close(fd);
-	return NULL;
-}
-
-static void test_wait_sshd_legacy_agent(void)
-{
-	char *sock = bng_asprintf("%s/legacy.sock", tmp);
-	legacy_agent la = {socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), 0};
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", sock);
-	CHECK(bind(la.listen_fd, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(la.listen_fd, 4) == 0);
-	pthread_t th;
-	pthread_create(&th, NULL, legacy_agent_main, &la);
-	long long t0 = mono_ms();
-	CHECK_OK(bng_agent_wait_sshd(sock, false, 10000, NULL));
-	CHECK(mono_ms() - t0 >= 450);
-	pthread_join(th, NULL);
-	CHECK_EQ_INT(la.ports_asked, 2);
-	close(la.listen_fd);
 	free(sock);
 }
 
@@ -1257,7 +1215,6 @@ int main(void)
 	test_client_edges();
 	test_late_agent();
 	test_wait_sshd();
-	test_wait_sshd_legacy_agent();
 
 	check_rm_rf(tmp);
 	free(sock);
