@@ -256,7 +256,7 @@ int bng_m_image_rm(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	if (rc)
 		return rc;
 	const char *id = json_string_value(json_object_get(img, "id"));
-	rc = bng_store_run(&e->store, "DELETE FROM images WHERE id = ?1", 1, &id);
+	rc = bng_store_delete_unused(&e->store, "images", "image_id", "image", img);
 	if (!rc && json_is_true(json_object_get(img, "managed"))) {
 		char *dir = bng_asprintf("%s/%s", e->images_dir, id);
 		rc = bng_rm_rf(dir); /* the row is gone: leftovers are cleaned at next start anyway */

@@ -218,8 +218,7 @@ int bng_m_kernel_rm(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	int rc = bng_kernel_get(e, json_string_value(json_object_get(params, "name")), &k);
 	if (rc)
 		return rc;
-	const char *id = json_string_value(json_object_get(k, "id"));
-	rc = bng_store_run(&e->store, "DELETE FROM kernels WHERE id = ?1", 1, &id);
+	rc = bng_store_delete_unused(&e->store, "kernels", "kernel_id", "kernel", k);
 	if (!rc)
 		rc = bng_rm_rf(json_string_value(json_object_get(k, "dir")));
 	if (!rc)

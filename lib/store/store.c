@@ -34,6 +34,20 @@ static const migration migrations[] = {
 	 " tap TEXT NOT NULL, host_key TEXT, boot_id TEXT, error TEXT,"
 	 " created_at TEXT NOT NULL, started_at TEXT);"},
 	{4, "vms_nat", "ALTER TABLE vms ADD COLUMN nat INTEGER NOT NULL DEFAULT 0;"},
+	/* A VM's disk is an overlay on its image and boots its kernel: neither
+	 * may go while a VM row names it, and no VM may name one that is gone.
+	 * The message after "in use:" is what bng_store_run reports. */
+	{5, "vm_refs",
+	 "CREATE TRIGGER images_in_use BEFORE DELETE ON images"
+	 " WHEN EXISTS (SELECT 1 FROM vms WHERE image_id = OLD.id)"
+	 " BEGIN SELECT RAISE(ABORT, 'in use: the image is used by a VM'); END;"
+	 "CREATE TRIGGER kernels_in_use BEFORE DELETE ON kernels"
+	 " WHEN EXISTS (SELECT 1 FROM vms WHERE kernel_id = OLD.id)"
+	 " BEGIN SELECT RAISE(ABORT, 'in use: the kernel is used by a VM'); END;"
+	 "CREATE TRIGGER vms_need_image BEFORE INSERT ON vms"
+	 " WHEN NOT EXISTS (SELECT 1 FROM images WHERE id = NEW.image_id)"
+	 "  OR NOT EXISTS (SELECT 1 FROM kernels WHERE id = NEW.kernel_id)"
+	 " BEGIN SELECT RAISE(ABORT, 'in use: the VM''s image or kernel was removed'); END;"},
 };
 
 int bng_store_latest_version(void) { return migrations[BNG_ARRAY_LEN(migrations) - 1].version; }
@@ -103,6 +117,8 @@ int bng_store_run(bng_store *st, const char *sql, int n, const char *const *para
 		return rc;
 	int r = sqlite3_step(stmt);
 	sqlite3_finalize(stmt);
+	if (sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_TRIGGER)
+		return bng_err(BANGER_EBUSY, "%s", sqlite3_errmsg(st->db));
 	if (r == SQLITE_CONSTRAINT || sqlite3_extended_errcode(st->db) == SQLITE_CONSTRAINT_UNIQUE)
 		return bng_err(BANGER_EEXIST, "already exists: %s", sqlite3_errmsg(st->db));
 	return r == SQLITE_DONE ? 0 : db_err(st->db, "state database");
@@ -276,5 +292,41 @@ int bng_store_get(bng_store *st, const char *table, const char *columns, const c
 	else
 		*row = json_incref(json_array_get(rows, 0));
 	json_decref(rows);
+	return rc;
+}
+
+int bng_store_delete_unused(bng_store *st, const char *table, const char *vm_column, const char *what, json_t *row)
+{
+	const char *id = json_string_value(json_object_get(row, "id"));
+	const char *name = json_string_value(json_object_get(row, "name"));
+	json_t *users;
+	char *sql = bng_asprintf("SELECT name FROM vms WHERE %s = ?1 ORDER BY name", vm_column);
+	int rc = bng_store_query(st, &users, sql, 1, &id);
+	free(sql);
+	if (rc)
+		return rc;
+	size_t n = json_array_size(users);
+	if (n) {
+		char *names = bng_strdup("");
+		size_t i;
+		json_t *u;
+		json_array_foreach(users, i, u) {
+			char *more = bng_asprintf("%s%s%s", names, i ? ", " : "", json_string_value(json_object_get(u, "name")));
+			free(names);
+			names = more;
+		}
+		rc = bng_err(BANGER_EBUSY, "%s '%s' is in use by %zu VM%s (%s); delete %s first", what, name, n,
+			     n == 1 ? "" : "s", names, n == 1 ? "it" : "them");
+		free(names);
+	}
+	json_decref(users);
+	if (rc)
+		return rc;
+	/* the trigger (migration 5) refuses a VM created since the check */
+	sql = bng_asprintf("DELETE FROM %s WHERE id = ?1", table);
+	rc = bng_store_run(st, sql, 1, &id);
+	free(sql);
+	if (rc == BANGER_EBUSY)
+		rc = bng_err(BANGER_EBUSY, "%s '%s' is in use by a VM created just now", what, name);
 	return rc;
 }

@@ -36,6 +36,11 @@ int bng_store_run(bng_store *st, const char *sql, int n, const char *const *para
 int bng_store_get(bng_store *st, const char *table, const char *columns, const char *ref, const char *what,
 		  const char *hint, json_t **row);
 
+/* Deletes row (with "id" and "name") from table unless a VM uses it
+ * (vms.<vm_column> = its id): BANGER_EBUSY naming those VMs. The store's
+ * triggers enforce the same for every other path. */
+int bng_store_delete_unused(bng_store *st, const char *table, const char *vm_column, const char *what, json_t *row);
+
 /* Runs one statement with no result rows. */
 int bng_store_exec(bng_store *st, const char *sql);
 

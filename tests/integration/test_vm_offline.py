@@ -5,6 +5,7 @@ import subprocess
 import pytest
 
 import banger
+from conftest import run_cli
 from layers import dump, make_tar
 from test_kernel import kernel_debs  # noqa: F401 (session fixture: the real .deb)
 
@@ -73,3 +74,47 @@ def test_image_without_sshd_needs_nat_then_gets_first_boot_install(offline, env,
     assert tiny["host_key"] != vm["host_key"]  # per VM
     for name in ("nossh", "withssh"):
         ctx.call("vm.delete", {"name": name})
+
+
+def test_image_and_kernel_in_use_are_not_removed(offline, env):
+    ctx = offline
+    ctx.call("vm.create", {"name": "user-b", "image": "tiny", "kernel": "k", "start": False})
+    ctx.call("vm.create", {"name": "user-a", "image": "tiny", "kernel": "k", "start": False})
+    image = ctx.call("image.show", {"name": "tiny"})
+    with pytest.raises(banger.Busy) as err:
+        ctx.call("image.rm", {"name": "tiny"})
+    assert "image 'tiny' is in use by 2 VMs (user-a, user-b)" in str(err.value)
+    with pytest.raises(banger.Busy) as err:
+        ctx.call("kernel.rm", {"name": "k"})
+    assert "kernel 'k' is in use by 2 VMs (user-a, user-b)" in str(err.value)
+    # nothing was removed: the rows and the image's files are all there
+    assert ctx.call("image.show", {"name": "tiny"})["rootfs"] == image["rootfs"]
+    assert (env["BANGER_STATE_DIR"] / "images" / image["id"]).is_dir()
+    ctx.call("kernel.show", {"name": "k"})
+    ctx.call("vm.delete", {"name": "user-a"})
+    with pytest.raises(banger.Busy) as err:
+        ctx.call("image.rm", {"name": "tiny"})
+    assert "1 VM (user-b); delete it first" in str(err.value)
+    ctx.call("vm.delete", {"name": "user-b"})
+    ctx.call("image.rm", {"name": "tiny"})
+    ctx.call("kernel.rm", {"name": "k"})
+    # the store enforces it for every path, not only image.rm: a row naming
+    # a removed image cannot be inserted
+    db = env["BANGER_STATE_DIR"] / "state.db"
+    out = subprocess.run(["sqlite3", str(db), "INSERT INTO vms (id, name, image_id, kernel_id, vcpu, memory_mib,"
+                          " disk_size, state, driver, ip, mac, tap, created_at) VALUES ('x', 'x', 'gone', 'gone', 1,"
+                          " 128, 1, 'stopped', 'none', '1.2.3.4', 'm', '', 'now')"], capture_output=True, text=True)
+    assert out.returncode != 0 and "image or kernel was removed" in out.stderr
+
+
+def test_cli_image_rm_in_use(env, tmp_path, kernel_debs):  # noqa: F811
+    local = {"BANGER_URI": f"local:{env['BANGER_STATE_DIR']}"}
+    tar = make_tar(tmp_path / "img.tar", [{"name": "usr/sbin/sshd", "data": b"#!/bin/sh\n", "mode": 0o755}])
+    for argv in (("image", "import", "tiny", "--tar", str(tar)), ("kernel", "import", "k", "--deb", str(kernel_debs[0])),
+                 ("vm", "create", "--name", "holder", "--image", "tiny", "--kernel", "k", "--no-start")):
+        r = run_cli(*argv, env_extra=local, timeout=300)
+        assert r.returncode == 0, r.stderr
+    r = run_cli("image", "rm", "tiny", env_extra=local)
+    assert r.returncode == 1 and "in use by 1 VM (holder)" in r.stderr
+    assert run_cli("vm", "rm", "holder", env_extra=local).returncode == 0
+    assert run_cli("image", "rm", "tiny", env_extra=local).returncode == 0
