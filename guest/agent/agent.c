@@ -1255,6 +1255,21 @@ static int vsock_listen(unsigned port)
 	return fd;
 }
 
+/* The first line on a newly opened serial port: a host waiting for a reply
+ * learns that the agent (re)started and that what it sent before may never
+ * have been read, so it asks again. Sent before any reply on this port. */
+static void announce(conn *c)
+{
+	char boot_id[64];
+	bool have_boot_id = read_small("/proc/sys/kernel/random/boot_id", boot_id, sizeof(boot_id)) > 0;
+	if (have_boot_id)
+		rtrim(boot_id);
+	buf_printf(&c->out, "{\"id\":null,\"event\":\"hello\",\"pid\":%d,\"boot_id\":", (int)getpid());
+	buf_json_cstr(&c->out, have_boot_id ? boot_id : NULL);
+	buf_puts(&c->out, "}\n");
+	conn_flush(c);
+}
+
 /* Opens whichever device-mode channels are missing and due; *timeout gets
  * the wait until the next retry. */
 static void device_tick(int *timeout)
@@ -1268,7 +1283,10 @@ static void device_tick(int *timeout)
 			g.serial = conn_new(CONN_SERIAL, fd, fd);
 			if (!g.serial) {
 				close(fd);
-			} else if (!g.serial_logged) {
+			} else {
+				announce(g.serial);
+			}
+			if (g.serial && !g.serial_logged) {
 				logmsg("serving %s", path); /* once: it may be reopened after errors */
 				g.serial_logged = true;
 			}

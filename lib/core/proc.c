@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 int bng_run(const char *const *argv, const char *stdout_path, const char *log_path, bng_line_cb cb, void *ud,
@@ -211,4 +212,64 @@ int bng_spawn_detached(char *const argv[], int out_fd, int err_fd, const char *c
 		return bng_err(BANGER_EIO, "cannot start %s: the launcher process died", argv[0]);
 	*out = child;
 	return 0;
+}
+
+int bng_proc_stat(pid_t pid, char *state, unsigned long long *start)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = pid > 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	if (fd < 0)
+		return BANGER_ENOTFOUND;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return BANGER_ENOTFOUND;
+	buf[n] = '\0';
+	/* comm may hold spaces and parentheses: fields resume after the last ')'. */
+	char *p = strrchr(buf, ')');
+	if (!p || !p[1] || !p[2])
+		return BANGER_ENOTFOUND;
+	p += 2;
+	if (state)
+		*state = *p;
+	/* state is field 3, starttime field 22. */
+	for (int field = 3; field < 22 && p; field++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	if (start)
+		*start = p ? strtoull(p, NULL, 10) : 0;
+	return 0;
+}
+
+bool bng_proc_gone(pid_t pid, unsigned long long start)
+{
+	char state;
+	unsigned long long now_start;
+	if (bng_proc_stat(pid, &state, &now_start) != 0)
+		return true;
+	if (start && now_start != start)
+		return true; /* the pid now belongs to another process */
+	if (state == 'Z' || state == 'X') {
+		/* If we happen to be its parent (a subreaper), reap it. */
+		waitpid(pid, NULL, WNOHANG);
+		return true;
+	}
+	return false;
+}
+
+bool bng_proc_wait_gone(pid_t pid, unsigned long long start, int timeout_ms)
+{
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		if (bng_proc_gone(pid, start))
+			return true;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= timeout_ms)
+			return false;
+		usleep(10 * 1000);
+	}
 }

@@ -5,6 +5,9 @@
 
 #include "../engine/engine.h"
 
+#include <stdbool.h>
+#include <sys/types.h>
+
 /* Called for each line the child prints (stdout and stderr merged). */
 typedef void (*bng_line_cb)(const char *line, void *ud);
 
@@ -24,5 +27,18 @@ int bng_run(const char *const *argv, const char *stdout_path, const char *log_pa
  * exec succeeded; a failed step is reported by name. Only async-signal-safe
  * calls after fork: the caller may be multithreaded. */
 int bng_spawn_detached(char *const argv[], int out_fd, int err_fd, const char *cwd, pid_t *pid);
+
+/* A process we may not have forked: its state letter (R, S, Z ...) and
+ * start time (clock ticks after boot, /proc/<pid>/stat field 22); either
+ * out-param may be NULL. BANGER_ENOTFOUND when there is no such process. */
+int bng_proc_stat(pid_t pid, char *state, unsigned long long *start);
+
+/* Gone: no process, a zombie, or the pid reused by a process that started
+ * at another time than start (0: any). */
+bool bng_proc_gone(pid_t pid, unsigned long long start);
+
+/* Polls every 10 ms until the process is gone; false if it outlived
+ * timeout_ms. */
+bool bng_proc_wait_gone(pid_t pid, unsigned long long start, int timeout_ms);
 
 #endif

@@ -222,3 +222,47 @@ BANGER_API int banger_check_name(const char *name)
 	bng_err_clear();
 	return bng_check_name(name, "vm");
 }
+
+char *bng_file_tail(const char *path, off_t since, size_t max_lines)
+{
+	char buf[4096];
+	ssize_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) == 0) {
+		off_t from = st.st_size - (off_t)sizeof(buf) + 1;
+		if (from < since)
+			from = since;
+		if (from < st.st_size)
+			n = pread(fd, buf, sizeof(buf) - 1, from);
+	}
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	const char *lines[16];
+	size_t nl = 0;
+	if (max_lines > BNG_ARRAY_LEN(lines))
+		max_lines = BNG_ARRAY_LEN(lines);
+	for (char *save = NULL, *l = strtok_r(buf, "\r\n", &save); l; l = strtok_r(NULL, "\r\n", &save)) {
+		if (!*l)
+			continue;
+		if (nl && nl == max_lines) {
+			memmove(lines, lines + 1, (nl - 1) * sizeof(lines[0]));
+			nl--;
+		}
+		if (!max_lines)
+			break;
+		lines[nl++] = l;
+	}
+	size_t len = 1;
+	for (size_t i = 0; i < nl; i++)
+		len += strlen(lines[i]) + 2;
+	char *out = bng_xmalloc(len);
+	out[0] = '\0';
+	for (size_t i = 0; i < nl; i++) {
+		if (i)
+			strcat(out, "; ");
+		strcat(out, lines[i]);
+	}
+	return out;
+}

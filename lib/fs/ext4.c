@@ -2,6 +2,7 @@
  * operations (files, directories, links, devices, xattrs, removal) that the
  * tar applier (tar.c) and image customisation use. */
 #include "ext4_internal.h"
+#include "../core/proc.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -152,11 +153,38 @@ int bng_ext4_create(bng_ext4 **out, const char *path, uint64_t size, uint64_t in
 	return 0;
 }
 
+/* A filesystem a kernel did not unmount (a guest powered off after sync,
+ * or killed) has committed transactions in its journal that the next mount
+ * replays over their home blocks. libext2fs does not replay journals: a
+ * write made before the replay would be overwritten by it (a VM's agent
+ * binary came back half old, half new: "Exec format error"). So replay
+ * first, with e2fsck, which does nothing else with -E journal_only. */
+static int replay_journal(const char *path)
+{
+	const char *argv[] = {"e2fsck", "-E", "journal_only", "-p", path, NULL};
+	int rc = bng_run(argv, NULL, NULL, NULL, NULL, NULL);
+	if (rc)
+		return bng_err(rc, "cannot replay the journal of %s, which its last user left unclean: %s", path,
+			       banger_error_last());
+	return 0;
+}
+
 int bng_ext4_open(bng_ext4 **out, const char *path)
 {
 	ext2_filsys fs;
-	errcode_t err = ext2fs_open2(path, NULL, EXT2_FLAG_RW | EXT2_FLAG_64BITS | EXT2_FLAG_EXCLUSIVE, 0, 0,
-				     unix_io_manager, &fs);
+	int flags = EXT2_FLAG_RW | EXT2_FLAG_64BITS | EXT2_FLAG_EXCLUSIVE;
+	errcode_t err = ext2fs_open2(path, NULL, flags, 0, 0, unix_io_manager, &fs);
+	if (!err && ext2fs_has_feature_journal_needs_recovery(fs->super)) {
+		ext2fs_close_free(&fs);
+		int rc = replay_journal(path);
+		if (rc)
+			return rc;
+		err = ext2fs_open2(path, NULL, flags, 0, 0, unix_io_manager, &fs);
+		if (!err && ext2fs_has_feature_journal_needs_recovery(fs->super)) {
+			ext2fs_close_free(&fs);
+			return bng_err(BANGER_EIO, "%s still has a journal to replay after e2fsck ran", path);
+		}
+	}
 	if (err)
 		return bng_ext2_err(err, "cannot open ext4 image %s", path);
 	err = ext2fs_read_bitmaps(fs);

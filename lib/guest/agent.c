@@ -31,13 +31,25 @@ static int remaining_ms(long long deadline)
 	return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
 }
 
-/* Waits for events on fd until the deadline, checking op for cancellation
- * every 50 ms: 1 when ready, 0 on timeout, a negative code on error. */
-static int wait_fd(int fd, short events, long long deadline, bng_op *op)
+/* What ends a wait early besides its deadline: ECANCELED, or EIO once the
+ * VM's hypervisor has exited (nothing will ever answer). */
+static int watch_check(const bng_agent_watch *w)
+{
+	if (w && bng_op_cancelled(w->op))
+		return bng_err(BANGER_ECANCELED, "cancelled while waiting for the guest agent");
+	if (w && w->vm_gone && w->vm_gone(w->ud))
+		return bng_err(BANGER_EIO, "the VM stopped: its hypervisor process exited");
+	return 0;
+}
+
+/* Waits for events on fd until the deadline, checking the watch every
+ * 50 ms: 1 when ready, 0 on timeout, a negative code on error. */
+static int wait_fd(int fd, short events, long long deadline, const bng_agent_watch *w)
 {
 	for (;;) {
-		if (bng_op_cancelled(op))
-			return bng_err(BANGER_ECANCELED, "cancelled while waiting for the guest agent");
+		int rc = watch_check(w);
+		if (rc)
+			return rc;
 		int left = remaining_ms(deadline);
 		struct pollfd p = {.fd = fd, .events = events};
 		int r = poll(&p, 1, left < 50 ? left : 50);
@@ -52,19 +64,20 @@ static int wait_fd(int fd, short events, long long deadline, bng_op *op)
 
 /* MSG_DONTWAIT everywhere: the fd stays blocking for the caller, yet no
  * call here can block past its deadline. */
-static int send_all(int fd, const char *data, size_t len, long long deadline, bng_op *op, const char *what)
+static int send_all(int fd, const char *data, size_t len, long long deadline, const bng_agent_watch *w,
+		    const char *what)
 {
 	while (len) {
-		ssize_t w = send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w > 0) {
-			data += w;
-			len -= (size_t)w;
+		ssize_t sent = send(fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (sent > 0) {
+			data += sent;
+			len -= (size_t)sent;
 			continue;
 		}
-		if (w < 0 && errno == EINTR)
+		if (sent < 0 && errno == EINTR)
 			continue;
-		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			int r = wait_fd(fd, POLLOUT, deadline, op);
+		if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int r = wait_fd(fd, POLLOUT, deadline, w);
 			if (r < 0)
 				return r;
 			if (r == 0)
@@ -175,7 +188,7 @@ int bng_agent_connect_vsock_uds(const char *uds_path, uint32_t port, int timeout
  * consumes, so nothing past the newline is taken: a later reply stays in
  * the socket for the next call. BANGER_ETIMEDOUT is returned without a
  * message; the caller knows what was asked. */
-static int read_line(int fd, long long deadline, bng_op *op, char **out, size_t *out_len)
+static int read_line(int fd, long long deadline, const bng_agent_watch *w, char **out, size_t *out_len)
 {
 	char *line = NULL;
 	size_t len = 0, cap = 0;
@@ -185,7 +198,7 @@ static int read_line(int fd, long long deadline, bng_op *op, char **out, size_t 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			int r = wait_fd(fd, POLLIN, deadline, op);
+			int r = wait_fd(fd, POLLIN, deadline, w);
 			if (r <= 0) {
 				free(line);
 				return r < 0 ? r : BANGER_ETIMEDOUT;
@@ -231,7 +244,7 @@ static int read_line(int fd, long long deadline, bng_op *op, char **out, size_t 
 
 static atomic_uint next_call_id = 1;
 
-static int agent_call(int fd, const char *name, int timeout_ms, bng_op *op, json_t **reply)
+static int agent_call(int fd, const char *name, int timeout_ms, const bng_agent_watch *w, json_t **reply)
 {
 	*reply = NULL;
 	if (fd < 0 || !name || !*name)
@@ -246,21 +259,26 @@ static int agent_call(int fd, const char *name, int timeout_ms, bng_op *op, json
 		return bng_err(BANGER_EINVAL, "guest agent op is not valid UTF-8");
 	char *wire = bng_asprintf("%s\n", text);
 	free(text);
-	int rc = send_all(fd, wire, strlen(wire), deadline, op, "the guest agent");
-	free(wire);
-	if (rc)
+	int rc = send_all(fd, wire, strlen(wire), deadline, w, "the guest agent");
+	if (rc) {
+		free(wire);
 		return rc;
+	}
 
 	char unreadable[64] = "";
+	int hellos = 0;
 	for (;;) {
 		char *line;
 		size_t len;
-		rc = read_line(fd, deadline, op, &line, &len);
-		if (rc == BANGER_ETIMEDOUT)
-			return bng_err(BANGER_ETIMEDOUT, "the guest agent did not answer \"%s\" within %d ms%s%s%s", name, timeout_ms,
-				       *unreadable ? " (it sent an unreadable line: \"" : "", unreadable, *unreadable ? "\")" : "");
+		rc = read_line(fd, deadline, w, &line, &len);
+		if (rc == BANGER_ETIMEDOUT) {
+			rc = bng_err(BANGER_ETIMEDOUT, "the guest agent did not answer \"%s\" within %d ms%s%s%s%s", name,
+				     timeout_ms, hellos ? " (it restarted meanwhile)" : "",
+				     *unreadable ? " (it sent an unreadable line: \"" : "", unreadable, *unreadable ? "\")" : "");
+			break;
+		}
 		if (rc)
-			return rc;
+			break;
 		json_error_t jerr;
 		json_t *msg = json_loadb(line, len, 0, &jerr);
 		if (!json_is_object(msg)) {
@@ -271,6 +289,16 @@ static int agent_call(int fd, const char *name, int timeout_ms, bng_op *op, json
 			continue;
 		}
 		free(line);
+		if (!strcmp(json_string_value(json_object_get(msg, "event")) ?: "", "hello")) {
+			/* The agent (re)opened its port: what we sent before may have
+			 * gone to a process that is gone, so ask again (same id; a
+			 * second reply is skipped by a later call). */
+			json_decref(msg);
+			hellos++;
+			if ((rc = send_all(fd, wire, strlen(wire), deadline, w, "the guest agent")) != 0)
+				break;
+			continue;
+		}
 		json_t *jid = json_object_get(msg, "id");
 		if (!json_is_integer(jid) || json_integer_value(jid) != id) {
 			json_decref(msg); /* a reply to an earlier, timed-out call */
@@ -279,7 +307,8 @@ static int agent_call(int fd, const char *name, int timeout_ms, bng_op *op, json
 		json_t *ok = json_object_get(msg, "ok");
 		if (json_is_true(ok)) {
 			*reply = msg;
-			return 0;
+			rc = 0;
+			break;
 		}
 		if (json_is_false(ok)) {
 			const char *err = json_string_value(json_object_get(msg, "error"));
@@ -288,8 +317,10 @@ static int agent_call(int fd, const char *name, int timeout_ms, bng_op *op, json
 			rc = bng_err(BANGER_EPROTO, "bad reply from the guest agent to \"%s\": no \"ok\"", name);
 		}
 		json_decref(msg);
-		return rc;
+		break;
 	}
+	free(wire);
+	return rc;
 }
 
 int bng_agent_call(int fd, const char *op, int timeout_ms, json_t **reply)
@@ -303,24 +334,29 @@ int bng_agent_connect(const char *path, bool vsock, int timeout_ms, int *fd)
 		     : bng_agent_connect_unix(path, timeout_ms, fd);
 }
 
-int bng_agent_wait_healthy(const char *path_or_uds, bool vsock, int timeout_ms, bng_op *op, json_t **health)
+/* Sleeps up to ms in 50 ms steps, ending early with the watch's error. */
+static int watch_sleep(const bng_agent_watch *w, int ms)
+{
+	long long deadline = deadline_after(ms);
+	int left, rc;
+	while ((rc = watch_check(w)) == 0 && (left = remaining_ms(deadline)) > 0) {
+		struct timespec ts = {0, (left < 50 ? left : 50) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	return rc;
+}
+
+int bng_agent_wait_healthy(const char *path_or_uds, bool vsock, int timeout_ms, const bng_agent_watch *w,
+			   json_t **health)
 {
 	*health = NULL;
 	if (!path_or_uds || !*path_or_uds)
 		return bng_err(BANGER_EINVAL, "no guest agent socket path given");
 	long long deadline = deadline_after(timeout_ms);
 	char last[256] = "no attempt made";
-	int fd = -1, attempt_ms = 500;
-	for (;;) {
-		if (bng_op_cancelled(op)) {
-			if (fd >= 0)
-				close(fd);
-			return bng_err(BANGER_ECANCELED, "cancelled while waiting for the guest agent");
-		}
-		int left = remaining_ms(deadline);
-		if (left == 0)
-			break;
-		int rc = 0;
+	int fd = -1, attempt_ms = 500, timeouts = 0, rc = 0, left;
+	while ((left = remaining_ms(deadline)) > 0) {
+		rc = 0;
 		if (fd < 0) {
 			int t = left < 1000 ? left : 1000;
 			rc = bng_agent_connect(path_or_uds, vsock, t, &fd);
@@ -329,39 +365,40 @@ int bng_agent_wait_healthy(const char *path_or_uds, bool vsock, int timeout_ms, 
 			/* Longer waits each time: a slow (TCG) guest still gets to
 			 * answer; the earlier request's late reply is skipped by id. */
 			int t = left < attempt_ms ? left : attempt_ms;
-			rc = agent_call(fd, "health", t, op, health);
-			if (!rc) {
-				close(fd);
-				return 0;
-			}
+			rc = agent_call(fd, "health", t, w, health);
+			if (!rc)
+				break;
 			if (attempt_ms < 4000)
 				attempt_ms *= 2;
 		}
-		if (rc == BANGER_ECANCELED) {
-			if (fd >= 0)
-				close(fd);
-			return rc;
-		}
+		if (rc == BANGER_ECANCELED || (rc == BANGER_EIO && watch_check(w)))
+			break;
 		snprintf(last, sizeof(last), "%s", banger_error_last());
 		/* On a timeout keep the connection: QEMU holds our request until the
-		 * agent opens its port. Anything else means reconnecting. */
-		if (rc != BANGER_ETIMEDOUT && fd >= 0) {
+		 * agent opens its port, and the agent's hello makes us ask again
+		 * after it restarts. Every fourth timeout in a row starts afresh,
+		 * in case the channel itself is wedged. Anything else: reconnect. */
+		timeouts = rc == BANGER_ETIMEDOUT ? timeouts + 1 : 0;
+		if (fd >= 0 && (rc != BANGER_ETIMEDOUT || timeouts % 4 == 0)) {
 			close(fd);
 			fd = -1;
 		}
-		if (fd < 0) {
-			left = remaining_ms(deadline);
-			if (bng_op_sleep(op, left < 100 ? left : 100))
-				return BANGER_ECANCELED;
-		}
+		left = remaining_ms(deadline);
+		if (fd < 0 && (rc = watch_sleep(w, left < 100 ? left : 100)) != 0)
+			break;
+		rc = BANGER_ETIMEDOUT;
 	}
 	if (fd >= 0)
 		close(fd);
-	return bng_err(BANGER_ETIMEDOUT, "the guest agent at %s did not answer within %d ms (last error: %s)", path_or_uds,
-		       timeout_ms, last);
+	if (!rc)
+		return 0;
+	if (rc != BANGER_ETIMEDOUT)
+		return rc;
+	return bng_err(BANGER_ETIMEDOUT, "the guest agent at %s did not answer within %d s (last error: %s)", path_or_uds,
+		       timeout_ms / 1000, last);
 }
 
-int bng_agent_wait_sshd(const char *path_or_uds, bool vsock, int timeout_ms, bng_op *op)
+int bng_agent_wait_sshd(const char *path_or_uds, bool vsock, int timeout_ms, const bng_agent_watch *w)
 {
 	long long deadline = deadline_after(timeout_ms);
 	char last[256] = "no attempt made";
@@ -371,10 +408,10 @@ int bng_agent_wait_sshd(const char *path_or_uds, bool vsock, int timeout_ms, bng
 			fd = -1;
 		json_t *reply = NULL;
 		/* wait_sshd waits in the guest for up to 1 s: a slow guest gets 10 */
-		rc = fd < 0 ? BANGER_ECONNECT : agent_call(fd, "wait_sshd", left < 10000 ? left : 10000, op, &reply);
+		rc = fd < 0 ? BANGER_ECONNECT : agent_call(fd, "wait_sshd", left < 10000 ? left : 10000, w, &reply);
 		bool listening = !rc && json_is_true(json_object_get(reply, "listening"));
 		json_decref(reply);
-		if (listening || rc == BANGER_ECANCELED)
+		if (listening || rc == BANGER_ECANCELED || (rc == BANGER_EIO && watch_check(w)))
 			break;
 		snprintf(last, sizeof(last), "%s", rc ? banger_error_last() : "nothing listens on port 22");
 		if (rc && rc != BANGER_ETIMEDOUT && fd >= 0) { /* after a timeout, the late reply is skipped by id */
@@ -382,16 +419,16 @@ int bng_agent_wait_sshd(const char *path_or_uds, bool vsock, int timeout_ms, bng
 			fd = -1;
 		}
 		left = remaining_ms(deadline); /* wait_sshd itself waits in the guest; a failure waits here */
-		if (rc && (rc = bng_op_sleep(op, left < 500 ? left : 500)) != 0)
+		if (rc && (rc = watch_sleep(w, left < 500 ? left : 500)) != 0)
 			break;
 		rc = BANGER_ETIMEDOUT;
 	}
 	if (fd >= 0)
 		close(fd);
-	if (rc == BANGER_ECANCELED)
-		return bng_err(rc, "cancelled while waiting for sshd in the guest");
-	if (rc)
-		return bng_err(BANGER_ETIMEDOUT, "sshd did not start listening in the guest within %d s (last: %s)",
-			       timeout_ms / 1000, last);
-	return 0;
+	if (!rc)
+		return 0;
+	if (rc != BANGER_ETIMEDOUT)
+		return rc;
+	return bng_err(BANGER_ETIMEDOUT, "sshd did not start listening in the guest within %d s (last: %s)",
+		       timeout_ms / 1000, last);
 }

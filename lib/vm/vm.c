@@ -167,7 +167,9 @@ static void net_teardown(bng_engine *e, json_t *vm)
 
 /* ---- the per-VM disk ---- */
 
-static const char agent_unit[] = "[Unit]\nDescription=banger guest agent\nDefaultDependencies=no\n"
+/* No start limit: systemd's default gives up after 5 quick failures, and
+ * then nothing in the guest answers the host again. */
+static const char agent_unit[] = "[Unit]\nDescription=banger guest agent\nDefaultDependencies=no\nStartLimitIntervalSec=0\n"
 				 "After=systemd-udevd.service\n\n[Service]\nExecStart=/usr/local/libexec/banger-agent\n"
 				 "Restart=always\nRestartSec=1\n\n[Install]\nWantedBy=sysinit.target\n";
 
@@ -362,6 +364,23 @@ static const bng_vmm_driver *driver_of(json_t *vm)
 	return bng_vmm_driver_get(S(vm, "driver"));
 }
 
+static bool vmm_gone(void *state) { return bng_vmm_process_gone(state); }
+
+/* A boot wait's failure, naming the stage; when the VM itself went away,
+ * the console's last lines say why (a panic, a failed mount). */
+static int boot_failed(int rc, const char *stage_name, const char *console)
+{
+	if (rc == BANGER_ECANCELED)
+		return rc;
+	char *why = bng_strdup(banger_error_last());
+	char *tail = rc == BANGER_EIO ? bng_file_tail(console, 0, 6) : bng_strdup("");
+	rc = bng_err(rc, "boot failed at stage %s: %s%s%s (console: %s)", stage_name, why,
+		     *tail ? "; its console's last lines: " : "", tail, console);
+	free(tail);
+	free(why);
+	return rc;
+}
+
 /* Boots the VM (its row holds everything) and waits for the agent and SSH.
  * A VM being created stays "creating" until it is ready, so a daemon that
  * dies half way removes it at next start instead of adopting it. */
@@ -425,17 +444,20 @@ static int boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 	json_t *health = NULL;
 	bool vsock = false;
 	const char *agent = agent_channel(state, &vsock);
+	/* a guest that panics or reboots ends its VMM: every wait sees it at once */
+	bng_agent_watch watch = {.op = op, .vm_gone = vmm_gone, .ud = state};
 	if (!rc) {
-		rc = bng_agent_wait_healthy(agent, vsock, AGENT_TIMEOUT_MS, op, &health);
+		rc = bng_agent_wait_healthy(agent, vsock, AGENT_TIMEOUT_MS, &watch, &health);
 		if (rc)
-			rc = bng_err(rc, "the guest agent did not answer: %s (console: %s)", banger_error_last(), console);
+			rc = boot_failed(rc, "agent", console);
 	}
 	if (!rc) {
 		rc = vm_update(e, vm, json_pack("{s:O}", "boot_id", json_object_get(health, "boot_id")));
 		stage(op, "agent", t0);
 	}
-	if (!rc) /* a busy host boots slowly: the agent tells when sshd listens */
-		rc = bng_agent_wait_sshd(agent, vsock, AGENT_TIMEOUT_MS, op);
+	/* a busy host boots slowly: the agent tells when sshd listens */
+	if (!rc && (rc = bng_agent_wait_sshd(agent, vsock, AGENT_TIMEOUT_MS, &watch)) != 0)
+		rc = boot_failed(rc, "ssh", console);
 	/* With the host key made at create and pinned, a listening sshd is
 	 * ready: a handshake here would only repeat the caller's own (one SSH
 	 * session costs seconds of an emulated CPU). A VM from before keys were

@@ -40,71 +40,6 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- processes we did not fork (or no longer parent) ---- */
-
-typedef struct {
-	char state;               /* R, S, D, Z, ... */
-	unsigned long long start; /* clock ticks after boot */
-} proc_info;
-
-/* Reads /proc/<pid>/stat; BANGER_ENOTFOUND when there is no such process. */
-static int proc_info_get(pid_t pid, proc_info *pi)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return BANGER_ENOTFOUND;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return BANGER_ENOTFOUND;
-	buf[n] = '\0';
-	/* comm may hold spaces and parentheses: fields resume after the last ')'. */
-	char *p = strrchr(buf, ')');
-	if (!p || !p[1] || !p[2])
-		return BANGER_ENOTFOUND;
-	p += 2;
-	pi->state = *p;
-	/* state is field 3, starttime field 22. */
-	for (int field = 3; field < 22 && p; field++) {
-		p = strchr(p, ' ');
-		if (p)
-			p++;
-	}
-	pi->start = p ? strtoull(p, NULL, 10) : 0;
-	return 0;
-}
-
-/* Gone: no process, a zombie waiting for its parent, or a dead one. */
-static bool proc_gone(pid_t pid, unsigned long long start)
-{
-	proc_info pi;
-	if (proc_info_get(pid, &pi) != 0)
-		return true;
-	if (start && pi.start != start)
-		return true; /* the pid now belongs to another process */
-	if (pi.state == 'Z' || pi.state == 'X') {
-		/* If we happen to be its parent (a subreaper), reap it. */
-		waitpid(pid, NULL, WNOHANG);
-		return true;
-	}
-	return false;
-}
-
-/* Polls until the process is gone; false if it outlived timeout_ms. */
-static bool proc_wait_gone(pid_t pid, unsigned long long start, int timeout_ms)
-{
-	long long deadline = now_ms() + timeout_ms;
-	for (;;) {
-		if (proc_gone(pid, start))
-			return true;
-		if (now_ms() >= deadline)
-			return false;
-		usleep(10 * 1000);
-	}
-}
-
 /* ---- state ---- */
 
 typedef struct {
@@ -136,7 +71,7 @@ static int state_parse(json_t *state, qstate *s)
  * counts. */
 static bool state_proc_ours(const qstate *s)
 {
-	if (proc_gone(s->pid, s->start))
+	if (bng_proc_gone(s->pid, s->start))
 		return false;
 	if (!s->exe)
 		return true;
@@ -374,48 +309,6 @@ static void build_argv(strv *a, const bng_vm_config *cfg, const char *exe, const
 	arg(a, "chardev=qmp,mode=control");
 }
 
-/* The last few lines of the process log written after offset since,
- * joined with "; " (malloc'd; "" if there are none). */
-static char *log_tail(const char *path, off_t since)
-{
-	char buf[4096];
-	ssize_t n = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	if (fd >= 0 && fstat(fd, &st) == 0) {
-		off_t from = st.st_size - (off_t)sizeof(buf) + 1;
-		if (from < since)
-			from = since;
-		if (from < st.st_size)
-			n = pread(fd, buf, sizeof(buf) - 1, from);
-	}
-	if (fd >= 0)
-		close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	const char *lines[4];
-	size_t nl = 0;
-	for (char *save = NULL, *l = strtok_r(buf, "\r\n", &save); l; l = strtok_r(NULL, "\r\n", &save)) {
-		if (!*l)
-			continue;
-		if (nl == BNG_ARRAY_LEN(lines)) {
-			memmove(lines, lines + 1, sizeof(lines) - sizeof(lines[0]));
-			nl--;
-		}
-		lines[nl++] = l;
-	}
-	size_t len = 1;
-	for (size_t i = 0; i < nl; i++)
-		len += strlen(lines[i]) + 2;
-	char *out = bng_xmalloc(len);
-	out[0] = '\0';
-	for (size_t i = 0; i < nl; i++) {
-		if (i)
-			strcat(out, "; ");
-		strcat(out, lines[i]);
-	}
-	return out;
-}
-
 static bool path_fits_socket(const char *path)
 {
 	struct sockaddr_un sa;
@@ -509,8 +402,8 @@ static int qemu_start(const bng_vm_config *cfg, bng_op *op, json_t **state)
 	if (rc)
 		goto out;
 	bng_op_event(op, json_pack("{s:s,s:i}", "stage", "vmm", "pid", (int)pid)); /* exec'd: the guest is running */
-	proc_info pi = {0};
-	proc_info_get(pid, &pi);
+	unsigned long long started = 0;
+	bng_proc_stat(pid, NULL, &started);
 
 	long long deadline = now_ms() + QEMU_START_TIMEOUT_MS;
 	char last_status[32] = "no answer";
@@ -519,8 +412,8 @@ static int qemu_start(const bng_vm_config *cfg, bng_op *op, json_t **state)
 			rc = bng_err(BANGER_ECANCELED, "cancelled while starting the VM");
 			break;
 		}
-		if (proc_gone(pid, pi.start)) {
-			tail = log_tail(cfg->process_log, log_since);
+		if (bng_proc_gone(pid, started)) {
+			tail = bng_file_tail(cfg->process_log, log_since, 4);
 			if (*tail)
 				rc = bng_err(BANGER_EIO, "qemu exited while starting the VM: %s", tail);
 			else
@@ -531,7 +424,7 @@ static int qemu_start(const bng_vm_config *cfg, bng_op *op, json_t **state)
 		}
 		int left = (int)(deadline - now_ms());
 		if (left <= 0) {
-			tail = log_tail(cfg->process_log, log_since);
+			tail = bng_file_tail(cfg->process_log, log_since, 4);
 			rc = bng_err(BANGER_ETIMEDOUT, "qemu did not report a running VM on %s within %d s (%s)%s%s", p.qmp,
 				     QEMU_START_TIMEOUT_MS / 1000, last_status, *tail ? ": " : "", tail);
 			break;
@@ -552,7 +445,7 @@ static int qemu_start(const bng_vm_config *cfg, bng_op *op, json_t **state)
 	if (rc) {
 		if (pid > 0) {
 			kill(pid, SIGKILL);
-			proc_wait_gone(pid, pi.start, 5000);
+			bng_proc_wait_gone(pid, started, 5000);
 		}
 		goto out;
 	}
@@ -566,7 +459,7 @@ static int qemu_start(const bng_vm_config *cfg, bng_op *op, json_t **state)
 		snprintf(exe, sizeof(exe), "%s", live);
 	}
 	*state = json_pack("{s:s, s:i, s:I, s:s, s:{s:s, s:s}, s:s}", "driver", "qemu", "pid", (int)pid, "proc_start",
-			   (json_int_t)pi.start, "control_socket", p.qmp, "agent", "kind", "unix", "path", p.agent, "exe",
+			   (json_int_t)started, "control_socket", p.qmp, "agent", "kind", "unix", "path", p.agent, "exe",
 			   exe);
 	if (!*state) {
 		kill(pid, SIGKILL);
@@ -596,7 +489,7 @@ static int qemu_shutdown(json_t *state, int timeout_ms)
 	if (ask > 0 && bng_qmp_call(s.qmp, "system_powerdown", NULL, ask, NULL) != 0)
 		bng_err_clear();
 	int left = (int)(deadline - now_ms());
-	if (proc_wait_gone(s.pid, s.start, left > 0 ? left : 0))
+	if (bng_proc_wait_gone(s.pid, s.start, left > 0 ? left : 0))
 		return 0;
 	return bng_err(BANGER_ETIMEDOUT, "the VM (qemu pid %d) is still running %d ms after the power-off request: "
 		       "kill it", (int)s.pid, timeout_ms);
@@ -618,7 +511,7 @@ static int qemu_kill(json_t *state, int sig)
 			return 0;
 		return bng_err_errno(bng_code_from_errno(errno), errno, "cannot signal the VM's qemu process %d", (int)s.pid);
 	}
-	if (proc_wait_gone(s.pid, s.start, QEMU_KILL_WAIT_MS))
+	if (bng_proc_wait_gone(s.pid, s.start, QEMU_KILL_WAIT_MS))
 		return 0;
 	if (sig != SIGKILL)
 		return bng_err(BANGER_ETIMEDOUT, "qemu process %d is still running %d s after signal %d: kill it with SIGKILL",

@@ -2,6 +2,7 @@
  * BANGER_EUNSUPPORTED. */
 #include "vmm.h"
 #include "firecracker.h"
+#include "../core/proc.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -50,4 +51,14 @@ int bng_vmm_snapshot(const bng_vmm_driver *d, json_t *state, const char *dir)
 	if (!d || !state || !dir)
 		return bng_err(BANGER_EINVAL, "snapshot: no driver, VM state or directory");
 	return d->snapshot ? d->snapshot(state, dir) : unsupported(d, "snapshot");
+}
+
+bool bng_vmm_process_gone(json_t *state)
+{
+	json_int_t pid = json_integer_value(json_object_get(state, "pid"));
+	/* qemu records its start time as proc_start, firecracker as start_time */
+	json_t *start = json_object_get(state, "proc_start");
+	if (!start)
+		start = json_object_get(state, "start_time");
+	return pid <= 0 || bng_proc_gone((pid_t)pid, (unsigned long long)json_integer_value(start));
 }

@@ -82,6 +82,10 @@ int bng_vmm_pause(const bng_vmm_driver *d, json_t *state);
 int bng_vmm_resume(const bng_vmm_driver *d, json_t *state);
 int bng_vmm_snapshot(const bng_vmm_driver *d, json_t *state, const char *dir);
 
+/* True once the VMM process that state records (pid and start time) has
+ * exited: a process check only, cheap enough to call between polls. */
+bool bng_vmm_process_gone(json_t *state);
+
 /* Whether qemu can run guests under KVM here: boots kernel_dir's kernel
  * and initramfs with banger.probe=1 under -accel kvm and waits up to
  * timeout_ms for init's "banger-init: probe ok" (a /dev/kvm that opens may

@@ -392,3 +392,28 @@ def test_first_boot_installs_sshd_through_nat(vmenv, uplink, tmp_path_factory):
             timeout=900)
     assert p.returncode == 0 and p.stdout.strip() == "installed", p.stderr
     assert cli("image", "rm", "debian-nossh").returncode == 0
+
+
+def test_guest_that_dies_at_boot_fails_fast(vmenv, tmp_path):
+    """No /sbin/init: banger's initramfs cannot switch root and powers the
+    guest off, so QEMU exits. The boot must say so at once, with the
+    console's last lines, not wait the agent's 10 minutes."""
+    tar = tmp_path / "noinit.tar"
+    tree = tmp_path / "noinit"
+    (tree / "usr/sbin").mkdir(parents=True)
+    (tree / "usr/sbin/sshd").write_text("#!/bin/sh\n")
+    (tree / "usr/sbin/sshd").chmod(0o755)
+    subprocess.run(["tar", "-cf", str(tar), "-C", str(tree), "."], check=True)
+    assert cli("image", "import", "noinit", "--tar", str(tar)).returncode == 0
+    t0 = time.time()
+    p = cli("vm", "create", "--name", "doomed", "--image", "noinit")
+    took = time.time() - t0
+    assert p.returncode == 1
+    assert "boot failed at stage agent: the VM stopped: its hypervisor process exited" in p.stderr, p.stderr
+    assert "init /sbin/init is not an executable in the root filesystem" in p.stderr, p.stderr
+    assert took < 120, took
+    print(f"\nguest panic reported after {took:.1f} s")
+    assert vm_procs() == []
+    cli("vm", "rm", "doomed")
+    assert cli("image", "rm", "noinit").returncode == 0
+    assert leaked_taps(vmenv) == []

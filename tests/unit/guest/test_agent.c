@@ -752,10 +752,17 @@ static void test_device_pty(void)
 	const char *args[] = {"--device", slave_path, "--vsock-port", "0", NULL};
 	pid_t pid = spawn(args, -1, -1);
 	json_t *r = NULL;
-	/* The agent may not have opened the port yet: retry like the host does. */
+	/* Opening the port, the agent announces itself first. */
+	char *line = read_line_fd(master, 5000);
+	json_t *hello = line ? json_loads(line, 0, NULL) : NULL;
+	free(line);
+	CHECK_EQ_STR(jstr(hello, "event"), "hello");
+	CHECK_EQ_INT(json_integer_value(json_object_get(hello, "pid")), pid);
+	CHECK(json_is_string(json_object_get(hello, "boot_id")));
+	json_decref(hello);
 	for (int i = 0; i < 50 && !r; i++) {
 		write_all(master, "{\"id\":40,\"op\":\"health\"}\n", 24);
-		char *line = read_line_fd(master, 200);
+		line = read_line_fd(master, 200);
 		if (line)
 			r = json_loads(line, 0, NULL);
 		free(line);
@@ -948,7 +955,7 @@ typedef struct {
 	int script;
 } peer;
 
-enum { PEER_SILENT, PEER_STALE_THEN_RIGHT, PEER_NO_OK, PEER_ERROR, PEER_HANGUP, PEER_SLOW };
+enum { PEER_SILENT, PEER_STALE_THEN_RIGHT, PEER_NO_OK, PEER_ERROR, PEER_HANGUP, PEER_SLOW, PEER_RESTARTS };
 
 static void *peer_main(void *arg)
 {
@@ -977,6 +984,15 @@ static void *peer_main(void *arg)
 		case PEER_HANGUP:
 			shutdown(p->fd, SHUT_RDWR);
 			return NULL;
+		case PEER_RESTARTS:
+			/* The agent that read this request died with it; its successor
+			 * announces itself and answers what it reads from then on. */
+			p->script = PEER_SLOW + 100;
+			n = snprintf(out, sizeof(out), "{\"id\":null,\"event\":\"hello\",\"pid\":2}\n");
+			break;
+		case PEER_SLOW + 100:
+			n = snprintf(out, sizeof(out), "{\"id\":%lld,\"ok\":true,\"x\":2}\n", (long long)id);
+			break;
 		case PEER_SLOW:
 			sleep_ms(300);
 			n = snprintf(out, sizeof(out), "{\"id\":%lld,\"ok\":true}\n", (long long)id);
@@ -1012,6 +1028,12 @@ static int call_scripted(int script, int timeout_ms, json_t **reply)
 
 static atomic_int cancel_flag;
 
+static bool always_gone(void *ud)
+{
+	(void)ud;
+	return true;
+}
+
 static void *cancel_soon(void *arg)
 {
 	(void)arg;
@@ -1040,6 +1062,21 @@ static void test_client_edges(void)
 	CHECK_OK(call_scripted(PEER_SLOW, 100, &r));
 	json_decref(r);
 	r = NULL;
+	/* A request lost with a restarting agent is sent again on its hello. */
+	t0 = mono_ms();
+	CHECK_OK(call_scripted(PEER_RESTARTS, 5000, &r));
+	CHECK(mono_ms() - t0 < 2000);
+	CHECK_EQ_INT(json_integer_value(json_object_get(r, "x")), 2);
+	json_decref(r);
+	r = NULL;
+	/* A wait ends as soon as the VM is gone, naming why. */
+	t0 = mono_ms();
+	bng_agent_watch gone = {.vm_gone = always_gone};
+	CHECK_EQ_INT(bng_agent_wait_healthy(tmp, false, 20000, &gone, &r), BANGER_EIO);
+	CHECK(mono_ms() - t0 < 2000);
+	CHECK_STR_CONTAINS(banger_error_last(), "hypervisor process exited");
+	CHECK_EQ_INT(bng_agent_wait_sshd(tmp, false, 20000, &gone), BANGER_EIO);
+	CHECK(mono_ms() - t0 < 4000);
 
 	CHECK_EQ_INT(bng_agent_call(-1, "health", 100, &r), BANGER_EINVAL);
 	int fd = 0;
@@ -1061,7 +1098,7 @@ static void test_client_edges(void)
 	pthread_t t;
 	pthread_create(&t, NULL, cancel_soon, NULL);
 	t0 = mono_ms();
-	CHECK_EQ_INT(bng_agent_wait_healthy(nowhere, false, 20000, &op, &r), BANGER_ECANCELED);
+	CHECK_EQ_INT(bng_agent_wait_healthy(nowhere, false, 20000, &(bng_agent_watch){.op = &op}, &r), BANGER_ECANCELED);
 	CHECK(mono_ms() - t0 < 3000);
 	pthread_join(t, NULL);
 	free(nowhere);
@@ -1139,7 +1176,7 @@ static void wait_sshd_in_netns(const char *sock)
 	bng_op op = {.cancel = &cancel_flag};
 	pthread_create(&th, NULL, cancel_soon, NULL);
 	t0 = mono_ms();
-	CHECK_EQ_INT(bng_agent_wait_sshd(sock, false, 20000, &op), BANGER_ECANCELED);
+	CHECK_EQ_INT(bng_agent_wait_sshd(sock, false, 20000, &(bng_agent_watch){.op = &op}), BANGER_ECANCELED);
 	CHECK(mono_ms() - t0 < 2000);
 	pthread_join(th, NULL);
 	atomic_store(&cancel_flag, 0);
