@@ -36,6 +36,8 @@ int bng_read_file(const char *path, char **out, size_t *len);
 /* The last max_lines (at most 16) non-empty lines of the log at path written
  * after offset since, joined with "; " (malloc'd; "" if there are none). */
 char *bng_file_tail(const char *path, off_t since, size_t max_lines);
+/* data as standard base64 with padding (malloc'd). */
+char *bng_base64(const void *data, size_t len);
 /* Writes data to path atomically (temp file in the same dir + rename). */
 int bng_write_file_atomic(const char *path, const char *data, size_t len, mode_t mode);
 /* Checks that dir exists (creating it) and that we can create files in it. */

@@ -14,6 +14,7 @@
 #include "../image/catalog.h"
 #include "../fs/ext4.h"
 #include "../guest/agent.h"
+#include "../guest/link.h"
 #include "../image/image.h"
 #include "../kernel/store.h"
 #include "../net/net.h"
@@ -543,6 +544,7 @@ static int halt(bng_engine *e, json_t *vm, bool graceful, int sig)
 			const char *path = agent_channel(state, &vsock);
 			int fd = -1;
 			json_t *reply = NULL;
+			bng_agent_link_forget(path); /* the channel takes one client: ours now */
 			/* the guest syncs its disks before powering off: nothing written is lost */
 			if (bng_agent_connect(path, vsock, 2000, &fd) == 0) {
 				bng_agent_call(fd, "sync", 10000, &reply);
@@ -1118,48 +1120,32 @@ int bng_m_vm_logs(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	return 0;
 }
 
-int bng_m_vm_exec(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+int bng_vm_agent(bng_engine *e, const char *ref, json_t **vm, const char **path, bool *vsock)
 {
-	json_t *vm;
-	int rc = vm_get(e, json_string_value(json_object_get(params, "name")), &vm);
+	int rc = vm_get(e, ref, vm);
 	if (rc)
 		return rc;
-	json_t *argv = json_object_get(params, "argv");
-	if (json_array_size(argv) == 0)
-		rc = bng_err(BANGER_EINVAL, "vm.exec needs a command (argv)");
-	if (!rc && strcmp(S(vm, "state"), "running"))
-		rc = bng_err(BANGER_EUNSUPPORTED, "vm '%s' is not running (start it: banger vm start %s)", S(vm, "name"),
-			     S(vm, "name"));
-	if (!rc) {
-		char *cmd = bng_ssh_quote_argv(argv);
-		bng_ssh_target t = {.host = S(vm, "ip"), .port = 22, .user = "root",
-				    .key_path = bng_config_str(&e->config, "ssh_key_path"), .known_key = S(vm, "host_key")};
-		json_int_t timeout = json_integer_value(json_object_get(params, "timeout_s"));
-		rc = bng_ssh_exec(&t, cmd, json_string_value(json_object_get(params, "stdin")), 16 << 20,
-				  timeout > 0 ? (int)timeout * 1000 : 0, op, result);
-		free(cmd);
+	*path = agent_channel(json_object_get(*vm, "vmm"), vsock);
+	if (strcmp(S(*vm, "state"), "running") || !*path) {
+		rc = bng_err(BANGER_EUNSUPPORTED, "vm '%s' is not running", S(*vm, "name"));
+		json_decref(*vm);
+		*vm = NULL;
 	}
-	json_decref(vm);
 	return rc;
 }
 
-/* One agent request to a running VM. */
 static int agent_op(bng_engine *e, json_t *params, const char *what, json_t **reply)
 {
 	json_t *vm;
-	int rc = vm_get(e, json_string_value(json_object_get(params, "name")), &vm);
+	const char *path;
+	bool vsock;
+	int rc = bng_vm_agent(e, json_string_value(json_object_get(params, "name")), &vm, &path, &vsock);
 	if (rc)
 		return rc;
-	bool vsock = false;
-	const char *path = agent_channel(json_object_get(vm, "vmm"), &vsock);
-	int fd = -1;
-	if (strcmp(S(vm, "state"), "running") || !path)
-		rc = bng_err(BANGER_EUNSUPPORTED, "vm '%s' is not running", S(vm, "name"));
-	else
-		rc = bng_agent_connect(path, vsock, 5000, &fd);
-	if (!rc) {
-		rc = bng_agent_call(fd, what, 15000, reply);
-		close(fd);
+	bng_agent_link *link;
+	if ((rc = bng_agent_link_get(path, vsock, 5000, &link)) == 0) {
+		rc = bng_agent_link_call(link, what, 15000, NULL, reply);
+		bng_agent_link_unref(link);
 	}
 	json_decref(vm);
 	return rc;

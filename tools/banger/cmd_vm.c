@@ -271,23 +271,72 @@ int cmd_vm_ssh(const command *cmd, args *a)
 	return status;
 }
 
+/* stdin for -i: all of it, sent once the command starts (16 MiB at most). */
+static int read_stdin(char **out, size_t *len)
+{
+	size_t cap = 65536;
+	*out = malloc(cap);
+	*len = 0;
+	for (;;) {
+		if (*len == cap) {
+			if (cap >= (16u << 20))
+				return fail(EXIT_USAGE, "stdin is longer than 16 MiB");
+			*out = realloc(*out, cap *= 2);
+		}
+		ssize_t n = read(0, *out + *len, cap - *len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? fail(1, "cannot read stdin: %s", strerror(errno)) : 0;
+		*len += (size_t)n;
+	}
+}
+
 int cmd_vm_exec(const command *cmd, args *a)
 {
 	if (a->argc < 2)
 		return fail(EXIT_USAGE, "usage: banger %s NAME -- CMD [ARG...]", cmd->path);
-	json_t *argv = json_array();
+	json_t *argv = json_array(), *env = json_array();
 	for (int i = 1; i < a->argc; i++)
 		json_array_append_new(argv, json_string(a->argv[i]));
+	for (int i = 0; i < a->nflags; i++)
+		if (a->flags[i].name_len == 5 && !strncmp(a->flags[i].name, "--env", 5)) {
+			if (!strchr(a->flags[i].value, '='))
+				return fail(EXIT_USAGE, "--env wants NAME=VALUE, got '%s'", a->flags[i].value);
+			json_array_append_new(env, json_string(a->flags[i].value));
+		}
+	json_t *params = json_pack("{s:s,s:o,s:o,s:b}", "name", a->argv[0], "argv", argv, "env", env, "stream", !a->json);
+	if (flag_value(a, "--cwd"))
+		json_object_set_new(params, "cwd", json_string(flag_value(a, "--cwd")));
+	if (flag_value(a, "--user"))
+		json_object_set_new(params, "user", json_string(flag_value(a, "--user")));
+	if (flag_value(a, "--timeout")) {
+		char *end;
+		long t = strtol(flag_value(a, "--timeout"), &end, 10);
+		if (*end || t <= 0) {
+			json_decref(params);
+			return fail(EXIT_USAGE, "--timeout wants whole seconds, got '%s'", flag_value(a, "--timeout"));
+		}
+		json_object_set_new(params, "timeout_s", json_integer(t));
+	}
+	if (flag_set(a, "-i")) {
+		char *in;
+		size_t len;
+		int rc = read_stdin(&in, &len);
+		if (!rc)
+			json_object_set_new(params, "stdin", json_stringn(in, len));
+		free(in);
+		if (rc || !json_object_get(params, "stdin")) {
+			json_decref(params);
+			return rc ? rc : fail(EXIT_USAGE, "-i: stdin is not UTF-8 text");
+		}
+	}
 	json_t *res;
-	int rc = call_with("vm.exec", json_pack("{s:s,s:o}", "name", a->argv[0], "argv", argv), &res);
+	int rc = call_with("vm.exec", params, &res);
 	if (rc)
 		return api_fail(rc);
-	if (a->json) {
+	if (a->json)
 		print_json(res);
-	} else {
-		fputs(str(res, "stdout") + (strcmp(str(res, "stdout"), "-") ? 0 : 1), stdout);
-		fputs(str(res, "stderr") + (strcmp(str(res, "stderr"), "-") ? 0 : 1), stderr);
-	}
 	int code = (int)json_integer_value(json_object_get(res, "exit_code"));
 	json_decref(res);
 	return code;

@@ -118,10 +118,38 @@ static void clear_progress(void)
 /* Progress: a VM's `spec:` line always (it says what is being made); on a
  * terminal, each finished stage on a line of its own with its time, and
  * everything else on one line rewritten in place. */
+/* A command's output event: base64 bytes for our stdout or stderr. */
+static void write_output(const char *stream, const char *b64)
+{
+	FILE *f = strcmp(stream, "stderr") ? stdout : stderr;
+	unsigned v = 0;
+	int bits = 0;
+	for (const char *c = b64; *c && *c != '='; c++) {
+		const char *abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+		const char *at = strchr(abc, *c);
+		if (!at)
+			continue;
+		v = v << 6 | (unsigned)(at - abc);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			fputc((int)(v >> bits & 0xff), f);
+		}
+	}
+	fflush(f);
+}
+
 static void show_progress(const char *event_json, void *ud)
 {
 	const char *method = ud;
 	json_t *ev = json_loads(event_json, 0, NULL);
+	const char *output = json_string_value(json_object_get(ev, "output"));
+	if (output) {
+		clear_progress();
+		write_output(output, json_string_value(json_object_get(ev, "data")) ?: "");
+		json_decref(ev);
+		return;
+	}
 	const char *stage = json_string_value(json_object_get(ev, "stage"));
 	json_t *seconds = json_object_get(ev, "seconds");
 	if (stage && !strcmp(stage, "spec") && json_is_string(json_object_get(ev, "spec"))) {
@@ -465,7 +493,8 @@ const command commands[] = {
 	{"vm stats", "", "<vm>", "--json", "VMM cpu time and memory, guest uptime", cmd_vm_generic},
 	{"vm ports", "", "<vm>", "--json", "listening ports in the guest", cmd_vm_generic},
 	{"vm ssh", "", "<vm> [-- cmd [arg...]]", "", "ssh into a VM, or run one command", cmd_vm_ssh},
-	{"vm exec", "", "<vm> -- cmd [arg...]", "--json", "run a command over the API: stdout, stderr, exit code",
+	{"vm exec", "", "<vm> -- cmd [arg...]", "--cwd= --env= --user= --timeout= -i --json",
+	 "run a command in the guest over its agent (no SSH): output streamed, exit code propagated",
 	 cmd_vm_exec},
 	{"vm set", "", "<vm>", "--vcpu= --memory= --disk-size= --json", "change a stopped VM's spec", cmd_vm_set},
 	{"ps", "", "", "--all --latest --quiet -q --json", "running VMs (same as banger vm list)", cmd_vm_list},

@@ -1,0 +1,47 @@
+/* One connection to a VM's guest agent in frame mode (docs/agent-protocol.md),
+ * shared by every caller in this process: JSON calls and many concurrent
+ * exec streams multiplexed over it, each with its own flow-control window.
+ * QEMU's virtio-serial socket takes one client at a time, so a process
+ * that talks to a running VM does it through its one link. */
+#ifndef BANGER_GUEST_LINK_H
+#define BANGER_GUEST_LINK_H
+
+#include "agent.h"
+
+#include <stddef.h>
+
+typedef struct bng_agent_link bng_agent_link;
+
+/* The process's link to the agent at path (vsock: through Firecracker's
+ * UDS), connecting and switching to frame mode if there is none or the
+ * last one broke. A new reference: bng_agent_link_unref it. */
+int bng_agent_link_get(const char *path, bool vsock, int timeout_ms, bng_agent_link **out);
+void bng_agent_link_unref(bng_agent_link *l);
+
+/* Closes the link to path, if any (the VM is stopping): its streams and
+ * calls fail with ECONNECT and the channel is free for another client. */
+void bng_agent_link_forget(const char *path);
+
+/* A line-mode op (health, ports, sync ...) over the link. */
+int bng_agent_link_call(bng_agent_link *l, const char *op, int timeout_ms, const bng_agent_watch *w, json_t **reply);
+
+/* One command's I/O. output gets each chunk as it arrives (fd 1 or 2) on
+ * the calling thread; a nonzero return ends the exec (the command is
+ * killed) with that code. stdin_data (may be NULL) is sent, then stdin is
+ * closed. */
+typedef struct bng_exec_io {
+	int (*output)(void *ud, int fd, const char *data, size_t len);
+	void *ud;
+	const char *stdin_data;
+	size_t stdin_len;
+} bng_exec_io;
+
+/* Runs spec ({"argv":[...],"env"?,"cwd"?,"user"?,"tty"?,...}) in the guest
+ * and streams its output to io until it exits; *status gets {"exit_code":N}
+ * or {"signal":N} and "pid". timeout_ms > 0 kills it after that long
+ * (ETIMEDOUT); cancelling the watch's op kills it too (ECANCELED). EIO with
+ * the agent's message when it could not start the command. */
+int bng_agent_link_exec(bng_agent_link *l, json_t *spec, const bng_exec_io *io, int timeout_ms,
+			const bng_agent_watch *w, json_t **status);
+
+#endif

@@ -1,0 +1,115 @@
+/* vm.exec: a command in a running guest over the agent link, no SSH (one
+ * SSH session costs seconds of an emulated CPU; a frame costs microseconds).
+ * Output is streamed as events ({"output":"stdout"|"stderr","data":<base64>})
+ * or collected into the result. */
+#include "vm.h"
+#include "../guest/link.h"
+#include "../vmm/vmm.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COLLECT_MAX (16u << 20) /* per stream, when not streaming */
+
+typedef struct {
+	bng_op *op;
+	bool stream;
+	char *buf[2];
+	size_t len[2], cap[2];
+	bool truncated;
+} exec_sink;
+
+static int on_output(void *ud, int fd, const char *data, size_t len)
+{
+	exec_sink *k = ud;
+	int i = fd == 2;
+	if (k->stream) {
+		char *b64 = bng_base64(data, len);
+		bng_op_event(k->op, json_pack("{s:s,s:s}", "output", i ? "stderr" : "stdout", "data", b64));
+		free(b64);
+		return 0;
+	}
+	if (k->len[i] + len > COLLECT_MAX) { /* keep the head, as the SSH path did */
+		len = COLLECT_MAX - k->len[i];
+		k->truncated = true;
+	}
+	if (k->len[i] + len + 1 > k->cap[i]) {
+		k->cap[i] = (k->len[i] + len + 1) * 2;
+		char *grown = realloc(k->buf[i], k->cap[i]);
+		if (!grown)
+			abort(); /* as bng_xmalloc */
+		k->buf[i] = grown;
+	}
+	memcpy(k->buf[i] + k->len[i], data, len);
+	k->len[i] += len;
+	k->buf[i][k->len[i]] = '\0';
+	return 0;
+}
+
+/* Collected output as a JSON string; bytes that are not UTF-8 come back
+ * as base64 under "<name>_b64" instead. */
+static void put_output(json_t *result, const char *name, const char *data, size_t len)
+{
+	json_t *s = json_stringn(data ? data : "", len);
+	if (s) {
+		json_object_set_new(result, name, s);
+		return;
+	}
+	char *key = bng_asprintf("%s_b64", name), *b64 = bng_base64(data, len);
+	json_object_set_new(result, name, json_string(""));
+	json_object_set_new(result, key, json_string(b64));
+	free(key);
+	free(b64);
+}
+
+static bool vmm_gone(void *state) { return bng_vmm_process_gone(state); }
+
+int bng_m_vm_exec(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	json_t *vm;
+	const char *path;
+	bool vsock;
+	json_t *argv = json_object_get(params, "argv");
+	if (json_array_size(argv) == 0)
+		return bng_err(BANGER_EINVAL, "vm.exec needs a command (argv)");
+	int rc = bng_vm_agent(e, json_string_value(json_object_get(params, "name")), &vm, &path, &vsock);
+	if (rc)
+		return rc;
+	bng_agent_link *link = NULL;
+	rc = bng_agent_link_get(path, vsock, 10000, &link);
+	json_t *spec = json_pack("{s:O}", "argv", argv);
+	static const char *const passed[] = {"env", "cwd", "user", "tty"};
+	for (size_t i = 0; i < BNG_ARRAY_LEN(passed); i++)
+		if (json_object_get(params, passed[i]))
+			json_object_set(spec, passed[i], json_object_get(params, passed[i]));
+	exec_sink sink = {.op = op, .stream = json_is_true(json_object_get(params, "stream"))};
+	const char *in = json_string_value(json_object_get(params, "stdin"));
+	bng_exec_io io = {.output = on_output, .ud = &sink, .stdin_data = in, .stdin_len = in ? strlen(in) : 0};
+	bng_agent_watch watch = {.op = op, .vm_gone = vmm_gone, .ud = json_object_get(vm, "vmm")};
+	json_int_t timeout = json_integer_value(json_object_get(params, "timeout_s"));
+	json_t *status = NULL;
+	if (!rc)
+		rc = bng_agent_link_exec(link, spec, &io, timeout > 0 ? (int)timeout * 1000 : 0, &watch, &status);
+	if (!rc) {
+		json_int_t sig = json_integer_value(json_object_get(status, "signal"));
+		json_int_t code = sig ? 128 + sig : json_integer_value(json_object_get(status, "exit_code"));
+		*result = json_pack("{s:I,s:O}", "exit_code", code, "pid", json_object_get(status, "pid") ?: json_null());
+		if (sig) {
+			const char *name = sigabbrev_np((int)sig);
+			json_object_set_new(*result, "signal", name ? json_string(name) : json_integer(sig));
+		}
+		if (!sink.stream) {
+			put_output(*result, "stdout", sink.buf[0], sink.len[0]);
+			put_output(*result, "stderr", sink.buf[1], sink.len[1]);
+			json_object_set_new(*result, "truncated", json_boolean(sink.truncated));
+		}
+	}
+	free(sink.buf[0]);
+	free(sink.buf[1]);
+	json_decref(status);
+	json_decref(spec);
+	bng_agent_link_unref(link);
+	json_decref(vm);
+	return rc;
+}
