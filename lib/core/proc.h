@@ -3,7 +3,7 @@
 #ifndef BANGER_PROC_H
 #define BANGER_PROC_H
 
-#include "../engine/engine.h"
+#include "op.h"
 
 /* Called for each line the child prints (stdout and stderr merged). */
 typedef void (*bng_line_cb)(const char *line, void *ud);

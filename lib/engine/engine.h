@@ -5,27 +5,12 @@
 
 #include "../core/config.h"
 #include "../core/internal.h"
+#include "../core/op.h"
 #include "../core/paths.h"
 #include "../store/store.h"
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <time.h>
-
-/* A running operation, as seen by a method: emit progress, poll for
- * cancellation. */
-typedef struct bng_op {
-	void (*emit)(struct bng_op *op, json_t *event); /* takes ownership of event */
-	void *emit_ud;
-	atomic_int *cancel;
-} bng_op;
-
-static inline bool bng_op_cancelled(const bng_op *op) { return op && op->cancel && atomic_load(op->cancel); }
-/* Sends a progress event (steals the reference). */
-void bng_op_event(bng_op *op, json_t *event);
-/* Sleeps up to ms, waking early when the op is cancelled; returns
- * BANGER_ECANCELED if it was. */
-int bng_op_sleep(bng_op *op, int ms);
 
 typedef struct bng_engine {
 	bng_paths paths;
