@@ -3,6 +3,7 @@
 #include "core/internal.h"
 #include "core/paths.h"
 #include "engine/engine.h"
+#include "modules.h"
 #include "rpc/client.h"
 
 #include <pthread.h>
@@ -128,7 +129,7 @@ BANGER_API int banger_ctx_open(banger_ctx **out, const char *uri, const banger_o
 			free(ctx);
 			return bng_err(BANGER_EINVAL, "local: state directory must be an absolute path (got '%s')", dir);
 		}
-		rc = bng_engine_open(&ctx->engine, dir, opts ? opts->config_path : NULL);
+		rc = bng_engine_open(&ctx->engine, dir, opts ? opts->config_path : NULL, bng_modules, bng_modules_count);
 	} else if (bng_str_has_prefix(uri, "unix:")) {
 		const char *path = uri + strlen("unix:");
 		ctx->remote = true;

@@ -3,7 +3,7 @@
 #ifndef BANGER_HTTP_H
 #define BANGER_HTTP_H
 
-#include "../engine/engine.h"
+#include "op.h"
 
 /* GETs url into a malloc'd NUL-terminated buffer of at most max bytes.
  * "file:" URLs and plain paths read the file. */

@@ -3,7 +3,7 @@
 #ifndef BANGER_PROC_H
 #define BANGER_PROC_H
 
-#include "../engine/engine.h"
+#include "op.h"
 
 #include <stdbool.h>
 #include <sys/types.h>

@@ -1,9 +1,7 @@
-/* Engine lifecycle (state-dir lock, config, store) and method dispatch. */
+/* Engine lifecycle (state-dir lock, config, store, the registered modules'
+ * hooks) and method dispatch. */
 #include "engine.h"
-#include "../vm/tap_pool.h"
-#include "../vm/vm.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,24 +9,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
-
-void bng_op_event(bng_op *op, json_t *event)
-{
-	if (op && op->emit)
-		op->emit(op, event);
-	else
-		json_decref(event);
-}
-
-int bng_op_sleep(bng_op *op, int ms)
-{
-	for (int left = ms; left > 0; left -= 20) {
-		if (bng_op_cancelled(op))
-			return bng_err(BANGER_ECANCELED, "cancelled");
-		usleep((useconds_t)(left < 20 ? left : 20) * 1000);
-	}
-	return bng_op_cancelled(op) ? bng_err(BANGER_ECANCELED, "cancelled") : 0;
-}
 
 /* Takes the state directory's exclusive lock and records our pid in it. */
 static int lock_state(bng_engine *e)
@@ -67,89 +47,12 @@ static int lock_state(bng_engine *e)
 	return 0;
 }
 
-int bng_engine_reserve(bng_engine *e, const char *key, bng_op *op)
-{
-	/* one creator per name: later callers wait, then see what it made */
-	pthread_mutex_lock(&e->reserve_lock);
-	while (json_object_get(e->reserved, key)) {
-		if (bng_op_cancelled(op)) {
-			pthread_mutex_unlock(&e->reserve_lock);
-			return bng_err(BANGER_ECANCELED, "cancelled while waiting for %s", key);
-		}
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += 50 * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&e->reserve_cond, &e->reserve_lock, &until);
-	}
-	json_object_set_new(e->reserved, key, json_true());
-	pthread_mutex_unlock(&e->reserve_lock);
-	return 0;
-}
-
-void bng_engine_release(bng_engine *e, const char *key)
-{
-	pthread_mutex_lock(&e->reserve_lock);
-	json_object_del(e->reserved, key);
-	pthread_cond_broadcast(&e->reserve_cond);
-	pthread_mutex_unlock(&e->reserve_lock);
-}
-
-int bng_publish_dir(const char *staging, const char *final)
-{
-	if (rename(staging, final) != 0)
-		return bng_err_errno(BANGER_EIO, errno, "cannot publish %s", final);
-	/* make the rename durable before the database points at it */
-	char *parent = bng_strdup(final);
-	char *slash = strrchr(parent, '/');
-	if (slash)
-		*slash = '\0';
-	int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-	free(parent);
-	return 0;
-}
-
-/* Removes what a crash left behind: staging directories, and published
- * directories the database has no row for (the crash came between the
- * rename and the insert). */
-static int clean_leftovers(bng_engine *e, const char *dir, const char *table)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		return 0;
-	json_t *rows = NULL;
-	char *sql = bng_asprintf("SELECT id FROM %s", table);
-	int rc = bng_store_query(&e->store, &rows, sql, 0, NULL);
-	free(sql);
-	struct dirent *de;
-	while (!rc && (de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		bool known = false;
-		size_t i;
-		json_t *row;
-		json_array_foreach(rows, i, row) known |= !strcmp(json_string_value(json_object_get(row, "id")), de->d_name);
-		if (!known) {
-			char *p = bng_asprintf("%s/%s", dir, de->d_name);
-			rc = bng_rm_rf(p);
-			free(p);
-		}
-	}
-	closedir(d);
-	json_decref(rows);
-	return rc;
-}
-
-int bng_engine_open(bng_engine **out, const char *state_dir, const char *config_path)
+int bng_engine_open(bng_engine **out, const char *state_dir, const char *config_path,
+		    const bng_module *const *modules, size_t nmodules)
 {
 	bng_engine *e = bng_xcalloc(1, sizeof(*e));
+	e->modules = modules;
+	e->nmodules = nmodules;
 	e->lock_fd = -1;
 	pthread_mutex_init(&e->reserve_lock, NULL);
 	pthread_cond_init(&e->reserve_cond, NULL);
@@ -184,12 +87,9 @@ int bng_engine_open(bng_engine **out, const char *state_dir, const char *config_
 		rc = bng_rm_rf(e->tmp_dir); /* only ever scratch */
 	if (!rc)
 		rc = bng_mkdir_p(e->tmp_dir, 0700);
-	if (!rc)
-		rc = clean_leftovers(e, e->images_dir, "images");
-	if (!rc)
-		rc = clean_leftovers(e, e->kernels_dir, "kernels");
-	if (!rc)
-		rc = bng_vm_reconcile(e);
+	for (size_t i = 0; !rc && i < e->nmodules; i++)
+		if (e->modules[i]->reconcile)
+			rc = e->modules[i]->reconcile(e);
 	if (rc) {
 		bng_engine_close(e);
 		return rc;
@@ -204,7 +104,9 @@ void bng_engine_close(bng_engine *e)
 {
 	if (!e)
 		return;
-	bng_tap_pool_free(e->tap_pool);
+	for (size_t i = e->nmodules; i-- > 0;)
+		if (e->modules[i]->close)
+			e->modules[i]->close(e);
 	bng_store_close(&e->store);
 	if (e->lock_fd >= 0)
 		close(e->lock_fd); /* releases the flock */
@@ -220,11 +122,12 @@ void bng_engine_close(bng_engine *e)
 	free(e);
 }
 
-static const bng_method *find_method(const char *name)
+static const bng_method *find_method(const bng_engine *e, const char *name)
 {
-	for (size_t i = 0; i < bng_methods_count; i++)
-		if (!strcmp(bng_methods[i].name, name))
-			return &bng_methods[i];
+	for (size_t i = 0; i < e->nmodules; i++)
+		for (size_t j = 0; j < e->modules[i]->nmethods; j++)
+			if (!strcmp(e->modules[i]->methods[j].name, name))
+				return &e->modules[i]->methods[j];
 	return NULL;
 }
 
@@ -297,7 +200,7 @@ int bng_engine_dispatch(bng_engine *e, const char *method, json_t *params, json_
 {
 	*result = NULL;
 	bng_err_clear();
-	const bng_method *m = method ? find_method(method) : NULL;
+	const bng_method *m = method ? find_method(e, method) : NULL;
 	if (!m)
 		return bng_err(BANGER_ENOMETHOD, "unknown method '%s' (see rpc.methods)", method ? method : "");
 	json_t *empty = NULL;

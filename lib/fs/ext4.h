@@ -4,7 +4,7 @@
 #ifndef BANGER_EXT4_H
 #define BANGER_EXT4_H
 
-#include "../engine/engine.h"
+#include "../core/op.h"
 
 #include <stdint.h>
 #include <sys/types.h>

@@ -7,7 +7,7 @@
 #define BANGER_GUEST_AGENT_H
 
 #include "../core/internal.h"
-#include "../engine/engine.h"
+#include "../core/op.h"
 
 #include <stdint.h>
 

@@ -3,7 +3,7 @@
 #ifndef BANGER_IMAGE_H
 #define BANGER_IMAGE_H
 
-#include "../engine/engine.h"
+#include "../method/method.h"
 
 /* One creator per image name (see bng_engine_reserve): take it before
  * checking whether the name exists, release it (NULL is fine) after. */
@@ -24,5 +24,17 @@ int bng_image_publish(bng_engine *e, const char *id, const char *name, const cha
 
 /* The image's row as JSON (by name or id), with sizes from disk. */
 int bng_image_get(bng_engine *e, const char *ref, json_t **image);
+
+/* The image module (methods.c): the image.* methods and hooks, for lib/modules.c. */
+extern const bng_module bng_image_module;
+
+int bng_m_image_import(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_image_register(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_image_build(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_image_pull(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_image_catalog(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_image_list(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_image_show(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_image_rm(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 
 #endif

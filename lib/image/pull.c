@@ -1,6 +1,6 @@
 /* `image.pull`: a catalog bundle by name, otherwise an OCI image from a
  * registry, layers streamed from the blob cache into the ext4 writer. */
-#include "catalog.h"
+#include "../catalog/catalog.h"
 #include "image.h"
 #include "../fs/ext4.h"
 #include "../oci/oci.h"

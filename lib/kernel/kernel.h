@@ -14,7 +14,7 @@
 #ifndef BANGER_KERNEL_H
 #define BANGER_KERNEL_H
 
-#include "../engine/engine.h"
+#include "../core/op.h"
 
 #include <stdint.h>
 

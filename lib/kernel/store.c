@@ -2,7 +2,7 @@
  * in SQLite; import (.deb or directory), catalog pull, list, show, rm. */
 #include "store.h"
 #include "kernel.h"
-#include "../image/catalog.h"
+#include "../catalog/catalog.h"
 
 #include <errno.h>
 #include <stdlib.h>

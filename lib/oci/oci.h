@@ -5,7 +5,7 @@
 #define BANGER_OCI_H
 
 #include "../core/internal.h"
-#include "../engine/engine.h"
+#include "../core/op.h"
 
 #include <stdint.h>
 

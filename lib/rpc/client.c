@@ -1,6 +1,7 @@
 /* Remote transport client and daemon autostart. */
 #include "client.h"
 #include "frame.h"
+#include "../core/paths.h"
 
 #include <errno.h>
 #include <fcntl.h>

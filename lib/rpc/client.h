@@ -2,7 +2,7 @@
 #ifndef BANGER_CLIENT_H
 #define BANGER_CLIENT_H
 
-#include "../engine/engine.h"
+#include "../core/op.h"
 
 /* Connects to socket_path (CLOEXEC); BANGER_ECONNECT if nobody answers.
  * peer_pid (may be NULL) receives the server's pid from SO_PEERCRED. */

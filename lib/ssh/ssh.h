@@ -5,7 +5,7 @@
 #ifndef BANGER_SSH_H
 #define BANGER_SSH_H
 
-#include "../engine/engine.h"
+#include "../core/op.h"
 
 /* Creates the ed25519 key pair at key_path (and .pub, 0600) if missing, by
  * running ssh-keygen; *pubkey (may be NULL) gets the public key line. */

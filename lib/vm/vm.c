@@ -11,7 +11,7 @@
 #include "../core/proc.h"
 #include "../core/sha256.h"
 #include "../core/units.h"
-#include "../image/catalog.h"
+#include "../catalog/catalog.h"
 #include "../fs/ext4.h"
 #include "../guest/agent.h"
 #include "../guest/link.h"

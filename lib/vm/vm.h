@@ -4,14 +4,33 @@
 #ifndef BANGER_VM_H
 #define BANGER_VM_H
 
-#include "../engine/engine.h"
+#include "../method/method.h"
 
 /* Marks dead VMs stopped (freeing their taps) and removes half-created ones;
- * VMs whose VMM still runs are kept as they are. Called at engine open. */
+ * VMs whose VMM still runs are kept as they are. The vm module's reconcile
+ * hook (engine open); it also makes the warm tap pool. */
 int bng_vm_reconcile(bng_engine *e);
 
 /* The running VM ref names (*vm, a new reference) and its agent channel
  * (*path points into *vm). EUNSUPPORTED when it is not running. */
 int bng_vm_agent(bng_engine *e, const char *ref, json_t **vm, const char **path, bool *vsock);
+
+/* The vm module (methods.c): the vm.* methods and hooks, for lib/modules.c. */
+extern const bng_module bng_vm_module;
+
+int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_start(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_stop(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_restart(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_kill(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_delete(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_prune(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_list(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_show(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_logs(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_exec(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_ports(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_stats(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_set(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 
 #endif

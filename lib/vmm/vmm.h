@@ -6,7 +6,7 @@
 #ifndef BANGER_VMM_H
 #define BANGER_VMM_H
 
-#include "../engine/engine.h"
+#include "../core/op.h"
 
 #include <stdbool.h>
 #include <sys/types.h>

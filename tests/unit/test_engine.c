@@ -4,6 +4,7 @@
 #include "check.h"
 
 #include "engine/engine.h"
+#include "modules.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -49,7 +50,7 @@ static void test_lock(void)
 {
 	char *state = sub("state-lock");
 	bng_engine *e1 = NULL, *e2 = NULL;
-	CHECK_OK(bng_engine_open(&e1, state, NULL));
+	CHECK_OK(bng_engine_open(&e1, state, NULL, bng_modules, bng_modules_count));
 	if (!e1) {
 		free(state);
 		return;
@@ -67,7 +68,7 @@ static void test_lock(void)
 	free(lock);
 
 	/* a second engine on the same directory is refused, naming us */
-	CHECK_EQ_INT(bng_engine_open(&e2, state, NULL), BANGER_EBUSY);
+	CHECK_EQ_INT(bng_engine_open(&e2, state, NULL, bng_modules, bng_modules_count), BANGER_EBUSY);
 	CHECK(e2 == NULL);
 	CHECK_EQ_INT(banger_error_last_code(), BANGER_EBUSY);
 	char want[64];
@@ -85,7 +86,7 @@ static void test_lock(void)
 
 	/* closing releases it */
 	bng_engine_close(e1);
-	CHECK_OK(bng_engine_open(&e2, state, NULL));
+	CHECK_OK(bng_engine_open(&e2, state, NULL, bng_modules, bng_modules_count));
 	bng_engine_close(e2);
 	CHECK_OK(banger_ctx_open(&ctx, uri, NULL));
 	CHECK_EQ_STR(banger_ctx_transport(ctx), "local");
@@ -112,7 +113,7 @@ static void test_not_writable(void)
 			_exit(2);
 		}
 		bng_engine *e = NULL;
-		int rc = bng_engine_open(&e, ro, NULL);
+		int rc = bng_engine_open(&e, ro, NULL, bng_modules, bng_modules_count);
 		const char *msg = banger_error_last();
 		bool ok = rc == BANGER_EPERM && e == NULL && strstr(msg, "not writable") && strstr(msg, ro);
 		if (!ok)
@@ -196,7 +197,7 @@ static void test_dispatch(void)
 {
 	char *state = sub("state-dispatch");
 	bng_engine *e = NULL;
-	CHECK_OK(bng_engine_open(&e, state, NULL));
+	CHECK_OK(bng_engine_open(&e, state, NULL, bng_modules, bng_modules_count));
 	if (!e) {
 		free(state);
 		return;
@@ -238,14 +239,24 @@ static void test_dispatch(void)
 
 	CHECK_OK(dispatch(e, "rpc.methods", "{}", &r, NULL));
 	json_t *methods = json_object_get(r, "methods");
-	CHECK_EQ_INT(json_array_size(methods), bng_methods_count);
+	/* every registered module's methods, in registration order, each once */
+	size_t total = 0;
+	for (size_t k = 0; k < bng_modules_count; k++)
+		total += bng_modules[k]->nmethods;
+	CHECK_EQ_INT(json_array_size(methods), total);
+	CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(methods, 0), "name")), "engine.status");
 	bool has_ticks = false;
+	json_t *names = json_object();
 	size_t i;
 	json_t *m;
 	json_array_foreach(methods, i, m) {
-		if (!strcmp(json_string_value(json_object_get(m, "name")), "debug.ticks"))
+		const char *name = json_string_value(json_object_get(m, "name"));
+		CHECK(!json_object_get(names, name));
+		json_object_set_new(names, name, json_true());
+		if (!strcmp(name, "debug.ticks"))
 			has_ticks = !strcmp(json_string_value(json_object_get(m, "params")), "count:int,interval_ms:int?");
 	}
+	json_decref(names);
 	CHECK(has_ticks);
 	json_decref(r);
 

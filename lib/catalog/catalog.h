@@ -4,7 +4,7 @@
 #ifndef BANGER_CATALOG_H
 #define BANGER_CATALOG_H
 
-#include "../engine/engine.h"
+#include "../method/method.h"
 
 /* kind: "images" or "kernels". *catalog is {"version":1,"<kind>":[entries]};
  * an entry is {name, description, url, sha256, size, kernel?}. */

@@ -1,0 +1,42 @@
+/* The VM module's methods (vm.*) and its hooks: re-adopting VMs at engine
+ * open (bng_vm_reconcile, which also makes the warm tap pool), the pool in
+ * engine.status, and stopping the pool's refill thread at close. */
+#include "vm.h"
+#include "tap_pool.h"
+
+static void vm_status(bng_engine *e, json_t *status)
+{
+	json_object_set_new(status, "tap_pool", e->tap_pool ? bng_tap_pool_status(e->tap_pool) : json_null());
+}
+
+static void vm_close(bng_engine *e)
+{
+	bng_tap_pool_free(e->tap_pool);
+	e->tap_pool = NULL;
+}
+
+static const bng_method vm_methods[] = {
+	{"vm.create", "name:str?,image:str?,kernel:str?,vcpu:int?,memory_mib:int?,disk_size:str?,start:bool?,nat:bool?",
+	 "create (and boot) a VM; events: spec, then each stage with its seconds", bng_m_vm_create},
+	{"vm.start", "name:str", "boot a stopped VM (its disk kept)", bng_m_vm_start},
+	{"vm.stop", "name:str", "sync and power off, bounded wait, then kill", bng_m_vm_stop},
+	{"vm.restart", "name:str", "stop then start (a new boot_id)", bng_m_vm_restart},
+	{"vm.kill", "name:str,signal:str?", "signal the VMM (default KILL); the VM ends stopped", bng_m_vm_kill},
+	{"vm.delete", "name:str", "kill and remove a VM with its disk", bng_m_vm_delete},
+	{"vm.prune", "", "delete every VM that is not running", bng_m_vm_prune},
+	{"vm.list", "all:bool?", "running VMs (all: every VM)", bng_m_vm_list},
+	{"vm.show", "name:str", "one VM, with how to reach it over SSH", bng_m_vm_show},
+	{"vm.logs", "name:str,tail_bytes:int?", "the guest's console output", bng_m_vm_logs},
+	{"vm.exec", "name:str,argv:arr,stdin:str?,timeout_s:int?",
+	 "run a command over SSH: exit_code, stdout, stderr", bng_m_vm_exec},
+	{"vm.ports", "name:str", "listening ports in the guest (from the agent)", bng_m_vm_ports},
+	{"vm.stats", "name:str", "VMM cpu time and memory, guest uptime", bng_m_vm_stats},
+	{"vm.set", "name:str,vcpu:int?,memory_mib:int?,disk_size:str?", "change a stopped VM's spec", bng_m_vm_set},
+};
+
+const bng_module bng_vm_module = {.name = "vm",
+				  .methods = vm_methods,
+				  .nmethods = BNG_ARRAY_LEN(vm_methods),
+				  .reconcile = bng_vm_reconcile,
+				  .status = vm_status,
+				  .close = vm_close};
