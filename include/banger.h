@@ -4,4 +4,5 @@
 #include "banger/common.h"
 #include "banger/ctx.h"
 #include "banger/server.h"
+#include "banger/version.h"
 #endif

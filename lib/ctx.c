@@ -34,6 +34,7 @@ struct banger_call {
 	banger_event_cb event_cb;
 	void *event_ud;
 	atomic_int cancel;
+	bng_inbox *inbox; /* banger_call_send_input */
 	int err;
 	char *errmsg;
 	char *result;
@@ -192,6 +193,7 @@ BANGER_API int banger_call_new(banger_call **out, const char *method, const char
 	banger_call *c = bng_xcalloc(1, sizeof(*c));
 	atomic_init(&c->refs, 1);
 	atomic_init(&c->cancel, 0);
+	c->inbox = bng_inbox_new();
 	c->method = bng_strdup(method);
 	c->params = params;
 	*out = c;
@@ -210,6 +212,7 @@ BANGER_API void banger_call_unref(banger_call *c)
 	if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
 		return;
 	free(c->method);
+	bng_inbox_free(c->inbox);
 	json_decref(c->params);
 	free(c->errmsg);
 	free(c->result);
@@ -229,6 +232,19 @@ BANGER_API void banger_call_cancel(banger_call *c)
 {
 	if (c)
 		atomic_store(&c->cancel, 1);
+}
+
+BANGER_API int banger_call_send_input(banger_call *c, const char *message_json)
+{
+	if (!c || !message_json)
+		return bng_err(BANGER_EINVAL, "banger_call_send_input: call and message are required");
+	json_error_t jerr;
+	json_t *msg = json_loads(message_json, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(msg)) {
+		json_decref(msg);
+		return bng_err(BANGER_EPROTO, "input for %s must be a JSON object", c->method);
+	}
+	return bng_inbox_push(c->inbox, msg);
 }
 
 BANGER_API const char *banger_call_result(const banger_call *c) { return c ? c->result : NULL; }
@@ -271,7 +287,7 @@ BANGER_API int banger_call_run(banger_ctx *ctx, banger_call *c)
 		return bng_err(BANGER_EINVAL, "banger_call_run: ctx and call are required");
 	if (c->async)
 		return bng_err(BANGER_EBUSY, "call %s is already running", c->method);
-	bng_op op = {.emit = emit_direct, .emit_ud = c, .cancel = &c->cancel};
+	bng_op op = {.emit = emit_direct, .emit_ud = c, .cancel = &c->cancel, .inbox = c->inbox};
 	int rc = execute(ctx, c, &op);
 	if (rc)
 		bng_err(rc, "%s", c->errmsg);
@@ -329,7 +345,7 @@ static void emit_queued(bng_op *op, json_t *ev)
 static void worker(void *arg)
 {
 	async_state *a = arg;
-	bng_op op = {.emit = emit_queued, .emit_ud = a, .cancel = &a->call->cancel};
+	bng_op op = {.emit = emit_queued, .emit_ud = a, .cancel = &a->call->cancel, .inbox = a->call->inbox};
 	execute(a->ctx, a->call, &op);
 	pthread_mutex_lock(&a->lock);
 	a->finished = true;

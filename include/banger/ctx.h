@@ -73,6 +73,12 @@ BANGER_API void banger_call_unref(banger_call *call);
 BANGER_API int banger_call_set_event_cb(banger_call *call, banger_event_cb cb, void *userdata);
 /* Requests cancellation; safe from any thread and from a signal handler. */
 BANGER_API void banger_call_cancel(banger_call *call);
+/* Sends a message (a JSON object) to the running call: what it means is
+ * the method's (vm.exec with "stdin_stream": {"stdin":"<base64>"},
+ * {"stdin_eof":true}, {"signal":N}, {"resize":[rows,cols]}). Safe from any
+ * thread; messages are queued, in order, before or while the call runs.
+ * BANGER_ETOOBIG while 8 MiB of earlier input is still unread. Since 0.2. */
+BANGER_API int banger_call_send_input(banger_call *call, const char *message_json);
 /* Result JSON once the call succeeded (NULL otherwise); owned by the call. */
 BANGER_API const char *banger_call_result(const banger_call *call);
 /* Error message once the call failed ("" otherwise); owned by the call. */

@@ -28,6 +28,7 @@ int bng_m_engine_status(bng_engine *e, json_t *params, json_t **result, bng_op *
 int bng_m_config_show(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_doctor(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_debug_ticks(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_debug_echo(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_rpc_methods(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_store_check(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 

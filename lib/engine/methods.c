@@ -21,6 +21,8 @@ const bng_module bng_engine_module = {.name = "engine", .methods = engine_method
 static const bng_method debug_methods[] = {
 	{"debug.ticks", "count:int,interval_ms:int?", "emit count progress events (tests progress and cancel)",
 	 bng_m_debug_ticks},
+	{"debug.echo", "", "emit each input message as an event until one has \"eof\" (tests call input)",
+	 bng_m_debug_echo},
 };
 
 const bng_module bng_debug_module = {.name = "debug", .methods = debug_methods, .nmethods = BNG_ARRAY_LEN(debug_methods)};
@@ -93,5 +95,28 @@ int bng_m_debug_ticks(bng_engine *e, json_t *params, json_t **result, bng_op *op
 		bng_op_event(op, json_pack("{s:s,s:I,s:I}", "stage", "tick", "done", (json_int_t)i, "total", count));
 	}
 	*result = json_pack("{s:I}", "ticks", count);
+	return 0;
+}
+
+int bng_m_debug_echo(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	(void)e;
+	(void)params;
+	json_int_t count = 0;
+	for (;;) {
+		json_t *msg = bng_op_input(op);
+		if (!msg) {
+			int rc = bng_op_sleep(op, 5);
+			if (rc)
+				return rc;
+			continue;
+		}
+		bool eof = json_is_true(json_object_get(msg, "eof"));
+		bng_op_event(op, json_pack("{s:o}", "echo", msg));
+		count++;
+		if (eof)
+			break;
+	}
+	*result = json_pack("{s:I}", "count", count);
 	return 0;
 }

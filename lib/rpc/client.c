@@ -122,13 +122,19 @@ static int exec_on_fd(int fd, const char *method, json_t *params, json_t **resul
 			if (rc)
 				break;
 		}
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int pr = poll(&pfd, 1, 50);
+		json_t *input;
+		while (!rc && (input = bng_op_input(op)) != NULL) /* the caller's messages to the call */
+			rc = send_msg(fd, json_pack("{s:i,s:o}", "id", 1, "input", input));
+		if (rc)
+			break;
+		struct pollfd pfd[2] = {{.fd = fd, .events = POLLIN}, {.fd = op && op->inbox ? bng_inbox_fd(op->inbox) : -1,
+								       .events = POLLIN}};
+		int pr = poll(pfd, 2, 50);
 		if (pr < 0 && errno != EINTR) {
 			rc = bng_err_errno(BANGER_EIO, errno, "poll");
 			break;
 		}
-		if (pr <= 0)
+		if (pr <= 0 || !(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		char buf[65536];
 		ssize_t n = recv(fd, buf, sizeof(buf), 0);

@@ -209,6 +209,20 @@ static void handle_message(conn *c, json_t *msg)
 			banger_call_cancel(r->call);
 		return;
 	}
+	json_t *input = json_object_get(msg, "input");
+	if (input) {
+		request *r = find_request(c, id);
+		char *text = json_is_object(input) ? json_dumps(input, JSON_COMPACT) : NULL;
+		int rc = r ? (text ? banger_call_send_input(r->call, text)
+				   : bng_err(BANGER_EPROTO, "\"input\" must be a JSON object"))
+			   : 0; /* the call already ended: its input is moot */
+		free(text);
+		if (rc) { /* input the call cannot take ends it: its client learns why */
+			send_error(c, id, rc, banger_error_last(), false);
+			banger_call_cancel(r->call);
+		}
+		return;
+	}
 	json_t *method = json_object_get(msg, "method");
 	json_t *params = json_object_get(msg, "params");
 	if (!json_is_string(method)) {

@@ -121,3 +121,30 @@ def test_store_check(ctx):
     assert rep["exists"] is True
     assert rep["pending"] == []
     assert [1] == rep["applied"][:1]
+
+
+def test_input_reaches_a_running_call_in_order(ctx):
+    events = []
+    call = ctx.start("debug.echo", on_event=events.append)
+    for i in range(50):
+        call.send_input({"n": i, "data": "x" * i})
+    call.send_input({"eof": True})
+    assert call.result(timeout=30) == {"count": 51}
+    assert [e["echo"].get("n") for e in events[:50]] == list(range(50))
+    assert events[50]["echo"] == {"eof": True}
+
+
+def test_input_before_the_call_starts_is_kept_and_bad_input_refused(ctx):
+    call = banger.Call("debug.echo")
+    call.send_input({"first": 1})
+    call.send_input({"eof": True})
+    call._run(ctx)
+    assert call.result() == {"count": 2}
+    assert banger._load().banger_call_send_input(call._ptr, b"[1, 2]") == -9  # EPROTO: not an object
+
+
+def test_unread_input_is_bounded(ctx):
+    call = banger.Call("debug.ticks", {"count": 1, "interval_ms": 1})  # reads no input
+    with pytest.raises(banger.TooBig):
+        for _ in range(100):
+            call.send_input({"data": "x" * (1 << 20)})

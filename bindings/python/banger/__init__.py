@@ -42,6 +42,7 @@ def _load():
         "banger_call_unref": (None, [ctypes.c_void_p]),
         "banger_call_set_event_cb": (ctypes.c_int, [ctypes.c_void_p, _EVENT_CB, ctypes.c_void_p]),
         "banger_call_cancel": (None, [ctypes.c_void_p]),
+        "banger_call_send_input": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p]),
         "banger_call_result": (ctypes.c_char_p, [ctypes.c_void_p]),
         "banger_call_error": (ctypes.c_char_p, [ctypes.c_void_p]),
         "banger_call_run": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p]),
@@ -97,7 +98,7 @@ def _raise(code, message=None):
 
 
 def version():
-    """The library's stamp: "0.1.0 (commit, build date)"."""
+    """The library's stamp: "0.2.0 (commit, build date)"."""
     return _load().banger_version().decode()
 
 
@@ -132,6 +133,12 @@ class Call:
 
     def cancel(self):
         _load().banger_call_cancel(self._ptr)
+
+    def send_input(self, message):
+        """Sends a dict to the running call (e.g. vm.exec's stdin)."""
+        rc = _load().banger_call_send_input(self._ptr, json.dumps(message).encode())
+        if rc:
+            _raise(rc)
 
     def result(self, timeout=None):
         if self._thread is not None:
