@@ -177,6 +177,20 @@ def test_truncated_tar(ctx, env, tmp_path):
     assert images_on_disk(env) == []
 
 
+def test_root_and_lost_found_as_mke2fs_makes_them(ctx, tmp_path):
+    """/ 0755 and /lost+found 0700 (16 KiB, so e2fsck never allocates there), like mke2fs, when no
+    layer says otherwise."""
+    tar = make_tar(tmp_path / "s.tar", [{"name": "f", "data": b"x"}])
+    t = dump(ctx.call("image.import", {"name": "plain", "tars": [str(tar)]})["rootfs"])
+    ref = tmp_path / "mke2fs.ext4"
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", str(ref), "64M"], check=True)
+    want = dump(ref)
+    for path in ("/", "/lost+found"):
+        assert (t[path]["mode"], t[path]["uid"], t[path]["gid"]) == (want[path]["mode"], 0, 0), path
+    assert t["/"]["mode"] == 0o755 and t["/lost+found"]["mode"] == 0o700
+    assert t["/lost+found"]["size"] == want["/lost+found"]["size"] == 16384
+
+
 def test_names_and_duplicates(ctx, tmp_path):
     tar = make_tar(tmp_path / "s.tar", [{"name": "f", "data": b"x"}])
     with pytest.raises(banger.InvalidArgument):
