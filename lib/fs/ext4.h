@@ -43,8 +43,10 @@ void bng_ext4_abort(bng_ext4 *fs);
  * deletes the name from lower layers, .wh..wh..opq clears the directory's
  * lower contents), existing paths replaced. Rejects (BANGER_EINVAL, naming
  * the entry) traversal, escaping symlinks and hardlinks, entries under a
- * symlinked parent that escapes, malformed names and absurd sizes. Call once
- * per layer, oldest first. */
+ * symlinked parent that escapes, malformed names and absurd sizes. A stream
+ * may end without the two zero blocks (and the last entry's padding) once
+ * its last entry's data is complete, as Go's archive/tar allows; one cut
+ * inside an entry is an error. Call once per layer, oldest first. */
 int bng_ext4_apply_tar(bng_ext4 *fs, const char *tar_path, bng_op *op);
 /* Same, from an open file descriptor (a pipe: read once, not closed). */
 int bng_ext4_apply_tar_fd(bng_ext4 *fs, int fd, const char *label, bng_op *op);

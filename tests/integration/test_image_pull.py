@@ -8,14 +8,15 @@ import hashlib
 import pytest
 
 import banger
-from layers import dump, fnv, fsck, make_tar
+from layers import dump, fnv, fsck, make_tar, unterminated
 from registry import LAYER_TYPES, Layer, registry  # noqa: F401 (fixture)
 
 CAP = bytes.fromhex("0100000200200000000000000000000000000000")
 
 
-def layer(tmp_path, name, entries, compression="gzip", fmt="oci"):
+def layer(tmp_path, name, entries, compression="gzip", fmt="oci", cut=None):
     raw = make_tar(tmp_path / f"{name}.tar", entries).read_bytes()
+    raw = cut(raw) if cut else raw
     data = gzip.compress(raw, mtime=0) if compression == "gzip" else raw
     return Layer(data, LAYER_TYPES[(fmt, compression)], "sha256:" + hashlib.sha256(raw).hexdigest())
 
@@ -75,3 +76,22 @@ def test_pull_errors_leave_nothing(registry, ctx, env):  # noqa: F811
         ctx.call("image.pull", {"ref": "library/debian:no spaces"})
     assert ctx.call("image.list")["images"] == []
     assert list((env["BANGER_STATE_DIR"] / "images").iterdir()) == []
+
+
+def lock_files(env):
+    return sorted(p.name for p in (env["BANGER_CACHE_DIR"] / "oci").rglob("*.lock"))
+
+
+def test_pull_layer_ending_after_its_last_entry(registry, ctx, env, tmp_path):  # noqa: F811
+    """A layer written by a tar writer that was never closed: no padding after the last entry's
+    data, no two zero blocks. Go's archive/tar (docker, containerd) reads it, so banger does."""
+    big = bytes(range(256)) * 7  # 1792 bytes: the last entry needs padding
+    l1 = layer(tmp_path, "l1", [{"name": "etc/os-release", "data": b"ID=open\n"}])
+    l2 = layer(tmp_path, "l2", [{"name": "usr/bin/tool", "data": big, "mode": 0o755}], cut=unterminated)
+    registry.push_image("open/app", "1", [l1, l2], fmt="oci")
+    img = ctx.call("image.pull", {"ref": f"{registry.host}/open/app:1"})
+    fsck(img["rootfs"])
+    t = dump(img["rootfs"])
+    assert t["/usr/bin/tool"]["hash"] == fnv(big) and t["/usr/bin/tool"]["mode"] == 0o755
+    assert t["/etc/os-release"]["hash"] == fnv(b"ID=open\n")
+    assert lock_files(env) == []
