@@ -256,13 +256,14 @@ static int apply_xattrs(bng_ext4 *x, struct archive_entry *e, ext2_ino_t ino, co
 	return 0;
 }
 
-/* One entry: replace whatever the path held with what the entry says. */
-static int apply_entry(bng_ext4 *x, tar_in *in, struct archive_entry *e, const char *label)
+/* One entry: replace whatever the path held with what the entry says.
+ * Errors name the entry; the caller adds the layer. */
+static int apply_entry(bng_ext4 *x, tar_in *in, struct archive_entry *e)
 {
 	char path[4096], leaf[256];
 	int rc = bng_clean_member_name(archive_entry_pathname(e) ? archive_entry_pathname(e) : "", path, sizeof(path), "entry");
 	if (rc)
-		return bng_err(rc, "%s: %s", label, banger_error_last());
+		return rc;
 	mode_t type = archive_entry_filetype(e);
 	mode_t perm = archive_entry_perm(e) & 07777;
 	uid_t uid = (uid_t)archive_entry_uid(e);
@@ -276,7 +277,7 @@ static int apply_entry(bng_ext4 *x, tar_in *in, struct archive_entry *e, const c
 	if (!strncmp(base, WH_PREFIX, strlen(WH_PREFIX))) {
 		const char *victim = base + strlen(WH_PREFIX);
 		if (strcmp(base, WH_OPAQUE) && (!*victim || !strcmp(victim, ".") || !strcmp(victim, "..")))
-			return bng_err(BANGER_EINVAL, "%s: invalid whiteout '%s'", label, path);
+			return bng_err(BANGER_EINVAL, "invalid whiteout '%s'", path);
 		return apply_whiteout(x, path, base);
 	}
 	/* container-runtime markers make systemd misdetect the virtualisation */
@@ -285,12 +286,12 @@ static int apply_entry(bng_ext4 *x, tar_in *in, struct archive_entry *e, const c
 	int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
 	if (size < 0 || (uint64_t)size > MAX_ENTRY_SIZE ||
 	    (uint64_t)size > ext2fs_blocks_count(x->fs->super) * (uint64_t)x->fs->blocksize)
-		return bng_err(BANGER_EINVAL, "%s: entry '%s' claims an absurd size (%lld bytes)", label, path, (long long)size);
+		return bng_err(BANGER_EINVAL, "entry '%s' claims an absurd size (%lld bytes)", path, (long long)size);
 
 	ext2_ino_t dir, ino;
 	rc = bng_ext4_walk(x, path, true, &dir, leaf, sizeof(leaf));
 	if (rc)
-		return bng_err(rc, "%s: entry '%s': %s", label, path, banger_error_last());
+		return bng_err(rc, "entry '%s': %s", path, banger_error_last());
 
 	if (hardlink) {
 		char target[4096], tleaf[256];
@@ -303,14 +304,14 @@ static int apply_entry(bng_ext4 *x, tar_in *in, struct archive_entry *e, const c
 		if (!rc)
 			rc = bng_ext4_lookup(x, tdir, tleaf, &tino);
 		if (rc)
-			return bng_err(BANGER_EINVAL, "%s: hardlink '%s' -> '%s': %s", label, path, hardlink,
+			return bng_err(BANGER_EINVAL, "hardlink '%s' -> '%s': %s", path, hardlink,
 				       rc == BANGER_ENOTFOUND ? "target does not exist" : banger_error_last());
 		if (bng_ext4_lookup(x, dir, leaf, &ino) == 0 && ino == tino)
 			return 0; /* already the same file */
 		rc = bng_ext4_remove_at(x, dir, leaf);
 		if (!rc)
 			rc = bng_ext4_hardlink(x, dir, leaf, tino);
-		return rc ? bng_err(rc, "%s: %s", label, banger_error_last()) : 0;
+		return rc;
 	}
 
 	/* an existing directory stays (its lower contents too) when the entry
@@ -338,9 +339,9 @@ static int apply_entry(bng_ext4 *x, tar_in *in, struct archive_entry *e, const c
 	case AE_IFLNK: {
 		const char *target = archive_entry_symlink(e);
 		if (!target || !*target)
-			return bng_err(BANGER_EINVAL, "%s: symlink '%s' has no target", label, path);
+			return bng_err(BANGER_EINVAL, "symlink '%s' has no target", path);
 		if (link_escapes(path, target))
-			return bng_err(BANGER_EINVAL, "%s: symlink '%s' -> '%s' escapes the image root", label, path, target);
+			return bng_err(BANGER_EINVAL, "symlink '%s' -> '%s' escapes the image root", path, target);
 		rc = bng_ext4_symlink(x, dir, leaf, target, uid, gid, mtime);
 		if (!rc)
 			rc = bng_ext4_lookup(x, dir, leaf, &ino);
@@ -356,11 +357,11 @@ static int apply_entry(bng_ext4 *x, tar_in *in, struct archive_entry *e, const c
 		break;
 	}
 	default:
-		return bng_err(BANGER_EINVAL, "%s: entry '%s' has an unsupported type (0%o)", label, path, (unsigned)type);
+		return bng_err(BANGER_EINVAL, "entry '%s' has an unsupported type (0%o)", path, (unsigned)type);
 	}
 	if (!rc)
 		rc = apply_xattrs(x, e, ino, path);
-	return rc ? bng_err(rc, "%s: %s", label, banger_error_last()) : 0;
+	return rc;
 }
 
 static int apply_archive(bng_ext4 *x, tar_in *in, const char *label, bng_op *op)
@@ -374,9 +375,10 @@ static int apply_archive(bng_ext4 *x, tar_in *in, const char *label, bng_op *op)
 			rc = bng_err(BANGER_ECANCELED, "%s: cancelled", label);
 			break;
 		}
-		rc = apply_entry(x, in, e, label);
-		if (rc)
+		if ((rc = apply_entry(x, in, e)) != 0) {
+			rc = bng_err(rc, "%s: %s", label, banger_error_last());
 			break;
+		}
 		if (++entries % 2000 == 0)
 			bng_op_event(op, json_pack("{s:s,s:s,s:I}", "stage", "unpack", "layer", label, "entries",
 						   (json_int_t)entries));
@@ -387,12 +389,12 @@ static int apply_archive(bng_ext4 *x, tar_in *in, const char *label, bng_op *op)
 	return rc;
 }
 
-int bng_ext4_apply_tar(bng_ext4 *x, const char *tar_path, bng_op *op)
+int bng_ext4_apply_tar(bng_ext4 *x, const char *tar_path, const char *label, bng_op *op)
 {
 	tar_in in;
-	int rc = tar_open(&in, tar_path, -1, tar_path);
+	int rc = tar_open(&in, tar_path, -1, label ? label : tar_path);
 	if (!rc)
-		rc = apply_archive(x, &in, tar_path, op);
+		rc = apply_archive(x, &in, label ? label : tar_path, op);
 	tar_close(&in);
 	return rc;
 }
@@ -407,12 +409,12 @@ int bng_ext4_apply_tar_fd(bng_ext4 *x, int fd, const char *label, bng_op *op)
 	return rc;
 }
 
-int bng_tar_scan(const char *tar_path, bng_tar_stats *s)
+int bng_tar_scan(const char *tar_path, const char *label, bng_tar_stats *s)
 {
 	tar_in in;
 	struct archive_entry *e;
-	int rc = tar_open(&in, tar_path, -1, tar_path);
-	while (!rc && !(rc = tar_next(&in, &e, tar_path)) && e) {
+	int rc = tar_open(&in, tar_path, -1, label ? label : tar_path);
+	while (!rc && !(rc = tar_next(&in, &e, label ? label : tar_path)) && e) {
 		int64_t size = archive_entry_size(e);
 		s->entries++;
 		if (archive_entry_filetype(e) == AE_IFDIR)

@@ -4,6 +4,7 @@ files, arbitrary owners, devices, xattrs and absolute symlinks, pulled by
 banger and checked property by property in the ext4 (libext2fs)."""
 import gzip
 import hashlib
+import os
 
 import pytest
 
@@ -94,4 +95,27 @@ def test_pull_layer_ending_after_its_last_entry(registry, ctx, env, tmp_path):  
     t = dump(img["rootfs"])
     assert t["/usr/bin/tool"]["hash"] == fnv(big) and t["/usr/bin/tool"]["mode"] == 0o755
     assert t["/etc/os-release"]["hash"] == fnv(b"ID=open\n")
+    assert lock_files(env) == []
+
+
+@pytest.mark.parametrize("case", ["escape", "truncated"])
+def test_layer_error_names_image_and_layer(registry, ctx, env, tmp_path, case):  # noqa: F811
+    """A bad layer is named by its image, number and digest, as the user knows it; never by the
+    blob's path in the cache. Nothing is left behind, lock files included."""
+    good = layer(tmp_path, "good", [{"name": "etc/ok", "data": b"ok"}])
+    if case == "escape":
+        bad = layer(tmp_path, "bad", [{"name": "lib/evil", "type": "symlink", "target": "../../etc/shadow"}])
+    else:
+        bad = layer(tmp_path, "bad", [{"name": "data.bin", "data": os.urandom(5000)}],
+                    cut=lambda raw: unterminated(raw)[:-1])
+    registry.push_image("bad/app", "7", [good, bad, good], fmt="oci")
+    ref = f"{registry.host}/bad/app:7"
+    with pytest.raises(banger.Error) as ei:
+        ctx.call("image.pull", {"ref": ref})
+    msg = ei.value.message
+    assert msg.startswith(f"layer 2 of 3 ({bad.digest[:19]}…) of {ref}: "), msg
+    assert ("lib/evil" in msg and "escapes" in msg) if case == "escape" else "Truncated" in msg, msg
+    assert str(env["BANGER_CACHE_DIR"]) not in msg and bad.digest[7:] not in msg
+    assert ctx.call("image.list")["images"] == []
+    assert list((env["BANGER_STATE_DIR"] / "images").iterdir()) == []
     assert lock_files(env) == []
