@@ -133,10 +133,20 @@ int bng_ext4_create(bng_ext4 **out, const char *path, uint64_t size, uint64_t in
 		ext2fs_inode_alloc_stats2(fs, EXT2_BAD_INO, +1, 0);
 		err = ext2fs_update_bb_inode(fs, NULL);
 	}
+	/* as mke2fs makes them: / 0755, lost+found 0700 and 16 KiB, so that
+	 * e2fsck can reconnect files without allocating */
+	fs->umask = 022;
 	if (!err)
 		err = ext2fs_mkdir(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, 0);
+	fs->umask = 077;
 	if (!err)
 		err = ext2fs_mkdir(fs, EXT2_ROOT_INO, 0, "lost+found");
+	fs->umask = 0;
+	ext2_ino_t lpf;
+	if (!err)
+		err = ext2fs_lookup(fs, EXT2_ROOT_INO, "lost+found", sizeof("lost+found") - 1, NULL, &lpf);
+	for (unsigned lpf_size = fs->blocksize; !err && lpf_size < 16384; lpf_size += fs->blocksize)
+		err = ext2fs_expand_dir(fs, lpf);
 	if (!err) {
 		struct ext2fs_journal_params jp;
 		err = ext2fs_get_journal_params(&jp, fs);

@@ -19,8 +19,9 @@ typedef struct {
 	uint64_t largest;    /* largest single file */
 } bng_tar_stats;
 
-/* Adds the contents of one tar file (any compression libarchive reads). */
-int bng_tar_scan(const char *tar_path, bng_tar_stats *stats);
+/* Adds the contents of one tar file (any compression libarchive reads).
+ * label (NULL: the path) names the file in errors. */
+int bng_tar_scan(const char *tar_path, const char *label, bng_tar_stats *stats);
 /* Image size for stats: data + metadata + journal + headroom, never less
  * than 64 MiB, rounded up to 1 MiB. Sets *inodes to the inode count to use. */
 uint64_t bng_ext4_size_for(const bng_tar_stats *stats, uint64_t *inodes);
@@ -43,9 +44,12 @@ void bng_ext4_abort(bng_ext4 *fs);
  * deletes the name from lower layers, .wh..wh..opq clears the directory's
  * lower contents), existing paths replaced. Rejects (BANGER_EINVAL, naming
  * the entry) traversal, escaping symlinks and hardlinks, entries under a
- * symlinked parent that escapes, malformed names and absurd sizes. Call once
- * per layer, oldest first. */
-int bng_ext4_apply_tar(bng_ext4 *fs, const char *tar_path, bng_op *op);
+ * symlinked parent that escapes, malformed names and absurd sizes. A stream
+ * may end without the two zero blocks (and the last entry's padding) once
+ * its last entry's data is complete, as Go's archive/tar allows; one cut
+ * inside an entry is an error. Errors start with label (NULL: the path).
+ * Call once per layer, oldest first. */
+int bng_ext4_apply_tar(bng_ext4 *fs, const char *tar_path, const char *label, bng_op *op);
 /* Same, from an open file descriptor (a pipe: read once, not closed). */
 int bng_ext4_apply_tar_fd(bng_ext4 *fs, int fd, const char *label, bng_op *op);
 

@@ -118,7 +118,100 @@ static int apply_whiteout(bng_ext4 *x, const char *path, const char *base)
 	return bng_ext4_remove_at(x, dir, victim);
 }
 
-static int write_data(bng_ext4 *x, struct archive *a, ext2_ino_t ino, int64_t size, const char *path)
+/* A tar stream, read in two stages: libarchive's filters decompress (the
+ * "raw" format), and its tar reader parses what they yield through feed().
+ * Counting those bytes, and knowing whether they ended cleanly, tells a
+ * stream that stops after its last entry's data (a writer that left out
+ * the padding and the two zero blocks, which Go's archive/tar accepts)
+ * from one cut inside an entry, which the tar reader alone cannot. */
+typedef struct tar_in {
+	struct archive *raw, *tar;
+	uint64_t total;		    /* decompressed bytes handed to the tar reader */
+	bool ended;		    /* ... and all of them: the stream ended cleanly */
+	uint64_t data_at, data_len; /* where the current entry's data lies (0, 0: none) */
+} tar_in;
+
+static const char *why(struct archive *a)
+{
+	return archive_error_string(a) ? archive_error_string(a) : "unknown error";
+}
+
+static la_ssize_t feed(struct archive *a, void *ud, const void **buf)
+{
+	tar_in *in = ud;
+	size_t len = 0;
+	la_int64_t off;
+	int r;
+	do
+		r = archive_read_data_block(in->raw, buf, &len, &off);
+	while ((r == ARCHIVE_OK || r == ARCHIVE_WARN) && len == 0);
+	if (r == ARCHIVE_EOF) {
+		in->ended = true;
+		return 0;
+	}
+	if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+		archive_set_error(a, archive_errno(in->raw), "%s", why(in->raw));
+		return -1;
+	}
+	in->total += len;
+	return (la_ssize_t)len;
+}
+
+/* The stream ended cleanly after all of the current entry's data, before
+ * the end of its padding: the entry is complete and nothing follows it.
+ * libarchive reports that as an error; anything else it reports is one. */
+static bool ended_in_padding(const tar_in *in)
+{
+	uint64_t end = in->data_at + in->data_len;
+	return in->ended && in->data_len && in->total >= end && in->total < ((end + 511) & ~511ull);
+}
+
+static int tar_open(tar_in *in, const char *path, int fd, const char *label)
+{
+	memset(in, 0, sizeof(*in));
+	struct archive_entry *e;
+	in->raw = archive_read_new();
+	archive_read_support_filter_all(in->raw);
+	archive_read_support_format_raw(in->raw);
+	int r = path ? archive_read_open_filename(in->raw, path, 1 << 16) : archive_read_open_fd(in->raw, fd, 1 << 16);
+	if (r == ARCHIVE_OK)
+		r = archive_read_next_header(in->raw, &e);
+	if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+		return bng_err(BANGER_EIO, "cannot read %s: %s", label, why(in->raw));
+	in->tar = archive_read_new();
+	archive_read_support_format_tar(in->tar);
+	archive_read_support_format_gnutar(in->tar);
+	if (archive_read_open(in->tar, in, NULL, feed, NULL) != ARCHIVE_OK)
+		return bng_err(BANGER_EIO, "cannot read %s: %s", label, why(in->tar));
+	return 0;
+}
+
+static void tar_close(tar_in *in)
+{
+	if (in->tar)
+		archive_read_free(in->tar);
+	if (in->raw)
+		archive_read_free(in->raw);
+}
+
+/* The next entry into *e, or *e = NULL at the end of the stream. */
+static int tar_next(tar_in *in, struct archive_entry **e, const char *label)
+{
+	int r = archive_read_next_header(in->tar, e);
+	if (r == ARCHIVE_OK || r == ARCHIVE_WARN) {
+		bool data = archive_entry_filetype(*e) == AE_IFREG && !archive_entry_hardlink(*e) &&
+			    !archive_entry_sparse_count(*e) && archive_entry_size(*e) > 0;
+		in->data_at = (uint64_t)archive_filter_bytes(in->tar, 0);
+		in->data_len = data ? (uint64_t)archive_entry_size(*e) : 0;
+		return 0;
+	}
+	*e = NULL;
+	if (r == ARCHIVE_EOF || ended_in_padding(in))
+		return 0;
+	return bng_err(BANGER_EIO, "%s: not a readable tar stream (%s)", label, why(in->tar));
+}
+
+static int write_data(bng_ext4 *x, tar_in *in, ext2_ino_t ino, int64_t size, const char *path)
 {
 	ext2_file_t f;
 	errcode_t err = ext2fs_file_open(x->fs, ino, EXT2_FILE_WRITE, &f);
@@ -129,7 +222,7 @@ static int write_data(bng_ext4 *x, struct archive *a, ext2_ino_t ino, int64_t si
 	size_t len;
 	la_int64_t off;
 	int r;
-	while ((r = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK) {
+	while ((r = archive_read_data_block(in->tar, &buf, &len, &off)) == ARCHIVE_OK) {
 		if (off < 0 || (uint64_t)off + len > (uint64_t)size) {
 			rc = bng_err(BANGER_EINVAL, "%s: data beyond the entry's declared size", path);
 			break;
@@ -138,8 +231,8 @@ static int write_data(bng_ext4 *x, struct archive *a, ext2_ino_t ino, int64_t si
 		if (rc)
 			break;
 	}
-	if (!rc && r != ARCHIVE_EOF)
-		rc = bng_err(BANGER_EIO, "%s: truncated or corrupt tar data: %s", path, archive_error_string(a));
+	if (!rc && r != ARCHIVE_EOF && !ended_in_padding(in))
+		rc = bng_err(BANGER_EIO, "%s: truncated or corrupt tar data: %s", path, why(in->tar));
 	if (!rc && (err = ext2fs_file_set_size2(f, (ext2_off64_t)size)))
 		rc = bng_ext2_err(err, "%s: cannot set size", path);
 	err = ext2fs_file_close(f);
@@ -163,13 +256,14 @@ static int apply_xattrs(bng_ext4 *x, struct archive_entry *e, ext2_ino_t ino, co
 	return 0;
 }
 
-/* One entry: replace whatever the path held with what the entry says. */
-static int apply_entry(bng_ext4 *x, struct archive *a, struct archive_entry *e, const char *label)
+/* One entry: replace whatever the path held with what the entry says.
+ * Errors name the entry; the caller adds the layer. */
+static int apply_entry(bng_ext4 *x, tar_in *in, struct archive_entry *e)
 {
 	char path[4096], leaf[256];
 	int rc = bng_clean_member_name(archive_entry_pathname(e) ? archive_entry_pathname(e) : "", path, sizeof(path), "entry");
 	if (rc)
-		return bng_err(rc, "%s: %s", label, banger_error_last());
+		return rc;
 	mode_t type = archive_entry_filetype(e);
 	mode_t perm = archive_entry_perm(e) & 07777;
 	uid_t uid = (uid_t)archive_entry_uid(e);
@@ -183,7 +277,7 @@ static int apply_entry(bng_ext4 *x, struct archive *a, struct archive_entry *e, 
 	if (!strncmp(base, WH_PREFIX, strlen(WH_PREFIX))) {
 		const char *victim = base + strlen(WH_PREFIX);
 		if (strcmp(base, WH_OPAQUE) && (!*victim || !strcmp(victim, ".") || !strcmp(victim, "..")))
-			return bng_err(BANGER_EINVAL, "%s: invalid whiteout '%s'", label, path);
+			return bng_err(BANGER_EINVAL, "invalid whiteout '%s'", path);
 		return apply_whiteout(x, path, base);
 	}
 	/* container-runtime markers make systemd misdetect the virtualisation */
@@ -192,12 +286,12 @@ static int apply_entry(bng_ext4 *x, struct archive *a, struct archive_entry *e, 
 	int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
 	if (size < 0 || (uint64_t)size > MAX_ENTRY_SIZE ||
 	    (uint64_t)size > ext2fs_blocks_count(x->fs->super) * (uint64_t)x->fs->blocksize)
-		return bng_err(BANGER_EINVAL, "%s: entry '%s' claims an absurd size (%lld bytes)", label, path, (long long)size);
+		return bng_err(BANGER_EINVAL, "entry '%s' claims an absurd size (%lld bytes)", path, (long long)size);
 
 	ext2_ino_t dir, ino;
 	rc = bng_ext4_walk(x, path, true, &dir, leaf, sizeof(leaf));
 	if (rc)
-		return bng_err(rc, "%s: entry '%s': %s", label, path, banger_error_last());
+		return bng_err(rc, "entry '%s': %s", path, banger_error_last());
 
 	if (hardlink) {
 		char target[4096], tleaf[256];
@@ -210,14 +304,14 @@ static int apply_entry(bng_ext4 *x, struct archive *a, struct archive_entry *e, 
 		if (!rc)
 			rc = bng_ext4_lookup(x, tdir, tleaf, &tino);
 		if (rc)
-			return bng_err(BANGER_EINVAL, "%s: hardlink '%s' -> '%s': %s", label, path, hardlink,
+			return bng_err(BANGER_EINVAL, "hardlink '%s' -> '%s': %s", path, hardlink,
 				       rc == BANGER_ENOTFOUND ? "target does not exist" : banger_error_last());
 		if (bng_ext4_lookup(x, dir, leaf, &ino) == 0 && ino == tino)
 			return 0; /* already the same file */
 		rc = bng_ext4_remove_at(x, dir, leaf);
 		if (!rc)
 			rc = bng_ext4_hardlink(x, dir, leaf, tino);
-		return rc ? bng_err(rc, "%s: %s", label, banger_error_last()) : 0;
+		return rc;
 	}
 
 	/* an existing directory stays (its lower contents too) when the entry
@@ -240,14 +334,14 @@ static int apply_entry(bng_ext4 *x, struct archive *a, struct archive_entry *e, 
 	case AE_IFREG:
 		rc = bng_ext4_mknode(x, dir, leaf, LINUX_S_IFREG | perm, uid, gid, mtime, 0, &ino);
 		if (!rc)
-			rc = write_data(x, a, ino, size, path);
+			rc = write_data(x, in, ino, size, path);
 		break;
 	case AE_IFLNK: {
 		const char *target = archive_entry_symlink(e);
 		if (!target || !*target)
-			return bng_err(BANGER_EINVAL, "%s: symlink '%s' has no target", label, path);
+			return bng_err(BANGER_EINVAL, "symlink '%s' has no target", path);
 		if (link_escapes(path, target))
-			return bng_err(BANGER_EINVAL, "%s: symlink '%s' -> '%s' escapes the image root", label, path, target);
+			return bng_err(BANGER_EINVAL, "symlink '%s' -> '%s' escapes the image root", path, target);
 		rc = bng_ext4_symlink(x, dir, leaf, target, uid, gid, mtime);
 		if (!rc)
 			rc = bng_ext4_lookup(x, dir, leaf, &ino);
@@ -263,84 +357,64 @@ static int apply_entry(bng_ext4 *x, struct archive *a, struct archive_entry *e, 
 		break;
 	}
 	default:
-		return bng_err(BANGER_EINVAL, "%s: entry '%s' has an unsupported type (0%o)", label, path, (unsigned)type);
+		return bng_err(BANGER_EINVAL, "entry '%s' has an unsupported type (0%o)", path, (unsigned)type);
 	}
 	if (!rc)
 		rc = apply_xattrs(x, e, ino, path);
-	return rc ? bng_err(rc, "%s: %s", label, banger_error_last()) : 0;
+	return rc;
 }
 
-static struct archive *reader(void)
-{
-	struct archive *a = archive_read_new();
-	archive_read_support_filter_all(a);
-	archive_read_support_format_tar(a);
-	archive_read_support_format_gnutar(a);
-	return a;
-}
-
-static int apply_archive(bng_ext4 *x, struct archive *a, const char *label, bng_op *op)
+static int apply_archive(bng_ext4 *x, tar_in *in, const char *label, bng_op *op)
 {
 	bng_ext4_layer_reset(x);
 	struct archive_entry *e;
-	int r, rc = 0;
+	int rc;
 	uint64_t entries = 0;
-	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+	while (!(rc = tar_next(in, &e, label)) && e) {
 		if (bng_op_cancelled(op)) {
 			rc = bng_err(BANGER_ECANCELED, "%s: cancelled", label);
 			break;
 		}
-		rc = apply_entry(x, a, e, label);
-		if (rc)
+		if ((rc = apply_entry(x, in, e)) != 0) {
+			rc = bng_err(rc, "%s: %s", label, banger_error_last());
 			break;
+		}
 		if (++entries % 2000 == 0)
 			bng_op_event(op, json_pack("{s:s,s:s,s:I}", "stage", "unpack", "layer", label, "entries",
 						   (json_int_t)entries));
 	}
-	if (!rc && r != ARCHIVE_EOF)
-		rc = bng_err(BANGER_EIO, "%s: not a readable tar stream (%s)", label,
-			     archive_error_string(a) ? archive_error_string(a) : "unknown error");
 	if (!rc)
 		bng_op_event(op, json_pack("{s:s,s:s,s:I,s:b}", "stage", "unpack", "layer", label, "entries",
 					   (json_int_t)entries, "finished", 1));
 	return rc;
 }
 
-int bng_ext4_apply_tar(bng_ext4 *x, const char *tar_path, bng_op *op)
+int bng_ext4_apply_tar(bng_ext4 *x, const char *tar_path, const char *label, bng_op *op)
 {
-	struct archive *a = reader();
-	int rc;
-	if (archive_read_open_filename(a, tar_path, 1 << 16) != ARCHIVE_OK)
-		rc = bng_err(BANGER_EIO, "cannot read %s: %s", tar_path, archive_error_string(a));
-	else
-		rc = apply_archive(x, a, tar_path, op);
-	archive_read_free(a);
+	tar_in in;
+	int rc = tar_open(&in, tar_path, -1, label ? label : tar_path);
+	if (!rc)
+		rc = apply_archive(x, &in, label ? label : tar_path, op);
+	tar_close(&in);
 	return rc;
 }
 
 int bng_ext4_apply_tar_fd(bng_ext4 *x, int fd, const char *label, bng_op *op)
 {
-	struct archive *a = reader();
-	int rc;
-	if (archive_read_open_fd(a, fd, 1 << 16) != ARCHIVE_OK)
-		rc = bng_err(BANGER_EIO, "cannot read %s: %s", label, archive_error_string(a));
-	else
-		rc = apply_archive(x, a, label, op);
-	archive_read_free(a);
+	tar_in in;
+	int rc = tar_open(&in, NULL, fd, label);
+	if (!rc)
+		rc = apply_archive(x, &in, label, op);
+	tar_close(&in);
 	return rc;
 }
 
-int bng_tar_scan(const char *tar_path, bng_tar_stats *s)
+int bng_tar_scan(const char *tar_path, const char *label, bng_tar_stats *s)
 {
-	struct archive *a = reader();
+	tar_in in;
 	struct archive_entry *e;
-	int r, rc = 0;
-	if (archive_read_open_filename(a, tar_path, 1 << 16) != ARCHIVE_OK) {
-		rc = bng_err(BANGER_EIO, "cannot read %s: %s", tar_path, archive_error_string(a));
-		archive_read_free(a);
-		return rc;
-	}
-	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+	int rc = tar_open(&in, tar_path, -1, label ? label : tar_path);
+	while (!rc && !(rc = tar_next(&in, &e, label ? label : tar_path)) && e) {
 		int64_t size = archive_entry_size(e);
 		s->entries++;
 		if (archive_entry_filetype(e) == AE_IFDIR)
@@ -351,9 +425,6 @@ int bng_tar_scan(const char *tar_path, bng_tar_stats *s)
 				s->largest = (uint64_t)size;
 		}
 	}
-	if (r != ARCHIVE_EOF)
-		rc = bng_err(BANGER_EIO, "%s: not a readable tar stream (%s)", tar_path,
-			     archive_error_string(a) ? archive_error_string(a) : "unknown error");
-	archive_read_free(a);
+	tar_close(&in);
 	return rc;
 }

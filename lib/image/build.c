@@ -194,7 +194,8 @@ int bng_m_image_build(bng_engine *e, json_t *params, json_t **result, bng_op *op
 	if (!rc) {
 		json_t *meta = json_pack("{s:s+,s:s}", "source", "debootstrap:", suite, "digest", key);
 		const char *tars[] = {tar};
-		rc = bng_image_build(e, name, tars, 1, json_string_value(json_object_get(params, "size")), meta, op, result);
+		rc = bng_image_build(e, name, tars, NULL, 1, json_string_value(json_object_get(params, "size")), meta,
+				     op, result);
 		json_decref(meta);
 	}
 	bng_image_release(e, reservation);

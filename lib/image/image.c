@@ -87,8 +87,8 @@ int bng_image_publish(bng_engine *e, const char *id, const char *name, const cha
 	return rc;
 }
 
-int bng_image_build(bng_engine *e, const char *name, const char *const *tars, size_t ntars, const char *size_str,
-		    json_t *meta, bng_op *op, json_t **result)
+int bng_image_build(bng_engine *e, const char *name, const char *const *tars, const char *const *labels,
+		    size_t ntars, const char *size_str, json_t *meta, bng_op *op, json_t **result)
 {
 	int rc = bng_check_name(name, "image");
 	if (rc)
@@ -108,7 +108,7 @@ int bng_image_build(bng_engine *e, const char *name, const char *const *tars, si
 		bng_op_event(op, json_pack("{s:s}", "stage", "scan"));
 		bng_tar_stats st = {0};
 		for (size_t i = 0; !rc && i < ntars; i++)
-			rc = bng_tar_scan(tars[i], &st);
+			rc = bng_tar_scan(tars[i], labels ? labels[i] : NULL, &st);
 		uint64_t auto_size = bng_ext4_size_for(&st, &inodes);
 		if (!rc && size && size < st.data_bytes)
 			rc = bng_err(BANGER_EINVAL, "--size %s is smaller than the content (%llu bytes)", size_str,
@@ -122,7 +122,7 @@ int bng_image_build(bng_engine *e, const char *name, const char *const *tars, si
 		rc = bng_ext4_create(&fs, rootfs, size, inodes);
 	for (size_t i = 0; !rc && i < ntars; i++) {
 		bng_op_event(op, json_pack("{s:s,s:I,s:I}", "stage", "layer", "done", (json_int_t)i, "total", (json_int_t)ntars));
-		rc = bng_ext4_apply_tar(fs, tars[i], op);
+		rc = bng_ext4_apply_tar(fs, tars[i], labels ? labels[i] : NULL, op);
 	}
 	if (rc) {
 		bng_ext4_abort(fs);
@@ -188,8 +188,8 @@ int bng_m_image_import(bng_engine *e, json_t *params, json_t **result, bng_op *o
 	char *key = NULL;
 	int rc = bng_image_reserve(e, name, op, &key);
 	if (!rc)
-		rc = bng_image_build(e, name, paths, n, json_string_value(json_object_get(params, "size")), meta, op,
-				     result);
+		rc = bng_image_build(e, name, paths, NULL, n, json_string_value(json_object_get(params, "size")), meta,
+				     op, result);
 	bng_image_release(e, key);
 	json_decref(meta);
 	free(paths);

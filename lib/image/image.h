@@ -11,11 +11,12 @@ int bng_image_reserve(bng_engine *e, const char *name, bng_op *op, char **key);
 void bng_image_release(bng_engine *e, char *key);
 
 /* Builds an image from tar layers (oldest first) and publishes it
- * atomically: staging dir + rename + one INSERT. Hold the name's reservation. size_str (may be NULL)
+ * atomically: staging dir + rename + one INSERT. Hold the name's reservation. labels[i] (labels
+ * NULL: the paths) names layer i in errors. size_str (may be NULL)
  * overrides the content-aware size. meta holds the row's source, digest,
  * config and kernel. On success *result is the image's JSON. */
-int bng_image_build(bng_engine *e, const char *name, const char *const *tars, size_t ntars, const char *size_str,
-		    json_t *meta, bng_op *op, json_t **result);
+int bng_image_build(bng_engine *e, const char *name, const char *const *tars, const char *const *labels,
+		    size_t ntars, const char *size_str, json_t *meta, bng_op *op, json_t **result);
 
 /* Publishes staging (holding rootfs.ext4) as image id/name: rename, then
  * one INSERT (meta: source, digest, config, kernel). */

@@ -55,14 +55,22 @@ static int pull_oci(bng_engine *e, const char *ref, const char *name, json_t *pa
 	bng_oci_image img;
 	int rc = bng_oci_pull(e->paths.cache_dir, ref, op, &img);
 	if (!rc) {
+		/* errors name the layer as the user knows it, not its cache path */
 		const char **layers = bng_xcalloc(img.n_layers + 1, sizeof(char *));
-		for (size_t i = 0; i < img.n_layers; i++)
+		char **labels = bng_xcalloc(img.n_layers + 1, sizeof(char *));
+		for (size_t i = 0; i < img.n_layers; i++) {
 			layers[i] = img.layers[i].path;
+			labels[i] = bng_asprintf("layer %zu of %zu (%.19s…) of %s", i + 1, img.n_layers,
+						 img.layers[i].digest, ref);
+		}
 		json_t *meta = json_pack("{s:s+,s:s,s:O,s:O?}", "source", "oci:", ref, "digest", img.manifest_digest,
 					 "config", img.runtime, "kernel", json_object_get(params, "kernel"));
-		rc = bng_image_build(e, name, layers, img.n_layers, json_string_value(json_object_get(params, "size")),
-				     meta, op, result);
+		rc = bng_image_build(e, name, layers, (const char *const *)labels, img.n_layers,
+				     json_string_value(json_object_get(params, "size")), meta, op, result);
 		json_decref(meta);
+		for (size_t i = 0; i < img.n_layers; i++)
+			free(labels[i]);
+		free(labels);
 		free(layers);
 	}
 	bng_oci_image_free(&img);

@@ -1,7 +1,7 @@
 /* The blob cache: OCI image layout under <cache_dir>/oci. A blob appears
  * under its final name only complete and verified (temp file, fsync,
  * rename), and a per-blob flock makes concurrent pulls, in threads or
- * processes, download each blob once. */
+ * processes, download each blob once; its lock file is removed on release. */
 #include "oci_int.h"
 
 #include <dirent.h>
@@ -175,44 +175,73 @@ int oci_cache_verify(const char *path, const char *digest, int64_t size, bng_op 
 	return 0;
 }
 
-int oci_cache_lock(const oci_cache *c, const char *digest, bng_op *op, int *out)
+/* Takes an exclusive flock on path, creating the file. Whoever holds it
+ * removes the file before letting go (unlock_file), so no lock file stays
+ * in the cache; a waiter that then gets the lock of a removed file sees the
+ * path gone, or naming a newer file, and starts over on that one. With op,
+ * the wait polls op (a cancelled pull stops waiting; what names the lock
+ * in that error); without, it blocks. */
+static int lock_file(const char *path, bng_op *op, const char *what, int *out)
 {
 	*out = -1;
-	char *path = bng_asprintf("%s/%s.lock", c->blobs, digest + 7);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		int rc = bng_err_errno(bng_code_from_errno(errno), errno, "cannot open lock file %s", path);
-		free(path);
-		return rc;
-	}
-	/* Non-blocking attempts so that a cancelled pull stops waiting. */
 	for (;;) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-			break;
-		if (errno == EINTR)
-			continue;
-		if (errno != EWOULDBLOCK) {
-			int rc = bng_err_errno(BANGER_EIO, errno, "cannot lock %s", path);
-			close(fd);
-			free(path);
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return bng_err_errno(bng_code_from_errno(errno), errno, "cannot open lock file %s", path);
+		int rc = 0;
+		while (!rc && flock(fd, op ? LOCK_EX | LOCK_NB : LOCK_EX) != 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EWOULDBLOCK)
+				rc = bng_err_errno(BANGER_EIO, errno, "cannot lock %s", path);
+			else if ((rc = bng_op_sleep(op, 50)) != 0)
+				rc = bng_err(rc, "cancelled while waiting for another pull of %s", what);
+		}
+		struct stat held, named;
+		if (!rc && fstat(fd, &held) != 0)
+			rc = bng_err_errno(BANGER_EIO, errno, "cannot stat %s", path);
+		if (!rc) {
+			if (stat(path, &named) == 0) {
+				if (held.st_dev == named.st_dev && held.st_ino == named.st_ino) {
+					*out = fd;
+					return 0;
+				}
+			} else if (errno != ENOENT) {
+				rc = bng_err_errno(BANGER_EIO, errno, "cannot stat %s", path);
+			}
+		}
+		close(fd); /* a removed file: lock the one the path names now */
+		if (rc)
 			return rc;
-		}
-		int rc = bng_op_sleep(op, 50);
-		if (rc) {
-			close(fd);
-			free(path);
-			return bng_err(rc, "cancelled while waiting for another pull of %s", digest);
-		}
 	}
-	free(path);
-	*out = fd;
-	return 0;
 }
 
-void oci_cache_unlock(int fd)
+static void unlock_file(const char *path, int fd)
 {
-	if (fd >= 0)
-		close(fd); /* releases the flock */
+	if (fd < 0)
+		return;
+	unlink(path); /* still held: nobody else can have it */
+	close(fd);    /* releases the flock */
+}
+
+static char *blob_lock_path(const oci_cache *c, const char *digest)
+{
+	return bng_asprintf("%s/%s.lock", c->blobs, digest + 7);
+}
+
+int oci_cache_lock(const oci_cache *c, const char *digest, bng_op *op, int *out)
+{
+	char *path = blob_lock_path(c, digest);
+	int rc = lock_file(path, op, digest, out);
+	free(path);
+	return rc;
+}
+
+void oci_cache_unlock(const oci_cache *c, const char *digest, int fd)
+{
+	char *path = blob_lock_path(c, digest);
+	unlock_file(path, fd);
+	free(path);
 }
 
 /* Temp files of this blob left by a killed pull: with the lock held nobody
@@ -321,7 +350,7 @@ int oci_cache_put(const oci_cache *c, const char *digest, const void *data, size
 		}
 	}
 	free(path);
-	oci_cache_unlock(lock);
+	oci_cache_unlock(c, digest, lock);
 	return rc;
 }
 
@@ -388,7 +417,7 @@ int oci_cache_get(const oci_cache *c, const char *digest, size_t max, bng_op *op
 		if (oci_cache_lock(c, digest, op, &lock) == 0) {
 			if (oci_cache_verify(path, digest, -1, op) == BANGER_EPROTO)
 				unlink(path);
-			oci_cache_unlock(lock);
+			oci_cache_unlock(c, digest, lock);
 		}
 	}
 	free(path);
@@ -400,19 +429,11 @@ int oci_cache_tag(const oci_cache *c, const char *ref_name, const char *media_ty
 {
 	char *lock_path = bng_asprintf("%s/index.json.lock", c->root);
 	char *path = bng_asprintf("%s/index.json", c->root);
-	int rc = 0;
-	int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rc = bng_err_errno(bng_code_from_errno(errno), errno, "cannot open %s", lock_path);
-		goto out;
-	}
 	/* Held only for a read-modify-write of a small file. */
-	while (flock(fd, LOCK_EX) != 0) {
-		if (errno != EINTR) {
-			rc = bng_err_errno(BANGER_EIO, errno, "cannot lock %s", lock_path);
-			goto out;
-		}
-	}
+	int fd;
+	int rc = lock_file(lock_path, NULL, "index.json", &fd);
+	if (rc)
+		goto out;
 	json_t *index = json_load_file(path, 0, NULL);
 	json_t *old = json_is_object(index) ? json_object_get(index, "manifests") : NULL;
 	json_t *list = json_array();
@@ -439,8 +460,7 @@ int oci_cache_tag(const oci_cache *c, const char *ref_name, const char *media_ty
 	rc = write_unique(path, text, strlen(text));
 	free(text);
 out:
-	if (fd >= 0)
-		close(fd);
+	unlock_file(lock_path, fd);
 	free(lock_path);
 	free(path);
 	return rc;

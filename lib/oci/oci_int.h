@@ -29,9 +29,10 @@ char *oci_cache_path(const oci_cache *c, const char *digest);
 int oci_cache_verify(const char *path, const char *digest, int64_t size, bng_op *op);
 
 /* Exclusive flock on <blobs>/<hex>.lock, waiting (cancellably) for other
- * threads and processes. */
+ * threads and processes. Unlock removes the file, so none stays in the
+ * cache (one left by a killed pull goes with the next pull of its blob). */
 int oci_cache_lock(const oci_cache *c, const char *digest, bng_op *op, int *fd);
-void oci_cache_unlock(int fd);
+void oci_cache_unlock(const oci_cache *c, const char *digest, int fd);
 
 /* A download in progress: a temp file next to its final name, hashed as it
  * is written. Call with the blob's lock held. */

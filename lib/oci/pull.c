@@ -318,7 +318,7 @@ static int ensure_blob(pull *p, const desc *d, char **path_out)
 	char *path = oci_cache_path(&p->cache, d->digest);
 	rc = oci_cache_verify(path, d->digest, (int64_t)d->size, p->op);
 	if (rc == 0) {
-		oci_cache_unlock(lock);
+		oci_cache_unlock(&p->cache, d->digest, lock);
 		emit_progress(p, d->digest, d->size, d->size, true);
 		*path_out = path;
 		return 0;
@@ -326,7 +326,7 @@ static int ensure_blob(pull *p, const desc *d, char **path_out)
 	if (rc == BANGER_EPROTO) {
 		unlink(path); /* corrupt: fetch it again */
 	} else if (rc != BANGER_ENOTFOUND) {
-		oci_cache_unlock(lock);
+		oci_cache_unlock(&p->cache, d->digest, lock);
 		free(path);
 		return rc;
 	}
@@ -336,7 +336,7 @@ static int ensure_blob(pull *p, const desc *d, char **path_out)
 	if (!rc)
 		rc = oci_writer_open(&p->cache, d->digest, &w);
 	if (rc) {
-		oci_cache_unlock(lock);
+		oci_cache_unlock(&p->cache, d->digest, lock);
 		free(path);
 		return rc;
 	}
@@ -355,7 +355,7 @@ static int ensure_blob(pull *p, const desc *d, char **path_out)
 		oci_writer_abort(&w);
 	else
 		rc = oci_writer_commit(&w, d->digest, d->size);
-	oci_cache_unlock(lock);
+	oci_cache_unlock(&p->cache, d->digest, lock);
 	if (rc) {
 		free(path);
 		return rc;

@@ -44,6 +44,16 @@ def make_tar(path, entries, compress=None):
     return path
 
 
+def unterminated(raw, keep=0):
+    """raw (an uncompressed tar) cut right after its last entry's data, as a writer that is never
+    closed leaves it (Go's tar.Writer without Close): no padding, no two zero blocks. keep: bytes of
+    the padding to keep."""
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
+        last = tf.getmembers()[-1]
+    assert last.size % 512, "the last entry needs padding"
+    return raw[:last.offset_data + last.size + keep]
+
+
 def dump(image):
     out = subprocess.run([str(EXT4_TOOL), "dump", str(image)], capture_output=True, text=True, check=True)
     return {o["path"]: o for o in map(json.loads, out.stdout.splitlines())}

@@ -1,6 +1,7 @@
 """Images built by banger's own ext4 writer, over both transports: every
 file property kept, OCI whiteouts, hostile tars rejected with nothing left
 behind, atomic publishing."""
+import gzip
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 
 import banger
 from conftest import BANGERD, Daemon, run_cli
-from layers import dump, fnv, fsck, make_tar
+from layers import dump, fnv, fsck, make_tar, unterminated
 
 CAP = bytes.fromhex("0100000200200000000000000000000000000000")  # cap_net_raw+ep, as ping has
 
@@ -175,6 +176,50 @@ def test_truncated_tar(ctx, env, tmp_path):
         ctx.call("image.import", {"name": "cut", "tars": [str(tmp_path / "cut.tar")]})
     assert "truncated" in ei.value.message or "not a readable tar" in ei.value.message
     assert images_on_disk(env) == []
+
+
+@pytest.mark.parametrize("keep,compress", [(0, None), (0, "gz"), (10, None), (10, "gz")])
+def test_tar_ending_after_its_last_entry(ctx, env, tmp_path, keep, compress):
+    """A layer that stops right after its last entry's data (no padding, no two zero blocks, as a
+    writer that is never closed leaves it) is complete: Go's archive/tar accepts it, so do we."""
+    last = os.urandom(1000)
+    raw = make_tar(tmp_path / "t.tar", [{"name": "etc/conf", "data": b"conf"}, {"name": "bin/last", "data": last}])
+    data = unterminated(raw.read_bytes(), keep)
+    (tmp_path / "open.tar").write_bytes(gzip.compress(data) if compress else data)
+    img = ctx.call("image.import", {"name": "open", "tars": [str(tmp_path / "open.tar")]})
+    fsck(img["rootfs"])
+    t = dump(img["rootfs"])
+    assert t["/bin/last"]["hash"] == fnv(last) and t["/bin/last"]["size"] == 1000
+    assert t["/etc/conf"]["hash"] == fnv(b"conf")
+
+
+@pytest.mark.parametrize("cut", ["last-byte", "header-only", "partial-next-header"])
+@pytest.mark.parametrize("compress", [None, "gz"])
+def test_tar_cut_inside_an_entry_is_an_error(ctx, env, tmp_path, cut, compress):
+    """What the tolerance above must not let through: an entry missing data, or a torn header."""
+    raw = make_tar(tmp_path / "t.tar", [{"name": "a", "data": b"a"}, {"name": "last", "data": os.urandom(1000)}])
+    whole = unterminated(raw.read_bytes())
+    data = {"last-byte": whole[:-1], "header-only": whole[:-1000],
+            "partial-next-header": unterminated(raw.read_bytes(), 24) + b"\0" * 100}[cut]
+    (tmp_path / "cut.tar").write_bytes(gzip.compress(data) if compress else data)
+    with pytest.raises(banger.Error) as ei:
+        ctx.call("image.import", {"name": "cut", "tars": [str(tmp_path / "cut.tar")]})
+    assert "not a readable tar stream" in ei.value.message and "Truncated" in ei.value.message
+    assert images_on_disk(env) == []
+
+
+def test_root_and_lost_found_as_mke2fs_makes_them(ctx, tmp_path):
+    """/ 0755 and /lost+found 0700 (16 KiB, so e2fsck never allocates there), like mke2fs, when no
+    layer says otherwise."""
+    tar = make_tar(tmp_path / "s.tar", [{"name": "f", "data": b"x"}])
+    t = dump(ctx.call("image.import", {"name": "plain", "tars": [str(tar)]})["rootfs"])
+    ref = tmp_path / "mke2fs.ext4"
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", str(ref), "64M"], check=True)
+    want = dump(ref)
+    for path in ("/", "/lost+found"):
+        assert (t[path]["mode"], t[path]["uid"], t[path]["gid"]) == (want[path]["mode"], 0, 0), path
+    assert t["/"]["mode"] == 0o755 and t["/lost+found"]["mode"] == 0o700
+    assert t["/lost+found"]["size"] == want["/lost+found"]["size"] == 16384
 
 
 def test_names_and_duplicates(ctx, tmp_path):

@@ -4,18 +4,20 @@ files, arbitrary owners, devices, xattrs and absolute symlinks, pulled by
 banger and checked property by property in the ext4 (libext2fs)."""
 import gzip
 import hashlib
+import os
 
 import pytest
 
 import banger
-from layers import dump, fnv, fsck, make_tar
+from layers import dump, fnv, fsck, make_tar, unterminated
 from registry import LAYER_TYPES, Layer, registry  # noqa: F401 (fixture)
 
 CAP = bytes.fromhex("0100000200200000000000000000000000000000")
 
 
-def layer(tmp_path, name, entries, compression="gzip", fmt="oci"):
+def layer(tmp_path, name, entries, compression="gzip", fmt="oci", cut=None):
     raw = make_tar(tmp_path / f"{name}.tar", entries).read_bytes()
+    raw = cut(raw) if cut else raw
     data = gzip.compress(raw, mtime=0) if compression == "gzip" else raw
     return Layer(data, LAYER_TYPES[(fmt, compression)], "sha256:" + hashlib.sha256(raw).hexdigest())
 
@@ -75,3 +77,45 @@ def test_pull_errors_leave_nothing(registry, ctx, env):  # noqa: F811
         ctx.call("image.pull", {"ref": "library/debian:no spaces"})
     assert ctx.call("image.list")["images"] == []
     assert list((env["BANGER_STATE_DIR"] / "images").iterdir()) == []
+
+
+def lock_files(env):
+    return sorted(p.name for p in (env["BANGER_CACHE_DIR"] / "oci").rglob("*.lock"))
+
+
+def test_pull_layer_ending_after_its_last_entry(registry, ctx, env, tmp_path):  # noqa: F811
+    """A layer written by a tar writer that was never closed: no padding after the last entry's
+    data, no two zero blocks. Go's archive/tar (docker, containerd) reads it, so banger does."""
+    big = bytes(range(256)) * 7  # 1792 bytes: the last entry needs padding
+    l1 = layer(tmp_path, "l1", [{"name": "etc/os-release", "data": b"ID=open\n"}])
+    l2 = layer(tmp_path, "l2", [{"name": "usr/bin/tool", "data": big, "mode": 0o755}], cut=unterminated)
+    registry.push_image("open/app", "1", [l1, l2], fmt="oci")
+    img = ctx.call("image.pull", {"ref": f"{registry.host}/open/app:1"})
+    fsck(img["rootfs"])
+    t = dump(img["rootfs"])
+    assert t["/usr/bin/tool"]["hash"] == fnv(big) and t["/usr/bin/tool"]["mode"] == 0o755
+    assert t["/etc/os-release"]["hash"] == fnv(b"ID=open\n")
+    assert lock_files(env) == []
+
+
+@pytest.mark.parametrize("case", ["escape", "truncated"])
+def test_layer_error_names_image_and_layer(registry, ctx, env, tmp_path, case):  # noqa: F811
+    """A bad layer is named by its image, number and digest, as the user knows it; never by the
+    blob's path in the cache. Nothing is left behind, lock files included."""
+    good = layer(tmp_path, "good", [{"name": "etc/ok", "data": b"ok"}])
+    if case == "escape":
+        bad = layer(tmp_path, "bad", [{"name": "lib/evil", "type": "symlink", "target": "../../etc/shadow"}])
+    else:
+        bad = layer(tmp_path, "bad", [{"name": "data.bin", "data": os.urandom(5000)}],
+                    cut=lambda raw: unterminated(raw)[:-1])
+    registry.push_image("bad/app", "7", [good, bad, good], fmt="oci")
+    ref = f"{registry.host}/bad/app:7"
+    with pytest.raises(banger.Error) as ei:
+        ctx.call("image.pull", {"ref": ref})
+    msg = ei.value.message
+    assert msg.startswith(f"layer 2 of 3 ({bad.digest[:19]}…) of {ref}: "), msg
+    assert ("lib/evil" in msg and "escapes" in msg) if case == "escape" else "Truncated" in msg, msg
+    assert str(env["BANGER_CACHE_DIR"]) not in msg and bad.digest[7:] not in msg
+    assert ctx.call("image.list")["images"] == []
+    assert list((env["BANGER_STATE_DIR"] / "images").iterdir()) == []
+    assert lock_files(env) == []

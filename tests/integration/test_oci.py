@@ -91,6 +91,11 @@ def temp_files(cache):
     return sorted(p.name for p in blobs_dir(cache).glob("*.tmp.*"))
 
 
+def lock_files(cache):
+    """Lock files anywhere in the cache: each goes with the lock's release."""
+    return sorted(p.name for p in (Path(cache) / "oci").rglob("*.lock"))
+
+
 def cached(cache, digest):
     return blobs_dir(cache) / digest.split(":", 1)[1]
 
@@ -114,6 +119,7 @@ def check_pulled(res, img, cache):
         assert p.stat().st_size == blob["size"]
         assert file_digest(p) == blob["digest"]
     assert temp_files(cache) == []
+    assert lock_files(cache) == []
 
 
 def final_events(p):
@@ -250,7 +256,7 @@ def test_index_without_linux_amd64(registry, tmp_path):
     assert err["message"] == (f"{ref} has no linux/amd64 image; "
                               "available platforms: linux/arm64, linux/arm/v7, linux/s390x")
     # Only the index was stored: nothing was downloaded for other platforms.
-    assert [p.name for p in blobs_dir(tmp_path).iterdir() if not p.name.endswith(".lock")] == [idx.split(":")[1]]
+    assert [p.name for p in blobs_dir(tmp_path).iterdir()] == [idx.split(":")[1]]
 
 
 def test_plain_manifest_for_another_arch(registry, tmp_path):
@@ -332,7 +338,7 @@ def test_registry_serving_wrong_bytes(registry, tmp_path, damage):
     if damage != "extend":
         assert f"got {sha256_digest(blob.read_bytes())}" in err["message"]
     assert not cached(tmp_path, victim.digest).exists()
-    assert temp_files(tmp_path) == []
+    assert temp_files(tmp_path) == [] and lock_files(tmp_path) == []
     # The layers before it are cached and intact.
     for l in img.layers[:2]:
         assert file_digest(cached(tmp_path, l.digest)) == l.digest
@@ -354,7 +360,7 @@ def test_missing_blob(registry, tmp_path):
     err = pull(tmp_path, ref).error
     assert err["name"] == "ENOTFOUND"
     assert err["message"] == f"blob {victim.digest} of {ref} not found in {registry.host}"
-    assert temp_files(tmp_path) == []
+    assert temp_files(tmp_path) == [] and lock_files(tmp_path) == []
 
 
 def test_bearer_token_flow_and_redirects_drop_auth(registry, servers, tmp_path):
@@ -541,7 +547,7 @@ def test_cancel_during_download_removes_temp_files(registry, servers, tmp_path):
     p = pull(tmp_path, f"{proxy.host}/big/app:1", "--cancel-at-bytes", "1")
     err = p.error
     assert err["name"] == "ECANCELED", err
-    assert temp_files(tmp_path) == []
+    assert temp_files(tmp_path) == [] and lock_files(tmp_path) == []
     assert not cached(tmp_path, img.layers[1].digest).exists()
 
 
@@ -553,7 +559,7 @@ def test_cancel_while_stalled(registry, servers, tmp_path):
     p = pull(tmp_path, f"{proxy.host}/big/app:1", "--cancel-after-ms", "1500")
     assert p.error["name"] == "ECANCELED"
     assert time.time() - t0 < 5
-    assert temp_files(tmp_path) == []
+    assert temp_files(tmp_path) == [] and lock_files(tmp_path) == []
     assert not cached(tmp_path, img.layers[1].digest).exists()
     # The next pull starts over cleanly.
     fast = servers(Proxy(registry.host))

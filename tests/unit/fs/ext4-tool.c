@@ -124,7 +124,7 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[3], "auto")) {
 			bng_tar_stats st = {0};
 			for (int i = 4; i < argc; i++)
-				if (bng_tar_scan(argv[i], &st))
+				if (bng_tar_scan(argv[i], NULL, &st))
 					return die("scan");
 			size = bng_ext4_size_for(&st, &inodes);
 		} else {
@@ -134,7 +134,7 @@ int main(int argc, char **argv)
 		if (bng_ext4_create(&x, argv[2], size, inodes))
 			return die("create");
 		for (int i = 4; i < argc; i++)
-			if (bng_ext4_apply_tar(x, argv[i], NULL)) {
+			if (bng_ext4_apply_tar(x, argv[i], NULL, NULL)) {
 				die("apply");
 				bng_ext4_abort(x);
 				remove(argv[2]);
