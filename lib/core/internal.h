@@ -38,6 +38,8 @@ int bng_read_file(const char *path, char **out, size_t *len);
 char *bng_file_tail(const char *path, off_t since, size_t max_lines);
 /* data as standard base64 with padding (malloc'd). */
 char *bng_base64(const void *data, size_t len);
+/* Decodes standard base64 (padding optional) into *out (malloc'd). */
+int bng_base64_decode(const char *text, char **out, size_t *len);
 /* Writes data to path atomically (temp file in the same dir + rename). */
 int bng_write_file_atomic(const char *path, const char *data, size_t len, mode_t mode);
 /* Checks that dir exists (creating it) and that we can create files in it. */

@@ -283,3 +283,31 @@ char *bng_base64(const void *data, size_t len)
 	*o = '\0';
 	return out;
 }
+
+int bng_base64_decode(const char *text, char **out, size_t *len)
+{
+	size_t n = strlen(text);
+	char *buf = bng_xmalloc(n / 4 * 3 + 3), *o = buf;
+	uint32_t v = 0;
+	int bits = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = text[i];
+		int d = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26 : c >= '0' && c <= '9' ? c - '0' + 52
+			: c == '+' ? 62 : c == '/' ? 63 : c == '=' ? -2 : -1;
+		if (d == -2)
+			break;
+		if (d < 0) {
+			free(buf);
+			return bng_err(BANGER_EINVAL, "not base64: byte %zu is '%c'", i, c);
+		}
+		v = v << 6 | (uint32_t)d;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			*o++ = (char)(v >> bits & 0xff);
+		}
+	}
+	*out = buf;
+	*len = (size_t)(o - buf);
+	return 0;
+}

@@ -287,12 +287,12 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
-/* Waits on the link's condition for up to 50 ms (with l->lock held). */
-static void wait_a_little(bng_agent_link *l)
+/* Waits on the link's condition for up to ms (< 1000), l->lock held. */
+static void wait_a_little(bng_agent_link *l, int ms)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += 50 * 1000000L;
+	ts.tv_nsec += ms * 1000000L;
 	if (ts.tv_nsec >= 1000000000L) {
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
@@ -455,7 +455,7 @@ int bng_agent_link_call(bng_agent_link *l, const char *op, int timeout_ms, const
 		} else if (mono_ms() >= deadline) {
 			rc = bng_err(BANGER_ETIMEDOUT, "the guest agent did not answer \"%s\" within %d ms", op, timeout_ms);
 		} else if ((rc = watch_err(w)) == 0) {
-			wait_a_little(l);
+			wait_a_little(l, 50);
 		}
 	}
 	for (pending_call **pp = &l->calls; *pp; pp = &(*pp)->next)
@@ -518,20 +518,54 @@ int bng_agent_link_exec(bng_agent_link *l, json_t *spec, const bng_exec_io *io, 
 	pthread_mutex_unlock(&l->lock);
 
 	int rc = send_json(l, F_EXEC, s->id, spec);
-	size_t stdin_off = 0, to_grant = 0;
-	bool stdin_closed = false;
+	/* stdin: a fixed buffer, or what the caller sends while it runs */
+	bool streaming = io && io->input;
+	char *pending = NULL;
+	size_t plen = 0, poff = 0, taken = 0, to_grant = 0;
+	bool eof_wanted = !streaming, stdin_closed = false;
+	if (!streaming && io && io->stdin_data) {
+		pending = bng_xmalloc(io->stdin_len + 1);
+		memcpy(pending, io->stdin_data, io->stdin_len);
+		plen = io->stdin_len;
+	}
 	long long deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
 	while (!rc) {
+		json_t *msg;
+		while (!rc && streaming && !stdin_closed && !eof_wanted && poff == plen && (msg = io->input(io->ud))) {
+			const char *data = json_string_value(json_object_get(msg, "stdin"));
+			json_t *resize = json_object_get(msg, "resize");
+			if (data) {
+				free(pending);
+				pending = NULL;
+				poff = plen = 0;
+				rc = bng_base64_decode(data, &pending, &plen);
+			} else if (json_is_true(json_object_get(msg, "stdin_eof"))) {
+				eof_wanted = true;
+			} else if (json_is_integer(json_object_get(msg, "signal"))) {
+				rc = send_u32(l, F_SIGNAL, s->id, (uint32_t)json_integer_value(json_object_get(msg, "signal")));
+			} else if (json_array_size(resize) == 2) {
+				unsigned char p[4] = {0};
+				json_int_t rows = json_integer_value(json_array_get(resize, 0)),
+					   cols = json_integer_value(json_array_get(resize, 1));
+				p[0] = (unsigned char)(rows >> 8);
+				p[1] = (unsigned char)rows;
+				p[2] = (unsigned char)(cols >> 8);
+				p[3] = (unsigned char)cols;
+				rc = send_frame(l, F_RESIZE, s->id, p, sizeof(p));
+			}
+			json_decref(msg);
+		}
+		if (rc)
+			break;
 		pthread_mutex_lock(&l->lock);
 		chunk *got = s->head;
 		s->head = s->tail = NULL;
 		size_t credit = s->stdin_credit;
 		bool done = s->exit || s->error, broken = l->broken;
-		size_t stdin_left = io && io->stdin_data ? io->stdin_len - stdin_off : 0;
-		bool can_send = !stdin_closed && (credit || !stdin_left);
+		bool can_send = !stdin_closed && ((plen > poff && credit) || (plen == poff && eof_wanted));
 		bool idle = !got && !done && !broken && !can_send;
 		if (idle)
-			wait_a_little(l);
+			wait_a_little(l, streaming ? 10 : 50);
 		pthread_mutex_unlock(&l->lock);
 		if (broken && !got && !done) {
 			rc = broken_err(l);
@@ -539,19 +573,22 @@ int bng_agent_link_exec(bng_agent_link *l, json_t *spec, const bng_exec_io *io, 
 		}
 		/* stdin, within the guest's window; then its end */
 		while (!rc && !stdin_closed) {
-			size_t left = io && io->stdin_data ? io->stdin_len - stdin_off : 0;
-			if (left && !credit)
-				break; /* the rest when the guest grants more */
+			size_t left = plen - poff;
+			if ((left && !credit) || (!left && !eof_wanted))
+				break; /* the rest when the guest grants (or the caller sends) more */
 			size_t n = left < credit ? left : credit;
 			if (n > STDIN_CHUNK)
 				n = STDIN_CHUNK;
-			rc = send_frame(l, F_STDIN, s->id, n ? io->stdin_data + stdin_off : "", n);
-			stdin_off += n;
+			rc = send_frame(l, F_STDIN, s->id, n ? pending + poff : "", n);
+			poff += n;
+			taken += n;
 			credit -= n;
 			pthread_mutex_lock(&l->lock);
 			s->stdin_credit -= n;
 			pthread_mutex_unlock(&l->lock);
 			stdin_closed = left == 0; /* the empty frame just sent */
+			if (n && io && io->stdin_taken)
+				io->stdin_taken(io->ud, taken);
 		}
 		for (chunk *c = got, *n; c; c = n) {
 			n = c->next;
@@ -592,6 +629,7 @@ int bng_agent_link_exec(bng_agent_link *l, json_t *spec, const bng_exec_io *io, 
 		send_u32(l, F_SIGNAL, s->id, 9); /* nobody will read it any more */
 		rc = bng_err(saved, "%s", msg);
 	}
+	free(pending);
 	stream_remove(l, s);
 	return rc;
 }

@@ -34,6 +34,12 @@ typedef struct bng_exec_io {
 	void *ud;
 	const char *stdin_data;
 	size_t stdin_len;
+	/* Instead of stdin_data, when set: polled for the caller's messages
+	 * ({"stdin":"<base64>"}, {"stdin_eof":true}, {"signal":N},
+	 * {"resize":[rows,cols]}), NULL when there is none yet; a new
+	 * reference. stdin_taken reports the bytes sent on so far. */
+	json_t *(*input)(void *ud);
+	void (*stdin_taken)(void *ud, size_t total);
 } bng_exec_io;
 
 /* Runs spec ({"argv":[...],"env"?,"cwd"?,"user"?,"tty"?,...}) in the guest

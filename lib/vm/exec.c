@@ -65,6 +65,15 @@ static void put_output(json_t *result, const char *name, const char *data, size_
 
 static bool vmm_gone(void *state) { return bng_vmm_process_gone(state); }
 
+static json_t *next_input(void *ud) { return bng_op_input(((exec_sink *)ud)->op); }
+
+/* Tells the caller how much of its stdin went on, so it can send more
+ * without filling the call's inbox. */
+static void stdin_taken(void *ud, size_t total)
+{
+	bng_op_event(((exec_sink *)ud)->op, json_pack("{s:I}", "stdin_taken", (json_int_t)total));
+}
+
 int bng_m_vm_exec(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
 	json_t *vm;
@@ -79,13 +88,17 @@ int bng_m_vm_exec(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	bng_agent_link *link = NULL;
 	rc = bng_agent_link_get(path, vsock, 10000, &link);
 	json_t *spec = json_pack("{s:O}", "argv", argv);
-	static const char *const passed[] = {"env", "cwd", "user", "tty"};
+	static const char *const passed[] = {"env", "cwd", "user", "tty", "rows", "cols"};
 	for (size_t i = 0; i < BNG_ARRAY_LEN(passed); i++)
 		if (json_object_get(params, passed[i]))
 			json_object_set(spec, passed[i], json_object_get(params, passed[i]));
 	exec_sink sink = {.op = op, .stream = json_is_true(json_object_get(params, "stream"))};
 	const char *in = json_string_value(json_object_get(params, "stdin"));
 	bng_exec_io io = {.output = on_output, .ud = &sink, .stdin_data = in, .stdin_len = in ? strlen(in) : 0};
+	if (json_is_true(json_object_get(params, "stdin_stream"))) {
+		io.input = next_input;
+		io.stdin_taken = stdin_taken;
+	}
 	bng_agent_watch watch = {.op = op, .vm_gone = vmm_gone, .ud = json_object_get(vm, "vmm")};
 	json_int_t timeout = json_integer_value(json_object_get(params, "timeout_s"));
 	json_t *status = NULL;

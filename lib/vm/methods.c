@@ -27,8 +27,11 @@ static const bng_method vm_methods[] = {
 	{"vm.list", "all:bool?", "running VMs (all: every VM)", bng_m_vm_list},
 	{"vm.show", "name:str", "one VM, with how to reach it over SSH", bng_m_vm_show},
 	{"vm.logs", "name:str,tail_bytes:int?", "the guest's console output", bng_m_vm_logs},
-	{"vm.exec", "name:str,argv:arr,stdin:str?,timeout_s:int?",
-	 "run a command over SSH: exit_code, stdout, stderr", bng_m_vm_exec},
+	{"vm.exec",
+	 "name:str,argv:arr,stdin:str?,stdin_stream:bool?,timeout_s:int?,cwd:str?,env:arr?,user:str?,tty:bool?,"
+	 "rows:int?,cols:int?,stream:bool?",
+	 "run a command over the guest agent: exit_code (and stdout, stderr unless streamed as events)",
+	 bng_m_vm_exec},
 	{"vm.ports", "name:str", "listening ports in the guest (from the agent)", bng_m_vm_ports},
 	{"vm.stats", "name:str", "VMM cpu time and memory, guest uptime", bng_m_vm_stats},
 	{"vm.set", "name:str,vcpu:int?,memory_mib:int?,disk_size:str?", "change a stopped VM's spec", bng_m_vm_set},

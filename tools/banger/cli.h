@@ -46,6 +46,8 @@ const char *paint(FILE *f, const char *status);
 void print_table(const char *const *cells, size_t ncols, size_t nrows);
 void print_json(json_t *v);
 int open_ctx(banger_ctx **ctx);
+/* A command's output event: base64 bytes for our stdout or stderr. */
+void write_output(const char *stream, const char *b64);
 int call(banger_ctx *ctx, const char *method, const char *params, json_t **out);
 int call_default(const char *method, json_t **out);
 /* Opens the default context and runs method with params (stolen). */

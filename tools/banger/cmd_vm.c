@@ -4,10 +4,13 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 static const char *str(json_t *o, const char *key)
@@ -271,41 +274,210 @@ int cmd_vm_ssh(const command *cmd, args *a)
 	return status;
 }
 
-/* stdin for -i: all of it, sent once the command starts (16 MiB at most). */
-static int read_stdin(char **out, size_t *len)
+/* ---- exec over the agent: output, stdin, signals and the terminal ---- */
+
+typedef struct {
+	banger_call *call;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	size_t sent, taken; /* stdin bytes sent to the call, and passed on to the guest */
+	bool tty;
+} exec_session;
+
+static char *base64(const unsigned char *p, size_t len)
 {
-	size_t cap = 65536;
-	*out = malloc(cap);
-	*len = 0;
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
+	for (size_t i = 0; i < len; i += 3) {
+		unsigned v = (unsigned)p[i] << 16 | (i + 1 < len ? (unsigned)p[i + 1] << 8 : 0) | (i + 2 < len ? p[i + 2] : 0);
+		*o++ = abc[v >> 18 & 63];
+		*o++ = abc[v >> 12 & 63];
+		*o++ = i + 1 < len ? abc[v >> 6 & 63] : '=';
+		*o++ = i + 2 < len ? abc[v & 63] : '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+static void send_input(exec_session *x, json_t *msg)
+{
+	char *text = json_dumps(msg, JSON_COMPACT);
+	banger_call_send_input(x->call, text); /* a call that ended takes no more: nothing to do */
+	free(text);
+	json_decref(msg);
+}
+
+/* Our stdin to the command, at most 1 MiB ahead of what the guest took. */
+static void *pump_stdin(void *arg)
+{
+	exec_session *x = arg;
+	unsigned char buf[32768];
 	for (;;) {
-		if (*len == cap) {
-			if (cap >= (16u << 20))
-				return fail(EXIT_USAGE, "stdin is longer than 16 MiB");
-			*out = realloc(*out, cap *= 2);
-		}
-		ssize_t n = read(0, *out + *len, cap - *len);
+		pthread_mutex_lock(&x->lock);
+		while (x->sent - x->taken > (1u << 20))
+			pthread_cond_wait(&x->cond, &x->lock);
+		pthread_mutex_unlock(&x->lock);
+		ssize_t n = read(0, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return n < 0 ? fail(1, "cannot read stdin: %s", strerror(errno)) : 0;
-		*len += (size_t)n;
+		if (n <= 0) {
+			send_input(x, json_pack("{s:b}", "stdin_eof", 1));
+			return NULL;
+		}
+		char *b64 = base64(buf, (size_t)n);
+		send_input(x, json_pack("{s:s}", "stdin", b64));
+		free(b64);
+		pthread_mutex_lock(&x->lock);
+		x->sent += (size_t)n;
+		pthread_mutex_unlock(&x->lock);
 	}
+}
+
+static void send_size(exec_session *x)
+{
+	struct winsize ws;
+	if (ioctl(0, TIOCGWINSZ, &ws) == 0)
+		send_input(x, json_pack("{s:[i,i]}", "resize", ws.ws_row, ws.ws_col));
+}
+
+/* Signals for the command, not for us: a terminal's new size, and the
+ * signals a user sends (Ctrl-C is a byte on the pty with -t). */
+static void *forward_signals(void *arg)
+{
+	exec_session *x = arg;
+	sigset_t set;
+	sigemptyset(&set);
+	int sigs[] = {SIGWINCH, SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&set, sigs[i]);
+	for (;;) {
+		int sig;
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGWINCH)
+			send_size(x);
+		else
+			send_input(x, json_pack("{s:i}", "signal", sig));
+	}
+	return NULL;
+}
+
+static void on_exec_event(const char *event_json, void *ud)
+{
+	exec_session *x = ud;
+	json_t *ev = json_loads(event_json, 0, NULL);
+	const char *stream = json_string_value(json_object_get(ev, "output"));
+	if (stream) {
+		write_output(stream, json_string_value(json_object_get(ev, "data")) ?: "");
+	} else if (json_is_integer(json_object_get(ev, "stdin_taken"))) {
+		pthread_mutex_lock(&x->lock);
+		x->taken = (size_t)json_integer_value(json_object_get(ev, "stdin_taken"));
+		pthread_cond_signal(&x->cond);
+		pthread_mutex_unlock(&x->lock);
+	}
+	json_decref(ev);
+}
+
+static struct termios saved_termios;
+static bool termios_saved;
+
+static void restore_terminal(void)
+{
+	if (termios_saved)
+		tcsetattr(0, TCSAFLUSH, &saved_termios);
+	termios_saved = false;
+}
+
+/* Runs params (vm.exec's, stolen) with our stdin (interactive: stdin
+ * streamed; tty: a pty in the guest, our terminal raw) and returns the
+ * command's exit status; *json_out (may be NULL) gets the result. */
+static int exec_over_agent(json_t *params, bool interactive, bool tty, json_t **json_out)
+{
+	if (tty) {
+		struct winsize ws = {.ws_row = 24, .ws_col = 80};
+		ioctl(0, TIOCGWINSZ, &ws);
+		const char *term = getenv("TERM");
+		json_object_set_new(params, "tty", json_true());
+		json_array_append_new(json_object_get(params, "env"), json_sprintf("TERM=%s", term && *term ? term : "xterm"));
+		json_object_set_new(params, "rows", json_integer(ws.ws_row));
+		json_object_set_new(params, "cols", json_integer(ws.ws_col));
+	}
+	json_object_set_new(params, "stream", json_boolean(!json_out)); /* --json: collected in the result */
+	if (interactive)
+		json_object_set_new(params, "stdin_stream", json_true());
+	char *text = json_dumps(params, JSON_COMPACT);
+	json_decref(params);
+	banger_ctx *ctx;
+	banger_call *call;
+	int rc = open_ctx(&ctx);
+	if (rc) {
+		free(text);
+		return api_fail(rc);
+	}
+	rc = banger_call_new(&call, "vm.exec", text);
+	free(text);
+	if (rc) {
+		banger_ctx_unref(ctx);
+		return api_fail(rc);
+	}
+	exec_session x = {.call = call, .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .tty = tty};
+	banger_call_set_event_cb(call, on_exec_event, &x);
+	sigset_t set, old;
+	sigemptyset(&set);
+	int sigs[] = {SIGWINCH, SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&set, sigs[i]);
+	pthread_sigmask(SIG_BLOCK, &set, &old); /* the threads below inherit it; sigwait takes them */
+	pthread_t t;
+	if (pthread_create(&t, NULL, forward_signals, &x) == 0)
+		pthread_detach(t);
+	if (interactive && pthread_create(&t, NULL, pump_stdin, &x) == 0)
+		pthread_detach(t); /* blocked in read(0) when we are done: the process exit ends it */
+	if (tty && tcgetattr(0, &saved_termios) == 0) {
+		termios_saved = true;
+		atexit(restore_terminal);
+		struct termios raw = saved_termios;
+		cfmakeraw(&raw);
+		tcsetattr(0, TCSAFLUSH, &raw);
+	}
+	rc = banger_call_run(ctx, call);
+	restore_terminal();
+	int status = 0;
+	if (rc) {
+		status = api_fail(rc);
+	} else {
+		json_t *res = json_loads(banger_call_result(call), 0, NULL);
+		status = (int)json_integer_value(json_object_get(res, "exit_code"));
+		if (json_out)
+			*json_out = res;
+		else
+			json_decref(res);
+	}
+	banger_call_unref(call);
+	banger_ctx_unref(ctx);
+	return status;
 }
 
 int cmd_vm_exec(const command *cmd, args *a)
 {
 	if (a->argc < 2)
 		return fail(EXIT_USAGE, "usage: banger %s NAME -- CMD [ARG...]", cmd->path);
+	bool tty = flag_set(a, "-t"), interactive = flag_set(a, "-i") || tty;
+	if (tty && !isatty(0))
+		return fail(EXIT_USAGE, "-t needs a terminal on stdin (drop -t, or use -i to stream stdin)");
 	json_t *argv = json_array(), *env = json_array();
 	for (int i = 1; i < a->argc; i++)
 		json_array_append_new(argv, json_string(a->argv[i]));
 	for (int i = 0; i < a->nflags; i++)
 		if (a->flags[i].name_len == 5 && !strncmp(a->flags[i].name, "--env", 5)) {
-			if (!strchr(a->flags[i].value, '='))
+			if (!strchr(a->flags[i].value, '=')) {
+				json_decref(argv);
+				json_decref(env);
 				return fail(EXIT_USAGE, "--env wants NAME=VALUE, got '%s'", a->flags[i].value);
+			}
 			json_array_append_new(env, json_string(a->flags[i].value));
 		}
-	json_t *params = json_pack("{s:s,s:o,s:o,s:b}", "name", a->argv[0], "argv", argv, "env", env, "stream", !a->json);
+	json_t *params = json_pack("{s:s,s:o,s:o}", "name", a->argv[0], "argv", argv, "env", env);
 	if (flag_value(a, "--cwd"))
 		json_object_set_new(params, "cwd", json_string(flag_value(a, "--cwd")));
 	if (flag_value(a, "--user"))
@@ -319,27 +491,13 @@ int cmd_vm_exec(const command *cmd, args *a)
 		}
 		json_object_set_new(params, "timeout_s", json_integer(t));
 	}
-	if (flag_set(a, "-i")) {
-		char *in;
-		size_t len;
-		int rc = read_stdin(&in, &len);
-		if (!rc)
-			json_object_set_new(params, "stdin", json_stringn(in, len));
-		free(in);
-		if (rc || !json_object_get(params, "stdin")) {
-			json_decref(params);
-			return rc ? rc : fail(EXIT_USAGE, "-i: stdin is not UTF-8 text");
-		}
-	}
-	json_t *res;
-	int rc = call_with("vm.exec", params, &res);
-	if (rc)
-		return api_fail(rc);
-	if (a->json)
+	json_t *res = NULL;
+	int status = exec_over_agent(params, interactive, tty, a->json ? &res : NULL);
+	if (res) {
 		print_json(res);
-	int code = (int)json_integer_value(json_object_get(res, "exit_code"));
-	json_decref(res);
-	return code;
+		json_decref(res);
+	}
+	return status;
 }
 
 /* ---- many refs at once ---- */

@@ -118,8 +118,7 @@ static void clear_progress(void)
 /* Progress: a VM's `spec:` line always (it says what is being made); on a
  * terminal, each finished stage on a line of its own with its time, and
  * everything else on one line rewritten in place. */
-/* A command's output event: base64 bytes for our stdout or stderr. */
-static void write_output(const char *stream, const char *b64)
+void write_output(const char *stream, const char *b64)
 {
 	FILE *f = strcmp(stream, "stderr") ? stdout : stderr;
 	unsigned v = 0;
@@ -493,7 +492,7 @@ const command commands[] = {
 	{"vm stats", "", "<vm>", "--json", "VMM cpu time and memory, guest uptime", cmd_vm_generic},
 	{"vm ports", "", "<vm>", "--json", "listening ports in the guest", cmd_vm_generic},
 	{"vm ssh", "", "<vm> [-- cmd [arg...]]", "", "ssh into a VM, or run one command", cmd_vm_ssh},
-	{"vm exec", "", "<vm> -- cmd [arg...]", "--cwd= --env= --user= --timeout= -i --json",
+	{"vm exec", "", "<vm> -- cmd [arg...]", "--cwd= --env= --user= --timeout= -i -t --json",
 	 "run a command in the guest over its agent (no SSH): output streamed, exit code propagated",
 	 cmd_vm_exec},
 	{"vm set", "", "<vm>", "--vcpu= --memory= --disk-size= --json", "change a stopped VM's spec", cmd_vm_set},
