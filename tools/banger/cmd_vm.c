@@ -208,14 +208,10 @@ static int ssh_to(const char *name, int argc, char **argv, bool *connected)
 	return WEXITSTATUS(status);
 }
 
-/* ssh said why above. `vm run` keeps the VM (even under --rm). */
-static void not_connected(const char *name, bool kept)
+/* ssh said why above. */
+static void not_connected(const char *name)
 {
-	if (kept)
-		fail(0, "could not ssh to vm %s; it is kept for a post-mortem: banger vm logs %s (then banger vm rm %s)",
-		     name, name, name);
-	else
-		fail(0, "could not ssh to vm %s (its console: banger vm logs %s)", name, name);
+	fail(0, "could not ssh to vm %s (its console: banger vm logs %s)", name, name);
 }
 
 static void remove_vm(const char *name)
@@ -226,6 +222,8 @@ static void remove_vm(const char *name)
 	else
 		fail(0, "could not remove vm %s: %s", name, banger_error_last());
 }
+
+static int exec_over_agent(json_t *params, bool interactive, bool tty, json_t **json_out, bool *ran);
 
 int cmd_vm_run(const command *cmd, args *a)
 {
@@ -249,10 +247,21 @@ int cmd_vm_run(const command *cmd, args *a)
 		return 0;
 	}
 	json_decref(vm);
-	bool connected;
-	int status = ssh_to(name, a->argc, a->argv, &connected);
-	if (!connected)
-		not_connected(name, true);
+	/* over the guest agent: a command, or a login shell (on a pty when
+	 * this is a terminal); stdin goes along */
+	json_t *argv = json_array();
+	if (a->argc == 0)
+		for (int i = 0; i < 3; i++)
+			json_array_append_new(argv, json_string((const char *[]){"/bin/sh", "-c",
+				"if command -v bash >/dev/null; then exec bash -l; else exec sh -l; fi"}[i]));
+	for (int i = 0; i < a->argc; i++)
+		json_array_append_new(argv, json_string(a->argv[i]));
+	json_t *params = json_pack("{s:s,s:o,s:[]}", "name", name, "argv", argv, "env");
+	bool ran;
+	int status = exec_over_agent(params, true, isatty(0), NULL, &ran);
+	if (!ran)
+		fail(0, "could not run the command in vm %s; it is kept for a post-mortem: banger vm logs %s "
+			"(then banger vm rm %s)", name, name, name);
 	else if (rm)
 		remove_vm(name);
 	else if (a->argc == 0)
@@ -268,7 +277,7 @@ int cmd_vm_ssh(const command *cmd, args *a)
 	bool connected;
 	int status = ssh_to(a->argv[0], a->argc - 1, a->argv + 1, &connected);
 	if (!connected)
-		not_connected(a->argv[0], false);
+		not_connected(a->argv[0]);
 	else if (a->argc == 1)
 		fprintf(stderr, "vm %s is still running (stop it with: banger vm stop %s)\n", a->argv[0], a->argv[0]);
 	return status;
@@ -391,8 +400,9 @@ static void restore_terminal(void)
 /* Runs params (vm.exec's, stolen) with our stdin (interactive: stdin
  * streamed; tty: a pty in the guest, our terminal raw) and returns the
  * command's exit status; *json_out (may be NULL) gets the result. */
-static int exec_over_agent(json_t *params, bool interactive, bool tty, json_t **json_out)
+static int exec_over_agent(json_t *params, bool interactive, bool tty, json_t **json_out, bool *ran)
 {
+	*ran = false;
 	if (tty) {
 		struct winsize ws = {.ws_row = 24, .ws_col = 80};
 		ioctl(0, TIOCGWINSZ, &ws);
@@ -448,6 +458,7 @@ static int exec_over_agent(json_t *params, bool interactive, bool tty, json_t **
 	} else {
 		json_t *res = json_loads(banger_call_result(call), 0, NULL);
 		status = (int)json_integer_value(json_object_get(res, "exit_code"));
+		*ran = true;
 		if (json_out)
 			*json_out = res;
 		else
@@ -492,7 +503,8 @@ int cmd_vm_exec(const command *cmd, args *a)
 		json_object_set_new(params, "timeout_s", json_integer(t));
 	}
 	json_t *res = NULL;
-	int status = exec_over_agent(params, interactive, tty, a->json ? &res : NULL);
+	bool ran;
+	int status = exec_over_agent(params, interactive, tty, a->json ? &res : NULL, &ran);
 	if (res) {
 		print_json(res);
 		json_decref(res);
