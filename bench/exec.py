@@ -1,0 +1,79 @@
+#!/usr/bin/python3
+"""exec over the guest agent vs over SSH, side by side in one run (as root,
+in a private network namespace: `unshare --net bench/exec.py BUILD_DIR`):
+
+  1. `banger vm exec VM -- true` vs `banger vm ssh VM -- true` (OpenSSH with
+     the VM's pinned key), interleaved, BENCH_ROUNDS each (default 10);
+  2. stdout throughput: `vm exec -- head -c N /dev/zero` vs `ssh VM head -c N
+     /dev/zero`, N = BENCH_BYTES (default 256 MiB), read by this process.
+
+Needs the Debian image tar in the content cache (BANGER_CACHE_DIR, e.g.
+after `banger image build --minimal`) and the cloud kernel .deb in
+/var/cache/banger-test."""
+import atexit
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+root = Path(__file__).resolve().parents[1]
+build = Path(sys.argv[1] if len(sys.argv) > 1 else root / "build").resolve()
+rounds = max(1, int(os.environ.get("BENCH_ROUNDS", "10")))
+nbytes = int(os.environ.get("BENCH_BYTES", str(256 << 20)))
+cli = str(build / "tools" / "banger" / "banger")
+sys.path.insert(0, str(root / "bindings" / "python"))
+os.environ["BANGER_LIBRARY"] = str(build / "lib" / "libbanger.so.0")
+import banger  # noqa: E402
+
+work = Path(tempfile.mkdtemp(prefix="banger-bench-exec-", dir="/var/tmp"))
+run_dir = Path(f"/tmp/bbe-{os.getpid()}")
+env = {"BANGER_CONFIG_DIR": str(work / "config"), "BANGER_STATE_DIR": str(work / "state"),
+       "BANGER_RUNTIME_DIR": str(run_dir), "BANGER_URI": f"unix:{run_dir}/bangerd.sock",
+       "BANGERD": str(build / "tools" / "bangerd" / "bangerd")}
+os.environ.update(env)
+(work / "config").mkdir()
+(work / "config" / "config.toml").write_text(
+    'vmm = "qemu"\nqemu_accel = "tcg"\n[vm_defaults]\nvcpu = 2\nmemory_mib = 1024\ndisk_size = "2G"\n')
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+
+@atexit.register
+def cleanup():
+    subprocess.run([cli, "vm", "rm", "bench"], capture_output=True)
+    subprocess.run([cli, "daemon", "stop"], capture_output=True)
+    subprocess.run(["rm", "-rf", str(work), str(run_dir)])
+
+
+deb = sorted(Path("/var/cache/banger-test").glob("linux-image-6.1.0-*-cloud-amd64_*.deb"))[-1]
+with banger.open(env["BANGER_URI"], autostart=True) as ctx:
+    ctx.call("image.build", {"minimal": True, "name": "debian-bookworm"})
+    ctx.call("kernel.import", {"name": "debian-cloud", "deb": str(deb)})
+    ctx.call("vm.create", {"name": "bench"})
+
+
+def timed(argv):
+    t0 = time.perf_counter()
+    p = subprocess.run(argv, capture_output=True)
+    assert p.returncode == 0, p.stderr
+    return time.perf_counter() - t0, len(p.stdout)
+
+
+agent, ssh = [], []
+timed([cli, "vm", "exec", "bench", "--", "true"])  # warm-up: the daemon's link, the guest's page cache
+timed([cli, "vm", "ssh", "bench", "--", "true"])
+for _ in range(rounds):
+    agent.append(timed([cli, "vm", "exec", "bench", "--", "true"])[0])
+    ssh.append(timed([cli, "vm", "ssh", "bench", "--", "true"])[0])
+a, s = statistics.median(agent), statistics.median(ssh)
+print(f"exec true (median of {rounds}):  agent {a * 1000:8.1f} ms   ssh {s * 1000:8.1f} ms   ratio {a / s:.3f}"
+      "   (goal <= 50 ms and <= 0.05x)")
+
+ta, na = timed([cli, "vm", "exec", "bench", "--", "head", "-c", str(nbytes), "/dev/zero"])
+ts, ns = timed([cli, "vm", "ssh", "bench", "--", "head", "-c", str(nbytes), "/dev/zero"])
+assert na == nbytes and ns == nbytes, (na, ns)
+mb = nbytes / 1e6
+print(f"stdout {mb:.0f} MB:            agent {mb / ta:8.1f} MB/s  ssh {mb / ts:8.1f} MB/s  ratio {ts / ta:.2f}x"
+      "   (goal >= 1x)")
