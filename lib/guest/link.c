@@ -519,10 +519,12 @@ int bng_agent_link_exec(bng_agent_link *l, json_t *spec, const bng_exec_io *io, 
 
 	int rc = send_json(l, F_EXEC, s->id, spec);
 	/* stdin: a fixed buffer, or what the caller sends while it runs */
-	bool streaming = io && io->input;
+	bool streaming = io && io->input, pulling = io && io->stdin_pull && !streaming;
 	char *pending = NULL;
 	size_t plen = 0, poff = 0, taken = 0, to_grant = 0;
-	bool eof_wanted = !streaming, stdin_closed = false;
+	bool eof_wanted = !streaming && !pulling, stdin_closed = false;
+	if (pulling)
+		pending = bng_xmalloc(STDIN_CHUNK);
 	if (!streaming && io && io->stdin_data) {
 		pending = bng_xmalloc(io->stdin_len + 1);
 		memcpy(pending, io->stdin_data, io->stdin_len);
@@ -554,6 +556,14 @@ int bng_agent_link_exec(bng_agent_link *l, json_t *spec, const bng_exec_io *io, 
 				rc = send_frame(l, F_RESIZE, s->id, p, sizeof(p));
 			}
 			json_decref(msg);
+		}
+		if (!rc && pulling && !eof_wanted && poff == plen) {
+			ssize_t n = io->stdin_pull(io->ud, pending, STDIN_CHUNK);
+			if (n < 0)
+				rc = (int)n;
+			poff = 0;
+			plen = n > 0 ? (size_t)n : 0;
+			eof_wanted = n == 0;
 		}
 		if (rc)
 			break;

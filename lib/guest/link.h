@@ -9,6 +9,7 @@
 #include "agent.h"
 
 #include <stddef.h>
+#include <sys/types.h>
 
 typedef struct bng_agent_link bng_agent_link;
 
@@ -40,6 +41,9 @@ typedef struct bng_exec_io {
 	 * reference. stdin_taken reports the bytes sent on so far. */
 	json_t *(*input)(void *ud);
 	void (*stdin_taken)(void *ud, size_t total);
+	/* Or, when set: stdin pulled as it is needed (may block); 0 at its
+	 * end, negative (an error code) to fail the exec. */
+	ssize_t (*stdin_pull)(void *ud, char *buf, size_t cap);
 } bng_exec_io;
 
 /* Runs spec ({"argv":[...],"env"?,"cwd"?,"user"?,"tty"?,...}) in the guest

@@ -29,6 +29,7 @@ int bng_m_vm_list(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_vm_show(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_vm_logs(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_vm_exec(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_cp(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_vm_ports(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_vm_stats(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_vm_set(bng_engine *e, json_t *params, json_t **result, bng_op *op);

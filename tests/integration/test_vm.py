@@ -486,3 +486,77 @@ def test_exec_over_the_agent(vmenv):
     p = cli("vm", "exec", "agentx", "--", "true")
     assert p.returncode == 1 and "is not running" in p.stderr
     assert cli("vm", "rm", "agentx").returncode == 0
+
+
+def tree_facts(root):
+    """Every path under root with its type, mode, size, mtime and target."""
+    facts = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            rel = str(p.relative_to(root))
+            facts[rel] = (st.st_mode, st.st_uid, st.st_size if not p.is_dir() else 0, int(st.st_mtime),
+                          os.readlink(p) if p.is_symlink() else None)
+    return facts
+
+
+def test_cp_round_trip_and_a_hostile_guest(vmenv, tmp_path):
+    import tarfile
+    src = tmp_path / "src"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    (src / "a.txt").write_text("hello\n")
+    (src / "sub" / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (src / "sub" / "run.sh").chmod(0o750)
+    (src / "sub" / "deeper" / "blob.bin").write_bytes(os.urandom(3 << 20))
+    (src / "name with spaces é").write_text("x")
+    os.symlink("sub/run.sh", src / "link")
+    os.symlink("/etc/passwd", src / "abs-link")  # kept as a link, never followed
+    os.chown(src / "a.txt", 1234, 5678)
+    os.utime(src / "a.txt", (1_600_000_000, 1_600_000_000))
+    assert cli("vm", "create", "--name", "copier").returncode == 0
+    p = cli("vm", "cp", str(src), "copier:/root/")
+    assert p.returncode == 0, p.stderr
+    r = json.loads(cli("vm", "exec", "copier", "--json", "--", "sh", "-c",
+                       "cd /root/src && stat -c '%a %u %g %Y' a.txt && readlink link && sha256sum sub/deeper/blob.bin"
+                       " && stat -c %a sub/run.sh").stdout)
+    lines = r["stdout"].splitlines()
+    assert lines[0] == "644 1234 5678 1600000000"
+    assert lines[1] == "sub/run.sh"
+    assert lines[2].split()[0] == hashlib.sha256((src / "sub/deeper/blob.bin").read_bytes()).hexdigest()
+    assert lines[3] == "750"
+    # back out under another name: the same tree, byte for byte
+    back = tmp_path / "back"
+    p = cli("vm", "cp", "copier:/root/src", str(back))
+    assert p.returncode == 0, p.stderr
+    assert tree_facts(back) == tree_facts(src)
+    # a single file into a new name, and into a directory
+    assert cli("vm", "cp", str(src / "a.txt"), "copier:/tmp/renamed.txt").returncode == 0
+    r = json.loads(cli("vm", "exec", "copier", "--json", "--", "cat", "/tmp/renamed.txt").stdout)
+    assert r["stdout"] == "hello\n"
+    p = cli("vm", "cp", "copier:/no/such/file", str(tmp_path / "x"))
+    assert p.returncode == 1 and "tar in the guest failed" in p.stderr
+    # a hostile guest: its tar sends an entry that climbs out, and a symlink
+    # followed by a write through it; nothing lands outside the destination
+    for name, members in (("climb", [("../../escaped", b"pwned")]),
+                          ("through", [("through", "/tmp"), ("through/escaped", b"pwned")])):
+        evil = tmp_path / f"{name}.tar"
+        with tarfile.open(evil, "w") as t:
+            for member, data in members:
+                info = tarfile.TarInfo(member)
+                if isinstance(data, str):
+                    info.type, info.linkname = tarfile.SYMTYPE, data
+                    t.addfile(info)
+                else:
+                    info.size = len(data)
+                    t.addfile(info, __import__("io").BytesIO(data))
+        assert cli("vm", "cp", str(evil), "copier:/root/evil.tar").returncode == 0
+        assert cli("vm", "exec", "copier", "--", "sh", "-c",
+                   "printf '#!/bin/sh\\ncat /root/evil.tar\\n' > /usr/local/bin/tar && chmod +x /usr/local/bin/tar"
+                   " && mkdir -p /root/" + name).returncode == 0
+        dst = tmp_path / f"dst-{name}"
+        dst.mkdir()
+        p = cli("vm", "cp", f"copier:/root/{name}", str(dst))
+        assert p.returncode == 1 and "refused" in p.stderr, p.stderr
+        assert not (tmp_path / "escaped").exists() and not Path("/tmp/escaped").exists()
+    assert cli("vm", "rm", "copier").returncode == 0

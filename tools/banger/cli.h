@@ -58,6 +58,7 @@ int cmd_vm_create(const command *cmd, args *a);
 int cmd_vm_run(const command *cmd, args *a);
 int cmd_vm_ssh(const command *cmd, args *a);
 int cmd_vm_exec(const command *cmd, args *a);
+int cmd_vm_cp(const command *cmd, args *a);
 int cmd_vm_start(const command *cmd, args *a);
 int cmd_vm_stop(const command *cmd, args *a);
 int cmd_vm_restart(const command *cmd, args *a);

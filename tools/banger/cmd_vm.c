@@ -512,6 +512,57 @@ int cmd_vm_exec(const command *cmd, args *a)
 	return status;
 }
 
+/* "VM:/path" -> the VM's name (malloc'd) and *path into arg; NULL for a
+ * host path. */
+static char *vm_part(const char *arg, const char **path)
+{
+	const char *colon = strchr(arg, ':');
+	if (!colon || colon == arg || strchr(arg, '/') < colon)
+		return NULL;
+	*path = colon + 1;
+	return strndup(arg, (size_t)(colon - arg));
+}
+
+int cmd_vm_cp(const command *cmd, args *a)
+{
+	if (a->argc != 2)
+		return fail(EXIT_USAGE, "usage: banger %s SRC DST (one of them VM:/path)", cmd->path);
+	const char *src_path = NULL, *dst_path = NULL;
+	char *src_vm = vm_part(a->argv[0], &src_path), *dst_vm = vm_part(a->argv[1], &dst_path);
+	int rc = 0;
+	if (!src_vm == !dst_vm)
+		rc = fail(EXIT_USAGE, "exactly one of SRC and DST is VM:/path (e.g. banger vm cp ./src dev:/root/)");
+	const char *guest = src_vm ? src_path : dst_path, *host = src_vm ? a->argv[1] : a->argv[0];
+	if (!rc && guest[0] != '/')
+		rc = fail(EXIT_USAGE, "the path in the VM must be absolute (got '%s')", guest);
+	char *abs_host = NULL;
+	if (!rc) {
+		char cwd[4096];
+		if (host[0] == '/' || !getcwd(cwd, sizeof(cwd)))
+			abs_host = strdup(host);
+		else if (asprintf(&abs_host, "%s/%s", cwd, host) < 0)
+			abort();
+		size_t n = strlen(abs_host); /* "dir/" and "dir" name the same place */
+		while (n > 1 && abs_host[n - 1] == '/')
+			abs_host[--n] = '\0';
+	}
+	json_t *res = NULL;
+	if (!rc) {
+		rc = call_with("vm.cp", json_pack("{s:s,s:s,s:s,s:s}", "name", src_vm ? src_vm : dst_vm, "direction",
+						   src_vm ? "out" : "in", "host_path", abs_host, "guest_path", guest),
+			       &res);
+		if (rc)
+			rc = api_fail(rc);
+		else if (a->json)
+			print_json(res);
+	}
+	json_decref(res);
+	free(abs_host);
+	free(src_vm);
+	free(dst_vm);
+	return rc;
+}
+
 /* ---- many refs at once ---- */
 
 typedef struct {

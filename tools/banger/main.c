@@ -492,6 +492,8 @@ const command commands[] = {
 	{"vm stats", "", "<vm>", "--json", "VMM cpu time and memory, guest uptime", cmd_vm_generic},
 	{"vm ports", "", "<vm>", "--json", "listening ports in the guest", cmd_vm_generic},
 	{"vm ssh", "", "<vm> [-- cmd [arg...]]", "", "ssh into a VM, or run one command", cmd_vm_ssh},
+	{"vm cp", "", "<src> <dst>", "--json",
+	 "copy files or directories between the host and a VM (VM:/path): modes, owners, times, symlinks kept", cmd_vm_cp},
 	{"vm exec", "", "<vm> -- cmd [arg...]", "--cwd= --env= --user= --timeout= -i -t --json",
 	 "run a command in the guest over its agent (no SSH): output streamed, exit code propagated",
 	 cmd_vm_exec},
