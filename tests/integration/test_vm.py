@@ -560,3 +560,45 @@ def test_cp_round_trip_and_a_hostile_guest(vmenv, tmp_path):
         assert p.returncode == 1 and "refused" in p.stderr, p.stderr
         assert not (tmp_path / "escaped").exists() and not Path("/tmp/escaped").exists()
     assert cli("vm", "rm", "copier").returncode == 0
+
+
+def test_python_objects_and_the_pytest_plugin(vmenv, tmp_path):
+    from conftest import PYTHON_PRELOAD, ROOT
+    with banger.open(f"unix:{vmenv['daemon'].socket}", autostart=False) as ctx:
+        with ctx.vms.create(name="pyobj", ephemeral=True) as vm:
+            assert vm.state == "running" and vm.name == "pyobj"
+            r = vm.exec("sh", "-c", "echo $X; exit 4", env={"X": "y"})
+            assert (r.exit_code, r.stdout) == (4, "y\n")
+            with pytest.raises(banger.CommandFailed):
+                vm.exec("false", check=True)
+            s = vm.stream("sh", "-c", "cat; echo done")
+            s.send(b"abc")
+            s.close_stdin()
+            assert b"".join(d for st, d in s if st == "stdout") == b"abcdone\n" and s.exit_code == 0
+            (tmp_path / "f.txt").write_text("z")
+            vm.cp_to(tmp_path / "f.txt", "/root/")
+            vm.cp_from("/root/f.txt", tmp_path / "g.txt")
+            assert (tmp_path / "g.txt").read_text() == "z"
+            assert vm.stop().state == "stopped" and vm.start().state == "running"
+        with pytest.raises(banger.NotFound):  # ephemeral: deleted on leaving the block
+            ctx.vms.get("pyobj")
+        before = {v.name for v in ctx.vms}
+    # the plugin, in a child pytest: a failing test leaves no VM behind either
+    (tmp_path / "test_child.py").write_text(
+        "import pytest\n"
+        "@pytest.mark.banger_vm(vcpu=1)\n"
+        "def test_inside(banger_vm):\n"
+        "    assert banger_vm.exec('uname', '-n').stdout.strip() == banger_vm.name\n"
+        "    assert banger_vm.row['vcpu'] == 1\n"
+        "def test_fails(banger_vm):\n"
+        "    assert False, 'on purpose'\n")
+    e = child_env()
+    e["PYTHONPATH"] = str(ROOT / "bindings" / "python")
+    if PYTHON_PRELOAD:
+        e["LD_PRELOAD"] = PYTHON_PRELOAD
+    p = subprocess.run(["/usr/bin/python3", "-m", "pytest", "-q", "-p", "banger.pytest_plugin", "-p", "no:cacheprovider",
+                        "--banger-uri", f"unix:{vmenv['daemon'].socket}", str(tmp_path / "test_child.py")],
+                       capture_output=True, text=True, env=e, cwd=tmp_path, timeout=900)
+    assert p.returncode == 1 and "1 failed, 1 passed" in p.stdout, p.stdout + p.stderr
+    with banger.open(f"unix:{vmenv['daemon'].socket}", autostart=False) as ctx:
+        assert {v.name for v in ctx.vms} == before

@@ -13,7 +13,7 @@ import json
 import os
 import threading
 
-__all__ = ["open", "version", "Context", "Call", "Error"]
+__all__ = ["open", "version", "Context", "Call", "Error", "VM", "ExecResult", "CommandFailed"]
 
 _lib = None
 _EVENT_CB = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_void_p)
@@ -178,6 +178,22 @@ class Context:
             _raise(rc)
 
     @property
+    def vms(self):
+        """VMs as objects: ctx.vms.create(...), .get(name), .list()."""
+        from .objects import VMs
+        return VMs(self)
+
+    @property
+    def images(self):
+        from .objects import Images
+        return Images(self)
+
+    @property
+    def kernels(self):
+        from .objects import Kernels
+        return Kernels(self)
+
+    @property
     def transport(self):
         return _load().banger_ctx_transport(self._ptr).decode()
 
@@ -224,3 +240,6 @@ def open(uri="unix:", **kwargs):
     """Opens a context: "local:[state-dir]" in process, "unix:[socket]" via
     bangerd (started on demand unless autostart=False)."""
     return Context(uri, **kwargs)
+
+
+from .objects import VM, CommandFailed, ExecResult  # noqa: E402  (they use the names above)

@@ -1,0 +1,237 @@
+"""Typed objects over the dispatch: ctx.vms, ctx.images, ctx.kernels.
+
+    with banger.open() as ctx:
+        with ctx.vms.create(ephemeral=True) as vm:      # deleted on exit
+            r = vm.exec("make", "test", cwd="/root/repo")
+            print(r.exit_code, r.stdout)
+            for stream, data in vm.stream("sh", "-c", "seq 3"):
+                print(stream, data)
+            vm.cp_to("./src", "/root/")
+"""
+import base64
+import queue
+
+
+class ExecResult:
+    """What vm.exec returned: exit_code (128 + N for signal N), stdout and
+    stderr as text (bytes when not UTF-8), signal (name) or None."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.exit_code = raw["exit_code"]
+        self.signal = raw.get("signal")
+        self.stdout = _text_or_bytes(raw, "stdout")
+        self.stderr = _text_or_bytes(raw, "stderr")
+
+    def __repr__(self):
+        return f"ExecResult(exit_code={self.exit_code}, stdout={self.stdout!r:.60}, stderr={self.stderr!r:.60})"
+
+
+def _text_or_bytes(raw, key):
+    if f"{key}_b64" in raw:
+        return base64.b64decode(raw[f"{key}_b64"])
+    return raw.get(key, "")
+
+
+class CommandFailed(Exception):
+    def __init__(self, argv, result):
+        super().__init__(f"{argv!r} exited {result.exit_code}: {result.stderr!r:.200}")
+        self.result = result
+
+
+class Stream:
+    """Iterates (stream, bytes) as a command prints; then .exit_code. Write
+    to its stdin with .send(bytes) and .close_stdin(); .signal(N)."""
+
+    def __init__(self, ctx, params):
+        self._q = queue.Queue()
+        self.exit_code = None
+        self.result = None
+        self._call = ctx.start("vm.exec", {**params, "stream": True, "stdin_stream": True},
+                               on_event=self._on_event)
+        self._done = False
+
+    def _on_event(self, ev):
+        if "output" in ev:
+            self._q.put((ev["output"], base64.b64decode(ev["data"])))
+
+    def send(self, data):
+        self._call.send_input({"stdin": base64.b64encode(data).decode()})
+
+    def close_stdin(self):
+        self._call.send_input({"stdin_eof": True})
+
+    def signal(self, signo):
+        self._call.send_input({"signal": int(signo)})
+
+    def __iter__(self):
+        while True:
+            try:
+                yield self._q.get(timeout=0.05)
+                continue
+            except queue.Empty:
+                pass
+            if not self._call._thread.is_alive():
+                break
+        while not self._q.empty():
+            yield self._q.get()
+        self.result = self._call.result()
+        self.exit_code = self.result["exit_code"]
+
+    def wait(self):
+        for _ in self:
+            pass
+        return self.exit_code
+
+
+class VM:
+    """A VM by its row; .refresh() reads it again. With `with`, an ephemeral
+    VM (vms.create(ephemeral=True)) is deleted on exit, even on error."""
+
+    def __init__(self, ctx, row, ephemeral=False):
+        self._ctx = ctx
+        self.row = row
+        self.ephemeral = ephemeral
+
+    name = property(lambda self: self.row["name"])
+    id = property(lambda self: self.row["id"])
+    state = property(lambda self: self.row["state"])
+    ip = property(lambda self: self.row["ip"])
+
+    def __repr__(self):
+        return f"VM({self.name!r}, {self.state})"
+
+    def refresh(self):
+        self.row = self._ctx.call("vm.show", {"name": self.id})
+        return self
+
+    def _exec_params(self, argv, cwd, env, user, timeout):
+        p = {"name": self.id, "argv": [str(a) for a in argv]}
+        if cwd:
+            p["cwd"] = cwd
+        if env:
+            p["env"] = [f"{k}={v}" for k, v in env.items()]
+        if user:
+            p["user"] = user
+        if timeout:
+            p["timeout_s"] = int(timeout)
+        return p
+
+    def exec(self, *argv, cwd=None, env=None, user=None, stdin=None, timeout=None, check=False):
+        """Runs argv over the guest agent and returns an ExecResult."""
+        p = self._exec_params(argv, cwd, env, user, timeout)
+        if stdin is not None:
+            p["stdin"] = stdin
+        r = ExecResult(self._ctx.call("vm.exec", p))
+        if check and r.exit_code:
+            raise CommandFailed(argv, r)
+        return r
+
+    def stream(self, *argv, cwd=None, env=None, user=None, timeout=None):
+        """Starts argv and returns a Stream of its output as it comes."""
+        return Stream(self._ctx, self._exec_params(argv, cwd, env, user, timeout))
+
+    def cp_to(self, host_path, guest_path):
+        import os
+        return self._ctx.call("vm.cp", {"name": self.id, "direction": "in", "host_path": os.path.abspath(host_path),
+                                        "guest_path": guest_path})
+
+    def cp_from(self, guest_path, host_path):
+        import os
+        return self._ctx.call("vm.cp", {"name": self.id, "direction": "out",
+                                        "host_path": os.path.abspath(host_path), "guest_path": guest_path})
+
+    def ports(self):
+        return self._ctx.call("vm.ports", {"name": self.id})["ports"]
+
+    def logs(self):
+        return self._ctx.call("vm.logs", {"name": self.id})["console"]
+
+    def _verb(self, method, **extra):
+        self.row = self._ctx.call(method, {"name": self.id, **extra})
+        return self
+
+    def start(self):
+        return self._verb("vm.start")
+
+    def stop(self):
+        return self._verb("vm.stop")
+
+    def restart(self):
+        return self._verb("vm.restart")
+
+    def kill(self, signal=None):
+        return self._verb("vm.kill", **({"signal": signal} if signal else {}))
+
+    def delete(self):
+        self._ctx.call("vm.delete", {"name": self.id})
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.ephemeral:
+            self.delete()
+
+
+class VMs:
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    def create(self, name=None, image=None, kernel=None, vcpu=None, memory_mib=None, disk_size=None, nat=False,
+               start=True, ephemeral=False, on_event=None):
+        p = {k: v for k, v in dict(name=name, image=image, kernel=kernel, vcpu=vcpu, memory_mib=memory_mib,
+                                   disk_size=disk_size).items() if v is not None}
+        if nat:
+            p["nat"] = True
+        if not start:
+            p["start"] = False
+        return VM(self._ctx, self._ctx.call("vm.create", p, on_event=on_event), ephemeral)
+
+    def get(self, name):
+        return VM(self._ctx, self._ctx.call("vm.show", {"name": name}))
+
+    def list(self, all=False):
+        return [VM(self._ctx, r) for r in self._ctx.call("vm.list", {"all": all})["vms"]]
+
+    def __iter__(self):
+        return iter(self.list(all=True))
+
+
+class _Store:
+    kind = None
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    def list(self):
+        return self._ctx.call(f"{self.kind}.list")[f"{self.kind}s"]
+
+    def get(self, name):
+        return self._ctx.call(f"{self.kind}.show", {"name": name})
+
+    def rm(self, name):
+        return self._ctx.call(f"{self.kind}.rm", {"name": name})
+
+    def catalog(self):
+        return self._ctx.call(f"{self.kind}.catalog")
+
+
+class Images(_Store):
+    kind = "image"
+
+    def pull(self, ref, name=None, **kw):
+        return self._ctx.call("image.pull", {"ref": ref, **({"name": name} if name else {}), **kw})
+
+    def build(self, **kw):
+        return self._ctx.call("image.build", kw)
+
+    def import_tars(self, name, tars, **kw):
+        return self._ctx.call("image.import", {"name": name, "tars": [str(t) for t in tars], **kw})
+
+
+class Kernels(_Store):
+    kind = "kernel"
+
+    def import_deb(self, name, deb):
+        return self._ctx.call("kernel.import", {"name": name, "deb": str(deb)})
