@@ -31,9 +31,7 @@ static int remaining_ms(long long deadline)
 	return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
 }
 
-/* What ends a wait early besides its deadline: ECANCELED, or EIO once the
- * VM's hypervisor has exited (nothing will ever answer). */
-static int watch_check(const bng_agent_watch *w)
+int bng_agent_watch_check(const bng_agent_watch *w)
 {
 	if (w && bng_op_cancelled(w->op))
 		return bng_err(BANGER_ECANCELED, "cancelled while waiting for the guest agent");
@@ -47,7 +45,7 @@ static int watch_check(const bng_agent_watch *w)
 static int wait_fd(int fd, short events, long long deadline, const bng_agent_watch *w)
 {
 	for (;;) {
-		int rc = watch_check(w);
+		int rc = bng_agent_watch_check(w);
 		if (rc)
 			return rc;
 		int left = remaining_ms(deadline);
@@ -339,7 +337,7 @@ static int watch_sleep(const bng_agent_watch *w, int ms)
 {
 	long long deadline = deadline_after(ms);
 	int left, rc;
-	while ((rc = watch_check(w)) == 0 && (left = remaining_ms(deadline)) > 0) {
+	while ((rc = bng_agent_watch_check(w)) == 0 && (left = remaining_ms(deadline)) > 0) {
 		struct timespec ts = {0, (left < 50 ? left : 50) * 1000000L};
 		nanosleep(&ts, NULL);
 	}
@@ -371,7 +369,7 @@ int bng_agent_wait_healthy(const char *path_or_uds, bool vsock, int timeout_ms, 
 			if (attempt_ms < 4000)
 				attempt_ms *= 2;
 		}
-		if (rc == BANGER_ECANCELED || (rc == BANGER_EIO && watch_check(w)))
+		if (rc == BANGER_ECANCELED || (rc == BANGER_EIO && bng_agent_watch_check(w)))
 			break;
 		snprintf(last, sizeof(last), "%s", banger_error_last());
 		/* On a timeout keep the connection: QEMU holds our request until the
@@ -411,7 +409,7 @@ int bng_agent_wait_sshd(const char *path_or_uds, bool vsock, int timeout_ms, con
 		rc = fd < 0 ? BANGER_ECONNECT : agent_call(fd, "wait_sshd", left < 10000 ? left : 10000, w, &reply);
 		bool listening = !rc && json_is_true(json_object_get(reply, "listening"));
 		json_decref(reply);
-		if (listening || rc == BANGER_ECANCELED || (rc == BANGER_EIO && watch_check(w)))
+		if (listening || rc == BANGER_ECANCELED || (rc == BANGER_EIO && bng_agent_watch_check(w)))
 			break;
 		snprintf(last, sizeof(last), "%s", rc ? banger_error_last() : "nothing listens on port 22");
 		if (rc && rc != BANGER_ETIMEDOUT && fd >= 0) { /* after a timeout, the late reply is skipped by id */

@@ -23,6 +23,10 @@ typedef struct bng_agent_watch {
 	void *ud;
 } bng_agent_watch;
 
+/* What ends a wait early besides its deadline: ECANCELED, or EIO once the
+ * VM's hypervisor has exited (nothing will ever answer); else 0. */
+int bng_agent_watch_check(const bng_agent_watch *w);
+
 /* Connects to a Unix socket (QEMU's chardev for the agent's port), waiting
  * at most timeout_ms for a full backlog to drain. One attempt: ECONNECT if
  * nothing listens there. */

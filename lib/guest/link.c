@@ -300,15 +300,6 @@ static void wait_a_little(bng_agent_link *l, int ms)
 	pthread_cond_timedwait(&l->cond, &l->lock, &ts);
 }
 
-static int watch_err(const bng_agent_watch *w)
-{
-	if (w && bng_op_cancelled(w->op))
-		return bng_err(BANGER_ECANCELED, "cancelled");
-	if (w && w->vm_gone && w->vm_gone(w->ud))
-		return bng_err(BANGER_EIO, "the VM stopped: its hypervisor process exited");
-	return 0;
-}
-
 /* ---- the registry ---- */
 
 static void link_free(bng_agent_link *l)
@@ -454,7 +445,7 @@ int bng_agent_link_call(bng_agent_link *l, const char *op, int timeout_ms, const
 			rc = broken_err(l);
 		} else if (mono_ms() >= deadline) {
 			rc = bng_err(BANGER_ETIMEDOUT, "the guest agent did not answer \"%s\" within %d ms", op, timeout_ms);
-		} else if ((rc = watch_err(w)) == 0) {
+		} else if ((rc = bng_agent_watch_check(w)) == 0) {
 			wait_a_little(l, 50);
 		}
 	}
@@ -629,7 +620,7 @@ int bng_agent_link_exec(bng_agent_link *l, json_t *spec, const bng_exec_io *io, 
 			}
 			break;
 		}
-		if ((rc = watch_err(w)) == 0 && deadline && mono_ms() >= deadline)
+		if ((rc = bng_agent_watch_check(w)) == 0 && deadline && mono_ms() >= deadline)
 			rc = bng_err(BANGER_ETIMEDOUT, "the command did not finish within %d s: killed", timeout_ms / 1000);
 	}
 	if (rc && !s->exit && !s->error && !l->broken) {

@@ -6,8 +6,6 @@
  * the copied top-level entry and writes through symlinks. */
 #include "vm.h"
 #include "../fs/ext4.h"
-#include "../guest/link.h"
-#include "../vmm/vmm.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -251,12 +249,10 @@ static int push_output(void *ud, int fd, const char *data, size_t len)
 
 /* ---- the method ---- */
 
-static bool vmm_gone(void *state) { return bng_vmm_process_gone(state); }
-
 /* Runs argv in the guest with io; ok only when it exits 0. */
 static int guest_run(bng_agent_link *link, json_t *vm, json_t *argv, bng_exec_io *io, bng_op *op, json_t **status)
 {
-	bng_agent_watch watch = {.op = op, .vm_gone = vmm_gone, .ud = json_object_get(vm, "vmm")};
+	bng_agent_watch watch = bng_vm_watch(vm, op);
 	json_t *spec = json_pack("{s:o}", "argv", argv);
 	int rc = bng_agent_link_exec(link, spec, io, 0, &watch, status);
 	json_decref(spec);
@@ -284,13 +280,10 @@ int bng_m_vm_cp(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	if (!host || host[0] != '/' || !guest || guest[0] != '/')
 		return bng_err(BANGER_EINVAL, "vm.cp: host_path and guest_path must be absolute paths");
 	json_t *vm;
-	const char *path;
-	bool vsock;
-	int rc = bng_vm_agent(e, json_string_value(json_object_get(params, "name")), &vm, &path, &vsock);
+	bng_agent_link *link;
+	int rc = bng_vm_link(e, json_string_value(json_object_get(params, "name")), &vm, &link);
 	if (rc)
 		return rc;
-	bng_agent_link *link = NULL;
-	rc = bng_agent_link_get(path, vsock, 10000, &link);
 	cp_job j = {.op = op, .tar_fd = -1, .exec_fd = -1};
 	int sv[2] = {-1, -1};
 	char *host_copy = bng_strdup(host), *guest_copy = bng_strdup(guest);

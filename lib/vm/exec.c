@@ -3,8 +3,6 @@
  * Output is streamed as events ({"output":"stdout"|"stderr","data":<base64>})
  * or collected into the result. */
 #include "vm.h"
-#include "../guest/link.h"
-#include "../vmm/vmm.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -63,8 +61,6 @@ static void put_output(json_t *result, const char *name, const char *data, size_
 	free(b64);
 }
 
-static bool vmm_gone(void *state) { return bng_vmm_process_gone(state); }
-
 static json_t *next_input(void *ud) { return bng_op_input(((exec_sink *)ud)->op); }
 
 /* Tells the caller how much of its stdin went on, so it can send more
@@ -77,16 +73,13 @@ static void stdin_taken(void *ud, size_t total)
 int bng_m_vm_exec(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
 	json_t *vm;
-	const char *path;
-	bool vsock;
+	bng_agent_link *link;
 	json_t *argv = json_object_get(params, "argv");
 	if (json_array_size(argv) == 0)
 		return bng_err(BANGER_EINVAL, "vm.exec needs a command (argv)");
-	int rc = bng_vm_agent(e, json_string_value(json_object_get(params, "name")), &vm, &path, &vsock);
+	int rc = bng_vm_link(e, json_string_value(json_object_get(params, "name")), &vm, &link);
 	if (rc)
 		return rc;
-	bng_agent_link *link = NULL;
-	rc = bng_agent_link_get(path, vsock, 10000, &link);
 	json_t *spec = json_pack("{s:O}", "argv", argv);
 	static const char *const passed[] = {"env", "cwd", "user", "tty", "rows", "cols"};
 	for (size_t i = 0; i < BNG_ARRAY_LEN(passed); i++)
@@ -99,11 +92,10 @@ int bng_m_vm_exec(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 		io.input = next_input;
 		io.stdin_taken = stdin_taken;
 	}
-	bng_agent_watch watch = {.op = op, .vm_gone = vmm_gone, .ud = json_object_get(vm, "vmm")};
+	bng_agent_watch watch = bng_vm_watch(vm, op);
 	json_int_t timeout = json_integer_value(json_object_get(params, "timeout_s"));
 	json_t *status = NULL;
-	if (!rc)
-		rc = bng_agent_link_exec(link, spec, &io, timeout > 0 ? (int)timeout * 1000 : 0, &watch, &status);
+	rc = bng_agent_link_exec(link, spec, &io, timeout > 0 ? (int)timeout * 1000 : 0, &watch, &status);
 	if (!rc) {
 		json_int_t sig = json_integer_value(json_object_get(status, "signal"));
 		json_int_t code = sig ? 128 + sig : json_integer_value(json_object_get(status, "exit_code"));

@@ -1120,33 +1120,40 @@ int bng_m_vm_logs(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	return 0;
 }
 
-int bng_vm_agent(bng_engine *e, const char *ref, json_t **vm, const char **path, bool *vsock)
+int bng_vm_link(bng_engine *e, const char *ref, json_t **vm, bng_agent_link **link)
 {
+	*link = NULL;
 	int rc = vm_get(e, ref, vm);
 	if (rc)
 		return rc;
-	*path = agent_channel(json_object_get(*vm, "vmm"), vsock);
-	if (strcmp(S(*vm, "state"), "running") || !*path) {
+	bool vsock;
+	const char *path = agent_channel(json_object_get(*vm, "vmm"), &vsock);
+	if (strcmp(S(*vm, "state"), "running") || !path)
 		rc = bng_err(BANGER_EUNSUPPORTED, "vm '%s' is not running", S(*vm, "name"));
+	else
+		rc = bng_agent_link_get(path, vsock, 10000, link);
+	if (rc) {
 		json_decref(*vm);
 		*vm = NULL;
 	}
 	return rc;
 }
 
+bng_agent_watch bng_vm_watch(json_t *vm, bng_op *op)
+{
+	return (bng_agent_watch){.op = op, .vm_gone = vmm_gone, .ud = json_object_get(vm, "vmm")};
+}
+
 static int agent_op(bng_engine *e, json_t *params, const char *what, json_t **reply)
 {
 	json_t *vm;
-	const char *path;
-	bool vsock;
-	int rc = bng_vm_agent(e, json_string_value(json_object_get(params, "name")), &vm, &path, &vsock);
+	bng_agent_link *link;
+	int rc = bng_vm_link(e, json_string_value(json_object_get(params, "name")), &vm, &link);
 	if (rc)
 		return rc;
-	bng_agent_link *link;
-	if ((rc = bng_agent_link_get(path, vsock, 5000, &link)) == 0) {
-		rc = bng_agent_link_call(link, what, 15000, NULL, reply);
-		bng_agent_link_unref(link);
-	}
+	bng_agent_watch watch = bng_vm_watch(vm, NULL);
+	rc = bng_agent_link_call(link, what, 15000, &watch, reply);
+	bng_agent_link_unref(link);
 	json_decref(vm);
 	return rc;
 }

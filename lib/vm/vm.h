@@ -4,6 +4,7 @@
 #ifndef BANGER_VM_H
 #define BANGER_VM_H
 
+#include "../guest/link.h"
 #include "../method/method.h"
 
 /* Marks dead VMs stopped (freeing their taps) and removes half-created ones;
@@ -11,9 +12,11 @@
  * hook (engine open); it also makes the warm tap pool. */
 int bng_vm_reconcile(bng_engine *e);
 
-/* The running VM ref names (*vm, a new reference) and its agent channel
- * (*path points into *vm). EUNSUPPORTED when it is not running. */
-int bng_vm_agent(bng_engine *e, const char *ref, json_t **vm, const char **path, bool *vsock);
+/* The running VM ref names (*vm, a new reference) and the link to its
+ * guest agent (a new reference). EUNSUPPORTED when it is not running. */
+int bng_vm_link(bng_engine *e, const char *ref, json_t **vm, bng_agent_link **link);
+/* What a wait on vm's agent watches: op's cancellation, the VMM's process. */
+bng_agent_watch bng_vm_watch(json_t *vm, bng_op *op);
 
 /* The vm module (methods.c): the vm.* methods and hooks, for lib/modules.c. */
 extern const bng_module bng_vm_module;
