@@ -6,6 +6,14 @@
  * in any rootfs and in the initramfs; the JSON code here is the minimum the
  * protocol needs (lib/guest/agent.c is the host side, with jansson).
  *
+ * The "frames" op switches a connection to frame mode (docs/agent-protocol.md):
+ * binary frames carrying the same requests (CALL/REPLY) and streams of
+ * commands (EXEC) with their stdin, stdout, stderr, signals, pty size and
+ * exit, flow-controlled per stream. One poll loop serves it all: a command's
+ * pipes are polled only while its output may be sent, so one that prints
+ * without end blocks in its own write() and costs nothing. Every child is
+ * reaped (SIGCHLD through a self-pipe), as init must.
+ *
  * Channels: by default (device mode) the virtio-serial port "banger.agent"
  * (QEMU, which has no vhost-vsock on our hosts) and AF_VSOCK port 1024
  * (Firecracker's hybrid vsock), whichever exist; both are retried while they
@@ -18,9 +26,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -28,11 +38,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/reboot.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +60,19 @@
 #define DEFAULT_VSOCK_PORT 1024
 #define SERIAL_NAME "banger.agent"
 #define SERIAL_LINK "/dev/virtio-ports/" SERIAL_NAME
+
+/* Frame mode (docs/agent-protocol.md). */
+#define FRAME_MAGIC 0xB7
+#define FRAME_HDR 12
+#define MAX_PAYLOAD 65536
+#define IN_CAP (FRAME_HDR + MAX_PAYLOAD) /* a whole frame; also >= MAX_LINE + 1 */
+#define STDIN_WINDOW 65536   /* STDIN the host may send before our first CREDIT */
+#define OUTPUT_WINDOW 262144 /* STDOUT + STDERR we may send before the host's first CREDIT */
+#define OUT_LIMIT 131072     /* commands' output is read only while less waits on the connection */
+#define MAX_STREAMS 256      /* per connection */
+#define START_TIMEOUT_MS 5000 /* from fork to exec */
+#define ACT_FRAMES (-1)      /* build_reply: switch to frame mode after this reply */
+enum { F_CALL = 1, F_REPLY, F_EXEC, F_STARTED, F_STDIN, F_STDOUT, F_STDERR, F_ERROR, F_EXIT, F_CREDIT, F_SIGNAL, F_RESIZE };
 
 /* musl-gcc ships no kernel headers: the stable UAPI layout of
  * <linux/vm_sockets.h>. */
@@ -858,7 +885,7 @@ static const char *op_wait_sshd(buf *b)
 static const struct {
 	const char *name;
 	const char *(*fn)(buf *b);
-	int power; /* reboot(2) command, 0 for ordinary ops */
+	int power; /* reboot(2) command, 0 for ordinary ops, ACT_FRAMES for "frames" */
 } ops[] = {
 	{"health", op_health, 0},
 	{"ports", op_ports, 0},
@@ -866,16 +893,38 @@ static const struct {
 	{"sync", op_sync, 0},
 	{"poweroff", NULL, RB_POWER_OFF},
 	{"reboot", NULL, RB_AUTOBOOT},
+	{"frames", NULL, ACT_FRAMES},
 };
 
 /* ---- connections ---- */
 
 enum conn_kind { CONN_STREAM, CONN_SERIAL, CONN_STDIO };
 
+/* One command started by EXEC. */
+typedef struct {
+	uint32_t id;
+	pid_t pid; /* also its process group and session */
+	bool exited; /* reaped: status is set */
+	bool over;   /* EXIT or ERROR sent, or the connection left: freed in the sweep */
+	bool tty;
+	bool pty_eof; /* the pty master read EIO: it stays open until the stream
+		       * is freed, as closing it would SIGHUP a command not yet gone */
+	int status;
+	int fd[3]; /* stdin (we write), stdout, stderr (we read); -1 once closed. With
+		    * a tty the pty master is fd[1], for both directions. */
+	buf in;    /* STDIN not yet written to the command */
+	size_t in_off;
+	bool in_eof;  /* the host closed stdin: close it once `in` is written */
+	bool in_dead; /* stdin is closed: STDIN is dropped, and credited */
+	uint32_t in_window;    /* STDIN bytes the host may still send */
+	uint32_t in_ungranted; /* written to the command (or dropped), not yet credited */
+	long long out_credit;  /* STDOUT + STDERR bytes we may still send */
+} stream;
+
 typedef struct {
 	enum conn_kind kind;
 	int rfd, wfd;
-	char *in; /* MAX_LINE + 1 bytes: a full line and its newline */
+	char *in; /* IN_CAP bytes: a full line and its newline, or a whole frame */
 	size_t in_len;
 	bool discarding; /* inside an oversized line: drop through its newline */
 	bool eof;        /* the peer is done sending: close once answered */
@@ -884,6 +933,12 @@ typedef struct {
 	long long paused_until; /* serial: not polled before this (ms) */
 	buf out;
 	size_t out_off;
+	/* frame mode */
+	bool frames;
+	stream **st;
+	size_t nst, stcap;
+	size_t rr;        /* round robin: the stream polled first */
+	short rrev, wrev; /* poll results for rfd and wfd */
 } conn;
 
 static struct {
@@ -900,8 +955,12 @@ static struct {
 	long long serial_retry_at, vsock_retry_at;
 	int vsock_backoff_ms;
 	bool serial_logged, vsock_logged;
-} g = {.listen_fd = -1};
+	/* commands */
+	int sigchld_r, sigchld_w; /* self-pipe: SIGCHLD wakes poll */
+	struct rlimit nofile;     /* as we found it: commands get it back */
+} g = {.listen_fd = -1, .sigchld_r = -1, .sigchld_w = -1};
 
+static size_t out_len(const conn *c) { return c->out.len - c->out_off; }
 static bool out_pending(const conn *c) { return c->out_off < c->out.len; }
 
 static conn *conn_new(enum conn_kind kind, int rfd, int wfd)
@@ -910,7 +969,7 @@ static conn *conn_new(enum conn_kind kind, int rfd, int wfd)
 		return NULL;
 	conn *c = calloc(1, sizeof(*c));
 	if (c)
-		c->in = malloc(MAX_LINE + 1);
+		c->in = malloc(IN_CAP);
 	if (!c || !c->in) {
 		free(c);
 		return NULL;
@@ -922,8 +981,39 @@ static conn *conn_new(enum conn_kind kind, int rfd, int wfd)
 	return c;
 }
 
+static void stream_free(stream *s)
+{
+	for (int i = 0; i < 3; i++)
+		if (s->fd[i] >= 0)
+			close(s->fd[i]);
+	buf_free(&s->in);
+	free(s);
+}
+
+/* Every output byte of the command has been read. */
+static bool output_done(const stream *s) { return (s->tty ? s->pty_eof : s->fd[1] < 0) && s->fd[2] < 0; }
+
+/* SIGKILLs the command's process group unless it is known to be done. */
+static void stream_kill(stream *s)
+{
+	if (!s->over && (!s->exited || !output_done(s)))
+		kill(-s->pid, SIGKILL);
+	s->over = true;
+}
+
+/* Ends every stream of c (the connection closes, or leaves frame mode). */
+static void streams_end(conn *c)
+{
+	for (size_t i = 0; i < c->nst; i++)
+		stream_kill(c->st[i]);
+}
+
 static void conn_free(conn *c)
 {
+	streams_end(c);
+	for (size_t i = 0; i < c->nst; i++)
+		stream_free(c->st[i]);
+	free(c->st);
 	if (c->kind != CONN_STDIO) {
 		close(c->rfd);
 		if (c->wfd != c->rfd)
@@ -998,21 +1088,15 @@ static void reply_error(buf *b, const char *msg)
 	buf_json_cstr(b, msg);
 }
 
-/* Answers one request line into c->out; runs a power op after its reply. */
-static void handle_line(conn *c, const char *line, size_t n)
+/* Appends the reply object (no newline) to one request to out. Returns
+ * what to do once it is sent: a reboot(2) command, ACT_FRAMES, or 0. In a
+ * frame (framed) the reply must fit one, and "frames" is refused. */
+static int build_reply(const char *line, size_t n, bool framed, buf *out)
 {
-	while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
-		n--;
-	size_t lead = 0;
-	while (lead < n && (line[lead] == ' ' || line[lead] == '\t'))
-		lead++;
-	if (lead == n)
-		return; /* blank line: nothing asked, nothing answered */
-
 	request r;
 	const char *err = parse_request(line, n, &r);
 	buf b = {0};
-	int power = 0;
+	int act = 0;
 	if (r.has_id)
 		buf_printf(&b, "{\"id\":%lld", r.id);
 	else
@@ -1039,13 +1123,18 @@ static void handle_line(conn *c, const char *line, size_t n)
 			buf_json_str(&b, msg.p ? msg.p : "", msg.len);
 			b.oom = b.oom || msg.oom;
 			buf_free(&msg);
+		} else if (ops[i].power == ACT_FRAMES && framed) {
+			reply_error(&b, "already in frame mode");
+		} else if (ops[i].power == ACT_FRAMES) {
+			buf_puts(&b, ",\"ok\":true,\"version\":1");
+			act = ACT_FRAMES;
 		} else if (ops[i].power && !g.allow_power) {
 			reply_error(&b, "power operations are disabled in this mode (start the agent with --allow-power)");
 		} else if (ops[i].power && geteuid() != 0) {
 			reply_error(&b, "power operations need the agent to run as root");
 		} else if (ops[i].power) {
 			buf_puts(&b, ",\"ok\":true");
-			power = ops[i].power;
+			act = ops[i].power;
 		} else {
 			buf fields = {0};
 			const char *op_err = ops[i].fn(&fields);
@@ -1058,30 +1147,787 @@ static void handle_line(conn *c, const char *line, size_t n)
 			buf_free(&fields);
 		}
 	}
-	buf_puts(&b, "}\n");
-	if (b.oom) {
+	buf_puts(&b, "}");
+	if (b.oom || (framed && b.len > MAX_PAYLOAD)) {
+		const char *why = b.oom ? "out of memory" : "reply longer than a frame (65536 bytes)";
 		buf_free(&b);
 		if (r.has_id)
-			buf_printf(&b, "{\"id\":%lld,\"ok\":false,\"error\":\"out of memory\"}\n", r.id);
+			buf_printf(&b, "{\"id\":%lld", r.id);
 		else
-			buf_puts(&b, "{\"id\":null,\"ok\":false,\"error\":\"out of memory\"}\n");
+			buf_puts(&b, "{\"id\":null");
+		reply_error(&b, why);
+		buf_puts(&b, "}");
+		if (act == ACT_FRAMES)
+			act = 0;
 	}
-	buf_add(&c->out, b.p ? b.p : "", b.len);
+	buf_add(out, b.p ? b.p : "", b.len);
 	buf_free(&b);
+	return act;
+}
+
+/* Answers one request line into c->out; runs a power op after its reply. */
+static void handle_line(conn *c, const char *line, size_t n)
+{
+	while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+		n--;
+	size_t lead = 0;
+	while (lead < n && (line[lead] == ' ' || line[lead] == '\t'))
+		lead++;
+	if (lead == n)
+		return; /* blank line: nothing asked, nothing answered */
+
+	int act = build_reply(line, n, false, &c->out);
+	buf_add(&c->out, "\n", 1);
 	if (c->out.oom) { /* nothing sensible left to send on this connection */
 		c->dead = true;
 		return;
 	}
-	if (power)
-		do_power(c, power);
+	if (act == ACT_FRAMES)
+		c->frames = true; /* from the byte after this request's newline */
+	else if (act)
+		do_power(c, act);
+}
+
+/* ---- frame mode ---- */
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+static uint32_t get_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void frame_header(unsigned char *h, int type, uint32_t id, size_t n)
+{
+	h[0] = FRAME_MAGIC;
+	h[1] = (unsigned char)type;
+	h[2] = h[3] = 0;
+	put_be32(h + 4, id);
+	put_be32(h + 8, (uint32_t)n);
+}
+
+/* Makes room at the end of c->out: what was sent is dropped. */
+static void out_compact(conn *c)
+{
+	if (c->out_off && c->out_off >= out_len(c)) {
+		memmove(c->out.p, c->out.p + c->out_off, out_len(c));
+		c->out.len -= c->out_off;
+		c->out_off = 0;
+	}
+}
+
+static void put_frame(conn *c, int type, uint32_t id, const void *p, size_t n)
+{
+	unsigned char h[FRAME_HDR];
+	frame_header(h, type, id, n);
+	out_compact(c);
+	buf_add(&c->out, (const char *)h, sizeof(h));
+	buf_add(&c->out, p, n);
+	if (c->out.oom)
+		c->dead = true;
+}
+
+static void put_u32_frame(conn *c, int type, uint32_t id, uint32_t v)
+{
+	unsigned char p[4];
+	put_be32(p, v);
+	put_frame(c, type, id, p, 4);
+}
+
+/* ERROR {"error":msg}: the stream is over (or never began). */
+static void put_error(conn *c, uint32_t id, const char *msg)
+{
+	buf b = {0};
+	buf_puts(&b, "{\"error\":");
+	buf_json_cstr(&b, msg);
+	buf_puts(&b, "}");
+	if (b.oom)
+		c->dead = true;
+	else
+		put_frame(c, F_ERROR, id, b.p, b.len);
+	buf_free(&b);
+}
+
+static stream *find_stream(conn *c, uint32_t id)
+{
+	for (size_t i = 0; i < c->nst; i++)
+		if (c->st[i]->id == id && !c->st[i]->over)
+			return c->st[i];
+	return NULL;
+}
+
+/* The stream failed after STARTED: ERROR, and its process group goes. */
+static void stream_fail(conn *c, stream *s, const char *msg)
+{
+	put_error(c, s->id, msg);
+	stream_kill(s);
+}
+
+/* Leaves frame mode: the streams end, unsent frames are dropped (the peer
+ * is a new host speaking line mode, or a broken one). */
+static void frames_leave(conn *c)
+{
+	streams_end(c);
+	c->frames = false;
+	c->discarding = false;
+	c->out.len = c->out_off = 0;
+}
+
+/* ---- EXEC: parsing ---- */
+
+typedef struct {
+	char **argv, **env; /* NULL-terminated */
+	size_t argc, envc;
+	char *cwd, *user;
+	bool tty;
+	int rows, cols;
+} exec_req;
+
+static void strv_free(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void exec_req_free(exec_req *x)
+{
+	strv_free(x->argv);
+	strv_free(x->env);
+	free(x->cwd);
+	free(x->user);
+}
+
+/* A string value, decoded and malloc'd; NULL with j->err set on errors. */
+static char *jdup(jparser *j)
+{
+	jparser start = *j;
+	jsink m = {0};
+	if (!jstring(j, &m))
+		return NULL;
+	char *s = malloc(m.len + 1);
+	if (!s) {
+		jfail(j, "out of memory");
+		return NULL;
+	}
+	*j = start;
+	jsink out = {s, m.len + 1, 0};
+	jstring(j, &out);
+	if (strlen(s) != m.len) {
+		free(s);
+		jfail(j, "strings may not contain NUL");
+		return NULL;
+	}
+	return s;
+}
+
+static bool jdup_to(jparser *j, char **out)
+{
+	free(*out);
+	return (*out = jdup(j)) != NULL;
+}
+
+static bool jstrv(jparser *j, char ***v, size_t *n)
+{
+	strv_free(*v);
+	*v = NULL;
+	*n = 0;
+	if (!jpeek(j, '['))
+		return jfail(j, "expected an array of strings");
+	j->p++;
+	jws(j);
+	if (jpeek(j, ']')) {
+		j->p++;
+		return true;
+	}
+	for (;;) {
+		jws(j);
+		char *s = jdup(j);
+		if (!s)
+			return false;
+		char **nv = realloc(*v, (*n + 2) * sizeof(*nv));
+		if (!nv) {
+			free(s);
+			return jfail(j, "out of memory");
+		}
+		*v = nv;
+		nv[(*n)++] = s;
+		nv[*n] = NULL;
+		jws(j);
+		if (jpeek(j, ',')) {
+			j->p++;
+			continue;
+		}
+		if (jpeek(j, ']')) {
+			j->p++;
+			return true;
+		}
+		return jfail(j, "expected ',' or ']'");
+	}
+}
+
+static bool jint_range(jparser *j, long lo, long hi, int *out)
+{
+	const char *start = j->p;
+	bool is_int;
+	if (!(jpeek(j, '-') || (j->p < j->end && *j->p >= '0' && *j->p <= '9')) || !jnumber(j, &is_int) || !is_int)
+		return jfail(j, "expected an integer");
+	char tmp[24];
+	size_t n = (size_t)(j->p - start);
+	if (n >= sizeof(tmp))
+		return jfail(j, "integer out of range");
+	memcpy(tmp, start, n);
+	tmp[n] = '\0';
+	long v = strtol(tmp, NULL, 10);
+	if (v < lo || v > hi)
+		return jfail(j, "integer out of range");
+	*out = (int)v;
+	return true;
+}
+
+static const char *parse_exec(const char *p, size_t n, exec_req *x)
+{
+	static char err[96];
+	jparser j = {p, p + n, NULL};
+	x->rows = 24;
+	x->cols = 80;
+	jws(&j);
+	if (!jpeek(&j, '{'))
+		return "EXEC needs a JSON object";
+	j.p++;
+	jws(&j);
+	if (jpeek(&j, '}'))
+		j.p++;
+	else
+		for (;;) {
+			char key[8];
+			jsink ks = {key, sizeof(key), 0};
+			jws(&j);
+			if (!jstring(&j, &ks))
+				goto bad;
+			jws(&j);
+			if (!jpeek(&j, ':')) {
+				jfail(&j, "expected ':'");
+				goto bad;
+			}
+			j.p++;
+			jws(&j);
+#define KEY(k) (ks.len == sizeof(k) - 1 && memcmp(key, k, ks.len) == 0)
+			bool ok;
+			if (jpeek(&j, 'n') && !KEY("argv")) /* an optional field left out */
+				ok = jliteral(&j, "null");
+			else if (KEY("argv"))
+				ok = jstrv(&j, &x->argv, &x->argc);
+			else if (KEY("env"))
+				ok = jstrv(&j, &x->env, &x->envc);
+			else if (KEY("cwd"))
+				ok = jdup_to(&j, &x->cwd);
+			else if (KEY("user"))
+				ok = jdup_to(&j, &x->user);
+			else if (KEY("tty"))
+				ok = (x->tty = jpeek(&j, 't')) ? jliteral(&j, "true") : jliteral(&j, "false");
+			else if (KEY("rows"))
+				ok = jint_range(&j, 1, 65535, &x->rows);
+			else if (KEY("cols"))
+				ok = jint_range(&j, 1, 65535, &x->cols);
+			else
+				ok = jvalue(&j, 1);
+#undef KEY
+			if (!ok)
+				goto bad;
+			jws(&j);
+			if (jpeek(&j, ',')) {
+				j.p++;
+				continue;
+			}
+			if (jpeek(&j, '}')) {
+				j.p++;
+				break;
+			}
+			jfail(&j, "expected ',' or '}'");
+			goto bad;
+		}
+	jws(&j);
+	if (j.p != j.end)
+		return "trailing data after the EXEC object";
+	if (!x->argc)
+		return "\"argv\" must be a non-empty array of strings";
+	for (size_t i = 0; i < x->envc; i++)
+		if (!strchr(x->env[i], '=') || x->env[i][0] == '=')
+			return "\"env\" entries must be KEY=VALUE";
+	return NULL;
+bad:
+	snprintf(err, sizeof(err), "malformed EXEC: %s", j.err ? j.err : "?");
+	return err;
+}
+
+/* ---- EXEC: starting the command ---- */
+
+/* In the child, before exec: tells the agent why it failed, then exits. */
+static void child_fail(int sfd, const char *what, const char *arg)
+{
+	char msg[600];
+	int n = snprintf(msg, sizeof(msg), "%s %s: %s", what, arg, strerror(errno));
+	if (n > 0 && write(sfd, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1) < 0) {
+	}
+	_exit(127);
+}
+
+typedef struct {
+	const exec_req *x;
+	char **envp;
+	const struct passwd *pw; /* NULL: stay who we are */
+	const char *home;
+	const char *slave; /* tty */
+	int in, out, err; /* pipes: the command's ends */
+	int sfd;          /* status pipe, close-on-exec */
+} child_setup;
+
+static void child_run(const child_setup *cs)
+{
+	signal(SIGPIPE, SIG_DFL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	setrlimit(RLIMIT_NOFILE, &g.nofile);
+	if (setsid() < 0)
+		child_fail(cs->sfd, "cannot start", "a session");
+	if (cs->slave) {
+		int t = open(cs->slave, O_RDWR); /* a session leader's first tty: its controlling one */
+		if (t < 0)
+			child_fail(cs->sfd, "cannot open", cs->slave);
+		ioctl(t, TIOCSCTTY, 0);
+		if (cs->pw && geteuid() == 0 && fchown(t, cs->pw->pw_uid, cs->pw->pw_gid) != 0) {
+		}
+		if (dup2(t, 0) < 0 || dup2(t, 1) < 0 || dup2(t, 2) < 0)
+			child_fail(cs->sfd, "cannot set up", "the terminal");
+		if (t > 2)
+			close(t);
+	} else if (dup2(cs->in, 0) < 0 || dup2(cs->out, 1) < 0 || dup2(cs->err, 2) < 0) {
+		child_fail(cs->sfd, "cannot set up", "pipes");
+	}
+	if (cs->pw && (initgroups(cs->pw->pw_name, cs->pw->pw_gid) != 0 || setgid(cs->pw->pw_gid) != 0 ||
+		       setuid(cs->pw->pw_uid) != 0))
+		child_fail(cs->sfd, "cannot switch to user", cs->pw->pw_name);
+	if (cs->x->cwd) {
+		if (chdir(cs->x->cwd) != 0)
+			child_fail(cs->sfd, "cannot change directory to", cs->x->cwd);
+	} else if (chdir(cs->home) != 0 && chdir("/") != 0) {
+	}
+	environ = cs->envp;
+	execvp(cs->x->argv[0], cs->x->argv);
+	child_fail(cs->sfd, "cannot execute", cs->x->argv[0]);
+}
+
+/* Sets the environment entry "KEY=..." (kv) in envp (room for one more). */
+static void env_set(char **envp, size_t *n, char *kv)
+{
+	size_t klen = (size_t)(strchr(kv, '=') - kv) + 1;
+	for (size_t i = 0; i < *n; i++)
+		if (strncmp(envp[i], kv, klen) == 0) {
+			envp[i] = kv;
+			return;
+		}
+	envp[(*n)++] = kv;
+	envp[*n] = NULL;
+}
+
+static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+/* Starts x for s: its fds and pid are set. NULL, or why it failed (in err). */
+static const char *spawn_command(const exec_req *x, stream *s, char *err, size_t errcap)
+{
+	child_setup cs = {.x = x, .in = -1, .out = -1, .err = -1, .sfd = -1};
+	const struct passwd *pw;
+	if (x->user) {
+		pw = getpwnam(x->user);
+		if (!pw) {
+			snprintf(err, errcap, "unknown user \"%s\"", x->user);
+			return err;
+		}
+		/* An unprivileged agent may still run commands as itself. */
+		if (pw->pw_uid != geteuid() || geteuid() == 0)
+			cs.pw = pw;
+	} else {
+		pw = getpwuid(geteuid());
+	}
+	cs.home = pw && pw->pw_dir[0] ? pw->pw_dir : "/";
+	const char *name = pw ? pw->pw_name : geteuid() == 0 ? "root" : NULL;
+
+	char home_kv[PATH_MAX + 8], user_kv[300];
+	snprintf(home_kv, sizeof(home_kv), "HOME=%s", cs.home);
+	snprintf(user_kv, sizeof(user_kv), "USER=%s", name ? name : "");
+	char **envp = malloc((x->envc + 5) * sizeof(*envp));
+	if (!envp)
+		return "out of memory";
+	size_t ne = 0;
+	envp[0] = NULL;
+	env_set(envp, &ne, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	env_set(envp, &ne, home_kv);
+	if (name)
+		env_set(envp, &ne, user_kv);
+	if (x->tty)
+		env_set(envp, &ne, "TERM=xterm-256color");
+	for (size_t i = 0; i < x->envc; i++)
+		env_set(envp, &ne, x->env[i]);
+	cs.envp = envp;
+
+	const char *fail = NULL;
+	int p_in[2] = {-1, -1}, p_out[2] = {-1, -1}, p_err[2] = {-1, -1}, p_st[2] = {-1, -1};
+	int master = -1;
+	char slave[64];
+	if (x->tty) {
+		struct winsize ws = {.ws_row = (unsigned short)x->rows, .ws_col = (unsigned short)x->cols};
+		master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0 ||
+		    ptsname_r(master, slave, sizeof(slave)) != 0 || ioctl(master, TIOCSWINSZ, &ws) != 0)
+			fail = "cannot open a pty";
+		cs.slave = slave;
+	} else if (pipe2(p_in, O_CLOEXEC) != 0 || pipe2(p_out, O_CLOEXEC) != 0 || pipe2(p_err, O_CLOEXEC) != 0) {
+		fail = "cannot create pipes";
+	}
+	if (!fail && pipe2(p_st, O_CLOEXEC) != 0)
+		fail = "cannot create pipes";
+	if (!fail)
+		set_nonblock(p_st[0]);
+	pid_t pid = -1;
+	if (!fail) {
+		cs.in = p_in[0];
+		cs.out = p_out[1];
+		cs.err = p_err[1];
+		cs.sfd = p_st[1];
+		pid = fork();
+		if (pid == 0)
+			child_run(&cs);
+		if (pid < 0)
+			fail = "cannot fork";
+	}
+	if (fail) {
+		snprintf(err, errcap, "%s: %s", fail, strerror(errno));
+		fail = err;
+	}
+	free(envp);
+	int keep[3] = {p_in[1], p_out[0], p_err[0]};
+	int drop[5] = {p_in[0], p_out[1], p_err[1], p_st[1], -1};
+	for (int i = 0; i < 5; i++)
+		if (drop[i] >= 0)
+			close(drop[i]);
+
+	/* The status pipe closes at exec (close-on-exec) or carries why not. */
+	size_t got = 0;
+	long long deadline = now_ms() + START_TIMEOUT_MS;
+	while (!fail) {
+		struct pollfd p = {p_st[0], POLLIN, 0};
+		long long left = deadline - now_ms();
+		if (left <= 0) {
+			kill(pid, SIGKILL);
+			snprintf(err, errcap, "the command did not start within %d ms", START_TIMEOUT_MS);
+			fail = err;
+			break;
+		}
+		int pr = poll(&p, 1, (int)left);
+		if (pr == 0 || (pr < 0 && errno == EINTR))
+			continue; /* the deadline is checked above */
+		ssize_t n = read(p_st[0], err + got, errcap - 1 - got); /* non-blocking */
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n > 0 && got + (size_t)n < errcap - 1) {
+			got += (size_t)n;
+			continue;
+		}
+		if (n > 0)
+			got += (size_t)n;
+		if (got) {
+			err[got] = '\0';
+			fail = err;
+		}
+		break;
+	}
+	if (p_st[0] >= 0)
+		close(p_st[0]);
+	if (fail) {
+		if (pid > 0)
+			waitpid(pid, NULL, 0); /* it exits right after saying why */
+		for (int i = 0; i < 3; i++)
+			if (keep[i] >= 0)
+				close(keep[i]);
+		if (master >= 0)
+			close(master);
+		return fail;
+	}
+	s->pid = pid;
+	s->tty = x->tty;
+	if (x->tty) {
+		s->fd[0] = s->fd[2] = -1;
+		s->fd[1] = master;
+	} else {
+		memcpy(s->fd, keep, sizeof(keep));
+		set_nonblock(s->fd[0]);
+		set_nonblock(s->fd[2]);
+	}
+	set_nonblock(s->fd[1]);
+	return NULL;
+}
+
+static void frame_exec(conn *c, uint32_t id, const char *p, size_t n)
+{
+	char err[512];
+	if (id == 0) {
+		put_error(c, id, "stream id 0 is for CALL and REPLY");
+		return;
+	}
+	if (find_stream(c, id)) {
+		snprintf(err, sizeof(err), "stream %u is in use", (unsigned)id);
+		put_error(c, id, err);
+		return;
+	}
+	size_t live = 0;
+	for (size_t i = 0; i < c->nst; i++)
+		live += !c->st[i]->over;
+	if (live >= MAX_STREAMS) {
+		put_error(c, id, "too many streams on this connection");
+		return;
+	}
+	if (c->nst == c->stcap) {
+		size_t cap = c->stcap ? c->stcap * 2 : 8;
+		stream **v = realloc(c->st, cap * sizeof(*v));
+		if (!v) {
+			put_error(c, id, "out of memory");
+			return;
+		}
+		c->st = v;
+		c->stcap = cap;
+	}
+	exec_req x = {0};
+	stream *s = calloc(1, sizeof(*s));
+	const char *fail = s ? parse_exec(p, n, &x) : "out of memory";
+	if (!fail)
+		fail = spawn_command(&x, s, err, sizeof(err));
+	exec_req_free(&x);
+	if (fail) {
+		put_error(c, id, fail);
+		free(s);
+		return;
+	}
+	s->id = id;
+	s->in_window = STDIN_WINDOW;
+	s->out_credit = OUTPUT_WINDOW;
+	c->st[c->nst++] = s;
+	char pl[40];
+	int k = snprintf(pl, sizeof(pl), "{\"pid\":%d}", (int)s->pid);
+	put_frame(c, F_STARTED, id, pl, (size_t)k);
+}
+
+/* ---- streams at work ---- */
+
+static int stdin_fd(const stream *s) { return s->in_dead ? -1 : s->tty ? s->fd[1] : s->fd[0]; }
+
+/* Gives the host back the STDIN window we used: in bulk, or once the
+ * command has taken everything. */
+static void credit_back(conn *c, stream *s)
+{
+	if (!s->in_ungranted || s->in_eof)
+		return;
+	if (s->in_ungranted < STDIN_WINDOW / 4 && s->in_off < s->in.len)
+		return;
+	put_u32_frame(c, F_CREDIT, s->id, s->in_ungranted);
+	s->in_window += s->in_ungranted;
+	s->in_ungranted = 0;
+}
+
+/* Stdin is over (the host closed it, or the command did): what is left is
+ * dropped, and credited. */
+static void stdin_close(stream *s)
+{
+	s->in_ungranted += (uint32_t)(s->in.len - s->in_off);
+	s->in.len = s->in_off = 0;
+	if (!s->tty && s->fd[0] >= 0) {
+		close(s->fd[0]);
+		s->fd[0] = -1;
+	}
+	s->in_dead = true;
+}
+
+static void stream_write(conn *c, stream *s)
+{
+	int fd = stdin_fd(s);
+	while (fd >= 0 && s->in_off < s->in.len) {
+		ssize_t w = write(fd, s->in.p + s->in_off, s->in.len - s->in_off);
+		if (w > 0) {
+			s->in_off += (size_t)w;
+			s->in_ungranted += (uint32_t)w;
+		} else if (w < 0 && errno == EINTR) {
+			continue;
+		} else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			break;
+		} else { /* EPIPE: the command closed its stdin; EIO: the pty is gone */
+			stdin_close(s);
+			fd = -1;
+		}
+	}
+	if (s->in_off == s->in.len) {
+		s->in.len = s->in_off = 0;
+		if (s->in_eof && fd >= 0) {
+			/* A terminal has no stdin to close: it reads its EOF character. */
+			struct termios t;
+			if (s->tty && tcgetattr(fd, &t) == 0 && (t.c_lflag & ICANON) && write(fd, &t.c_cc[VEOF], 1) < 0) {
+			}
+			stdin_close(s);
+		}
+	}
+	credit_back(c, s);
+}
+
+static void frame_stdin(conn *c, stream *s, const char *p, size_t n)
+{
+	if (n > s->in_window) {
+		stream_fail(c, s, "STDIN beyond the window the agent granted");
+		return;
+	}
+	s->in_window -= (uint32_t)n;
+	if (s->in_eof)
+		return; /* after the host closed it: nothing to do */
+	if (n == 0) {
+		s->in_eof = true;
+	} else if (s->in_dead) {
+		s->in_ungranted += (uint32_t)n;
+	} else {
+		if (s->in_off) {
+			memmove(s->in.p, s->in.p + s->in_off, s->in.len - s->in_off);
+			s->in.len -= s->in_off;
+			s->in_off = 0;
+		}
+		buf_add(&s->in, p, n);
+		if (s->in.oom) {
+			stream_fail(c, s, "out of memory");
+			return;
+		}
+	}
+	stream_write(c, s);
+}
+
+/* Reads the command's output (which: 1 stdout, 2 stderr) as one frame
+ * straight into the connection's output. */
+static void stream_read(conn *c, stream *s, int which)
+{
+	int fd = s->fd[which];
+	if (fd < 0 || s->pty_eof || s->over || s->out_credit <= 0 || out_len(c) >= OUT_LIMIT)
+		return;
+	size_t want = s->out_credit < MAX_PAYLOAD ? (size_t)s->out_credit : MAX_PAYLOAD;
+	out_compact(c);
+	buf_reserve(&c->out, FRAME_HDR + want);
+	if (c->out.oom) {
+		c->dead = true;
+		return;
+	}
+	ssize_t n = read(fd, c->out.p + c->out.len + FRAME_HDR, want);
+	if (n > 0) {
+		frame_header((unsigned char *)c->out.p + c->out.len, which == 1 ? F_STDOUT : F_STDERR, s->id,
+			     (size_t)n);
+		c->out.len += FRAME_HDR + (size_t)n;
+		s->out_credit -= n;
+		return;
+	}
+	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	/* EOF; a pty master reads EIO once the command's side is closed. */
+	if (s->tty) {
+		s->pty_eof = true;
+		stdin_close(s);
+	} else {
+		close(fd);
+		s->fd[which] = -1;
+	}
+}
+
+/* One frame from the host. */
+static void handle_frame(conn *c, int type, uint32_t id, const char *p, size_t n)
+{
+	if (type == F_CALL) {
+		buf b = {0};
+		int act = build_reply(p, n, true, &b);
+		if (b.oom)
+			c->dead = true;
+		else
+			put_frame(c, F_REPLY, 0, b.p, b.len);
+		buf_free(&b);
+		if (act && !c->dead)
+			do_power(c, act);
+		return;
+	}
+	if (type == F_EXEC) {
+		frame_exec(c, id, p, n);
+		return;
+	}
+	stream *s = find_stream(c, id);
+	const unsigned char *u = (const unsigned char *)p;
+	if (!s) /* e.g. a CREDIT that crossed the EXIT: ignored */
+		return;
+	if (type == F_STDIN) {
+		frame_stdin(c, s, p, n);
+	} else if (type == F_CREDIT && n == 4) {
+		s->out_credit += get_be32(u);
+		if (s->out_credit > (1LL << 40))
+			s->out_credit = 1LL << 40;
+	} else if (type == F_SIGNAL && n == 4) {
+		uint32_t sig = get_be32(u);
+		if (sig > 0 && sig < 65)
+			kill(-s->pid, (int)sig);
+	} else if (type == F_RESIZE && n == 4 && s->tty && s->fd[1] >= 0) {
+		struct winsize ws = {.ws_row = (unsigned short)(u[0] << 8 | u[1]),
+				     .ws_col = (unsigned short)(u[2] << 8 | u[3])};
+		ioctl(s->fd[1], TIOCSWINSZ, &ws);
+	}
+	/* Anything else (a type we do not take, a bad size) is skipped. */
+}
+
+/* Handles the complete frames in c->in, pausing while the connection's
+ * output is over its bound. A byte other than the magic where a frame
+ * starts means a new host in line mode: back to line mode from that byte. */
+static void frames_process(conn *c)
+{
+	size_t pos = 0;
+	while (c->frames && !c->dead && !c->hup && pos < c->in_len) {
+		const unsigned char *h = (const unsigned char *)c->in + pos;
+		size_t avail = c->in_len - pos;
+		if (h[0] != FRAME_MAGIC) {
+			frames_leave(c);
+			break;
+		}
+		if (avail < FRAME_HDR)
+			break;
+		uint32_t n = get_be32(h + 8);
+		if (n > MAX_PAYLOAD) {
+			/* No way to find the next frame: a line-mode error, and the
+			 * rest is dropped through the next newline. */
+			frames_leave(c);
+			buf_puts(&c->out, "{\"id\":null,\"ok\":false,\"error\":\"frame payload longer than 65536 bytes\"}\n");
+			c->discarding = true;
+			break;
+		}
+		if (avail < FRAME_HDR + n || out_len(c) >= OUT_LIMIT)
+			break;
+		handle_frame(c, h[1], get_be32(h + 4), (const char *)h + FRAME_HDR, n);
+		pos += FRAME_HDR + n;
+	}
+	if (pos) {
+		memmove(c->in, c->in + pos, c->in_len - pos);
+		c->in_len -= pos;
+	}
 }
 
 /* Answers every complete line in c->in, pausing while a reply is still
  * being written (backpressure: one reply is buffered at most). */
-static void conn_process(conn *c)
+static void lines_process(conn *c)
 {
 	size_t start = 0;
-	while (!c->dead && !c->hup && !out_pending(c)) {
+	while (!c->frames && !c->dead && !c->hup && !out_pending(c)) {
 		char *line = c->in + start;
 		char *nl = memchr(line, '\n', c->in_len - start);
 		if (!nl) {
@@ -1110,13 +1956,27 @@ static void conn_process(conn *c)
 	}
 }
 
+static void conn_process(conn *c)
+{
+	for (;;) {
+		bool frames = c->frames;
+		if (frames)
+			frames_process(c);
+		else
+			lines_process(c);
+		if (c->frames == frames)
+			break;
+	}
+}
+
 static void conn_read(conn *c, short rev)
 {
-	if (c->in_len > MAX_LINE) { /* cannot happen: conn_process empties a full buffer */
+	size_t cap = c->frames ? IN_CAP : MAX_LINE + 1;
+	if (c->in_len >= cap) { /* cannot happen: processing empties a full buffer */
 		c->dead = true;
 		return;
 	}
-	ssize_t n = read(c->rfd, c->in + c->in_len, MAX_LINE + 1 - c->in_len);
+	ssize_t n = read(c->rfd, c->in + c->in_len, cap - c->in_len);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
 		/* A hangup with nothing to read would make poll spin. */
 		if (errno != EINTR && !(rev & POLLIN) && (rev & (POLLHUP | POLLERR)))
@@ -1133,12 +1993,32 @@ static void conn_read(conn *c, short rev)
 	}
 	if (n == 0) {
 		c->eof = true;
-		if (c->in_len && !c->discarding)
+		if (c->in_len && !c->discarding && !c->frames)
 			c->in[c->in_len++] = '\n'; /* answer a last, unterminated request */
 	} else {
 		c->in_len += (size_t)n;
 	}
 	conn_process(c);
+	if (c->eof && c->frames)
+		streams_end(c); /* the host is gone: so are its commands */
+}
+
+/* After a serial hangup: poll reports POLLHUP for as long as no host is
+ * connected, so look again after a pause. Input and unsent line-mode output
+ * are kept: the guest learns of a reconnect (control queue) after it may
+ * already have read the new host's request, whose reply then fails with
+ * ENODEV and must go out later. A stale reply is harmless: the host skips
+ * ids it did not ask for. Frame mode ends: its streams, its unsent frames
+ * and a partial frame go. */
+static void conn_after_hup(conn *c)
+{
+	c->hup = false;
+	c->paused_until = now_ms() + 200;
+	if (c->frames) {
+		frames_leave(c);
+		if (c->in_len && (unsigned char)c->in[0] == FRAME_MAGIC)
+			c->in_len = 0;
+	}
 }
 
 static void conn_event(conn *c, short rev)
@@ -1160,16 +2040,84 @@ static void conn_event(conn *c, short rev)
 	} else {
 		conn_read(c, rev);
 	}
-	if (c->hup) {
-		/* poll reports POLLHUP for as long as no host is connected: look
-		 * again after a pause. Input and unsent output are kept: the guest
-		 * learns of a reconnect (control queue) after it may already have
-		 * read the new host's request, whose reply then fails with ENODEV
-		 * and must go out later. A stale reply is harmless: the host skips
-		 * ids it did not ask for. */
-		c->hup = false;
-		c->paused_until = now_ms() + 200;
+	if (c->hup)
+		conn_after_hup(c);
+}
+
+/* Frame mode polls reading and writing at once. */
+static void conn_event_frames(conn *c)
+{
+	short rrev = c->rrev, wrev = c->wrev;
+	if ((rrev | wrev) & POLLNVAL) {
+		c->dead = true;
+		return;
 	}
+	if (wrev & POLLOUT)
+		conn_flush(c);
+	else if (out_pending(c) && (wrev & (POLLHUP | POLLERR)))
+		conn_hangup(c);
+	if (!c->dead && !c->hup) {
+		if (rrev & (POLLIN | POLLHUP | POLLERR))
+			conn_read(c, rrev);
+		else
+			conn_process(c); /* input that waited for the output to drain */
+	}
+	if (c->hup)
+		conn_after_hup(c);
+}
+
+/* ---- children ---- */
+
+static void on_sigchld(int sig)
+{
+	(void)sig;
+	int e = errno;
+	if (write(g.sigchld_w, "", 1) < 0) {
+	}
+	errno = e;
+}
+
+/* Reaps every child that exited: a stream's command records its status,
+ * anything else (an orphan, as init; a killed stream's) is dropped. */
+static void reap(void)
+{
+	char tmp[64];
+	while (read(g.sigchld_r, tmp, sizeof(tmp)) > 0) {
+	}
+	int st;
+	pid_t pid;
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		for (size_t i = 0; i < g.nconns; i++) {
+			conn *c = g.conns[i];
+			for (size_t k = 0; k < c->nst; k++)
+				if (c->st[k]->pid == pid && !c->st[k]->exited) {
+					c->st[k]->exited = true;
+					c->st[k]->status = st;
+				}
+		}
+	}
+}
+
+/* EXIT for commands that exited and whose output is all sent; frees the
+ * streams that are over. */
+static void streams_sweep(conn *c)
+{
+	size_t keep = 0;
+	for (size_t i = 0; i < c->nst; i++) {
+		stream *s = c->st[i];
+		if (!s->over && s->exited && output_done(s)) {
+			char pl[40];
+			int n = WIFSIGNALED(s->status) ? snprintf(pl, sizeof(pl), "{\"signal\":%d}", WTERMSIG(s->status))
+						       : snprintf(pl, sizeof(pl), "{\"exit_code\":%d}", WEXITSTATUS(s->status));
+			put_frame(c, F_EXIT, s->id, pl, (size_t)n);
+			s->over = true;
+		}
+		if (s->over)
+			stream_free(s);
+		else
+			c->st[keep++] = s;
+	}
+	c->nst = keep;
 }
 
 /* ---- listeners and device discovery ---- */
@@ -1348,31 +2296,104 @@ static void on_signal(int sig)
 	stop_requested = 1;
 }
 
+/* What a pollfd entry is for. */
+typedef struct {
+	enum { P_CHILD, P_LISTEN, P_CONN, P_CONN_R, P_CONN_W, P_STREAM } kind;
+	conn *c;
+	stream *s;
+	int which; /* P_STREAM: 0 stdin, 1 stdout (or the pty), 2 stderr */
+} ptag;
+
+static struct pollfd *pfd;
+static ptag *ptags;
+static size_t pcap;
+
+static bool poll_add(size_t *np, int fd, short events, ptag tag)
+{
+	if (*np == pcap) {
+		size_t cap = pcap ? pcap * 2 : 64;
+		struct pollfd *p = realloc(pfd, cap * sizeof(*p));
+		if (!p)
+			return false;
+		pfd = p;
+		ptag *t = realloc(ptags, cap * sizeof(*t));
+		if (!t)
+			return false;
+		ptags = t;
+		pcap = cap;
+	}
+	pfd[*np] = (struct pollfd){fd, events, 0};
+	ptags[(*np)++] = tag;
+	return true;
+}
+
+/* A frame-mode connection and its streams, for poll. Output of a stream is
+ * polled only while it may be read (credit, room on the connection): an fd
+ * at EOF that we do not read would make poll spin. */
+static void poll_frames(conn *c, size_t *np)
+{
+	bool room = out_len(c) < OUT_LIMIT;
+	short rev = c->in_len < IN_CAP && room && !c->eof ? POLLIN : 0;
+	short wev = out_pending(c) ? POLLOUT : 0;
+	if (c->rfd == c->wfd) {
+		if (rev | wev)
+			poll_add(np, c->rfd, rev | wev, (ptag){P_CONN_R, c, NULL, 3});
+	} else {
+		if (rev)
+			poll_add(np, c->rfd, rev, (ptag){P_CONN_R, c, NULL, 1});
+		if (wev)
+			poll_add(np, c->wfd, wev, (ptag){P_CONN_W, c, NULL, 2});
+	}
+	/* Round robin: the first stream polled reads first. */
+	size_t first = c->nst ? c->rr++ % c->nst : 0;
+	for (size_t k = 0; k < c->nst; k++) {
+		stream *s = c->st[(first + k) % c->nst];
+		if (s->over)
+			continue;
+		bool can_read = room && s->out_credit > 0;
+		bool can_write = stdin_fd(s) >= 0 && s->in_off < s->in.len;
+		if (s->tty) {
+			short ev = (can_read ? POLLIN : 0) | (can_write ? POLLOUT : 0);
+			if (!s->pty_eof && ev)
+				poll_add(np, s->fd[1], ev, (ptag){P_STREAM, c, s, 1});
+			continue;
+		}
+		if (can_write)
+			poll_add(np, s->fd[0], POLLOUT, (ptag){P_STREAM, c, s, 0});
+		for (int w = 1; w <= 2; w++)
+			if (can_read && s->fd[w] >= 0)
+				poll_add(np, s->fd[w], POLLIN, (ptag){P_STREAM, c, s, w});
+	}
+}
+
 static void serve(bool stdio_mode)
 {
 	while (!stop_requested) {
 		int timeout = -1;
 		if (g.device_mode)
 			device_tick(&timeout);
-		struct pollfd pfd[MAX_CONNS + 2];
-		conn *pc[MAX_CONNS + 1];
 		size_t np = 0;
+		poll_add(&np, g.sigchld_r, POLLIN, (ptag){P_CHILD, NULL, NULL, 0});
 		long long now = now_ms();
 		for (size_t i = 0; i < g.nconns; i++) {
 			conn *c = g.conns[i];
+			c->rrev = c->wrev = 0;
 			if (c->paused_until > now) {
 				int wait = (int)(c->paused_until - now);
 				if (timeout < 0 || wait < timeout)
 					timeout = wait;
 				continue;
 			}
-			pc[np] = c;
-			pfd[np++] = out_pending(c) ? (struct pollfd){c->wfd, POLLOUT, 0} : (struct pollfd){c->rfd, POLLIN, 0};
+			if (c->frames)
+				poll_frames(c, &np);
+			else if (out_pending(c))
+				poll_add(&np, c->wfd, POLLOUT, (ptag){P_CONN, c, NULL, 0});
+			else
+				poll_add(&np, c->rfd, POLLIN, (ptag){P_CONN, c, NULL, 0});
 		}
-		size_t polled = np;
 		if (g.listen_fd >= 0 && g.nconns < MAX_CONNS)
-			pfd[np++] = (struct pollfd){g.listen_fd, POLLIN, 0};
-		if (np == 0 && timeout < 0)
+			poll_add(&np, g.listen_fd, POLLIN, (ptag){P_LISTEN, NULL, NULL, 0});
+		if (np <= 1 && timeout < 0 && !g.nconns)
 			return;
 		if (poll(pfd, np, timeout) < 0) {
 			if (errno == EINTR)
@@ -1380,14 +2401,46 @@ static void serve(bool stdio_mode)
 			logmsg("poll: %s", strerror(errno));
 			return;
 		}
-		for (size_t i = 0; i < polled; i++)
-			conn_event(pc[i], pfd[i].revents);
-		if (np > polled && pfd[polled].revents)
+		/* Connections first (they may end streams), then streams. */
+		for (size_t i = 0; i < np; i++) {
+			ptag *t = &ptags[i];
+			short rev = pfd[i].revents;
+			if (t->kind == P_CONN)
+				conn_event(t->c, rev);
+			if (t->kind == P_CONN_R)
+				t->c->rrev = rev;
+			if (t->kind == P_CONN_W || (t->kind == P_CONN_R && t->which == 3))
+				t->c->wrev = rev;
+		}
+		for (size_t i = 0; i < g.nconns; i++)
+			if (g.conns[i]->frames && (g.conns[i]->rrev || g.conns[i]->wrev))
+				conn_event_frames(g.conns[i]);
+		for (size_t i = 0; i < np; i++) {
+			ptag *t = &ptags[i];
+			short rev = pfd[i].revents;
+			if (t->kind != P_STREAM || !rev || t->c->dead || t->s->over)
+				continue;
+			/* A pty master hangs up once the command's side is closed:
+			 * nobody reads stdin any more (and polling it would spin). */
+			if (t->s->tty && (rev & POLLHUP))
+				stdin_close(t->s);
+			if (t->which == 0 || (t->s->tty && (rev & POLLOUT)))
+				stream_write(t->c, t->s);
+			if (t->which && (rev & (POLLIN | POLLHUP | POLLERR)))
+				stream_read(t->c, t->s, t->which);
+		}
+		bool child = np && ptags[0].kind == P_CHILD && pfd[0].revents;
+		bool listen = np && ptags[np - 1].kind == P_LISTEN && pfd[np - 1].revents;
+		if (listen)
 			accept_all();
+		if (child)
+			reap();
 		/* Drop finished connections; the serial port is reopened later. */
 		size_t keep = 0;
 		for (size_t i = 0; i < g.nconns; i++) {
 			conn *c = g.conns[i];
+			if (c->frames && !c->dead)
+				streams_sweep(c);
 			if (c->eof && !c->dead && !out_pending(c))
 				c->dead = true;
 			if (!c->dead) {
@@ -1463,12 +2516,35 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/* Commands get fds 0-2 by dup2 from pipes that must not be 0-2. */
+	int nullfd;
+	while ((nullfd = open("/dev/null", O_RDWR)) >= 0 && nullfd < 3) {
+	}
+	if (nullfd > 2)
+		close(nullfd);
 	signal(SIGPIPE, SIG_IGN);
-	if (getpid() == 1) {
-		/* As init (a bare initramfs) exiting would panic the kernel: ignore
-		 * SIGTERM, and let the kernel reap orphans. */
-		signal(SIGCHLD, SIG_IGN);
-	} else {
+	/* SIGCHLD wakes poll through a self-pipe; every child is reaped, as
+	 * init (a bare initramfs) must: a command's status goes in its EXIT,
+	 * any other child (an orphan) is dropped. */
+	int sp[2];
+	if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) != 0) {
+		logmsg("pipe: %s", strerror(errno));
+		return 1;
+	}
+	g.sigchld_r = sp[0];
+	g.sigchld_w = sp[1];
+	struct sigaction sc = {.sa_handler = on_sigchld, .sa_flags = SA_RESTART | SA_NOCLDSTOP};
+	sigaction(SIGCHLD, &sc, NULL);
+	/* Three fds a command: raise the soft limit (commands get it back). */
+	if (getrlimit(RLIMIT_NOFILE, &g.nofile) == 0) {
+		struct rlimit more = g.nofile;
+		more.rlim_cur = more.rlim_max > 65536 ? 65536 : more.rlim_max;
+		if (more.rlim_cur > g.nofile.rlim_cur)
+			setrlimit(RLIMIT_NOFILE, &more);
+	}
+	if (getpid() != 1) {
+		/* As init (a bare initramfs) exiting would panic the kernel, so
+		 * there SIGTERM keeps its default: ignored for PID 1. */
 		struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: poll returns */
 		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGINT, &sa, NULL);
@@ -1490,6 +2566,8 @@ int main(int argc, char **argv)
 		g.allow_power = true; /* the host powering off its own VM is the point */
 	}
 	serve(stdio_mode);
+	for (size_t i = 0; i < g.nconns; i++)
+		streams_end(g.conns[i]); /* no command outlives the agent */
 	if (unix_path)
 		unlink(unix_path);
 	return 0;
