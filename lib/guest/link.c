@@ -600,6 +600,9 @@ int bng_agent_link_exec(bng_agent_link *l, json_t *spec, const bng_exec_io *io, 
 		}
 		/* a window's worth may be in flight: grant back what was taken */
 		if (!rc && to_grant && (to_grant >= CREDIT_BATCH || !got || done)) {
+			pthread_mutex_lock(&l->lock); /* before the guest can use it */
+			s->out_allowed += to_grant;
+			pthread_mutex_unlock(&l->lock);
 			rc = send_u32(l, F_CREDIT, s->id, (uint32_t)to_grant);
 			to_grant = 0;
 		}

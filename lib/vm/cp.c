@@ -3,7 +3,8 @@
  * libarchive on ours): modes, owners, times and symlinks kept, never one
  * round trip per file. The guest is untrusted: what it sends is extracted
  * only under the destination, refusing "..", absolute names, names outside
- * the copied top-level entry and writes through symlinks. */
+ * the copied top-level entry and writes through symlinks (the guest's own
+ * or ones already at the destination). */
 #include "vm.h"
 #include "../fs/ext4.h"
 
@@ -83,6 +84,8 @@ static void *pack_main(void *arg)
 	archive_read_disk_set_symlink_physical(disk); /* symlinks as symlinks, never followed */
 	archive_read_disk_set_standard_lookup(disk);
 	archive_write_set_format_pax_restricted(out);
+	/* names are bytes: no conversion through a locale the daemon may not have */
+	archive_write_set_options(out, "hdrcharset=BINARY");
 	archive_write_set_bytes_in_last_block(out, 1);
 	if (archive_write_open(out, j, NULL, write_sock, NULL) != ARCHIVE_OK ||
 	    archive_read_disk_open(disk, j->host_path) != ARCHIVE_OK)
@@ -178,8 +181,10 @@ static void *unpack_main(void *arg)
 	cp_job *j = arg;
 	struct archive *in = archive_read_new(), *out = archive_write_disk_new();
 	archive_read_support_format_tar(in);
-	int flags = ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-		    ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM;
+	/* host_target() made every name absolute under the destination after
+	 * checking it; libarchive still refuses ".." and writes through symlinks */
+	int flags = ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_TIME |
+		    ARCHIVE_EXTRACT_PERM;
 	if (geteuid() == 0)
 		flags |= ARCHIVE_EXTRACT_OWNER;
 	archive_write_disk_set_options(out, flags);
@@ -309,8 +314,14 @@ int bng_m_vm_cp(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 			rc = bng_err(BANGER_ENOMEM, "cannot start the tar thread");
 		bng_exec_io io = {.ud = &j, .stdin_pull = pull_stdin};
 		if (!rc) {
-			rc = guest_run(link, vm, json_pack("[s,s,s,s,s,s]", "tar", "-x", "-p", "-f", "-", "-C", target_dir), &io,
-				       op, &status);
+			/* GNU tar sets a directory's times when it leaves it, and a later
+			 * entry inside changes them again: delay to the end (busybox
+			 * tar has no such flag and no such problem) */
+			json_t *argv = json_pack("[s,s,s,s,s,s,s,s,s,s]", "sh", "-c",
+						 "if tar --version 2>/dev/null | grep -q GNU; then "
+						 "exec tar --delay-directory-restore \"$@\"; else exec tar \"$@\"; fi",
+						 "tar", "-x", "-p", "-f", "-", "-C", target_dir);
+			rc = guest_run(link, vm, argv, &io, op, &status);
 			shutdown(sv[1], SHUT_RDWR); /* unblocks a producer the exec stopped reading */
 			pthread_join(j.thread, NULL);
 		}
@@ -327,7 +338,7 @@ int bng_m_vm_cp(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 			rc = bng_err(BANGER_ENOMEM, "cannot start the tar thread");
 		bng_exec_io io = {.output = push_output, .ud = &j};
 		if (!rc) {
-			rc = guest_run(link, vm, json_pack("[s,s,s,s,s,s]", "tar", "-c", "-f", "-", "-C", guest_dir, guest_base), &io,
+			rc = guest_run(link, vm, json_pack("[s,s,s,s,s,s,s]", "tar", "-c", "-f", "-", "-C", guest_dir, guest_base), &io,
 				       op, &status);
 			shutdown(sv[1], SHUT_WR); /* the end of the stream for the unpacker */
 			pthread_join(j.thread, NULL);

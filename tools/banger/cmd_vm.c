@@ -345,7 +345,7 @@ static void *pump_stdin(void *arg)
 static void send_size(exec_session *x)
 {
 	struct winsize ws;
-	if (ioctl(0, TIOCGWINSZ, &ws) == 0)
+	if (ioctl(0, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col)
 		send_input(x, json_pack("{s:[i,i]}", "resize", ws.ws_row, ws.ws_col));
 }
 
@@ -404,8 +404,9 @@ static int exec_over_agent(json_t *params, bool interactive, bool tty, json_t **
 {
 	*ran = false;
 	if (tty) {
-		struct winsize ws = {.ws_row = 24, .ws_col = 80};
-		ioctl(0, TIOCGWINSZ, &ws);
+		struct winsize ws = {0};
+		if (ioctl(0, TIOCGWINSZ, &ws) != 0 || !ws.ws_row || !ws.ws_col) /* a terminal that says no size */
+			ws = (struct winsize){.ws_row = 24, .ws_col = 80};
 		const char *term = getenv("TERM");
 		json_object_set_new(params, "tty", json_true());
 		json_array_append_new(json_object_get(params, "env"), json_sprintf("TERM=%s", term && *term ? term : "xterm"));
