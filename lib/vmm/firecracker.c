@@ -156,6 +156,54 @@ static char *last_words(const char *path, off_t offset)
 	return bng_strdup(line ? line + 1 : buf);
 }
 
+/* Why Firecracker exited, from its own log in path since offset. Its logger
+ * writes "<time> [<id>:<thread>...] <message>" lines (to stdout until PUT
+ * /logger names a file), and main.rs logs an error's Display form just
+ * before "Firecracker exiting with error. exit_code=N" (stderr only gets
+ * "Error: <Debug form>"). NULL when it did not exit that way. */
+static char *fc_exit_reason(const char *path, off_t offset, const char *id)
+{
+	if (!path)
+		return NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	struct stat st;
+	char buf[16384];
+	ssize_t n = 0;
+	if (fstat(fd, &st) == 0 && st.st_size > offset) {
+		off_t from = st.st_size - offset > (off_t)sizeof(buf) - 1 ? st.st_size - (off_t)sizeof(buf) + 1 : offset;
+		n = pread(fd, buf, sizeof(buf) - 1, from);
+	}
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	char *reason = NULL, *prev = NULL, *save = NULL;
+	for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *open_b = strstr(line, " [");
+		char *close_b = open_b ? strstr(open_b, "] ") : NULL;
+		if (!close_b)
+			continue; /* the guest's console, not Firecracker's log */
+		const char *tag = open_b + 2;
+		size_t idl = strlen(id);
+		if (!(strncmp(tag, id, idl) == 0 && tag[idl] == ':') &&
+		    !bng_str_has_prefix(tag, "anonymous-instance:"))
+			continue;
+		char *msg = close_b + 2;
+		msg[strcspn(msg, "\r")] = '\0';
+		if (bng_str_has_prefix(msg, "Firecracker exiting with error")) {
+			if (prev) {
+				free(reason);
+				reason = bng_strdup(prev);
+			}
+		} else {
+			prev = msg;
+		}
+	}
+	return reason;
+}
+
 /* ---- the REST client ---- */
 
 typedef struct fc_api {
@@ -339,7 +387,9 @@ typedef struct fc_vm {
 	gid_t gid;
 	pid_t pid;
 	long long start_time;
-	off_t plog_start;
+	off_t plog_start; /* where this run's output starts in the process log (stderr) */
+	off_t clog_start; /* ... and in the console log (stdout: Firecracker's own log until PUT /logger) */
+	bool explained;   /* the error already holds the VMM's last words */
 	fc_api api;
 } fc_vm;
 
@@ -555,6 +605,7 @@ static int spawn(fc_vm *vm, char *const argv[])
 	dprintf(err_fd, "--- banger %s: starting %s%s for VM %s\n", now, vm->jailer ? "jailed " : "", vm->binary,
 		cfg->id);
 	vm->plog_start = fstat(err_fd, &st) == 0 ? st.st_size : 0;
+	vm->clog_start = fstat(out_fd, &st) == 0 ? st.st_size : 0;
 	pid_t vmm = 0;
 	if ((rc = bng_spawn_detached(argv, out_fd, err_fd, cfg->run_dir, &vmm)) != 0) {
 		rc = bng_err(rc, "firecracker: %s", banger_error_last());
@@ -570,22 +621,29 @@ out:
 	return rc;
 }
 
-/* Why the VMM failed, from its own words when it left any. */
+/* Why the VMM failed, from its own words when it left any: the reason its
+ * logger wrote on the way out (stdout, i.e. the console log, before PUT
+ * /logger; firecracker.log after), else the last line on stderr (the
+ * jailer's errors, a Rust panic), else the last line of firecracker.log. */
 static char *vmm_last_words(const fc_vm *vm)
 {
-	char *w = last_words(vm->cfg->process_log, vm->plog_start);
-	if (!w) {
-		char *log = host_path(vm, "firecracker.log");
+	const bng_vm_config *cfg = vm->cfg;
+	char *log = host_path(vm, "firecracker.log");
+	char *w = fc_exit_reason(cfg->console_log ? cfg->console_log : cfg->process_log, vm->clog_start, cfg->id);
+	if (!w)
+		w = fc_exit_reason(log, 0, cfg->id);
+	if (!w)
+		w = last_words(cfg->process_log, vm->plog_start);
+	if (!w)
 		w = last_words(log, 0);
-		free(log);
-	}
+	free(log);
 	return w;
 }
 
 /* Adds the VMM's last words to the current error if it has died. */
 static int explain(const fc_vm *vm, int rc)
 {
-	if (!vm->pid || !vmm_gone(vm->pid, vm->start_time))
+	if (!vm->pid || vm->explained || !vmm_gone(vm->pid, vm->start_time))
 		return rc;
 	char *w = vmm_last_words(vm);
 	if (w)
@@ -622,9 +680,11 @@ static int launch(fc_vm *vm, bng_op *op)
 	for (long long deadline = now_ms() + FC_READY_MS;;) {
 		if (vmm_gone(vm->pid, vm->start_time)) {
 			char *w = vmm_last_words(vm);
-			rc = bng_err(BANGER_EIO, "firecracker exited during startup: %s (log: %s)", w ? w : "no output",
+			rc = bng_err(BANGER_EIO, "firecracker exited during startup: %s (stdout: %s, stderr: %s)",
+				     w ? w : "no output", cfg->console_log ? cfg->console_log : "none",
 				     cfg->process_log ? cfg->process_log : "none");
 			free(w);
+			vm->explained = true;
 			return rc;
 		}
 		if (access(vm->api_sock, F_OK) == 0 && api_call(&vm->api, "GET", "/", NULL, 1000, NULL) == 0)

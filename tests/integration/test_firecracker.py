@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -110,10 +111,16 @@ class VM:
         assert r.returncode == 0, r.stderr
         return r.stdout.strip() == "true"
 
-    def requests(self):
+    def entries(self):
         if not self.log.exists():
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def requests(self):
+        return [e for e in self.entries() if "event" not in e]
+
+    def events(self, name=None):
+        return [e for e in self.entries() if "event" in e and name in (None, e["event"])]
 
     def calls(self, skip_get=True):
         """'METHOD path' of every request, GET polls left out."""
@@ -123,7 +130,7 @@ class VM:
         return [e["body"] for e in self.requests() if f"{e['method']} {e['path']}" == call][-1]
 
     def fake_pids(self):
-        return sorted({e["pid"] for e in self.requests() if "pid" in e})
+        return sorted({e["pid"] for e in self.entries() if "pid" in e})
 
     def cleanup(self):
         for pid in self.fake_pids():
@@ -188,15 +195,22 @@ def test_contract_covers_the_driver():
     assert "Off" in paths["/logger"]["PUT"]["body"]["schema"]["properties"]["level"]["enum"]
 
 
-class RawFake:
-    """The fake on its own, spoken to over raw HTTP."""
+AGENT = BUILD / "guest" / "agent" / "banger-agent"
 
-    def __init__(self, tmp_path):
+
+class RawFake:
+    """The fake on its own, spoken to over raw HTTP; its stdout (the serial
+    console and, before PUT /logger, its log) lands in self.stdout."""
+
+    def __init__(self, tmp_path, env=None):
+        self.tmp = tmp_path
         self.sock_path = tmp_path / "raw.sock"
         self.log = tmp_path / "raw.jsonl"
-        self.proc = subprocess.Popen(["/usr/bin/python3", str(FAKE), "--api-sock", str(self.sock_path), "--id",
-                                      "raw"], env={**os.environ, "FAKE_FC_LOG": str(self.log)},
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.stdout = tmp_path / "raw.stdout"
+        with open(self.stdout, "ab") as out:
+            self.proc = subprocess.Popen(["/usr/bin/python3", str(FAKE), "--api-sock", str(self.sock_path), "--id",
+                                          "raw"], env={**os.environ, "FAKE_FC_LOG": str(self.log), **(env or {})},
+                                         stdout=out, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while True:  # bound is not yet listening: wait for a connect to work
             try:
@@ -234,9 +248,58 @@ class RawFake:
         return self.send(f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len(data)}\r\n".encode()
                          + extra + b"\r\n" + data)
 
+    def ok(self, path, body, method="PUT"):
+        status, reply = self.put(path, body, method=method)
+        assert status == 204, reply
+
+    def boot(self, vsock=True, boot_args="console=ttyS0 reboot=k panic=1"):
+        """A minimal running guest (ELF kernel, vsock at <tmp>/v.sock)."""
+        kernel = self.tmp / "vmlinux"
+        kernel.write_bytes(b"\x7fELF" + b"\0" * 60)
+        self.ok("/boot-source", {"kernel_image_path": str(kernel), "boot_args": boot_args})
+        if vsock:
+            self.ok("/vsock", {"guest_cid": 3, "uds_path": str(self.tmp / "v.sock")})
+        self.ok("/actions", {"action_type": "InstanceStart"})
+
+    def vsock(self, port=1024):
+        """A hybrid vsock connection to guest port: (socket, "OK ..." line), or
+        (None, "") when Firecracker hangs up."""
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        s.connect(str(self.tmp / "v.sock"))
+        s.sendall(f"CONNECT {port}\n".encode())
+        line = b""
+        while not line.endswith(b"\n"):
+            c = s.recv(1)
+            if not c:
+                s.close()
+                return None, ""
+            line += c
+        return s, line.decode().strip()
+
+    def events(self):
+        return [e for e in map(json.loads, self.log.read_text().splitlines()) if "event" in e]
+
     def stop(self):
         self.proc.kill()
         self.proc.wait()
+
+
+def agent_call(s, op, id=1):
+    s.sendall(json.dumps({"id": id, "op": op}).encode() + b"\n")
+    line = b""
+    while not line.endswith(b"\n"):
+        c = s.recv(1)
+        assert c, f"the agent hung up on {op}"
+        line += c
+    return json.loads(line)
+
+
+def wait_exit(proc, timeout=5.0):
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 @pytest.mark.parametrize("method,path,body,why", [
@@ -291,6 +354,119 @@ def test_fake_rejects_bad_transport(tmp_path):
         fake.stop()
 
 
+def test_fake_logs_to_stdout_until_put_logger(tmp_path):
+    fake = RawFake(tmp_path)
+    try:
+        fake.ok("/machine-config", {"vcpu_count": 1, "mem_size_mib": 128})
+        out = fake.stdout.read_text()
+        assert "[raw:main] Running Firecracker v1.16.1" in out
+        assert '[raw:fc_api] The API server received a Put request on "/machine-config"' in out
+        log = tmp_path / "fc.log"
+        log.write_text("")
+        fake.ok("/logger", {"log_path": str(log), "level": "Info"})
+        fake.ok("/logger", {"log_path": str(log), "level": "Warning"})  # again: Logger::update, before boot
+        fake.ok("/logger", {"log_path": str(log), "level": "Info"})
+        status, reply = fake.put("/drives/vda", {"drive_id": "vda", "is_root_device": False,
+                                                 "path_on_host": "/no/such/file"})
+        assert status == 400
+        assert "/drives/vda" not in fake.stdout.read_text()  # the file has it now
+        text = log.read_text()
+        assert '"/drives/vda"' in text and "Received Error. Status code: 400" in text
+        status, reply = fake.put("/logger", {"log_path": str(tmp_path / "missing.log")})
+        assert status == 400 and "Failed to open target file" in reply["fault_message"]  # never created
+        fake.boot(vsock=False)
+        status, reply = fake.put("/logger", {"level": "Info"})
+        assert status == 400 and "after starting" in reply["fault_message"]
+    finally:
+        fake.stop()
+
+
+def test_fake_startup_error_goes_to_stdout(tmp_path):
+    r = subprocess.run(["/usr/bin/python3", str(FAKE), "--api-sock", str(tmp_path / "a.sock"), "--id", "x1"],
+                       env={**os.environ, "FAKE_FC_EXIT_AT_START": "Something specific broke"}, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1
+    assert "[x1:main] Something specific broke" in r.stdout
+    assert "Firecracker exiting with error. exit_code=1" in r.stdout
+    assert r.stderr.startswith("Error: ") and "Something specific broke" not in r.stderr  # Debug form only
+
+
+def test_fake_serialises_api_requests(tmp_path):
+    """One API thread: GET / waits for a slow snapshot."""
+    fake = RawFake(tmp_path, env={"FAKE_FC_SNAPSHOT_DELAY": "1.5"})
+    try:
+        fake.boot(vsock=False)
+        fake.ok("/vm", {"state": "Paused"}, method="PATCH")
+        snap = threading.Thread(target=fake.ok, args=("/snapshot/create", {
+            "snapshot_path": str(tmp_path / "s"), "mem_file_path": str(tmp_path / "m")}))
+        snap.start()
+        time.sleep(0.3)
+        t0 = time.time()
+        status, reply = fake.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert status == 200 and time.time() - t0 > 0.8
+        snap.join()
+    finally:
+        fake.stop()
+
+
+@pytest.mark.skipif(not AGENT.exists(), reason=f"{AGENT} is not built")
+def test_fake_serves_the_agent_over_hybrid_vsock(tmp_path):
+    fake = RawFake(tmp_path, env={"FAKE_FC_AGENT": str(AGENT)})
+    try:
+        fake.boot()
+        s, ok = fake.vsock(1024)
+        assert ok.startswith("OK ") and int(ok[3:]) >= 1 << 30
+        health = agent_call(s, "health")
+        assert health["ok"] and health["boot_id"]
+        assert agent_call(s, "sync", 2)["ok"]
+        s.close()
+        assert fake.vsock(5000) == (None, "")  # nothing listens there: Firecracker hangs up
+        # poweroff: the guest halts, Firecracker does not exit (no ACPI power-off on x86)
+        s, ok = fake.vsock()
+        assert agent_call(s, "poweroff", 3) == {"id": 3, "ok": True}
+        time.sleep(0.5)
+        assert fake.proc.poll() is None
+        assert fake.vsock() == (None, "")  # the halted guest's agent is gone
+        fake.ok("/actions", {"action_type": "SendCtrlAltDel"})  # 204, and nothing happens
+        assert wait_exit(fake.proc, 1) is None
+        assert "reboot: Power down" in fake.stdout.read_text()
+    finally:
+        fake.stop()
+
+
+@pytest.mark.skipif(not AGENT.exists(), reason=f"{AGENT} is not built")
+def test_fake_exits_on_agent_reboot(tmp_path):
+    fake = RawFake(tmp_path, env={"FAKE_FC_AGENT": str(AGENT)})
+    try:
+        fake.boot()
+        s, _ = fake.vsock()
+        assert agent_call(s, "reboot") == {"id": 1, "ok": True}
+        assert wait_exit(fake.proc) == 0
+        assert [e["reason"] for e in fake.events() if e["event"] == "exit"] == \
+            ["guest reboot (i8042 reset, reboot=k)"]
+    finally:
+        fake.stop()
+
+
+def test_fake_exits_on_ctrl_alt_del_and_panic(tmp_path):
+    fake = RawFake(tmp_path)
+    try:
+        fake.boot(vsock=False)
+        fake.ok("/actions", {"action_type": "SendCtrlAltDel"})
+        assert wait_exit(fake.proc) == 0
+    finally:
+        fake.stop()
+    (tmp_path / "2").mkdir()
+    fake = RawFake(tmp_path / "2", env={"FAKE_FC_PANIC_AFTER": "0.2"})
+    try:
+        fake.boot(vsock=False)
+        assert wait_exit(fake.proc) == 0
+        assert "Kernel panic - not syncing" in fake.stdout.read_text()
+        assert "guest panic" in [e for e in fake.events() if e["event"] == "exit"][-1]["reason"]
+    finally:
+        fake.stop()
+
+
 # ---- the driver against the fake ----
 
 @needs_tool
@@ -326,7 +502,11 @@ def test_start_sequence_follows_the_contract(vm):
     console = vm.console.read_text()
     assert "fake guest: booted" in console
     assert f"Command line: {BOOT_ARGS} {CMDLINE} virtio_mmio.device=" in console
-    assert "listening on" in vm.process.read_text()
+    # Firecracker's own log goes to stdout too until PUT /logger names a file
+    assert f"[vm1:main] Running Firecracker v1.16.1" in console
+    assert '[vm1:fc_api] The API server received a Put request on "/logger"' in console
+    assert "/machine-config" not in console  # logged to firecracker.log from then on
+    assert '"/machine-config"' in (vm.run / "firecracker.log").read_text()
     # detached: another session than ours (no terminal signals), reparented
     with open(f"/proc/{st['pid']}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -402,9 +582,14 @@ def test_too_long_socket_path_is_refused(vm, tmp_path):
 
 @needs_tool
 def test_vmm_dying_at_start_is_explained(vm):
-    r = vm.start(expect_ok=False, env={"FAKE_FC_EXIT_AT_START": "Error: KVM is not available (os error 2)"})
+    """Until PUT /logger Firecracker logs to stdout (the console log): the
+    reason is there, stderr only has main.rs's Debug-formatted "Error: ..."."""
+    r = vm.start(expect_ok=False, env={"FAKE_FC_EXIT_AT_START": "Error creating KVM object: No such device (os "
+                                                                "error 19)"})
     assert r.returncode == 1
-    assert "exited during startup" in r.stderr and "KVM is not available" in r.stderr
+    assert "exited during startup: Error creating KVM object: No such device (os error 19)" in r.stderr
+    assert str(vm.console) in r.stderr
+    assert "RunWithApi" not in r.stderr and r.stderr.count("exited") == 1
 
 
 @needs_tool
