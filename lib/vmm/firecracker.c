@@ -22,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -552,13 +554,31 @@ static int make_vmm_file(fc_vm *vm, const char *name, char **out)
 	return rc;
 }
 
+/* Whether something listens on the Unix socket at path. A busy Firecracker
+ * (one API thread) still takes connections into its backlog; a stale
+ * socket file refuses them. */
+static bool sock_listening(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return false;
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return false;
+	bool listening = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN;
+	close(fd);
+	return listening;
+}
+
 /* Removes what a previous run left: sockets (Firecracker refuses to bind an
  * existing path) and, jailed, the whole jail (the jailer refuses to reuse
  * one), then makes the jail root ours to fill and the VMM's to write. */
 static int prepare_dir(fc_vm *vm)
 {
-	/* stale, not live: never pull the socket from under a running VMM */
-	if (access(vm->api_sock, F_OK) == 0 && api_call(&vm->api, "GET", "/", NULL, 1000, NULL) == 0)
+	/* stale, not live: never pull the socket from under a running VMM (a
+	 * busy one, a snapshot in progress, accepts and answers late) */
+	if (sock_listening(vm->api_sock))
 		return bng_err(BANGER_EBUSY, "firecracker: a VMM already answers on %s: stop that VM first",
 			       vm->api_sock);
 	if (unlink(vm->api_sock) != 0 && errno != ENOENT)
@@ -1202,15 +1222,16 @@ static int fc_restore(const bng_vm_config *cfg, const char *dir, bng_op *op, jso
 	return rc;
 }
 
+/* From the process alone (pid, start time, executable): Firecracker serves
+ * its API on one thread, so a long request (a snapshot writing guest
+ * memory) delays every other one, GET / included, and a busy VMM must not
+ * look dead (its VM would be marked stopped and lose its tap). */
 static bool fc_alive(json_t *state)
 {
 	fc_ref r;
-	fc_api api;
-	if (parse_state(state, &r) != 0 || !same_vmm(&r))
-		return false;
-	bool ok = api_open(&api, r.sock, NULL) == 0 && api_call(&api, "GET", "/", NULL, 2000, NULL) == 0;
-	api_close(&api);
-	return ok;
+	/* without its start time or executable recorded, the pid alone
+	 * proves nothing */
+	return parse_state(state, &r) == 0 && (r.start_time > 0 || r.exe) && same_vmm(&r);
 }
 
 const bng_vmm_driver bng_vmm_firecracker = {

@@ -63,9 +63,11 @@ typedef struct bng_vmm_driver {
 	int (*resume)(json_t *state);
 	int (*snapshot)(json_t *state, const char *dir);
 	int (*restore)(const bng_vm_config *cfg, const char *dir, bng_op *op, json_t **state);
-	/* True if the process in state is still this VM's VMM (pid alive, same
-	 * executable, control socket answering): used to re-adopt VMs after a
-	 * daemon restart. */
+	/* True if the process in state is still this VM's VMM (pid alive with
+	 * its recorded start time, same executable; qemu also asks QMP): used to
+	 * re-adopt VMs after a daemon restart and to notice dead ones.
+	 * firecracker answers from the process alone: its one API thread may be
+	 * busy for minutes (a snapshot) and the VM is not dead for it. */
 	bool (*alive)(json_t *state);
 } bng_vmm_driver;
 

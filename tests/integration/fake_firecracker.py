@@ -712,6 +712,7 @@ class Fake:
                 self.check_create(body[key], "Create snapshot error")
             delay = float(os.environ.get("FAKE_FC_SNAPSHOT_DELAY") or 0)
             if delay:
+                self.event("busy", what="snapshot/create", seconds=delay)
                 time.sleep(delay)  # writing guest memory: the API thread answers nothing meanwhile
             try:
                 with open(self.host(body["snapshot_path"]), "w", encoding="utf-8") as f:

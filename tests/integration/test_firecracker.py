@@ -697,6 +697,34 @@ def test_shutdown_times_out_when_the_guest_ignores_it(vm):
 
 
 @needs_tool
+def test_busy_api_is_not_a_dead_vm(vm, tmp_path):
+    """Firecracker's one API thread is busy for the whole snapshot: GET /
+    waits. Liveness comes from the process, and a second start still sees
+    the socket taken."""
+    vm.start(env={"FAKE_FC_SNAPSHOT_DELAY": "4"})
+    snap = threading.Thread(target=vm.call, args=("snapshot", tmp_path / "snap"))
+    snap.start()
+    try:
+        deadline = time.time() + 5  # until the fake is inside the snapshot
+        while not vm.events("busy"):
+            assert time.time() < deadline
+            time.sleep(0.05)
+        time.sleep(0.2)
+        t0 = time.time()
+        assert vm.alive()
+        assert time.time() - t0 < 1.5
+        first = dict(vm.state)
+        r = vm.start(expect_ok=False)
+        assert r.returncode == 1 and "EBUSY" in r.stderr and "already answers" in r.stderr
+        vm.state_path.write_text(json.dumps(first))
+        assert (vm.run / "api.sock").is_socket()
+    finally:
+        snap.join()
+    assert vm.alive()
+    assert vm.call("kill").returncode == 0
+
+
+@needs_tool
 def test_kill_and_alive(vm):
     vm.start()
     pid = vm.state["pid"]
