@@ -521,12 +521,14 @@ static int halt(bng_engine *e, json_t *vm, bool graceful, int sig)
 			const char *path = agent_channel(state, &vsock);
 			int fd = -1;
 			json_t *reply = NULL;
-			/* the guest syncs its disks before powering off: nothing written is lost */
+			/* the guest syncs its disks first: nothing written is lost; then
+			 * it ends the way that makes this VMM exit (poweroff, or reboot
+			 * where a reset is the only way out) */
 			if (bng_agent_connect(path, vsock, 2000, &fd) == 0) {
 				bng_agent_call(fd, "sync", 10000, &reply);
 				json_decref(reply);
 				reply = NULL;
-				bng_agent_call(fd, "poweroff", 5000, &reply);
+				bng_agent_call(fd, d->stop_op ? d->stop_op : "poweroff", 5000, &reply);
 				json_decref(reply);
 				close(fd);
 			}

@@ -1237,6 +1237,7 @@ static bool fc_alive(json_t *state)
 const bng_vmm_driver bng_vmm_firecracker = {
 	.name = "firecracker",
 	.features = BNG_VMM_FEAT_PAUSE | BNG_VMM_FEAT_SNAPSHOT | BNG_VMM_FEAT_VSOCK,
+	.stop_op = "reboot", /* no ACPI power-off on x86: only the i8042 reset (reboot=k) ends the process */
 	.start = fc_start,
 	.shutdown = fc_shutdown,
 	.kill = fc_kill,

@@ -46,6 +46,13 @@ enum {
 typedef struct bng_vmm_driver {
 	const char *name;
 	unsigned features;
+	/* The guest agent op that ends the guest so that this VMM exits, sent
+	 * after "sync" on a graceful stop: "poweroff" where the machine can
+	 * power off (qemu: ACPI), "reboot" where only a reset ends the process
+	 * (firecracker: x86 has no ACPI power-off, a powered-off guest leaves
+	 * Firecracker running; reboot=k's i8042 reset makes it exit). NULL
+	 * means "poweroff". */
+	const char *stop_op;
 	/* Starts the VM and returns once the VMM runs the guest (not once the
 	 * guest has booted). *state (new JSON object) records what later calls
 	 * and a restarted daemon need: {"driver","pid","control_socket",
@@ -53,7 +60,7 @@ typedef struct bng_vmm_driver {
 	 * nothing is left running and the error names the VMM's last words
 	 * (from process_log). */
 	int (*start)(const bng_vm_config *cfg, bng_op *op, json_t **state);
-	/* Asks the guest to power off (ACPI / Ctrl-Alt-Del), waits up to
+	/* Asks the guest to go (ACPI power button / Ctrl-Alt-Del), waits up to
 	 * timeout_ms for the process to exit; BANGER_ETIMEDOUT if it did not
 	 * (the caller then kills). */
 	int (*shutdown)(json_t *state, int timeout_ms);

@@ -67,6 +67,10 @@ Environment:
                               (the jailer drops to them; set by fake_jailer.py)
   FAKE_FC_CONTRACT=path       another contract file (fake_jailer.py sets it:
                               the copy in the jail cannot find ours)
+  FAKE_FC_KNOBS=path          a JSON object of more FAKE_FC_* settings, read
+                              at start when the file exists (tests change
+                              knobs without restarting the daemon that
+                              spawns the fake)
 """
 import itertools
 import json
@@ -921,6 +925,10 @@ class Fake:
 
 
 def main():
+    knobs = os.environ.get("FAKE_FC_KNOBS")
+    if knobs and os.path.exists(knobs):
+        with open(knobs, encoding="utf-8") as f:
+            os.environ.update({k: str(v) for k, v in json.load(f).items() if k.startswith("FAKE_FC_")})
     opts = parse_args(sys.argv[1:])
     if "--version" in opts:
         print(f"Firecracker v{VERSION} (fake)")

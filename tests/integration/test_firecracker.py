@@ -21,10 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, ROOT, child_env
+import banger
+from conftest import BANGERD, BUILD, ROOT, child_env, wait_for_socket
+from layers import make_tar
+from test_kernel import kernel_debs  # noqa: F401 (session fixture: the real .deb)
 
 FC_TOOL = BUILD / "tests" / "unit" / "firecracker" / "fc-tool"
 FAKE = ROOT / "tests" / "integration" / "fake_firecracker.py"
+FAKE_JAILER = ROOT / "tests" / "firecracker" / "fake_jailer.py"
 CONTRACT = ROOT / "tests" / "data" / "firecracker-contract.json"
 DERIVE = ROOT / "tests" / "firecracker" / "derive_contract.py"
 SWAGGER = ROOT.parent / "shared" / "reference" / "firecracker-api-v1.16.1.yaml"
@@ -503,7 +507,7 @@ def test_start_sequence_follows_the_contract(vm):
     assert "fake guest: booted" in console
     assert f"Command line: {BOOT_ARGS} {CMDLINE} virtio_mmio.device=" in console
     # Firecracker's own log goes to stdout too until PUT /logger names a file
-    assert f"[vm1:main] Running Firecracker v1.16.1" in console
+    assert "[vm1:main] Running Firecracker v1.16.1" in console
     assert '[vm1:fc_api] The API server received a Put request on "/logger"' in console
     assert "/machine-config" not in console  # logged to firecracker.log from then on
     assert '"/machine-config"' in (vm.run / "firecracker.log").read_text()
@@ -760,7 +764,6 @@ def test_vmm_survives_its_starter(vm):
 
 # ---- the jailer (a fake one: chroot layout, ownership, paths as the VMM sees them) ----
 
-FAKE_JAILER = ROOT / "tests" / "firecracker" / "fake_jailer.py"
 JAIL_ID = 65534
 
 
@@ -911,3 +914,152 @@ def test_real_firecracker_boots(tmp_path):
             if vm.call("shutdown", 3000).returncode != 0:
                 assert vm.call("kill").returncode == 0
             assert not vm.alive()
+
+
+# ---- vm.c through this driver, end to end (bangerd in a private network namespace) ----
+
+LISTEN_22 = ("import socket, time\n"
+             "s = socket.socket(); s.bind(('0.0.0.0', 22)); s.listen(8)\n"
+             "while True: time.sleep(3600)\n")
+
+
+class FcEngine:
+    """bangerd with vmm = "firecracker" and the fake as the binary, in its own
+    network namespace (bridge and taps stay there). The fake serves the real
+    guest agent over hybrid vsock, and something listens on port 22 in that
+    namespace, where the agent (a host process here) looks for sshd. FAKE_FC_*
+    knobs for the next VMM go in self.knobs (FAKE_FC_KNOBS)."""
+
+    def __init__(self, base, kernel_deb, jailed=False):
+        self.base = base
+        self.run = Path(tempfile.mkdtemp(prefix="bfc-", dir="/tmp"))  # sockets need short paths
+        self.bindir = base / "bin"
+        self.bindir.mkdir()
+        (self.bindir / "firecracker").symlink_to(FAKE)
+        (self.bindir / "jailer").symlink_to(FAKE_JAILER)
+        self.log = base / "fake.jsonl"
+        self.knobs = base / "knobs.json"
+        self.env = {
+            "BANGER_CONFIG_DIR": str(base / "config"), "BANGER_STATE_DIR": str(base / "state"),
+            "BANGER_CACHE_DIR": str(base / "cache"), "BANGER_RUNTIME_DIR": str(self.run),
+            "FAKE_FC_LOG": str(self.log), "FAKE_FC_AGENT": str(AGENT), "FAKE_FC_KNOBS": str(self.knobs),
+        }
+        if jailed:
+            self.env["BANGER_FIRECRACKER_JAILER"] = "1"
+        (base / "config").mkdir()
+        (base / "config" / "config.toml").write_text(
+            f'vmm = "firecracker"\nfirecracker_bin = "{self.bindir / "firecracker"}"\n'
+            '[vm_defaults]\nvcpu = 1\nmemory_mib = 256\ndisk_size = "256M"\n')
+        self.socket = self.run / "bangerd.sock"
+        self.daemon = subprocess.Popen(
+            ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "bangerd", str(BANGERD),
+             "--socket", str(self.socket)], env={**child_env(), **self.env}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        self.listener = None
+        try:
+            wait_for_socket(self.socket, self.daemon)
+            self.listener = subprocess.Popen(["nsenter", f"--net=/proc/{self.daemon.pid}/ns/net",
+                                              "/usr/bin/python3", "-c", LISTEN_22])
+            self.ctx = banger.open(f"unix:{self.socket}", autostart=False)
+            tar = make_tar(base / "img.tar", [{"name": "usr/sbin/sshd", "data": b"#!/bin/sh\n", "mode": 0o755}])
+            self.ctx.call("image.import", {"name": "tiny", "tars": [str(tar)]})
+            self.ctx.call("kernel.import", {"name": "k", "deb": str(kernel_deb)})
+        except BaseException:
+            self.close()
+            raise
+
+    def set_knobs(self, **knobs):
+        self.knobs.write_text(json.dumps(knobs))
+
+    def entries(self):
+        return [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
+
+    def exits(self, pid):
+        return [e for e in self.entries() if e.get("event") == "exit" and e["pid"] == pid]
+
+    def close(self):
+        if getattr(self, "ctx", None) is not None:
+            try:
+                for v in self.ctx.call("vm.list", {"all": True})["vms"]:
+                    self.ctx.call("vm.delete", {"name": v["name"]})
+            finally:
+                self.ctx.close()
+        if self.daemon.poll() is None:
+            self.daemon.terminate()
+            self.daemon.wait(30)
+        if self.listener is not None:
+            self.listener.kill()
+            self.listener.wait()
+        for pid in {e["pid"] for e in self.entries() if "pid" in e}:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(self.run, ignore_errors=True)
+
+
+def fc_engine_skip():
+    if os.geteuid() != 0:
+        return "needs root (a network namespace for the bridge and taps)"
+    if not AGENT.exists():
+        return f"{AGENT} is not built"
+    if not shutil.which("unshare") or not shutil.which("nsenter"):
+        return "needs unshare and nsenter (util-linux)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def fc_engine(tmp_path_factory, kernel_debs):  # noqa: F811
+    why = fc_engine_skip()
+    if why:
+        pytest.skip(why)
+    eng = FcEngine(tmp_path_factory.mktemp("fcvm"), kernel_debs[0])
+    yield eng
+    eng.close()
+    assert eng.daemon.returncode == 0, eng.daemon.stderr.read()
+
+
+def vmm_pid(ctx, name):
+    return ctx.call("vm.show", {"name": name})["vmm"]["pid"]
+
+
+def test_vm_boots_and_serves_the_agent_through_firecracker(fc_engine):
+    """vm.c's boot waits (agent health, sshd) and agent calls run through
+    this driver and the fake's hybrid vsock."""
+    eng = fc_engine
+    eng.set_knobs()
+    vm = eng.ctx.call("vm.create", {"name": "fc-boot", "image": "tiny", "kernel": "k"})
+    assert vm["state"] == "running" and vm["driver"] == "firecracker"
+    pid = vm["vmm"]["pid"]
+    assert vm["vmm"]["agent"]["kind"] == "vsock_uds"
+    ports = eng.ctx.call("vm.ports", {"name": "fc-boot"})["ports"]
+    assert any(p["port"] == 22 for p in ports)
+    stats = eng.ctx.call("vm.stats", {"name": "fc-boot"})
+    assert stats["state"] == "running" and stats["guest_uptime_s"] >= 0
+    assert any(e.get("event") == "vsock" and e["accepted"] and e["pid"] == pid for e in eng.entries())
+    eng.ctx.call("vm.delete", {"name": "fc-boot"})
+    assert gone(pid, 5)
+
+
+def test_stop_reboots_the_guest_and_firecracker_exits(fc_engine):
+    """Issue 14, item 1: x86 Firecracker has no ACPI power-off. A guest that
+    powers off leaves the process running and ignores Ctrl-Alt-Del; only a
+    reset (reboot=k) ends it. Stop must not wait 30 s and SIGKILL."""
+    eng = fc_engine
+    eng.set_knobs()
+    eng.ctx.call("vm.create", {"name": "fc-stop", "image": "tiny", "kernel": "k"})
+    pid = vmm_pid(eng.ctx, "fc-stop")
+    t0 = time.time()
+    vm = eng.ctx.call("vm.stop", {"name": "fc-stop"})
+    took = time.time() - t0
+    assert vm["state"] == "stopped"
+    assert gone(pid, 5)
+    assert [e["reason"] for e in eng.exits(pid)] == ["guest reboot (i8042 reset, reboot=k)"], \
+        "firecracker did not exit by itself (killed?)"
+    assert took < 10, f"stop took {took:.1f} s"
+    ops = [e["op"] for e in eng.entries() if e.get("event") == "agent" and e["pid"] == pid]
+    assert ops == ["reboot"]
+    # and it boots again
+    vm = eng.ctx.call("vm.start", {"name": "fc-stop"})
+    assert vm["state"] == "running" and vm["vmm"]["pid"] != pid
+    eng.ctx.call("vm.delete", {"name": "fc-stop"})
