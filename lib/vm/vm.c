@@ -539,6 +539,10 @@ static int halt(bng_engine *e, json_t *vm, bool graceful, int sig)
 		if (rc && d->alive(state))
 			return rc;
 	}
+	/* the VMM is gone (or was already): the driver takes back what it
+	 * handed over (a jail's file ownership) and removes what it left */
+	if (d && json_is_object(state) && d->release)
+		d->release(state);
 	net_teardown(e, vm);
 	char *rdir = run_dir(e, vm);
 	bng_rm_rf(rdir);

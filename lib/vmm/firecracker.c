@@ -6,10 +6,16 @@
  * send against it (tests/integration/fake_firecracker.py).
  *
  * With BANGER_FIRECRACKER_JAILER=1 (root only, `jailer` next to the
- * firecracker binary) the VMM runs under the jailer: chroot at
- * <run_dir>/jail/<exe>/<id>/root holding hard links to the kernel, initrd and
- * disks, dropped to an unprivileged uid/gid (65534 unless
- * BANGER_FIRECRACKER_UID/GID say otherwise). */
+ * firecracker binary) the VMM runs under the jailer, dropped to an
+ * unprivileged uid/gid (65534 unless BANGER_FIRECRACKER_UID/GID say
+ * otherwise), chrooted at <dir of the writable disk>/jail/<exe>/<id>/root:
+ * on the images' filesystem, so the kernel, initrd and disks are hard links
+ * (a read-only file from another filesystem is reflinked or copied). That
+ * filesystem must not be nodev or noexec (checked at start and by doctor).
+ * <run_dir>/api.sock and vsock.sock link to the sockets in the jail. The
+ * writable disk (and restored snapshot files) belong to the jail's uid
+ * while the VMM runs and go back to their owner, and the jail goes, once it
+ * has stopped (shutdown, kill, release). */
 #include "firecracker.h"
 #include "../core/proc.h"
 
@@ -17,13 +23,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -381,10 +390,12 @@ typedef struct fc_vm {
 	const bng_vm_config *cfg;
 	char *binary;   /* absolute path of firecracker */
 	char *jailer;   /* absolute path of the jailer; NULL when not jailed */
-	char *jail_dir; /* <run_dir>/jail/<exe>/<id>: the jailer's, removed before each start */
+	char *jail_base;/* the jailer's --chroot-base-dir (see jail_base()) */
+	char *jail_dir; /* <jail_base>/<exe>/<id>: the jailer's, removed before each start and after each stop */
 	char *root;     /* Firecracker's files live here: run_dir, or jail_dir/root */
-	char *api_sock; /* host paths */
+	char *api_sock; /* host paths, always in run_dir (jailed: symlinks to the sockets in the jail) */
 	char *vsock;
+	json_t *owned;  /* jailed: files handed to the jail's uid, [{path, uid, gid, dev, ino}] to give back */
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
@@ -400,7 +411,9 @@ static void vm_free(fc_vm *vm)
 	api_close(&vm->api);
 	free(vm->binary);
 	free(vm->jailer);
+	free(vm->jail_base);
 	free(vm->jail_dir);
+	json_decref(vm->owned);
 	free(vm->root);
 	free(vm->api_sock);
 	free(vm->vsock);
@@ -426,6 +439,8 @@ static int check_sock_path(const char *path, const char *what)
 	return 0;
 }
 
+static int real_file(const char *path, char **out);
+
 static bool env_on(const char *name)
 {
 	const char *v = getenv(name);
@@ -438,6 +453,106 @@ static unsigned env_id(const char *name, unsigned dflt)
 	char *end = NULL;
 	unsigned long n = v && *v ? strtoul(v, &end, 10) : dflt;
 	return end && *end ? dflt : (unsigned)n;
+}
+
+/* Where the jails go: next to the VM's first writable disk (the VM's own
+ * state directory, on the images' filesystem), so the disks, kernel and
+ * initrd are hard links there (O(1), no EXDEV), and what the jailed VMM
+ * writes stays on that disk's filesystem. run_dir is often a tmpfs (/run)
+ * that shares no filesystem with the images. Without a writable disk:
+ * <run_dir>/jail (read-only files are copied in when they are elsewhere). */
+static char *jail_base(const bng_vm_config *cfg)
+{
+	for (int i = 0; i < cfg->ndisks; i++) {
+		char *disk = NULL;
+		if (cfg->disks[i].read_only || !cfg->disks[i].path || real_file(cfg->disks[i].path, &disk) != 0)
+			continue;
+		char *slash = strrchr(disk, '/');
+		char *base = bng_asprintf("%.*s/jail", (int)(slash - disk), disk);
+		free(disk);
+		return base;
+	}
+	bng_err_clear();
+	return bng_asprintf("%s/jail", cfg->run_dir);
+}
+
+/* Decodes mountinfo's octal escapes (\040 for a space) in place. */
+static void mountinfo_unescape(char *s)
+{
+	char *o = s;
+	for (char *i = s; *i; i++) {
+		if (i[0] == '\\' && i[1] >= '0' && i[1] <= '3' && i[2] >= '0' && i[2] <= '7' && i[3] >= '0' && i[3] <= '7') {
+			*o++ = (char)((i[1] - '0') * 64 + (i[2] - '0') * 8 + (i[3] - '0'));
+			i += 3;
+		} else {
+			*o++ = *i;
+		}
+	}
+	*o = '\0';
+}
+
+/* The mount point path is under (the longest mountinfo entry that prefixes
+ * it), for messages; NULL if unknown. */
+static char *mount_point_of(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return NULL;
+	char *line = NULL, *best = NULL;
+	size_t cap = 0, best_len = 0;
+	while (getline(&line, &cap, f) > 0) {
+		char *save = NULL, *mnt = NULL;
+		strtok_r(line, " ", &save);
+		for (int field = 2; field <= 5; field++)
+			mnt = strtok_r(NULL, " ", &save);
+		if (!mnt)
+			continue;
+		mountinfo_unescape(mnt);
+		size_t n = strlen(mnt);
+		bool under = strcmp(mnt, "/") == 0 || (strncmp(path, mnt, n) == 0 && (path[n] == '/' || path[n] == '\0'));
+		if (under && (n > best_len || !best)) {
+			free(best);
+			best = bng_strdup(mnt);
+			best_len = n;
+		}
+	}
+	free(line);
+	fclose(f);
+	return best;
+}
+
+int bng_firecracker_check_jail_fs(const char *dir)
+{
+	/* the jail may not exist yet: its nearest existing ancestor decides */
+	char *p = bng_strdup(dir);
+	struct statvfs sv;
+	while (statvfs(p, &sv) != 0) {
+		char *slash = strrchr(p, '/');
+		if (errno != ENOENT || !slash || slash == p) {
+			int e = errno;
+			int rc = bng_err_errno(bng_code_from_errno(e), e, "firecracker: cannot check the jail's filesystem at %s", p);
+			free(p);
+			return rc;
+		}
+		*slash = '\0';
+	}
+	int rc = 0;
+	if (sv.f_flag & (ST_NODEV | ST_NOEXEC)) {
+		char real[PATH_MAX];
+		char *mnt = mount_point_of(realpath(p, real) ? real : p);
+		bool nodev = sv.f_flag & ST_NODEV, noexec = sv.f_flag & ST_NOEXEC;
+		rc = bng_err(BANGER_EUNSUPPORTED,
+			     "firecracker: the jail %s would be on %s, mounted %s%s%s: the jailer makes /dev/kvm and "
+			     "/dev/net/tun in the jail and runs a copy of firecracker from it, and %s%s%s there; remount it "
+			     "without %s or keep banger's state directory (where the jails go) on another filesystem",
+			     dir, mnt ? mnt : "a filesystem", nodev ? "nodev" : "", nodev && noexec ? "," : "",
+			     noexec ? "noexec" : "", nodev ? "device nodes cannot be opened" : "",
+			     nodev && noexec ? " and " : "", noexec ? "nothing can be executed" : "",
+			     nodev && noexec ? "nodev,noexec" : nodev ? "nodev" : "noexec");
+		free(mnt);
+	}
+	free(p);
+	return rc;
 }
 
 /* Finds the binary and decides on the jailer; sets every path. */
@@ -486,14 +601,16 @@ static int vm_init(fc_vm *vm, const bng_vm_config *cfg, bng_op *op)
 		vm->uid = (uid_t)env_id("BANGER_FIRECRACKER_UID", FC_JAIL_ID);
 		vm->gid = (gid_t)env_id("BANGER_FIRECRACKER_GID", FC_JAIL_ID);
 		const char *exe_name = strrchr(vm->binary, '/') + 1;
-		vm->jail_dir = bng_asprintf("%s/jail/%s/%s", cfg->run_dir, exe_name, cfg->id);
+		vm->jail_base = jail_base(cfg);
+		vm->jail_dir = bng_asprintf("%s/%s/%s", vm->jail_base, exe_name, cfg->id);
 		vm->root = bng_asprintf("%s/root", vm->jail_dir);
+		vm->owned = json_array();
 	} else {
 		free(found);
 		vm->root = bng_strdup(cfg->run_dir);
 	}
-	vm->api_sock = host_path(vm, "api.sock");
-	vm->vsock = host_path(vm, "vsock.sock");
+	vm->api_sock = bng_asprintf("%s/api.sock", cfg->run_dir);
+	vm->vsock = bng_asprintf("%s/vsock.sock", cfg->run_dir);
 	int rc = check_sock_path(vm->api_sock, "API socket");
 	if (!rc)
 		rc = check_sock_path(vm->vsock, "vsock");
@@ -502,12 +619,81 @@ static int vm_init(fc_vm *vm, const bng_vm_config *cfg, bng_op *op)
 	return rc;
 }
 
+/* Copies a file across filesystems (a read-only file into the jail, a
+ * snapshot out of it): a reflink where the filesystem has them (O(1)),
+ * else a copy that keeps its holes (images are sparse). */
+static int copy_in(const char *src, const char *dst, mode_t mode)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return bng_err_errno(bng_code_from_errno(errno), errno, "firecracker: cannot open %s", src);
+	int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (out < 0) {
+		int e = errno;
+		close(in);
+		return bng_err_errno(bng_code_from_errno(e), e, "firecracker: cannot create %s", dst);
+	}
+	int rc = 0;
+	struct stat st;
+	if (ioctl(out, FICLONE, in) != 0) {
+		rc = fstat(in, &st) != 0 ? bng_err_errno(BANGER_EIO, errno, "firecracker: %s", src) : 0;
+		for (off_t data = 0; !rc && data < st.st_size;) {
+			data = lseek(in, data, SEEK_DATA);
+			if (data < 0)
+				break; /* only a hole is left (ENXIO) */
+			off_t hole = lseek(in, data, SEEK_HOLE);
+			if (hole < 0)
+				hole = st.st_size;
+			while (!rc && data < hole) {
+				char buf[1 << 16];
+				size_t want = hole - data < (off_t)sizeof(buf) ? (size_t)(hole - data) : sizeof(buf);
+				ssize_t n = pread(in, buf, want, data);
+				if (n <= 0 || pwrite(out, buf, (size_t)n, data) != n)
+					rc = bng_err_errno(BANGER_EIO, n < 0 ? errno : EIO, "firecracker: cannot copy %s to %s",
+							   src, dst);
+				else
+					data += n;
+			}
+		}
+		if (!rc && ftruncate(out, st.st_size) != 0)
+			rc = bng_err_errno(BANGER_EIO, errno, "firecracker: cannot copy %s to %s", src, dst);
+	}
+	close(in);
+	if (close(out) != 0 && !rc)
+		rc = bng_err_errno(BANGER_EIO, errno, "firecracker: cannot copy %s to %s", src, dst);
+	if (rc)
+		unlink(dst);
+	return rc;
+}
+
+/* Hands path to the jail's uid/gid, remembering its owner: release()
+ * gives it back once the VMM is gone. */
+static int hand_over(fc_vm *vm, const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return bng_err_errno(bng_code_from_errno(errno), errno, "firecracker: %s", path);
+	if (chown(path, vm->uid, vm->gid) != 0)
+		return bng_err_errno(BANGER_EPERM, errno, "firecracker: cannot hand %s to uid %u", path, (unsigned)vm->uid);
+	json_array_append_new(vm->owned, json_pack("{s:s, s:I, s:I, s:I, s:I}", "path", path, "uid",
+						   (json_int_t)st.st_uid, "gid", (json_int_t)st.st_gid, "dev",
+						   (json_int_t)st.st_dev, "ino", (json_int_t)st.st_ino));
+	return 0;
+}
+
+/* How Firecracker uses a file: reads it (kernel, initrd, a read-only disk:
+ * a copy does when it cannot be linked, and it must already be readable
+ * to the jail's uid), writes it (a writable disk: only the file itself
+ * will do, handed to the jail's uid), or reads one that is ours alone
+ * (snapshot files: handed over while the VM runs, copied if need be). */
+typedef enum { FC_READ, FC_WRITE, FC_READ_OURS } fc_use;
+
 /* Makes a host file visible to Firecracker under name: its own path, or a
- * hard link in the jail (a copy would cost the image's size; the jail lives
- * under run_dir, which must share the images' filesystem). Jailed, a
- * writable file is handed to the jail's uid; a read-only one must be
- * readable by it already. *out is the path to give Firecracker. */
-static int expose(fc_vm *vm, const char *src, const char *name, bool writable, char **out)
+ * hard link in the jail (the jail shares the images' filesystem, see
+ * jail_base()), a copy for a file read from elsewhere. What is handed to
+ * the jail's uid is recorded and given back by release(). *out is the
+ * path to give Firecracker. */
+static int expose(fc_vm *vm, const char *src, const char *name, fc_use use, char **out)
 {
 	*out = NULL;
 	if (!vm->jailer) {
@@ -516,17 +702,31 @@ static int expose(fc_vm *vm, const char *src, const char *name, bool writable, c
 	}
 	char *dst = host_path(vm, name);
 	int rc = 0;
+	bool copied = false;
 	struct stat st;
 	if (link(src, dst) != 0) {
 		int e = errno;
-		rc = e == EXDEV ? bng_err(BANGER_EUNSUPPORTED,
-					  "firecracker: the jailer needs %s hard-linked into %s, but they are on different "
-					  "filesystems: keep banger's state and runtime directories on one filesystem",
-					  src, vm->root)
-				: bng_err_errno(bng_code_from_errno(e), e, "firecracker: cannot link %s into the jail", src);
-	} else if (writable && chown(dst, vm->uid, vm->gid) != 0) {
-		rc = bng_err_errno(BANGER_EPERM, errno, "firecracker: cannot hand %s to uid %u", src, (unsigned)vm->uid);
-	} else if (!writable && stat(dst, &st) == 0 && st.st_uid != vm->uid && !(st.st_mode & S_IROTH)) {
+		if (e == EXDEV && use != FC_WRITE) {
+			rc = copy_in(src, dst, use == FC_READ_OURS ? 0400 : 0444);
+			copied = true;
+		} else if (e == EXDEV) {
+			rc = bng_err(BANGER_EUNSUPPORTED,
+				     "firecracker: the jailer needs the writable disk %s in the jail %s, but they are on "
+				     "different filesystems and a copy would not keep the guest's writes: keep the disk on the "
+				     "jail's filesystem", src, vm->root);
+		} else {
+			rc = bng_err_errno(bng_code_from_errno(e), e, "firecracker: cannot link %s into the jail", src);
+		}
+	}
+	if (rc) {
+		/* nothing to add */
+	} else if (copied) {
+		if (use == FC_READ_OURS && chown(dst, vm->uid, vm->gid) != 0)
+			rc = bng_err_errno(BANGER_EPERM, errno, "firecracker: cannot hand %s to uid %u", dst,
+					   (unsigned)vm->uid);
+	} else if (use != FC_READ) {
+		rc = hand_over(vm, src);
+	} else if (stat(dst, &st) == 0 && st.st_uid != vm->uid && !(st.st_mode & S_IROTH)) {
 		rc = bng_err(BANGER_EPERM, "firecracker: the jailed VMM (uid %u) cannot read %s: make it world-readable",
 			     (unsigned)vm->uid, src);
 	}
@@ -589,11 +789,23 @@ static int prepare_dir(fc_vm *vm)
 				     vm->vsock);
 	if (!vm->jailer)
 		return 0;
-	int rc = bng_rm_rf(vm->jail_dir);
+	int rc = bng_firecracker_check_jail_fs(vm->jail_dir);
+	if (!rc)
+		rc = bng_rm_rf(vm->jail_dir);
 	if (!rc)
 		rc = bng_mkdir_p(vm->root, 0700);
 	if (!rc && chown(vm->root, vm->uid, vm->gid) != 0)
 		rc = bng_err_errno(BANGER_EPERM, errno, "firecracker: cannot hand %s to uid %u", vm->root, (unsigned)vm->uid);
+	/* the host reaches the jail's sockets through run_dir: short paths
+	 * (sun_path has 107 bytes) wherever the jail is */
+	const char *socks[2][2] = {{vm->api_sock, "api.sock"}, {vm->vsock, "vsock.sock"}};
+	for (int i = 0; !rc && i < 2; i++) {
+		char *target = host_path(vm, socks[i][1]);
+		if (symlink(target, socks[i][0]) != 0)
+			rc = bng_err_errno(bng_code_from_errno(errno), errno, "firecracker: cannot link %s to %s", socks[i][0],
+					   target);
+		free(target);
+	}
 	return rc;
 }
 
@@ -681,7 +893,7 @@ static int launch(fc_vm *vm, bng_op *op)
 {
 	const bng_vm_config *cfg = vm->cfg;
 	char *api_arg = vmm_path(vm, "api.sock");
-	char *run_base = vm->jailer ? bng_asprintf("%s/jail", cfg->run_dir) : NULL;
+	char *run_base = vm->jail_base;
 	char uid[16], gid[16];
 	snprintf(uid, sizeof(uid), "%u", (unsigned)vm->uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)vm->gid);
@@ -693,7 +905,6 @@ static int launch(fc_vm *vm, bng_op *op)
 	char *plain[] = {vm->binary, "--api-sock", api_arg, "--id", (char *)cfg->id, NULL};
 	int rc = spawn(vm, vm->jailer ? jailed : plain);
 	free(api_arg);
-	free(run_base);
 	if (rc)
 		return rc;
 	bng_op_event(op, json_pack("{s:s,s:i}", "stage", "vmm", "pid", (int)vm->pid)); /* exec'd */
@@ -737,7 +948,37 @@ static int setup_logging(fc_vm *vm)
 	return rc;
 }
 
-/* Kills a VMM that failed to come up, and its sockets; keeps the error. */
+/* Gives files handed to the jail's uid back to their owners (the same
+ * file only: a path replaced since is left alone). */
+static void give_back(json_t *owned)
+{
+	size_t i;
+	json_t *o;
+	json_array_foreach(owned, i, o) {
+		const char *path = json_string_value(json_object_get(o, "path"));
+		struct stat st;
+		if (!path || stat(path, &st) != 0 || (json_int_t)st.st_dev != json_integer_value(json_object_get(o, "dev")) ||
+		    (json_int_t)st.st_ino != json_integer_value(json_object_get(o, "ino")))
+			continue;
+		if (chown(path, (uid_t)json_integer_value(json_object_get(o, "uid")),
+			  (gid_t)json_integer_value(json_object_get(o, "gid"))) != 0)
+			continue; /* best effort: the next start hands it over again anyway */
+	}
+}
+
+/* Removes a jail <base>/<exe>/<id> (its hard links, copies, device nodes
+ * and sockets) once its VMM is gone; the jailer never cleans up. */
+static void remove_jail(const char *jail_dir, const char *jail_root)
+{
+	/* only what this driver made: <jail_dir>/root was the chroot */
+	char *root = jail_dir ? bng_asprintf("%s/root", jail_dir) : NULL;
+	if (root && jail_root && strcmp(root, jail_root) == 0 && strstr(jail_dir, "/jail/"))
+		bng_rm_rf(jail_dir);
+	free(root);
+}
+
+/* Kills a VMM that failed to come up, and its sockets and jail; gives
+ * back what it was handed; keeps the error. */
 static void abandon(fc_vm *vm)
 {
 	if (vm->pid <= 0)
@@ -748,6 +989,14 @@ static void abandon(fc_vm *vm)
 	}
 	unlink(vm->api_sock);
 	unlink(vm->vsock);
+	if (vm->jailer) {
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "%s", banger_error_last());
+		int code = banger_error_last_code();
+		give_back(vm->owned);
+		remove_jail(vm->jail_dir, vm->root);
+		bng_err(code, "%s", msg);
+	}
 }
 
 static json_t *make_state(const fc_vm *vm)
@@ -761,8 +1010,11 @@ static json_t *make_state(const fc_vm *vm)
 	 * jail's mount namespace when jailed): alive() compares it verbatim */
 	if (st && exe)
 		json_object_set_new(st, "exe", json_string(exe));
-	if (st && vm->jailer)
+	if (st && vm->jailer) {
 		json_object_set_new(st, "jail_root", json_string(vm->root));
+		json_object_set_new(st, "jail_dir", json_string(vm->jail_dir));
+		json_object_set(st, "owned", vm->owned);
+	}
 	free(exe);
 	return st;
 }
@@ -874,9 +1126,9 @@ static int configure(fc_vm *vm, const char *kernel, const char *initrd)
 			      json_pack("{s:i, s:i, s:b}", "vcpu_count", cfg->vcpus, "mem_size_mib", cfg->mem_mib, "smt", 0),
 			      FC_REQ_MS);
 	if (!rc)
-		rc = expose(vm, kernel, "vmlinux", false, &k_arg);
+		rc = expose(vm, kernel, "vmlinux", FC_READ, &k_arg);
 	if (!rc && initrd)
-		rc = expose(vm, initrd, "initrd.img", false, &i_arg);
+		rc = expose(vm, initrd, "initrd.img", FC_READ, &i_arg);
 	if (!rc) {
 		args = cfg->cmdline && *cfg->cmdline ? bng_asprintf("%s %s", FC_BOOT_ARGS, cfg->cmdline)
 						     : bng_strdup(FC_BOOT_ARGS);
@@ -891,7 +1143,7 @@ static int configure(fc_vm *vm, const char *kernel, const char *initrd)
 		snprintf(path, sizeof(path), "/drives/%s", id);
 		rc = real_file(cfg->disks[i].path, &disk);
 		if (!rc)
-			rc = expose(vm, disk, id, !cfg->disks[i].read_only, &d_arg);
+			rc = expose(vm, disk, id, cfg->disks[i].read_only ? FC_READ : FC_WRITE, &d_arg);
 		/* not a root device: banger's initramfs mounts the disks */
 		if (!rc)
 			rc = api_send(&vm->api, "PUT", path,
@@ -960,6 +1212,8 @@ typedef struct fc_ref {
 	const char *vsock;
 	const char *exe;
 	const char *jail_root;
+	const char *jail_dir;
+	json_t *owned;
 } fc_ref;
 
 static int parse_state(json_t *state, fc_ref *r)
@@ -970,6 +1224,8 @@ static int parse_state(json_t *state, fc_ref *r)
 	r->vsock = json_string_value(json_object_get(json_object_get(state, "agent"), "path"));
 	r->exe = json_string_value(json_object_get(state, "exe"));
 	r->jail_root = json_string_value(json_object_get(state, "jail_root"));
+	r->jail_dir = json_string_value(json_object_get(state, "jail_dir"));
+	r->owned = json_object_get(state, "owned");
 	r->start_time = json_integer_value(json_object_get(state, "start_time"));
 	const char *driver = json_string_value(json_object_get(state, "driver"));
 	if (!json_is_integer(pid) || json_integer_value(pid) <= 1 || json_integer_value(pid) > INT_MAX || !r->sock ||
@@ -992,12 +1248,28 @@ static bool same_vmm(const fc_ref *r)
 	return same;
 }
 
-/* After the VMM is gone: its sockets would only mislead. */
+/* After the VMM is gone: its sockets would only mislead; what it was
+ * handed goes back to its owners (overlay.ext4 and restored snapshot files
+ * would stay the jail uid's for good), and its jail goes. */
 static void forget_sockets(const fc_ref *r)
 {
 	unlink(r->sock);
 	if (r->vsock)
 		unlink(r->vsock);
+	give_back(r->owned);
+	remove_jail(r->jail_dir, r->jail_root);
+}
+
+static int fc_release(json_t *state)
+{
+	fc_ref r;
+	int rc = parse_state(state, &r);
+	if (rc)
+		return rc;
+	if (same_vmm(&r))
+		return bng_err(BANGER_EBUSY, "firecracker (pid %d) still runs: stop the VM first", (int)r.pid);
+	forget_sockets(&r);
+	return 0;
 }
 
 static int ref_call(json_t *state, const char *method, const char *path, json_t *body, int timeout_ms)
@@ -1129,12 +1401,23 @@ static int fc_snapshot(json_t *state, const char *dir)
 			      FC_SNAPSHOT_MS);
 	for (int i = 1; !rc && i >= 0; i--) { /* memory first: vmstate marks a complete pair */
 		char *to = bng_asprintf("%s/%s", real, names[i]);
-		if (rename(partial[i], to) != 0)
-			rc = errno == EXDEV ? bng_err(BANGER_EUNSUPPORTED, "firecracker: cannot move the jailed snapshot "
-						      "%s to %s (another filesystem): snapshot into a directory on the "
-						      "runtime directory's filesystem", partial[i], real)
-					    : bng_err_errno(BANGER_EIO, errno, "firecracker: cannot move %s to %s",
-							    partial[i], to);
+		char *tmp = bng_asprintf("%s.partial", to);
+		if (rename(partial[i], to) == 0) {
+			/* the jailed VMM made it as its uid: the snapshot is ours */
+			if (r.jail_root && chown(to, geteuid(), getegid()) != 0)
+				rc = bng_err_errno(BANGER_EPERM, errno, "firecracker: cannot take %s back from the jail", to);
+		} else if (errno == EXDEV) { /* the jail is on another filesystem than dir */
+			unlink(tmp);
+			rc = copy_in(partial[i], tmp, 0600);
+			if (!rc && rename(tmp, to) != 0)
+				rc = bng_err_errno(BANGER_EIO, errno, "firecracker: cannot move %s to %s", tmp, to);
+			if (rc)
+				unlink(tmp);
+			unlink(partial[i]);
+		} else {
+			rc = bng_err_errno(BANGER_EIO, errno, "firecracker: cannot move %s to %s", partial[i], to);
+		}
+		free(tmp);
 		free(to);
 	}
 	if (rc)
@@ -1185,15 +1468,15 @@ static int fc_restore(const bng_vm_config *cfg, const char *dir, bng_op *op, jso
 	if (!rc)
 		rc = setup_logging(&vm);
 	if (!rc)
-		rc = expose(&vm, snap, SNAP_STATE, true, &s_arg);
+		rc = expose(&vm, snap, SNAP_STATE, FC_READ_OURS, &s_arg);
 	if (!rc)
-		rc = expose(&vm, mem, SNAP_MEM, true, &m_arg);
+		rc = expose(&vm, mem, SNAP_MEM, FC_READ_OURS, &m_arg);
 	for (int i = 0; !rc && vm.jailer && i < cfg->ndisks; i++) {
 		char id[8], *disk = NULL, *ignored = NULL;
 		snprintf(id, sizeof(id), "vd%c", 'a' + i);
 		rc = real_file(cfg->disks[i].path, &disk);
 		if (!rc)
-			rc = expose(&vm, disk, id, !cfg->disks[i].read_only, &ignored);
+			rc = expose(&vm, disk, id, cfg->disks[i].read_only ? FC_READ : FC_WRITE, &ignored);
 		free(disk);
 		free(ignored);
 	}
@@ -1246,4 +1529,5 @@ const bng_vmm_driver bng_vmm_firecracker = {
 	.snapshot = fc_snapshot,
 	.restore = fc_restore,
 	.alive = fc_alive,
+	.release = fc_release,
 };

@@ -76,6 +76,12 @@ typedef struct bng_vmm_driver {
 	 * firecracker answers from the process alone: its one API thread may be
 	 * busy for minutes (a snapshot) and the VM is not dead for it. */
 	bool (*alive)(json_t *state);
+	/* Once the VMM is gone (stopped, killed, or found dead): gives back what
+	 * start/restore handed to it (jailed firecracker: file ownership) and
+	 * removes what it left (sockets, the jail). BANGER_EBUSY while the VMM
+	 * runs; idempotent. NULL: nothing to do. shutdown and kill do it
+	 * themselves when the VMM goes. */
+	int (*release)(json_t *state);
 } bng_vmm_driver;
 
 /* The drivers, one file each (vmm.c lists them for bng_vmm_driver_get). */

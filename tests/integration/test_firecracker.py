@@ -790,14 +790,19 @@ def jailed(vm, tmp_path):
 def test_jailed_start_snapshot_restore(jailed, tmp_path):
     vm = jailed
     vm.start()
-    root = vm.run / "jail" / FAKE.name / "vm1" / "root"
-    assert vm.state["control_socket"] == str(root / "api.sock")
-    assert vm.state["agent"]["path"] == str(root / "vsock.sock")
+    # the jail is next to the writable disk (the VM's state dir, the images' filesystem), not in run_dir
+    root = tmp_path / "jail" / FAKE.name / "vm1" / "root"
     assert vm.state["jail_root"] == str(root)
+    assert vm.state["jail_dir"] == str(root.parent)
+    # the host reaches the jail's sockets through short links in run_dir
+    assert vm.state["control_socket"] == str(vm.run / "api.sock")
+    assert vm.state["agent"]["path"] == str(vm.run / "vsock.sock")
+    assert os.readlink(vm.run / "api.sock") == str(root / "api.sock") and (root / "api.sock").is_socket()
+    assert os.readlink(vm.run / "vsock.sock") == str(root / "vsock.sock") and (root / "vsock.sock").is_socket()
     (jail,) = [json.loads(line) for line in vm.jailer_log.read_text().splitlines()]
     assert jail["pid"] == vm.state["pid"]  # the jailer execs firecracker in place
     assert jail["args"] == ["--id", "vm1", "--exec-file", str(FAKE), "--uid", str(JAIL_ID), "--gid", str(JAIL_ID),
-                            "--chroot-base-dir", str(vm.run / "jail"), "--", "--api-sock", "/api.sock"]
+                            "--chroot-base-dir", str(tmp_path / "jail"), "--", "--api-sock", "/api.sock"]
     assert_all_valid(vm)
     assert vm.calls() == START_SEQUENCE
     # Firecracker sees paths inside its chroot
@@ -810,11 +815,16 @@ def test_jailed_start_snapshot_restore(jailed, tmp_path):
     assert vm.body("PUT /vsock")["uds_path"] == "/vsock.sock"
     # hard links, not copies; the writable disk and the jail root belong to the jail's uid
     kdir = Path(vm.config["kernel_dir"])
+    overlay = Path(vm.config["disks"][1]["path"])
     assert (root / "vmlinux").stat().st_ino == (kdir / "vmlinux").stat().st_ino
     assert (root / "vda").stat().st_ino == Path(vm.config["disks"][0]["path"]).stat().st_ino
-    assert (root / "vdb").stat().st_uid == JAIL_ID
+    assert (root / "vdb").stat().st_ino == overlay.stat().st_ino and overlay.stat().st_uid == JAIL_ID
     assert Path(vm.config["disks"][0]["path"]).stat().st_uid == 0  # read-only base: untouched
     assert root.stat().st_uid == JAIL_ID and (root / "firecracker.log").stat().st_uid == JAIL_ID
+    # the fake jailer made the device nodes, and runs the copy in the jail
+    assert (root / "dev" / "kvm").is_char_device() and (root / "dev" / "kvm").stat().st_uid == JAIL_ID
+    with open(f"/proc/{vm.state['pid']}/cmdline", "rb") as f:
+        assert f.read().split(b"\0")[1] == b"./" + FAKE.name.encode()
     assert vm.alive()
 
     snap = tmp_path / "snap"
@@ -823,7 +833,12 @@ def test_jailed_start_snapshot_restore(jailed, tmp_path):
     assert vm.body("PUT /snapshot/create") == {"snapshot_type": "Full", "snapshot_path": "/vmstate.partial",
                                                "mem_file_path": "/memory.partial"}
     assert sorted(p.name for p in snap.iterdir()) == ["memory", "vmstate"]
+    assert {(snap / n).stat().st_uid for n in ("memory", "vmstate")} == {0}  # taken back from the jail's uid
     assert vm.call("kill").returncode == 0
+    # issue 14, item 2: the VM is gone, its disk is ours again and its jail is gone
+    assert overlay.stat().st_uid == 0
+    assert not root.parent.exists()
+    assert not (vm.run / "api.sock").exists() and not os.path.islink(vm.run / "api.sock")
 
     vm.log.unlink()
     vm.restore(snap)
@@ -833,8 +848,103 @@ def test_jailed_start_snapshot_restore(jailed, tmp_path):
         "resume_vm": True, "vsock_override": {"uds_path": "/vsock.sock"},
         "network_overrides": [{"iface_id": "eth0", "host_dev_name": "tap-fc0"}]}
     assert vm.alive()
+    assert (snap / "memory").stat().st_uid == JAIL_ID and overlay.stat().st_uid == JAIL_ID  # handed over ...
     assert vm.call("kill").returncode == 0
     assert not vm.alive()
+    assert {(snap / n).stat().st_uid for n in ("memory", "vmstate")} == {0} and overlay.stat().st_uid == 0  # ... back
+    assert not root.parent.exists()
+
+
+@needs_tool
+def test_jailed_with_runtime_dir_and_kernel_on_other_filesystems(jailed, tmp_path):
+    """As root the runtime dir is /run/banger (a tmpfs) and the images live
+    in the state dir: hard links from one to the other fail (EXDEV). The
+    jail goes on the disks' filesystem; a read-only file from elsewhere (the
+    kernel here) is copied in."""
+    vm = jailed
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the test's tmp dir")
+    other = Path(tempfile.mkdtemp(prefix="fcx-", dir=shm))
+    try:
+        run, kdir = other / "run", other / "kernel"
+        run.mkdir(mode=0o700)
+        shutil.copytree(vm.config["kernel_dir"], kdir)
+        vm.run = run
+        vm.start(run_dir=str(run), kernel_dir=str(kdir))
+        root = Path(vm.state["jail_root"])
+        assert root.stat().st_dev == tmp_path.stat().st_dev
+        assert (root / "vmlinux").stat().st_ino != (kdir / "vmlinux").stat().st_ino  # a copy ...
+        assert (root / "vmlinux").read_bytes() == (kdir / "vmlinux").read_bytes()  # ... of the same bytes
+        assert (root / "vdb").stat().st_ino == Path(vm.config["disks"][1]["path"]).stat().st_ino
+        assert vm.alive()
+        assert vm.call("kill").returncode == 0
+        assert not root.exists()
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
+
+
+@needs_tool
+@pytest.mark.parametrize("flags", ["nodev", "noexec"])
+def test_jail_on_nodev_or_noexec_filesystem_is_refused(jailed, tmp_path, flags):
+    """The jailer makes /dev/kvm and /dev/net/tun in the jail and execs a copy
+    of firecracker there: a nodev or noexec filesystem breaks them far from the
+    cause. Start refuses it up front, naming the mount."""
+    vm = jailed
+    mnt = Path(tempfile.mkdtemp(prefix="fcn-", dir="/tmp"))  # short: the old layout put sockets in the jail
+    files = {"rootfs.ext4", "overlay.ext4"}
+    script = (f"mount -t tmpfs -o {flags} tmpfs {mnt} && cp -a {tmp_path / 'kernel'} {mnt}/ && "
+              + " && ".join(f"cp {tmp_path / f} {mnt}/{f}" for f in files) + ' && exec "$@"')
+    config = vm.write_config(kernel_dir=str(mnt / "kernel"), run_dir=str(mnt),
+                             disks=[{"path": str(mnt / "rootfs.ext4"), "read_only": True},
+                                    {"path": str(mnt / "overlay.ext4"), "read_only": False}])
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "fc-tool",
+                        str(FC_TOOL), "start", str(config)], capture_output=True, text=True, timeout=60,
+                       env={**child_env(), **vm.env})
+    try:
+        assert r.returncode == 1, r.stdout
+        assert "EUNSUPPORTED" in r.stderr and f"mounted {flags}" in r.stderr and str(mnt) in r.stderr, r.stderr
+        assert not vm.jailer_log.exists(), "the jailer ran anyway"
+    finally:
+        if r.returncode == 0:
+            os.kill(json.loads(r.stdout)["pid"], 9)
+        mnt.rmdir()  # the tmpfs was the namespace's; here it is an empty dir
+
+
+def test_doctor_checks_the_jail_filesystem(tmp_path):
+    """doctor: with BANGER_FIRECRACKER_JAILER=1 the VMs' state dirs (where the
+    jails go) must not be nodev or noexec."""
+    if os.geteuid() != 0:
+        pytest.skip("the jailer needs root")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "firecracker").symlink_to(FAKE)
+    (bindir / "jailer").symlink_to(FAKE_JAILER)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.toml").write_text(f'firecracker_bin = "{bindir / "firecracker"}"\n')
+    mnt = Path(tempfile.mkdtemp(prefix="fcd-", dir="/tmp"))
+    env = {**child_env(), "BANGER_CONFIG_DIR": str(tmp_path / "config"), "BANGER_STATE_DIR": str(mnt / "state"),
+           "BANGER_CACHE_DIR": str(tmp_path / "cache"), "BANGER_RUNTIME_DIR": str(tmp_path / "run"),
+           "BANGER_URI": f"local:{mnt / 'state'}", "BANGER_FIRECRACKER_JAILER": "1"}
+    banger_cli = BUILD / "tools" / "banger" / "banger"
+
+    def jailer_check(flags):
+        mount = f"mount -t tmpfs -o {flags} tmpfs {mnt} && " if flags else ""
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                            mount + 'exec "$@"', "doctor", str(banger_cli), "doctor", "--json"],
+                           capture_output=True, text=True, env=env, timeout=120)
+        return next(c for c in json.loads(r.stdout)["checks"] if c["name"] == "jailer")
+
+    try:
+        ok = jailer_check(None)
+        assert ok["status"] == "PASS" and str(bindir / "jailer") in ok["detail"], ok
+        for flags in ("nodev", "noexec"):
+            bad = jailer_check(flags)
+            assert bad["status"] == "FAIL" and f"mounted {flags}" in bad["detail"] and str(mnt) in bad["detail"], bad
+        env.pop("BANGER_FIRECRACKER_JAILER")
+        assert jailer_check("nodev")["status"] == "PASS"  # not used: nothing to check
+    finally:
+        shutil.rmtree(mnt, ignore_errors=True)
 
 
 @needs_tool
@@ -1063,3 +1173,36 @@ def test_stop_reboots_the_guest_and_firecracker_exits(fc_engine):
     vm = eng.ctx.call("vm.start", {"name": "fc-stop"})
     assert vm["state"] == "running" and vm["vmm"]["pid"] != pid
     eng.ctx.call("vm.delete", {"name": "fc-stop"})
+
+
+@pytest.fixture(scope="module")
+def fc_jailed_engine(tmp_path_factory, kernel_debs):  # noqa: F811
+    why = fc_engine_skip()
+    if why:
+        pytest.skip(why)
+    eng = FcEngine(tmp_path_factory.mktemp("fcjail"), kernel_debs[0], jailed=True)
+    yield eng
+    eng.close()
+    assert eng.daemon.returncode == 0, eng.daemon.stderr.read()
+
+
+def test_jailed_vm_gets_its_disk_back_when_it_stops(fc_jailed_engine):
+    """Issue 14, item 2, through vm.c: the jail is in the VM's own directory
+    (the images' filesystem; the runtime dir holds only socket links), the
+    overlay is the jail uid's while the VM runs and ours again once it
+    stops, and the jail is gone."""
+    eng = fc_jailed_engine
+    eng.set_knobs()
+    vm = eng.ctx.call("vm.create", {"name": "fc-jail", "image": "tiny", "kernel": "k"})
+    vmdir = Path(eng.env["BANGER_STATE_DIR"]) / "vms" / vm["id"]
+    overlay = vmdir / "overlay.ext4"
+    jail = Path(vm["vmm"]["jail_dir"])
+    assert jail.parent.parent == vmdir / "jail" and jail.is_dir()
+    assert overlay.stat().st_uid == JAIL_ID
+    eng.ctx.call("vm.stop", {"name": "fc-jail"})
+    assert overlay.stat().st_uid == 0
+    assert not jail.exists()
+    vm = eng.ctx.call("vm.start", {"name": "fc-jail"})
+    assert vm["state"] == "running" and overlay.stat().st_uid == JAIL_ID
+    eng.ctx.call("vm.delete", {"name": "fc-jail"})
+    assert not vmdir.exists()
