@@ -540,11 +540,13 @@ static int halt(bng_engine *e, json_t *vm, bool graceful, int sig)
 			return rc;
 	}
 	/* the VMM is gone (or was already): the driver takes back what it
-	 * handed over (a jail's file ownership) and removes what it left */
+	 * handed over (a jail's file ownership) and removes what it left;
+	 * any VMM still running for this VM is one nobody recorded */
 	if (d && json_is_object(state) && d->release)
 		d->release(state);
-	net_teardown(e, vm);
 	char *rdir = run_dir(e, vm);
+	bng_vmm_kill_strays(S(vm, "id"), rdir);
+	net_teardown(e, vm);
 	bng_rm_rf(rdir);
 	free(rdir);
 	return vm_update(e, vm, json_pack("{s:s}", "state", "stopped"));

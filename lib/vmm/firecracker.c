@@ -20,6 +20,7 @@
 #include "../core/proc.h"
 
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -33,6 +34,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -52,6 +54,7 @@
 #define FC_KILL_WAIT_MS 10000
 #define FC_JAIL_ID 65534          /* nobody/nogroup */
 #define FC_BOOT_ARGS "console=ttyS0 reboot=k panic=1"
+#define FC_LOG_MAX (4 << 20)     /* firecracker.log and .metrics are rotated past this (BANGER_FIRECRACKER_LOG_MAX) */
 
 /* ---- the process: /proc facts that survive a daemon restart ---- */
 
@@ -213,6 +216,95 @@ static char *fc_exit_reason(const char *path, off_t offset, const char *id)
 		}
 	}
 	return reason;
+}
+
+/* ---- its log and metrics: rotated, never unbounded ---- */
+
+/* Firecracker opens its log and metrics files read-write without O_APPEND
+ * and writes them for as long as it runs (a metrics line a minute, forever).
+ * Truncating such a file would only move its writes past a hole. So once
+ * it has opened them, the driver sets O_APPEND on its open file description
+ * (a duplicate taken with pidfd_getfd shares it); then a truncated file
+ * really starts again at 0. Best effort: without it (an old kernel, no
+ * ptrace rights) a truncated file is sparse, its disk use still capped. */
+static void append_mode(pid_t pid, const char *path)
+{
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
+	struct stat want;
+	if (pid <= 0 || stat(path, &want) != 0)
+		return;
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return;
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		char *end;
+		long fd = strtol(de->d_name, &end, 10);
+		struct stat st;
+		char link[384];
+		snprintf(link, sizeof(link), "%s/%s", dir, de->d_name);
+		if (*end || fd < 0 || stat(link, &st) != 0 || st.st_dev != want.st_dev || st.st_ino != want.st_ino)
+			continue;
+		int dup = (int)syscall(SYS_pidfd_getfd, pidfd, (int)fd, 0);
+		if (dup < 0)
+			continue;
+		int flags = fcntl(dup, F_GETFL);
+		if (flags >= 0 && !(flags & O_APPEND))
+			fcntl(dup, F_SETFL, flags | O_APPEND);
+		close(dup);
+	}
+	if (d)
+		closedir(d);
+	close(pidfd);
+#else
+	(void)pid;
+	(void)path;
+#endif
+}
+
+static off_t log_max(void)
+{
+	const char *v = getenv("BANGER_FIRECRACKER_LOG_MAX");
+	char *end = NULL;
+	long long n = v && *v ? strtoll(v, &end, 10) : 0;
+	return n > 0 && end && !*end ? (off_t)n : FC_LOG_MAX;
+}
+
+/* Rotates path once it has grown past the cap: its content goes to
+ * <path>.1 (the one before is dropped) and the file starts again empty
+ * (copy-and-truncate: Firecracker keeps its descriptor). */
+static void rotate_if_big(const char *path)
+{
+	struct stat st;
+	off_t max = log_max();
+	if (!path || stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= max)
+		return;
+	char *old = bng_asprintf("%s.1", path), *tmp = bng_asprintf("%s.1.tmp", path);
+	int in = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int out = in >= 0 ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
+	bool ok = in >= 0 && out >= 0;
+	/* the newest max bytes are what is worth keeping, from a line's start */
+	off_t from = st.st_size > max ? st.st_size - max : 0;
+	char buf[1 << 16];
+	ssize_t got = ok && from > 0 ? pread(in, buf, sizeof(buf), from) : 0;
+	char *nl = got > 0 ? memchr(buf, '\n', (size_t)got) : NULL;
+	if (nl)
+		from += nl - buf + 1;
+	for (ssize_t n; ok && (n = pread(in, buf, sizeof(buf), from)) != 0; from += n)
+		ok = n > 0 && write(out, buf, (size_t)n) == n;
+	if (in >= 0)
+		close(in);
+	if (out >= 0 && close(out) != 0)
+		ok = false;
+	if (ok && rename(tmp, old) == 0)
+		ok = truncate(path, 0) == 0;
+	else
+		unlink(tmp);
+	free(old);
+	free(tmp);
 }
 
 /* ---- the REST client ---- */
@@ -440,6 +532,7 @@ static int check_sock_path(const char *path, const char *what)
 }
 
 static int real_file(const char *path, char **out);
+static void kill_vmms_of(const char *id, const char *api, const char *jail_root, const char *base);
 
 static bool env_on(const char *name)
 {
@@ -787,6 +880,10 @@ static int prepare_dir(fc_vm *vm)
 	if (unlink(vm->vsock) != 0 && errno != ENOENT)
 		return bng_err_errno(bng_code_from_errno(errno), errno, "firecracker: cannot remove the stale socket %s",
 				     vm->vsock);
+	/* a VMM of this VM that nobody recorded (its runtime dir, with the
+	 * socket, may have been wiped) must not keep running, nor have its
+	 * jail removed from under it */
+	kill_vmms_of(vm->cfg->id, vm->api_sock, vm->jailer ? vm->root : NULL, vm->jail_base);
 	if (!vm->jailer)
 		return 0;
 	int rc = bng_firecracker_check_jail_fs(vm->jail_dir);
@@ -945,6 +1042,13 @@ static int setup_logging(fc_vm *vm)
 		rc = api_send(&vm->api, "PUT", "/metrics", json_pack("{s:s}", "metrics_path", metrics), FC_REQ_MS);
 	free(log);
 	free(metrics);
+	if (!rc) { /* Firecracker has them open now */
+		char *paths[2] = {host_path(vm, "firecracker.log"), host_path(vm, "firecracker.metrics")};
+		for (int i = 0; i < 2; i++) {
+			append_mode(vm->pid, paths[i]);
+			free(paths[i]);
+		}
+	}
 	return rc;
 }
 
@@ -1010,6 +1114,12 @@ static json_t *make_state(const fc_vm *vm)
 	 * jail's mount namespace when jailed): alive() compares it verbatim */
 	if (st && exe)
 		json_object_set_new(st, "exe", json_string(exe));
+	if (st) {
+		char *log = host_path(vm, "firecracker.log"), *metrics = host_path(vm, "firecracker.metrics");
+		json_object_set_new(st, "log_files", json_pack("[s, s]", log, metrics));
+		free(log);
+		free(metrics);
+	}
 	if (st && vm->jailer) {
 		json_object_set_new(st, "jail_root", json_string(vm->root));
 		json_object_set_new(st, "jail_dir", json_string(vm->jail_dir));
@@ -1144,12 +1254,16 @@ static int configure(fc_vm *vm, const char *kernel, const char *initrd)
 		rc = real_file(cfg->disks[i].path, &disk);
 		if (!rc)
 			rc = expose(vm, disk, id, cfg->disks[i].read_only ? FC_READ : FC_WRITE, &d_arg);
-		/* not a root device: banger's initramfs mounts the disks */
-		if (!rc)
-			rc = api_send(&vm->api, "PUT", path,
-				      json_pack("{s:s, s:s, s:b, s:b}", "drive_id", id, "path_on_host", d_arg,
-						"is_root_device", 0, "is_read_only", cfg->disks[i].read_only),
-				      FC_REQ_MS);
+		/* not a root device: banger's initramfs mounts the disks. A writable
+		 * one is Writeback: with Firecracker's default (Unsafe) a guest's
+		 * fsync never reaches the host's disk */
+		if (!rc) {
+			json_t *drive = json_pack("{s:s, s:s, s:b, s:b}", "drive_id", id, "path_on_host", d_arg,
+						  "is_root_device", 0, "is_read_only", cfg->disks[i].read_only);
+			if (drive && !cfg->disks[i].read_only)
+				json_object_set_new(drive, "cache_type", json_string("Writeback"));
+			rc = api_send(&vm->api, "PUT", path, drive, FC_REQ_MS);
+		}
 		free(disk);
 		free(d_arg);
 	}
@@ -1214,6 +1328,7 @@ typedef struct fc_ref {
 	const char *jail_root;
 	const char *jail_dir;
 	json_t *owned;
+	json_t *log_files;
 } fc_ref;
 
 static int parse_state(json_t *state, fc_ref *r)
@@ -1226,6 +1341,7 @@ static int parse_state(json_t *state, fc_ref *r)
 	r->jail_root = json_string_value(json_object_get(state, "jail_root"));
 	r->jail_dir = json_string_value(json_object_get(state, "jail_dir"));
 	r->owned = json_object_get(state, "owned");
+	r->log_files = json_object_get(state, "log_files");
 	r->start_time = json_integer_value(json_object_get(state, "start_time"));
 	const char *driver = json_string_value(json_object_get(state, "driver"));
 	if (!json_is_integer(pid) || json_integer_value(pid) <= 1 || json_integer_value(pid) > INT_MAX || !r->sock ||
@@ -1234,6 +1350,16 @@ static int parse_state(json_t *state, fc_ref *r)
 			       "it was not started by the firecracker driver");
 	r->pid = (pid_t)json_integer_value(pid);
 	return 0;
+}
+
+/* Keeps a running VMM's log and metrics under the cap: whenever banger
+ * looks at the VM (alive: vm list/show, start, reconcile; pause, resume,
+ * snapshot). */
+static void cap_logs(const fc_ref *r)
+{
+	size_t i;
+	json_t *f;
+	json_array_foreach(r->log_files, i, f) rotate_if_big(json_string_value(f));
 }
 
 static bool same_vmm(const fc_ref *r)
@@ -1285,6 +1411,7 @@ static int ref_call(json_t *state, const char *method, const char *path, json_t 
 		json_decref(body);
 		return bng_err(BANGER_ENOTFOUND, "firecracker (pid %d) is not running: start the VM again", (int)r.pid);
 	}
+	cap_logs(&r);
 	if (!(rc = api_open(&api, r.sock, NULL)))
 		rc = api_send(&api, method, path, body, timeout_ms);
 	else
@@ -1371,6 +1498,7 @@ static int fc_snapshot(json_t *state, const char *dir)
 		return bng_err(BANGER_EINVAL, "firecracker: snapshot needs a directory");
 	if (!same_vmm(&r))
 		return bng_err(BANGER_ENOTFOUND, "firecracker (pid %d) is not running: nothing to snapshot", (int)r.pid);
+	cap_logs(&r);
 	if ((rc = bng_mkdir_p(dir, 0700)) != 0)
 		return rc;
 	char real[PATH_MAX];
@@ -1440,7 +1568,10 @@ static int fc_snapshot(json_t *state, const char *dir)
 
 /* A fresh process loading dir's snapshot. Disks are found where they were
  * at snapshot time (jailed: the same names in the new jail); the vsock
- * socket and the tap follow cfg. */
+ * socket and the tap follow cfg. The guest's clock resumes at snapshot
+ * time: setting it needs a guest agent op that does not exist yet (the
+ * agent has health, ports, wait_sshd, sync, poweroff, reboot), so the
+ * caller cannot fix it through the agent either for now. */
 static int fc_restore(const bng_vm_config *cfg, const char *dir, bng_op *op, json_t **state)
 {
 	*state = NULL;
@@ -1508,13 +1639,134 @@ static int fc_restore(const bng_vm_config *cfg, const char *dir, bng_op *op, jso
 /* From the process alone (pid, start time, executable): Firecracker serves
  * its API on one thread, so a long request (a snapshot writing guest
  * memory) delays every other one, GET / included, and a busy VMM must not
- * look dead (its VM would be marked stopped and lose its tap). */
+ * look dead (its VM would be marked stopped and lose its tap). A live VMM's
+ * log and metrics get rotated here too: banger looks often. */
 static bool fc_alive(json_t *state)
 {
 	fc_ref r;
 	/* without its start time or executable recorded, the pid alone
 	 * proves nothing */
-	return parse_state(state, &r) == 0 && (r.start_time > 0 || r.exe) && same_vmm(&r);
+	if (parse_state(state, &r) != 0 || !(r.start_time > 0 || r.exe) || !same_vmm(&r))
+		return false;
+	cap_logs(&r);
+	return true;
+}
+
+/* Whether a process's root or cwd is the directory st describes: a jailed
+ * Firecracker's root is its chroot (the real jailer pivots into it; the
+ * fake one runs there). */
+static bool proc_dir_is(long pid, const char *which, const struct stat *st)
+{
+	char path[64];
+	struct stat p;
+	snprintf(path, sizeof(path), "/proc/%ld/%s", pid, which);
+	return stat(path, &p) == 0 && p.st_dev == st->st_dev && p.st_ino == st->st_ino;
+}
+
+/* A process's arguments (NUL-separated) as a NULL-terminated vector into
+ * *buf; NULL if it has none (a kernel thread) or is gone. */
+static char **proc_argv(long pid, char **buf)
+{
+	char path[64];
+	size_t len = 0;
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+	*buf = NULL;
+	if (bng_read_file(path, buf, &len) != 0 || len == 0) {
+		bng_err_clear();
+		free(*buf);
+		*buf = NULL;
+		return NULL;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++)
+		n += (*buf)[i] == '\0';
+	char **argv = calloc(n + 2, sizeof(*argv));
+	if (!argv)
+		return NULL;
+	size_t k = 0;
+	for (size_t i = 0; i < len && k <= n; i += strlen(*buf + i) + 1)
+		argv[k++] = *buf + i;
+	return argv;
+}
+
+static bool names_firecracker(const char *arg)
+{
+	const char *base = arg ? strrchr(arg, '/') : NULL;
+	return arg && strstr(base ? base + 1 : arg, "firecracker");
+}
+
+/* Kills the Firecracker processes of VM id that no state records. api is
+ * <run_dir>/api.sock, which an unjailed one names on its command line;
+ * jail_root, when known, is the chroot a jailed one runs in (its command
+ * line names no host path: "/firecracker --id <id> ... --api-sock
+ * /api.sock"), and base the --chroot-base-dir a jailer that has not exec'd
+ * yet names. Only processes whose program is firecracker (the jailer
+ * insists on the name) or the jailer, with this id where jailed, are
+ * considered. */
+static void kill_vmms_of(const char *id, const char *api, const char *jail_root, const char *base)
+{
+	struct stat jail;
+	bool jailed = jail_root && stat(jail_root, &jail) == 0 && S_ISDIR(jail.st_mode);
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		char *end, *buf;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end || pid <= 1 || pid == (long)getpid())
+			continue;
+		char **argv = proc_argv(pid, &buf);
+		if (!argv)
+			continue;
+		bool fc = names_firecracker(argv[0]) || (argv[0] && names_firecracker(argv[1]));
+		const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+		bool jailer = !strcmp(prog, "jailer");
+		bool stray = false, has_id = false, has_base = false;
+		for (int i = 0; argv[i] && argv[i + 1]; i++) {
+			has_id |= !strcmp(argv[i], "--id") && !strcmp(argv[i + 1], id);
+			has_base |= base && !strcmp(argv[i], "--chroot-base-dir") && !strcmp(argv[i + 1], base);
+			stray |= fc && !strcmp(argv[i], "--api-sock") && !strcmp(argv[i + 1], api);
+		}
+		if (jailed && fc && has_id && (proc_dir_is(pid, "root", &jail) || proc_dir_is(pid, "cwd", &jail)))
+			stray = true;
+		if (jailer && has_id && has_base)
+			stray = true;
+		if (stray)
+			kill((pid_t)pid, SIGKILL);
+		free(argv);
+		free(buf);
+	}
+	if (d)
+		closedir(d);
+}
+
+/* Strays of VM id after its recorded VMM is gone (the daemon died between
+ * spawning one and writing the VM's state): <run_dir>/api.sock names the
+ * unjailed one, or links into the jailed one's chroot
+ * (<base>/<exe>/<id>/root/api.sock). */
+static void fc_kill_strays(const char *id, const char *run_dir)
+{
+	if (!id || !run_dir)
+		return;
+	char *api = bng_asprintf("%s/api.sock", run_dir);
+	char target[PATH_MAX];
+	char *root = NULL, *base = NULL;
+	ssize_t n = readlink(api, target, sizeof(target) - 1);
+	if (n > 0) {
+		target[n] = '\0';
+		char *slash = strrchr(target, '/');
+		if (slash && strcmp(slash, "/api.sock") == 0) {
+			*slash = '\0';
+			root = bng_strdup(target);
+			for (int up = 0; up < 3 && (slash = strrchr(target, '/')); up++)
+				*slash = '\0';
+			if (slash)
+				base = bng_strdup(target);
+		}
+	}
+	kill_vmms_of(id, api, root, base);
+	free(root);
+	free(base);
+	free(api);
 }
 
 const bng_vmm_driver bng_vmm_firecracker = {
@@ -1530,4 +1782,5 @@ const bng_vmm_driver bng_vmm_firecracker = {
 	.restore = fc_restore,
 	.alive = fc_alive,
 	.release = fc_release,
+	.kill_strays = fc_kill_strays,
 };

@@ -51,3 +51,10 @@ int bng_vmm_snapshot(const bng_vmm_driver *d, json_t *state, const char *dir)
 		return bng_err(BANGER_EINVAL, "snapshot: no driver, VM state or directory");
 	return d->snapshot ? d->snapshot(state, dir) : unsupported(d, "snapshot");
 }
+
+void bng_vmm_kill_strays(const char *id, const char *run_dir)
+{
+	for (size_t i = 0; i < BNG_ARRAY_LEN(drivers); i++)
+		if (drivers[i]->kill_strays)
+			drivers[i]->kill_strays(id, run_dir);
+}

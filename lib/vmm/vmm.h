@@ -82,6 +82,12 @@ typedef struct bng_vmm_driver {
 	 * runs; idempotent. NULL: nothing to do. shutdown and kill do it
 	 * themselves when the VMM goes. */
 	int (*release)(json_t *state);
+	/* Kills this driver's VMM processes for VM id (runtime dir run_dir)
+	 * that no state records: the daemon died between spawning one and
+	 * writing the VM's state. Recognises its own (a jailed Firecracker's
+	 * command line names no host path). NULL: the caller's command-line
+	 * match (run_dir) does. */
+	void (*kill_strays)(const char *id, const char *run_dir);
 } bng_vmm_driver;
 
 /* The drivers, one file each (vmm.c lists them for bng_vmm_driver_get). */
@@ -96,6 +102,11 @@ const bng_vmm_driver *bng_vmm_driver_get(const char *name);
 int bng_vmm_pause(const bng_vmm_driver *d, json_t *state);
 int bng_vmm_resume(const bng_vmm_driver *d, json_t *state);
 int bng_vmm_snapshot(const bng_vmm_driver *d, json_t *state, const char *dir);
+
+/* Every driver's kill_strays for VM id: run after the VM's recorded VMM is
+ * gone, when any process left for it is a stray (whichever driver, or
+ * none, the row names). */
+void bng_vmm_kill_strays(const char *id, const char *run_dir);
 
 /* Whether qemu can run guests under KVM here: boots kernel_dir's kernel
  * and initramfs with banger.probe=1 under -accel kvm and waits up to

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -495,8 +496,10 @@ def test_start_sequence_follows_the_contract(vm):
                                            "boot_args": f"{BOOT_ARGS} {CMDLINE}"}
     assert vm.body("PUT /drives/vda") == {"drive_id": "vda", "path_on_host": vm.config["disks"][0]["path"],
                                           "is_root_device": False, "is_read_only": True}
+    # the writable disk is Writeback: with the default (Unsafe) a guest's fsync never reaches the host disk
     assert vm.body("PUT /drives/vdb") == {"drive_id": "vdb", "path_on_host": vm.config["disks"][1]["path"],
-                                          "is_root_device": False, "is_read_only": False}
+                                          "is_root_device": False, "is_read_only": False,
+                                          "cache_type": "Writeback"}
     assert vm.body("PUT /network-interfaces/eth0") == {"iface_id": "eth0", "host_dev_name": "tap-fc0",
                                                        "guest_mac": "06:00:ac:10:00:02"}
     assert vm.body("PUT /vsock") == {"guest_cid": 3, "uds_path": str(vm.run / "vsock.sock")}
@@ -724,6 +727,56 @@ def test_busy_api_is_not_a_dead_vm(vm, tmp_path):
         assert (vm.run / "api.sock").is_socket()
     finally:
         snap.join()
+    assert vm.alive()
+    assert vm.call("kill").returncode == 0
+
+
+@needs_tool
+def test_log_and_metrics_are_capped(vm):
+    """Firecracker writes firecracker.log and .metrics (a line a minute) for
+    as long as it runs, through a descriptor without O_APPEND. Past the cap
+    the driver rotates them (.1) whenever it looks at the VM, and the file
+    really starts again (O_APPEND set on Firecracker's descriptor), rather
+    than growing past a hole."""
+    cap = 64 * 1024
+    vm.env["BANGER_FIRECRACKER_LOG_MAX"] = str(cap)
+    vm.start(env={"FAKE_FC_METRICS_EVERY": "0.01"})
+    metrics = vm.run / "firecracker.metrics"
+    deadline = time.time() + 20
+    while metrics.stat().st_size <= cap:
+        assert time.time() < deadline, "the fake wrote no metrics"
+        time.sleep(0.05)
+    with open(f"/proc/{vm.state['pid']}/fdinfo/" + next(
+            fd for fd in os.listdir(f"/proc/{vm.state['pid']}/fd")
+            if os.path.realpath(f"/proc/{vm.state['pid']}/fd/{fd}") == str(metrics))) as f:
+        flags = int(next(line for line in f if line.startswith("flags:")).split()[1], 8)
+    assert flags & os.O_APPEND, "the driver did not set O_APPEND on Firecracker's descriptor"
+    assert vm.alive()
+    rotated = Path(str(metrics) + ".1")
+    assert rotated.exists() and cap // 2 < rotated.stat().st_size <= cap
+    lines = rotated.read_text().splitlines()
+    assert all(line.startswith("{") and line.endswith("}") for line in lines)  # whole lines, the newest
+    time.sleep(0.2)
+    st = metrics.stat()
+    assert 0 < st.st_size < cap, st.st_size  # started again at 0, not past a hole
+    assert vm.alive()
+    assert vm.call("kill").returncode == 0
+
+
+@needs_tool
+def test_start_kills_an_unrecorded_jailed_vmm(jailed):
+    """A jailed VMM nobody recorded (the daemon died before writing its
+    state) names no host path on its command line. The next start of the VM
+    must find it through its jail, not wipe the jail from under it."""
+    vm = jailed
+    vm.start()
+    first = vm.state["pid"]
+    with open(f"/proc/{first}/cmdline", "rb") as f:
+        assert str(vm.run).encode() not in f.read()
+    for name in ("api.sock", "vsock.sock"):  # as boot() wipes the runtime dir
+        (vm.run / name).unlink(missing_ok=True)
+    vm.start()
+    assert gone(first, 5), "the unrecorded VMM still runs"
     assert vm.alive()
     assert vm.call("kill").returncode == 0
 
@@ -1206,3 +1259,17 @@ def test_jailed_vm_gets_its_disk_back_when_it_stops(fc_jailed_engine):
     assert vm["state"] == "running" and overlay.stat().st_uid == JAIL_ID
     eng.ctx.call("vm.delete", {"name": "fc-jail"})
     assert not vmdir.exists()
+
+
+def test_unrecorded_jailed_vmm_is_killed_when_the_vm_goes(fc_jailed_engine):
+    """Issue 14, item 6: stray cleanup recognises a jailed Firecracker. The
+    daemon died between spawning the VMM and recording it (the row has no
+    VMM state and no driver): deleting the VM kills it all the same."""
+    eng = fc_jailed_engine
+    eng.set_knobs()
+    vm = eng.ctx.call("vm.create", {"name": "fc-stray", "image": "tiny", "kernel": "k"})
+    pid = vm["vmm"]["pid"]
+    with sqlite3.connect(Path(eng.env["BANGER_STATE_DIR"]) / "state.db") as db:
+        db.execute("UPDATE vms SET vmm = NULL, driver = 'none', state = 'error' WHERE name = 'fc-stray'")
+    eng.ctx.call("vm.delete", {"name": "fc-stray"})
+    assert gone(pid, 5), "the jailed VMM nobody recorded still runs"
