@@ -273,19 +273,27 @@ static off_t log_max(void)
 	return n > 0 && end && !*end ? (off_t)n : FC_LOG_MAX;
 }
 
-/* Rotates path once it has grown past the cap: its content goes to
+/* Rotates path once it has grown past the cap: its newest content goes to
  * <path>.1 (the one before is dropped) and the file starts again empty
- * (copy-and-truncate: Firecracker keeps its descriptor). */
+ * (copy-and-truncate: Firecracker keeps its descriptor). Jailed, the jail's
+ * uid owns the directory: nothing here follows a link it may have put
+ * there. */
 static void rotate_if_big(const char *path)
 {
 	struct stat st;
 	off_t max = log_max();
-	if (!path || stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= max)
+	if (!path || lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= max)
 		return;
+	int in = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (in < 0 || fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+		if (in >= 0)
+			close(in);
+		return;
+	}
 	char *old = bng_asprintf("%s.1", path), *tmp = bng_asprintf("%s.1.tmp", path);
-	int in = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	int out = in >= 0 ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600) : -1;
-	bool ok = in >= 0 && out >= 0;
+	unlink(tmp);
+	int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	bool ok = out >= 0;
 	/* the newest max bytes are what is worth keeping, from a line's start */
 	off_t from = st.st_size > max ? st.st_size - max : 0;
 	char buf[1 << 16];
@@ -295,14 +303,15 @@ static void rotate_if_big(const char *path)
 		from += nl - buf + 1;
 	for (ssize_t n; ok && (n = pread(in, buf, sizeof(buf), from)) != 0; from += n)
 		ok = n > 0 && write(out, buf, (size_t)n) == n;
-	if (in >= 0)
-		close(in);
 	if (out >= 0 && close(out) != 0)
 		ok = false;
-	if (ok && rename(tmp, old) == 0)
-		ok = truncate(path, 0) == 0;
-	else
+	if (ok && rename(tmp, old) == 0) {
+		if (ftruncate(in, 0) != 0)
+			unlink(old); /* best effort: next time */
+	} else {
 		unlink(tmp);
+	}
+	close(in);
 	free(old);
 	free(tmp);
 }
@@ -717,7 +726,7 @@ static int vm_init(fc_vm *vm, const bng_vm_config *cfg, bng_op *op)
  * else a copy that keeps its holes (images are sparse). */
 static int copy_in(const char *src, const char *dst, mode_t mode)
 {
-	int in = open(src, O_RDONLY | O_CLOEXEC);
+	int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (in < 0)
 		return bng_err_errno(bng_code_from_errno(errno), errno, "firecracker: cannot open %s", src);
 	int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
@@ -1530,7 +1539,12 @@ static int fc_snapshot(json_t *state, const char *dir)
 	for (int i = 1; !rc && i >= 0; i--) { /* memory first: vmstate marks a complete pair */
 		char *to = bng_asprintf("%s/%s", real, names[i]);
 		char *tmp = bng_asprintf("%s.partial", to);
-		if (rename(partial[i], to) == 0) {
+		struct stat st;
+		/* jailed, the VMM's uid owns the directory: take files only, never a
+		 * link it could point anywhere (a restore hands the files over) */
+		if (lstat(partial[i], &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+			rc = bng_err(BANGER_EIO, "firecracker: the snapshot left %s, which is not a plain file", partial[i]);
+		} else if (rename(partial[i], to) == 0) {
 			/* the jailed VMM made it as its uid: the snapshot is ours */
 			if (r.jail_root && chown(to, geteuid(), getegid()) != 0)
 				rc = bng_err_errno(BANGER_EPERM, errno, "firecracker: cannot take %s back from the jail", to);

@@ -764,6 +764,25 @@ def test_log_and_metrics_are_capped(vm):
 
 
 @needs_tool
+def test_log_rotation_follows_no_link_in_the_jail(jailed, tmp_path):
+    """The jail's uid owns the jail root: a link it puts where the log was
+    must not make the driver (root) copy or truncate another file."""
+    vm = jailed
+    vm.env["BANGER_FIRECRACKER_LOG_MAX"] = "10"
+    vm.start()
+    victim = tmp_path / "victim"
+    victim.write_text("x" * 100)
+    log = Path(vm.state["jail_root"]) / "firecracker.log"
+    log.unlink()
+    log.symlink_to(victim)
+    assert vm.alive()
+    assert victim.read_text() == "x" * 100
+    assert not (Path(vm.state["jail_root"]) / "firecracker.log.1").exists()
+    assert vm.call("kill").returncode == 0
+    assert victim.read_text() == "x" * 100
+
+
+@needs_tool
 def test_start_kills_an_unrecorded_jailed_vmm(jailed):
     """A jailed VMM nobody recorded (the daemon died before writing its
     state) names no host path on its command line. The next start of the VM
