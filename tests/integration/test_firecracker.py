@@ -851,11 +851,11 @@ def jailed(vm, tmp_path):
     vm.config["binary"] = str(bindir / "firecracker")
     vm.jailer_log = tmp_path / "jailer.jsonl"
     vm.env.update(BANGER_FIRECRACKER_JAILER="1", FAKE_JAILER_LOG=str(vm.jailer_log))
-    # <run_dir>/jail/fake_firecracker.py/vm1/root/api.sock must fit in 107 bytes
-    vm.run = Path(tempfile.mkdtemp(prefix="fcj-", dir="/tmp"))
+    # a runtime dir of its own, short like /run/banger/<id>: the jail itself goes next to the overlay
+    run = vm.run = Path(tempfile.mkdtemp(prefix="fcj-", dir="/tmp"))
     vm.config["run_dir"] = str(vm.run)
     yield vm
-    shutil.rmtree(vm.run, ignore_errors=True)
+    shutil.rmtree(run, ignore_errors=True)
 
 
 @needs_tool
