@@ -2,9 +2,11 @@
  * reason and what to do about it. */
 #include "engine.h"
 #include "../core/units.h"
+#include "../vmm/firecracker.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/kvm.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,10 +57,51 @@ static bool check_kvm(report *r)
 	return true;
 }
 
+/* The jailer (BANGER_FIRECRACKER_JAILER=1): root, a jailer next to
+ * firecracker, and a jail filesystem (the VMs' state directories) that is
+ * not nodev or noexec. */
+static void check_jailer(report *r, bng_engine *e, const char *fc)
+{
+	const char *on = getenv("BANGER_FIRECRACKER_JAILER");
+	if (!on || strcmp(on, "1") != 0) {
+		add(r, "jailer", "PASS", bng_strdup("not used (BANGER_FIRECRACKER_JAILER is not 1): firecracker runs unjailed"));
+		return;
+	}
+	if (geteuid() != 0) {
+		add(r, "jailer", "FAIL", bng_strdup("BANGER_FIRECRACKER_JAILER=1 but the jailer needs root: run bangerd as "
+						    "root or unset it"));
+		return;
+	}
+	char *jailer = NULL;
+	if (fc) {
+		char real[PATH_MAX];
+		const char *next_to[2] = {fc, realpath(fc, real) ? real : fc};
+		for (int i = 0; i < 2 && !jailer; i++) {
+			const char *slash = strrchr(next_to[i], '/');
+			char *cand = bng_asprintf("%.*s/jailer", (int)(slash - next_to[i]), next_to[i]);
+			if (access(cand, X_OK) == 0)
+				jailer = cand;
+			else
+				free(cand);
+		}
+	}
+	char *vms = bng_asprintf("%s/vms", e->paths.state_dir);
+	if (!jailer)
+		add(r, "jailer", "FAIL", bng_asprintf("BANGER_FIRECRACKER_JAILER=1 but there is no executable `jailer` next "
+						      "to %s: install the one from the same Firecracker release", fc ? fc : "firecracker"));
+	else if (bng_firecracker_check_jail_fs(vms) != 0)
+		add(r, "jailer", "FAIL", bng_strdup(banger_error_last()));
+	else
+		add(r, "jailer", "PASS", bng_asprintf("%s; jails go in each VM's directory under %s (not nodev, not noexec)",
+						      jailer, vms));
+	free(jailer);
+	free(vms);
+}
+
 int bng_m_doctor(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
 	(void)params;
-	report r = {.checks = json_array(), .op = op, .total = 8};
+	report r = {.checks = json_array(), .op = op, .total = 9};
 	const bng_config *cfg = &e->config;
 
 	bool kvm = check_kvm(&r);
@@ -86,6 +129,8 @@ int bng_m_doctor(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 		    *fc_cfg ? bng_asprintf("firecracker_bin %s is not executable (config %s)", fc_cfg, cfg->path)
 			    : bng_strdup("firecracker not found on PATH: install it or set firecracker_bin; the qemu "
 					 "driver is used meanwhile"));
+
+	check_jailer(&r, e, fc);
 
 	char *qemu = bng_find_exe("qemu-system-x86_64");
 	if (qemu)

@@ -539,18 +539,21 @@ static int halt(bng_engine *e, json_t *vm, bool graceful, int sig)
 	const bng_vmm_driver *d = driver_of(vm);
 	if (d && json_is_object(state) && d->alive(state)) {
 		int rc = BANGER_ETIMEDOUT;
+		bool vsock = false;
+		const char *path = agent_channel(state, &vsock);
+		if (path) /* its commands end now; the channel takes one client: ours */
+			bng_agent_link_forget(path);
 		if (graceful) {
-			bool vsock = false;
-			const char *path = agent_channel(state, &vsock);
 			int fd = -1;
 			json_t *reply = NULL;
-			bng_agent_link_forget(path); /* the channel takes one client: ours now */
-			/* the guest syncs its disks before powering off: nothing written is lost */
+			/* the guest syncs its disks first: nothing written is lost; then
+			 * it ends the way that makes this VMM exit (poweroff, or reboot
+			 * where a reset is the only way out) */
 			if (bng_agent_connect(path, vsock, 2000, &fd) == 0) {
 				bng_agent_call(fd, "sync", 10000, &reply);
 				json_decref(reply);
 				reply = NULL;
-				bng_agent_call(fd, "poweroff", 5000, &reply);
+				bng_agent_call(fd, d->stop_op ? d->stop_op : "poweroff", 5000, &reply);
 				json_decref(reply);
 				close(fd);
 			}
@@ -561,8 +564,14 @@ static int halt(bng_engine *e, json_t *vm, bool graceful, int sig)
 		if (rc && d->alive(state))
 			return rc;
 	}
-	net_teardown(e, vm);
+	/* the VMM is gone (or was already): the driver takes back what it
+	 * handed over (a jail's file ownership) and removes what it left;
+	 * any VMM still running for this VM is one nobody recorded */
+	if (d && json_is_object(state) && d->release)
+		d->release(state);
 	char *rdir = run_dir(e, vm);
+	bng_vmm_kill_strays(S(vm, "id"), rdir);
+	net_teardown(e, vm);
 	bng_rm_rf(rdir);
 	free(rdir);
 	return vm_update(e, vm, json_pack("{s:s}", "state", "stopped"));

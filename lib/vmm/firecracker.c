@@ -6,23 +6,36 @@
  * send against it (tests/integration/fake_firecracker.py).
  *
  * With BANGER_FIRECRACKER_JAILER=1 (root only, `jailer` next to the
- * firecracker binary) the VMM runs under the jailer: chroot at
- * <run_dir>/jail/<exe>/<id>/root holding hard links to the kernel, initrd and
- * disks, dropped to an unprivileged uid/gid (65534 unless
- * BANGER_FIRECRACKER_UID/GID say otherwise). */
+ * firecracker binary) the VMM runs under the jailer, dropped to an
+ * unprivileged uid/gid (65534 unless BANGER_FIRECRACKER_UID/GID say
+ * otherwise), chrooted at <dir of the writable disk>/jail/<exe>/<id>/root:
+ * on the images' filesystem, so the kernel, initrd and disks are hard links
+ * (a read-only file from another filesystem is reflinked or copied). That
+ * filesystem must not be nodev or noexec (checked at start and by doctor).
+ * <run_dir>/api.sock and vsock.sock link to the sockets in the jail. The
+ * writable disk (and restored snapshot files) belong to the jail's uid
+ * while the VMM runs and go back to their owner, and the jail goes, once it
+ * has stopped (shutdown, kill, release). */
 #include "firecracker.h"
 #include "../core/proc.h"
 
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,77 +54,15 @@
 #define FC_KILL_WAIT_MS 10000
 #define FC_JAIL_ID 65534          /* nobody/nogroup */
 #define FC_BOOT_ARGS "console=ttyS0 reboot=k panic=1"
+#define FC_LOG_MAX (4 << 20)     /* firecracker.log and .metrics are rotated past this (BANGER_FIRECRACKER_LOG_MAX) */
 
 /* ---- the process: /proc facts that survive a daemon restart ---- */
-
-/* Reads the state letter and start time (clock ticks since boot) of pid.
- * Returns false if there is no such process. */
-static bool proc_stat(pid_t pid, char *state, long long *start)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	/* comm may hold spaces and parentheses: fields start after the last ')' */
-	char *p = strrchr(buf, ')');
-	if (!p)
-		return false;
-	p++;
-	char *save = NULL;
-	int field = 3;
-	for (char *tok = strtok_r(p, " ", &save); tok; tok = strtok_r(NULL, " ", &save), field++) {
-		if (field == 3 && state)
-			*state = tok[0];
-		if (field == 22) {
-			if (start)
-				*start = strtoll(tok, NULL, 10);
-			return true;
-		}
-	}
-	return false;
-}
-
-/* True if the VMM we started is gone: no process, a zombie (not our child
- * after the double fork, so someone else reaps it), or a reused pid. */
-static bool vmm_gone(pid_t pid, long long start_time)
-{
-	char st = 0;
-	long long start = 0;
-	if (pid <= 0 || !proc_stat(pid, &st, &start))
-		return true;
-	if (st == 'Z' || st == 'X')
-		return true;
-	return start_time > 0 && start != start_time;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
 
 static long long now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static bool wait_gone(pid_t pid, long long start_time, int timeout_ms)
-{
-	for (long long deadline = now_ms() + timeout_ms;; sleep_ms(10)) {
-		if (vmm_gone(pid, start_time))
-			return true;
-		if (now_ms() >= deadline)
-			return false;
-	}
 }
 
 /* readlink of /proc/<pid>/exe, without the " (deleted)" an upgrade adds. */
@@ -154,6 +105,152 @@ static char *last_words(const char *path, off_t offset)
 		return NULL;
 	char *line = strrchr(buf, '\n');
 	return bng_strdup(line ? line + 1 : buf);
+}
+
+/* Why Firecracker exited, from its own log in path since offset. Its logger
+ * writes "<time> [<id>:<thread>...] <message>" lines (to stdout until PUT
+ * /logger names a file), and main.rs logs an error's Display form just
+ * before "Firecracker exiting with error. exit_code=N" (stderr only gets
+ * "Error: <Debug form>"). NULL when it did not exit that way. */
+static char *fc_exit_reason(const char *path, off_t offset, const char *id)
+{
+	if (!path)
+		return NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	struct stat st;
+	char buf[16384];
+	ssize_t n = 0;
+	if (fstat(fd, &st) == 0 && st.st_size > offset) {
+		off_t from = st.st_size - offset > (off_t)sizeof(buf) - 1 ? st.st_size - (off_t)sizeof(buf) + 1 : offset;
+		n = pread(fd, buf, sizeof(buf) - 1, from);
+	}
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	char *reason = NULL, *prev = NULL, *save = NULL;
+	for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *open_b = strstr(line, " [");
+		char *close_b = open_b ? strstr(open_b, "] ") : NULL;
+		if (!close_b)
+			continue; /* the guest's console, not Firecracker's log */
+		const char *tag = open_b + 2;
+		size_t idl = strlen(id);
+		if (!(strncmp(tag, id, idl) == 0 && tag[idl] == ':') &&
+		    !bng_str_has_prefix(tag, "anonymous-instance:"))
+			continue;
+		char *msg = close_b + 2;
+		msg[strcspn(msg, "\r")] = '\0';
+		if (bng_str_has_prefix(msg, "Firecracker exiting with error")) {
+			if (prev) {
+				free(reason);
+				reason = bng_strdup(prev);
+			}
+		} else {
+			prev = msg;
+		}
+	}
+	return reason;
+}
+
+/* ---- its log and metrics: rotated, never unbounded ---- */
+
+/* Firecracker opens its log and metrics files read-write without O_APPEND
+ * and writes them for as long as it runs (a metrics line a minute, forever).
+ * Truncating such a file would only move its writes past a hole. So once
+ * it has opened them, the driver sets O_APPEND on its open file description
+ * (a duplicate taken with pidfd_getfd shares it); then a truncated file
+ * really starts again at 0. Best effort: without it (an old kernel, no
+ * ptrace rights) a truncated file is sparse, its disk use still capped. */
+static void append_mode(pid_t pid, const char *path)
+{
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
+	struct stat want;
+	if (pid <= 0 || stat(path, &want) != 0)
+		return;
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return;
+	char dir[64];
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		char *end;
+		long fd = strtol(de->d_name, &end, 10);
+		struct stat st;
+		char link[384];
+		snprintf(link, sizeof(link), "%s/%s", dir, de->d_name);
+		if (*end || fd < 0 || stat(link, &st) != 0 || st.st_dev != want.st_dev || st.st_ino != want.st_ino)
+			continue;
+		int dup = (int)syscall(SYS_pidfd_getfd, pidfd, (int)fd, 0);
+		if (dup < 0)
+			continue;
+		int flags = fcntl(dup, F_GETFL);
+		if (flags >= 0 && !(flags & O_APPEND))
+			fcntl(dup, F_SETFL, flags | O_APPEND);
+		close(dup);
+	}
+	if (d)
+		closedir(d);
+	close(pidfd);
+#else
+	(void)pid;
+	(void)path;
+#endif
+}
+
+static off_t log_max(void)
+{
+	const char *v = getenv("BANGER_FIRECRACKER_LOG_MAX");
+	char *end = NULL;
+	long long n = v && *v ? strtoll(v, &end, 10) : 0;
+	return n > 0 && end && !*end ? (off_t)n : FC_LOG_MAX;
+}
+
+/* Rotates path once it has grown past the cap: its newest content goes to
+ * <path>.1 (the one before is dropped) and the file starts again empty
+ * (copy-and-truncate: Firecracker keeps its descriptor). Jailed, the jail's
+ * uid owns the directory: nothing here follows a link it may have put
+ * there. */
+static void rotate_if_big(const char *path)
+{
+	struct stat st;
+	off_t max = log_max();
+	if (!path || lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= max)
+		return;
+	int in = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (in < 0 || fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+		if (in >= 0)
+			close(in);
+		return;
+	}
+	char *old = bng_asprintf("%s.1", path), *tmp = bng_asprintf("%s.1.tmp", path);
+	unlink(tmp);
+	int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	bool ok = out >= 0;
+	/* the newest max bytes are what is worth keeping, from a line's start */
+	off_t from = st.st_size > max ? st.st_size - max : 0;
+	char buf[1 << 16];
+	ssize_t got = ok && from > 0 ? pread(in, buf, sizeof(buf), from) : 0;
+	char *nl = got > 0 ? memchr(buf, '\n', (size_t)got) : NULL;
+	if (nl)
+		from += nl - buf + 1;
+	for (ssize_t n; ok && (n = pread(in, buf, sizeof(buf), from)) != 0; from += n)
+		ok = n > 0 && write(out, buf, (size_t)n) == n;
+	if (out >= 0 && close(out) != 0)
+		ok = false;
+	if (ok && rename(tmp, old) == 0) {
+		if (ftruncate(in, 0) != 0)
+			unlink(old); /* best effort: next time */
+	} else {
+		unlink(tmp);
+	}
+	close(in);
+	free(old);
+	free(tmp);
 }
 
 /* ---- the REST client ---- */
@@ -331,15 +428,19 @@ typedef struct fc_vm {
 	const bng_vm_config *cfg;
 	char *binary;   /* absolute path of firecracker */
 	char *jailer;   /* absolute path of the jailer; NULL when not jailed */
-	char *jail_dir; /* <run_dir>/jail/<exe>/<id>: the jailer's, removed before each start */
+	char *jail_base;/* the jailer's --chroot-base-dir (see jail_base()) */
+	char *jail_dir; /* <jail_base>/<exe>/<id>: the jailer's, removed before each start and after each stop */
 	char *root;     /* Firecracker's files live here: run_dir, or jail_dir/root */
-	char *api_sock; /* host paths */
+	char *api_sock; /* host paths, always in run_dir (jailed: symlinks to the sockets in the jail) */
 	char *vsock;
+	json_t *owned;  /* jailed: files handed to the jail's uid, [{path, uid, gid, dev, ino}] to give back */
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
 	long long start_time;
-	off_t plog_start;
+	off_t plog_start; /* where this run's output starts in the process log (stderr) */
+	off_t clog_start; /* ... and in the console log (stdout: Firecracker's own log until PUT /logger) */
+	bool explained;   /* the error already holds the VMM's last words */
 	fc_api api;
 } fc_vm;
 
@@ -348,7 +449,9 @@ static void vm_free(fc_vm *vm)
 	api_close(&vm->api);
 	free(vm->binary);
 	free(vm->jailer);
+	free(vm->jail_base);
 	free(vm->jail_dir);
+	json_decref(vm->owned);
 	free(vm->root);
 	free(vm->api_sock);
 	free(vm->vsock);
@@ -374,6 +477,9 @@ static int check_sock_path(const char *path, const char *what)
 	return 0;
 }
 
+static int real_file(const char *path, char **out);
+static void kill_vmms_of(const char *id, const char *api, const char *jail_root, const char *base);
+
 static bool env_on(const char *name)
 {
 	const char *v = getenv(name);
@@ -386,6 +492,106 @@ static unsigned env_id(const char *name, unsigned dflt)
 	char *end = NULL;
 	unsigned long n = v && *v ? strtoul(v, &end, 10) : dflt;
 	return end && *end ? dflt : (unsigned)n;
+}
+
+/* Where the jails go: next to the VM's first writable disk (the VM's own
+ * state directory, on the images' filesystem), so the disks, kernel and
+ * initrd are hard links there (O(1), no EXDEV), and what the jailed VMM
+ * writes stays on that disk's filesystem. run_dir is often a tmpfs (/run)
+ * that shares no filesystem with the images. Without a writable disk:
+ * <run_dir>/jail (read-only files are copied in when they are elsewhere). */
+static char *jail_base(const bng_vm_config *cfg)
+{
+	for (int i = 0; i < cfg->ndisks; i++) {
+		char *disk = NULL;
+		if (cfg->disks[i].read_only || !cfg->disks[i].path || real_file(cfg->disks[i].path, &disk) != 0)
+			continue;
+		char *slash = strrchr(disk, '/');
+		char *base = bng_asprintf("%.*s/jail", (int)(slash - disk), disk);
+		free(disk);
+		return base;
+	}
+	bng_err_clear();
+	return bng_asprintf("%s/jail", cfg->run_dir);
+}
+
+/* Decodes mountinfo's octal escapes (\040 for a space) in place. */
+static void mountinfo_unescape(char *s)
+{
+	char *o = s;
+	for (char *i = s; *i; i++) {
+		if (i[0] == '\\' && i[1] >= '0' && i[1] <= '3' && i[2] >= '0' && i[2] <= '7' && i[3] >= '0' && i[3] <= '7') {
+			*o++ = (char)((i[1] - '0') * 64 + (i[2] - '0') * 8 + (i[3] - '0'));
+			i += 3;
+		} else {
+			*o++ = *i;
+		}
+	}
+	*o = '\0';
+}
+
+/* The mount point path is under (the longest mountinfo entry that prefixes
+ * it), for messages; NULL if unknown. */
+static char *mount_point_of(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return NULL;
+	char *line = NULL, *best = NULL;
+	size_t cap = 0, best_len = 0;
+	while (getline(&line, &cap, f) > 0) {
+		char *save = NULL, *mnt = NULL;
+		strtok_r(line, " ", &save);
+		for (int field = 2; field <= 5; field++)
+			mnt = strtok_r(NULL, " ", &save);
+		if (!mnt)
+			continue;
+		mountinfo_unescape(mnt);
+		size_t n = strlen(mnt);
+		bool under = strcmp(mnt, "/") == 0 || (strncmp(path, mnt, n) == 0 && (path[n] == '/' || path[n] == '\0'));
+		if (under && (n > best_len || !best)) {
+			free(best);
+			best = bng_strdup(mnt);
+			best_len = n;
+		}
+	}
+	free(line);
+	fclose(f);
+	return best;
+}
+
+int bng_firecracker_check_jail_fs(const char *dir)
+{
+	/* the jail may not exist yet: its nearest existing ancestor decides */
+	char *p = bng_strdup(dir);
+	struct statvfs sv;
+	while (statvfs(p, &sv) != 0) {
+		char *slash = strrchr(p, '/');
+		if (errno != ENOENT || !slash || slash == p) {
+			int e = errno;
+			int rc = bng_err_errno(bng_code_from_errno(e), e, "firecracker: cannot check the jail's filesystem at %s", p);
+			free(p);
+			return rc;
+		}
+		*slash = '\0';
+	}
+	int rc = 0;
+	if (sv.f_flag & (ST_NODEV | ST_NOEXEC)) {
+		char real[PATH_MAX];
+		char *mnt = mount_point_of(realpath(p, real) ? real : p);
+		bool nodev = sv.f_flag & ST_NODEV, noexec = sv.f_flag & ST_NOEXEC;
+		rc = bng_err(BANGER_EUNSUPPORTED,
+			     "firecracker: the jail %s would be on %s, mounted %s%s%s: the jailer makes /dev/kvm and "
+			     "/dev/net/tun in the jail and runs a copy of firecracker from it, and %s%s%s there; remount it "
+			     "without %s or keep banger's state directory (where the jails go) on another filesystem",
+			     dir, mnt ? mnt : "a filesystem", nodev ? "nodev" : "", nodev && noexec ? "," : "",
+			     noexec ? "noexec" : "", nodev ? "device nodes cannot be opened" : "",
+			     nodev && noexec ? " and " : "", noexec ? "nothing can be executed" : "",
+			     nodev && noexec ? "nodev,noexec" : nodev ? "nodev" : "noexec");
+		free(mnt);
+	}
+	free(p);
+	return rc;
 }
 
 /* Finds the binary and decides on the jailer; sets every path. */
@@ -434,14 +640,16 @@ static int vm_init(fc_vm *vm, const bng_vm_config *cfg, bng_op *op)
 		vm->uid = (uid_t)env_id("BANGER_FIRECRACKER_UID", FC_JAIL_ID);
 		vm->gid = (gid_t)env_id("BANGER_FIRECRACKER_GID", FC_JAIL_ID);
 		const char *exe_name = strrchr(vm->binary, '/') + 1;
-		vm->jail_dir = bng_asprintf("%s/jail/%s/%s", cfg->run_dir, exe_name, cfg->id);
+		vm->jail_base = jail_base(cfg);
+		vm->jail_dir = bng_asprintf("%s/%s/%s", vm->jail_base, exe_name, cfg->id);
 		vm->root = bng_asprintf("%s/root", vm->jail_dir);
+		vm->owned = json_array();
 	} else {
 		free(found);
 		vm->root = bng_strdup(cfg->run_dir);
 	}
-	vm->api_sock = host_path(vm, "api.sock");
-	vm->vsock = host_path(vm, "vsock.sock");
+	vm->api_sock = bng_asprintf("%s/api.sock", cfg->run_dir);
+	vm->vsock = bng_asprintf("%s/vsock.sock", cfg->run_dir);
 	int rc = check_sock_path(vm->api_sock, "API socket");
 	if (!rc)
 		rc = check_sock_path(vm->vsock, "vsock");
@@ -450,12 +658,81 @@ static int vm_init(fc_vm *vm, const bng_vm_config *cfg, bng_op *op)
 	return rc;
 }
 
+/* Copies a file across filesystems (a read-only file into the jail, a
+ * snapshot out of it): a reflink where the filesystem has them (O(1)),
+ * else a copy that keeps its holes (images are sparse). */
+static int copy_in(const char *src, const char *dst, mode_t mode)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (in < 0)
+		return bng_err_errno(bng_code_from_errno(errno), errno, "firecracker: cannot open %s", src);
+	int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (out < 0) {
+		int e = errno;
+		close(in);
+		return bng_err_errno(bng_code_from_errno(e), e, "firecracker: cannot create %s", dst);
+	}
+	int rc = 0;
+	struct stat st;
+	if (ioctl(out, FICLONE, in) != 0) {
+		rc = fstat(in, &st) != 0 ? bng_err_errno(BANGER_EIO, errno, "firecracker: %s", src) : 0;
+		for (off_t data = 0; !rc && data < st.st_size;) {
+			data = lseek(in, data, SEEK_DATA);
+			if (data < 0)
+				break; /* only a hole is left (ENXIO) */
+			off_t hole = lseek(in, data, SEEK_HOLE);
+			if (hole < 0)
+				hole = st.st_size;
+			while (!rc && data < hole) {
+				char buf[1 << 16];
+				size_t want = hole - data < (off_t)sizeof(buf) ? (size_t)(hole - data) : sizeof(buf);
+				ssize_t n = pread(in, buf, want, data);
+				if (n <= 0 || pwrite(out, buf, (size_t)n, data) != n)
+					rc = bng_err_errno(BANGER_EIO, n < 0 ? errno : EIO, "firecracker: cannot copy %s to %s",
+							   src, dst);
+				else
+					data += n;
+			}
+		}
+		if (!rc && ftruncate(out, st.st_size) != 0)
+			rc = bng_err_errno(BANGER_EIO, errno, "firecracker: cannot copy %s to %s", src, dst);
+	}
+	close(in);
+	if (close(out) != 0 && !rc)
+		rc = bng_err_errno(BANGER_EIO, errno, "firecracker: cannot copy %s to %s", src, dst);
+	if (rc)
+		unlink(dst);
+	return rc;
+}
+
+/* Hands path to the jail's uid/gid, remembering its owner: release()
+ * gives it back once the VMM is gone. */
+static int hand_over(fc_vm *vm, const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return bng_err_errno(bng_code_from_errno(errno), errno, "firecracker: %s", path);
+	if (chown(path, vm->uid, vm->gid) != 0)
+		return bng_err_errno(BANGER_EPERM, errno, "firecracker: cannot hand %s to uid %u", path, (unsigned)vm->uid);
+	json_array_append_new(vm->owned, json_pack("{s:s, s:I, s:I, s:I, s:I}", "path", path, "uid",
+						   (json_int_t)st.st_uid, "gid", (json_int_t)st.st_gid, "dev",
+						   (json_int_t)st.st_dev, "ino", (json_int_t)st.st_ino));
+	return 0;
+}
+
+/* How Firecracker uses a file: reads it (kernel, initrd, a read-only disk:
+ * a copy does when it cannot be linked, and it must already be readable
+ * to the jail's uid), writes it (a writable disk: only the file itself
+ * will do, handed to the jail's uid), or reads one that is ours alone
+ * (snapshot files: handed over while the VM runs, copied if need be). */
+typedef enum { FC_READ, FC_WRITE, FC_READ_OURS } fc_use;
+
 /* Makes a host file visible to Firecracker under name: its own path, or a
- * hard link in the jail (a copy would cost the image's size; the jail lives
- * under run_dir, which must share the images' filesystem). Jailed, a
- * writable file is handed to the jail's uid; a read-only one must be
- * readable by it already. *out is the path to give Firecracker. */
-static int expose(fc_vm *vm, const char *src, const char *name, bool writable, char **out)
+ * hard link in the jail (the jail shares the images' filesystem, see
+ * jail_base()), a copy for a file read from elsewhere. What is handed to
+ * the jail's uid is recorded and given back by release(). *out is the
+ * path to give Firecracker. */
+static int expose(fc_vm *vm, const char *src, const char *name, fc_use use, char **out)
 {
 	*out = NULL;
 	if (!vm->jailer) {
@@ -464,17 +741,31 @@ static int expose(fc_vm *vm, const char *src, const char *name, bool writable, c
 	}
 	char *dst = host_path(vm, name);
 	int rc = 0;
+	bool copied = false;
 	struct stat st;
 	if (link(src, dst) != 0) {
 		int e = errno;
-		rc = e == EXDEV ? bng_err(BANGER_EUNSUPPORTED,
-					  "firecracker: the jailer needs %s hard-linked into %s, but they are on different "
-					  "filesystems: keep banger's state and runtime directories on one filesystem",
-					  src, vm->root)
-				: bng_err_errno(bng_code_from_errno(e), e, "firecracker: cannot link %s into the jail", src);
-	} else if (writable && chown(dst, vm->uid, vm->gid) != 0) {
-		rc = bng_err_errno(BANGER_EPERM, errno, "firecracker: cannot hand %s to uid %u", src, (unsigned)vm->uid);
-	} else if (!writable && stat(dst, &st) == 0 && st.st_uid != vm->uid && !(st.st_mode & S_IROTH)) {
+		if (e == EXDEV && use != FC_WRITE) {
+			rc = copy_in(src, dst, use == FC_READ_OURS ? 0400 : 0444);
+			copied = true;
+		} else if (e == EXDEV) {
+			rc = bng_err(BANGER_EUNSUPPORTED,
+				     "firecracker: the jailer needs the writable disk %s in the jail %s, but they are on "
+				     "different filesystems and a copy would not keep the guest's writes: keep the disk on the "
+				     "jail's filesystem", src, vm->root);
+		} else {
+			rc = bng_err_errno(bng_code_from_errno(e), e, "firecracker: cannot link %s into the jail", src);
+		}
+	}
+	if (rc) {
+		/* nothing to add */
+	} else if (copied) {
+		if (use == FC_READ_OURS && chown(dst, vm->uid, vm->gid) != 0)
+			rc = bng_err_errno(BANGER_EPERM, errno, "firecracker: cannot hand %s to uid %u", dst,
+					   (unsigned)vm->uid);
+	} else if (use != FC_READ) {
+		rc = hand_over(vm, src);
+	} else if (stat(dst, &st) == 0 && st.st_uid != vm->uid && !(st.st_mode & S_IROTH)) {
 		rc = bng_err(BANGER_EPERM, "firecracker: the jailed VMM (uid %u) cannot read %s: make it world-readable",
 			     (unsigned)vm->uid, src);
 	}
@@ -502,13 +793,31 @@ static int make_vmm_file(fc_vm *vm, const char *name, char **out)
 	return rc;
 }
 
+/* Whether something listens on the Unix socket at path. A busy Firecracker
+ * (one API thread) still takes connections into its backlog; a stale
+ * socket file refuses them. */
+static bool sock_listening(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return false;
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return false;
+	bool listening = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EAGAIN;
+	close(fd);
+	return listening;
+}
+
 /* Removes what a previous run left: sockets (Firecracker refuses to bind an
  * existing path) and, jailed, the whole jail (the jailer refuses to reuse
  * one), then makes the jail root ours to fill and the VMM's to write. */
 static int prepare_dir(fc_vm *vm)
 {
-	/* stale, not live: never pull the socket from under a running VMM */
-	if (access(vm->api_sock, F_OK) == 0 && api_call(&vm->api, "GET", "/", NULL, 1000, NULL) == 0)
+	/* stale, not live: never pull the socket from under a running VMM (a
+	 * busy one, a snapshot in progress, accepts and answers late) */
+	if (sock_listening(vm->api_sock))
 		return bng_err(BANGER_EBUSY, "firecracker: a VMM already answers on %s: stop that VM first",
 			       vm->api_sock);
 	if (unlink(vm->api_sock) != 0 && errno != ENOENT)
@@ -517,13 +826,29 @@ static int prepare_dir(fc_vm *vm)
 	if (unlink(vm->vsock) != 0 && errno != ENOENT)
 		return bng_err_errno(bng_code_from_errno(errno), errno, "firecracker: cannot remove the stale socket %s",
 				     vm->vsock);
+	/* a VMM of this VM that nobody recorded (its runtime dir, with the
+	 * socket, may have been wiped) must not keep running, nor have its
+	 * jail removed from under it */
+	kill_vmms_of(vm->cfg->id, vm->api_sock, vm->jailer ? vm->root : NULL, vm->jail_base);
 	if (!vm->jailer)
 		return 0;
-	int rc = bng_rm_rf(vm->jail_dir);
+	int rc = bng_firecracker_check_jail_fs(vm->jail_dir);
+	if (!rc)
+		rc = bng_rm_rf(vm->jail_dir);
 	if (!rc)
 		rc = bng_mkdir_p(vm->root, 0700);
 	if (!rc && chown(vm->root, vm->uid, vm->gid) != 0)
 		rc = bng_err_errno(BANGER_EPERM, errno, "firecracker: cannot hand %s to uid %u", vm->root, (unsigned)vm->uid);
+	/* the host reaches the jail's sockets through run_dir: short paths
+	 * (sun_path has 107 bytes) wherever the jail is */
+	const char *socks[2][2] = {{vm->api_sock, "api.sock"}, {vm->vsock, "vsock.sock"}};
+	for (int i = 0; !rc && i < 2; i++) {
+		char *target = host_path(vm, socks[i][1]);
+		if (symlink(target, socks[i][0]) != 0)
+			rc = bng_err_errno(bng_code_from_errno(errno), errno, "firecracker: cannot link %s to %s", socks[i][0],
+					   target);
+		free(target);
+	}
 	return rc;
 }
 
@@ -555,13 +880,18 @@ static int spawn(fc_vm *vm, char *const argv[])
 	dprintf(err_fd, "--- banger %s: starting %s%s for VM %s\n", now, vm->jailer ? "jailed " : "", vm->binary,
 		cfg->id);
 	vm->plog_start = fstat(err_fd, &st) == 0 ? st.st_size : 0;
+	vm->clog_start = fstat(out_fd, &st) == 0 ? st.st_size : 0;
 	pid_t vmm = 0;
 	if ((rc = bng_spawn_detached(argv, out_fd, err_fd, cfg->run_dir, &vmm)) != 0) {
 		rc = bng_err(rc, "firecracker: %s", banger_error_last());
 		goto out;
 	}
 	vm->pid = vmm;
-	proc_stat(vmm, NULL, &vm->start_time);
+	{
+		unsigned long long started = 0;
+		bng_proc_stat(vmm, NULL, &started);
+		vm->start_time = (long long)started;
+	}
 out:
 	if (out_fd >= 0)
 		close(out_fd);
@@ -570,22 +900,29 @@ out:
 	return rc;
 }
 
-/* Why the VMM failed, from its own words when it left any. */
+/* Why the VMM failed, from its own words when it left any: the reason its
+ * logger wrote on the way out (stdout, i.e. the console log, before PUT
+ * /logger; firecracker.log after), else the last line on stderr (the
+ * jailer's errors, a Rust panic), else the last line of firecracker.log. */
 static char *vmm_last_words(const fc_vm *vm)
 {
-	char *w = last_words(vm->cfg->process_log, vm->plog_start);
-	if (!w) {
-		char *log = host_path(vm, "firecracker.log");
+	const bng_vm_config *cfg = vm->cfg;
+	char *log = host_path(vm, "firecracker.log");
+	char *w = fc_exit_reason(cfg->console_log ? cfg->console_log : cfg->process_log, vm->clog_start, cfg->id);
+	if (!w)
+		w = fc_exit_reason(log, 0, cfg->id);
+	if (!w)
+		w = last_words(cfg->process_log, vm->plog_start);
+	if (!w)
 		w = last_words(log, 0);
-		free(log);
-	}
+	free(log);
 	return w;
 }
 
 /* Adds the VMM's last words to the current error if it has died. */
 static int explain(const fc_vm *vm, int rc)
 {
-	if (!vm->pid || !vmm_gone(vm->pid, vm->start_time))
+	if (!vm->pid || vm->explained || !bng_proc_gone(vm->pid, (unsigned long long)vm->start_time))
 		return rc;
 	char *w = vmm_last_words(vm);
 	if (w)
@@ -603,7 +940,7 @@ static int launch(fc_vm *vm, bng_op *op)
 {
 	const bng_vm_config *cfg = vm->cfg;
 	char *api_arg = vmm_path(vm, "api.sock");
-	char *run_base = vm->jailer ? bng_asprintf("%s/jail", cfg->run_dir) : NULL;
+	char *run_base = vm->jail_base;
 	char uid[16], gid[16];
 	snprintf(uid, sizeof(uid), "%u", (unsigned)vm->uid);
 	snprintf(gid, sizeof(gid), "%u", (unsigned)vm->gid);
@@ -615,16 +952,17 @@ static int launch(fc_vm *vm, bng_op *op)
 	char *plain[] = {vm->binary, "--api-sock", api_arg, "--id", (char *)cfg->id, NULL};
 	int rc = spawn(vm, vm->jailer ? jailed : plain);
 	free(api_arg);
-	free(run_base);
 	if (rc)
 		return rc;
 	bng_op_event(op, json_pack("{s:s,s:i}", "stage", "vmm", "pid", (int)vm->pid)); /* exec'd */
 	for (long long deadline = now_ms() + FC_READY_MS;;) {
-		if (vmm_gone(vm->pid, vm->start_time)) {
+		if (bng_proc_gone(vm->pid, (unsigned long long)vm->start_time)) {
 			char *w = vmm_last_words(vm);
-			rc = bng_err(BANGER_EIO, "firecracker exited during startup: %s (log: %s)", w ? w : "no output",
+			rc = bng_err(BANGER_EIO, "firecracker exited during startup: %s (stdout: %s, stderr: %s)",
+				     w ? w : "no output", cfg->console_log ? cfg->console_log : "none",
 				     cfg->process_log ? cfg->process_log : "none");
 			free(w);
+			vm->explained = true;
 			return rc;
 		}
 		if (access(vm->api_sock, F_OK) == 0 && api_call(&vm->api, "GET", "/", NULL, 1000, NULL) == 0)
@@ -654,20 +992,65 @@ static int setup_logging(fc_vm *vm)
 		rc = api_send(&vm->api, "PUT", "/metrics", json_pack("{s:s}", "metrics_path", metrics), FC_REQ_MS);
 	free(log);
 	free(metrics);
+	if (!rc) { /* Firecracker has them open now */
+		char *paths[2] = {host_path(vm, "firecracker.log"), host_path(vm, "firecracker.metrics")};
+		for (int i = 0; i < 2; i++) {
+			append_mode(vm->pid, paths[i]);
+			free(paths[i]);
+		}
+	}
 	return rc;
 }
 
-/* Kills a VMM that failed to come up, and its sockets; keeps the error. */
+/* Gives files handed to the jail's uid back to their owners (the same
+ * file only: a path replaced since is left alone). */
+static void give_back(json_t *owned)
+{
+	size_t i;
+	json_t *o;
+	json_array_foreach(owned, i, o) {
+		const char *path = json_string_value(json_object_get(o, "path"));
+		struct stat st;
+		if (!path || stat(path, &st) != 0 || (json_int_t)st.st_dev != json_integer_value(json_object_get(o, "dev")) ||
+		    (json_int_t)st.st_ino != json_integer_value(json_object_get(o, "ino")))
+			continue;
+		if (chown(path, (uid_t)json_integer_value(json_object_get(o, "uid")),
+			  (gid_t)json_integer_value(json_object_get(o, "gid"))) != 0)
+			continue; /* best effort: the next start hands it over again anyway */
+	}
+}
+
+/* Removes a jail <base>/<exe>/<id> (its hard links, copies, device nodes
+ * and sockets) once its VMM is gone; the jailer never cleans up. */
+static void remove_jail(const char *jail_dir, const char *jail_root)
+{
+	/* only what this driver made: <jail_dir>/root was the chroot */
+	char *root = jail_dir ? bng_asprintf("%s/root", jail_dir) : NULL;
+	if (root && jail_root && strcmp(root, jail_root) == 0 && strstr(jail_dir, "/jail/"))
+		bng_rm_rf(jail_dir);
+	free(root);
+}
+
+/* Kills a VMM that failed to come up, and its sockets and jail; gives
+ * back what it was handed; keeps the error. */
 static void abandon(fc_vm *vm)
 {
 	if (vm->pid <= 0)
 		return; /* nothing launched: the sockets may be another run's */
-	if (!vmm_gone(vm->pid, vm->start_time)) {
+	if (!bng_proc_gone(vm->pid, (unsigned long long)vm->start_time)) {
 		kill(vm->pid, SIGKILL);
-		wait_gone(vm->pid, vm->start_time, FC_KILL_WAIT_MS);
+		bng_proc_wait_gone(vm->pid, (unsigned long long)vm->start_time, FC_KILL_WAIT_MS);
 	}
 	unlink(vm->api_sock);
 	unlink(vm->vsock);
+	if (vm->jailer) {
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "%s", banger_error_last());
+		int code = banger_error_last_code();
+		give_back(vm->owned);
+		remove_jail(vm->jail_dir, vm->root);
+		bng_err(code, "%s", msg);
+	}
 }
 
 static json_t *make_state(const fc_vm *vm)
@@ -681,8 +1064,17 @@ static json_t *make_state(const fc_vm *vm)
 	 * jail's mount namespace when jailed): alive() compares it verbatim */
 	if (st && exe)
 		json_object_set_new(st, "exe", json_string(exe));
-	if (st && vm->jailer)
+	if (st) {
+		char *log = host_path(vm, "firecracker.log"), *metrics = host_path(vm, "firecracker.metrics");
+		json_object_set_new(st, "log_files", json_pack("[s, s]", log, metrics));
+		free(log);
+		free(metrics);
+	}
+	if (st && vm->jailer) {
 		json_object_set_new(st, "jail_root", json_string(vm->root));
+		json_object_set_new(st, "jail_dir", json_string(vm->jail_dir));
+		json_object_set(st, "owned", vm->owned);
+	}
 	free(exe);
 	return st;
 }
@@ -794,9 +1186,9 @@ static int configure(fc_vm *vm, const char *kernel, const char *initrd)
 			      json_pack("{s:i, s:i, s:b}", "vcpu_count", cfg->vcpus, "mem_size_mib", cfg->mem_mib, "smt", 0),
 			      FC_REQ_MS);
 	if (!rc)
-		rc = expose(vm, kernel, "vmlinux", false, &k_arg);
+		rc = expose(vm, kernel, "vmlinux", FC_READ, &k_arg);
 	if (!rc && initrd)
-		rc = expose(vm, initrd, "initrd.img", false, &i_arg);
+		rc = expose(vm, initrd, "initrd.img", FC_READ, &i_arg);
 	if (!rc) {
 		args = cfg->cmdline && *cfg->cmdline ? bng_asprintf("%s %s", FC_BOOT_ARGS, cfg->cmdline)
 						     : bng_strdup(FC_BOOT_ARGS);
@@ -811,13 +1203,17 @@ static int configure(fc_vm *vm, const char *kernel, const char *initrd)
 		snprintf(path, sizeof(path), "/drives/%s", id);
 		rc = real_file(cfg->disks[i].path, &disk);
 		if (!rc)
-			rc = expose(vm, disk, id, !cfg->disks[i].read_only, &d_arg);
-		/* not a root device: banger's initramfs mounts the disks */
-		if (!rc)
-			rc = api_send(&vm->api, "PUT", path,
-				      json_pack("{s:s, s:s, s:b, s:b}", "drive_id", id, "path_on_host", d_arg,
-						"is_root_device", 0, "is_read_only", cfg->disks[i].read_only),
-				      FC_REQ_MS);
+			rc = expose(vm, disk, id, cfg->disks[i].read_only ? FC_READ : FC_WRITE, &d_arg);
+		/* not a root device: banger's initramfs mounts the disks. A writable
+		 * one is Writeback: with Firecracker's default (Unsafe) a guest's
+		 * fsync never reaches the host's disk */
+		if (!rc) {
+			json_t *drive = json_pack("{s:s, s:s, s:b, s:b}", "drive_id", id, "path_on_host", d_arg,
+						  "is_root_device", 0, "is_read_only", cfg->disks[i].read_only);
+			if (drive && !cfg->disks[i].read_only)
+				json_object_set_new(drive, "cache_type", json_string("Writeback"));
+			rc = api_send(&vm->api, "PUT", path, drive, FC_REQ_MS);
+		}
 		free(disk);
 		free(d_arg);
 	}
@@ -880,6 +1276,9 @@ typedef struct fc_ref {
 	const char *vsock;
 	const char *exe;
 	const char *jail_root;
+	const char *jail_dir;
+	json_t *owned;
+	json_t *log_files;
 } fc_ref;
 
 static int parse_state(json_t *state, fc_ref *r)
@@ -890,6 +1289,9 @@ static int parse_state(json_t *state, fc_ref *r)
 	r->vsock = json_string_value(json_object_get(json_object_get(state, "agent"), "path"));
 	r->exe = json_string_value(json_object_get(state, "exe"));
 	r->jail_root = json_string_value(json_object_get(state, "jail_root"));
+	r->jail_dir = json_string_value(json_object_get(state, "jail_dir"));
+	r->owned = json_object_get(state, "owned");
+	r->log_files = json_object_get(state, "log_files");
 	r->start_time = json_integer_value(json_object_get(state, "start_time"));
 	const char *driver = json_string_value(json_object_get(state, "driver"));
 	if (!json_is_integer(pid) || json_integer_value(pid) <= 1 || json_integer_value(pid) > INT_MAX || !r->sock ||
@@ -900,9 +1302,19 @@ static int parse_state(json_t *state, fc_ref *r)
 	return 0;
 }
 
+/* Keeps a running VMM's log and metrics under the cap: whenever banger
+ * looks at the VM (alive: vm list/show, start, reconcile; pause, resume,
+ * snapshot). */
+static void cap_logs(const fc_ref *r)
+{
+	size_t i;
+	json_t *f;
+	json_array_foreach(r->log_files, i, f) rotate_if_big(json_string_value(f));
+}
+
 static bool same_vmm(const fc_ref *r)
 {
-	if (vmm_gone(r->pid, r->start_time))
+	if (bng_proc_gone(r->pid, (unsigned long long)r->start_time))
 		return false;
 	if (!r->exe)
 		return true;
@@ -912,12 +1324,28 @@ static bool same_vmm(const fc_ref *r)
 	return same;
 }
 
-/* After the VMM is gone: its sockets would only mislead. */
+/* After the VMM is gone: its sockets would only mislead; what it was
+ * handed goes back to its owners (overlay.ext4 and restored snapshot files
+ * would stay the jail uid's for good), and its jail goes. */
 static void forget_sockets(const fc_ref *r)
 {
 	unlink(r->sock);
 	if (r->vsock)
 		unlink(r->vsock);
+	give_back(r->owned);
+	remove_jail(r->jail_dir, r->jail_root);
+}
+
+static int fc_release(json_t *state)
+{
+	fc_ref r;
+	int rc = parse_state(state, &r);
+	if (rc)
+		return rc;
+	if (same_vmm(&r))
+		return bng_err(BANGER_EBUSY, "firecracker (pid %d) still runs: stop the VM first", (int)r.pid);
+	forget_sockets(&r);
+	return 0;
 }
 
 static int ref_call(json_t *state, const char *method, const char *path, json_t *body, int timeout_ms)
@@ -933,6 +1361,7 @@ static int ref_call(json_t *state, const char *method, const char *path, json_t 
 		json_decref(body);
 		return bng_err(BANGER_ENOTFOUND, "firecracker (pid %d) is not running: start the VM again", (int)r.pid);
 	}
+	cap_logs(&r);
 	if (!(rc = api_open(&api, r.sock, NULL)))
 		rc = api_send(&api, method, path, body, timeout_ms);
 	else
@@ -953,9 +1382,9 @@ static int fc_shutdown(json_t *state, int timeout_ms)
 	}
 	rc = ref_call(state, "PUT", "/actions", json_pack("{s:s}", "action_type", "SendCtrlAltDel"),
 		      timeout_ms > 0 && timeout_ms < FC_REQ_MS ? timeout_ms : FC_REQ_MS);
-	if (rc && !vmm_gone(r.pid, r.start_time))
+	if (rc && !bng_proc_gone(r.pid, (unsigned long long)r.start_time))
 		return rc;
-	if (!wait_gone(r.pid, r.start_time, timeout_ms > 0 ? timeout_ms : 0))
+	if (!bng_proc_wait_gone(r.pid, (unsigned long long)r.start_time, timeout_ms > 0 ? timeout_ms : 0))
 		return bng_err(BANGER_ETIMEDOUT, "firecracker (pid %d) still runs %d ms after Ctrl-Alt-Del: the guest "
 			       "ignored it (it needs i8042 keyboard support and reboot=k); kill the VM", (int)r.pid,
 			       timeout_ms);
@@ -983,7 +1412,7 @@ static int fc_kill(json_t *state, int sig)
 		}
 		return bng_err_errno(bng_code_from_errno(errno), errno, "firecracker: cannot signal pid %d", (int)r.pid);
 	}
-	if (!wait_gone(r.pid, r.start_time, FC_KILL_WAIT_MS))
+	if (!bng_proc_wait_gone(r.pid, (unsigned long long)r.start_time, FC_KILL_WAIT_MS))
 		return bng_err(BANGER_ETIMEDOUT, "firecracker (pid %d) still runs %d s after signal %d: try SIGKILL",
 			       (int)r.pid, FC_KILL_WAIT_MS / 1000, sig);
 	forget_sockets(&r);
@@ -1019,6 +1448,7 @@ static int fc_snapshot(json_t *state, const char *dir)
 		return bng_err(BANGER_EINVAL, "firecracker: snapshot needs a directory");
 	if (!same_vmm(&r))
 		return bng_err(BANGER_ENOTFOUND, "firecracker (pid %d) is not running: nothing to snapshot", (int)r.pid);
+	cap_logs(&r);
 	if ((rc = bng_mkdir_p(dir, 0700)) != 0)
 		return rc;
 	char real[PATH_MAX];
@@ -1049,12 +1479,28 @@ static int fc_snapshot(json_t *state, const char *dir)
 			      FC_SNAPSHOT_MS);
 	for (int i = 1; !rc && i >= 0; i--) { /* memory first: vmstate marks a complete pair */
 		char *to = bng_asprintf("%s/%s", real, names[i]);
-		if (rename(partial[i], to) != 0)
-			rc = errno == EXDEV ? bng_err(BANGER_EUNSUPPORTED, "firecracker: cannot move the jailed snapshot "
-						      "%s to %s (another filesystem): snapshot into a directory on the "
-						      "runtime directory's filesystem", partial[i], real)
-					    : bng_err_errno(BANGER_EIO, errno, "firecracker: cannot move %s to %s",
-							    partial[i], to);
+		char *tmp = bng_asprintf("%s.partial", to);
+		struct stat st;
+		/* jailed, the VMM's uid owns the directory: take files only, never a
+		 * link it could point anywhere (a restore hands the files over) */
+		if (lstat(partial[i], &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+			rc = bng_err(BANGER_EIO, "firecracker: the snapshot left %s, which is not a plain file", partial[i]);
+		} else if (rename(partial[i], to) == 0) {
+			/* the jailed VMM made it as its uid: the snapshot is ours */
+			if (r.jail_root && chown(to, geteuid(), getegid()) != 0)
+				rc = bng_err_errno(BANGER_EPERM, errno, "firecracker: cannot take %s back from the jail", to);
+		} else if (errno == EXDEV) { /* the jail is on another filesystem than dir */
+			unlink(tmp);
+			rc = copy_in(partial[i], tmp, 0600);
+			if (!rc && rename(tmp, to) != 0)
+				rc = bng_err_errno(BANGER_EIO, errno, "firecracker: cannot move %s to %s", tmp, to);
+			if (rc)
+				unlink(tmp);
+			unlink(partial[i]);
+		} else {
+			rc = bng_err_errno(BANGER_EIO, errno, "firecracker: cannot move %s to %s", partial[i], to);
+		}
+		free(tmp);
 		free(to);
 	}
 	if (rc)
@@ -1077,7 +1523,10 @@ static int fc_snapshot(json_t *state, const char *dir)
 
 /* A fresh process loading dir's snapshot. Disks are found where they were
  * at snapshot time (jailed: the same names in the new jail); the vsock
- * socket and the tap follow cfg. */
+ * socket and the tap follow cfg. The guest's clock resumes at snapshot
+ * time: setting it needs a guest agent op that does not exist yet (the
+ * agent has health, ports, wait_sshd, sync, poweroff, reboot), so the
+ * caller cannot fix it through the agent either for now. */
 static int fc_restore(const bng_vm_config *cfg, const char *dir, bng_op *op, json_t **state)
 {
 	*state = NULL;
@@ -1105,15 +1554,15 @@ static int fc_restore(const bng_vm_config *cfg, const char *dir, bng_op *op, jso
 	if (!rc)
 		rc = setup_logging(&vm);
 	if (!rc)
-		rc = expose(&vm, snap, SNAP_STATE, true, &s_arg);
+		rc = expose(&vm, snap, SNAP_STATE, FC_READ_OURS, &s_arg);
 	if (!rc)
-		rc = expose(&vm, mem, SNAP_MEM, true, &m_arg);
+		rc = expose(&vm, mem, SNAP_MEM, FC_READ_OURS, &m_arg);
 	for (int i = 0; !rc && vm.jailer && i < cfg->ndisks; i++) {
 		char id[8], *disk = NULL, *ignored = NULL;
 		snprintf(id, sizeof(id), "vd%c", 'a' + i);
 		rc = real_file(cfg->disks[i].path, &disk);
 		if (!rc)
-			rc = expose(&vm, disk, id, !cfg->disks[i].read_only, &ignored);
+			rc = expose(&vm, disk, id, cfg->disks[i].read_only ? FC_READ : FC_WRITE, &ignored);
 		free(disk);
 		free(ignored);
 	}
@@ -1142,20 +1591,143 @@ static int fc_restore(const bng_vm_config *cfg, const char *dir, bng_op *op, jso
 	return rc;
 }
 
+/* From the process alone (pid, start time, executable): Firecracker serves
+ * its API on one thread, so a long request (a snapshot writing guest
+ * memory) delays every other one, GET / included, and a busy VMM must not
+ * look dead (its VM would be marked stopped and lose its tap). A live VMM's
+ * log and metrics get rotated here too: banger looks often. */
 static bool fc_alive(json_t *state)
 {
 	fc_ref r;
-	fc_api api;
-	if (parse_state(state, &r) != 0 || !same_vmm(&r))
+	/* without its start time or executable recorded, the pid alone
+	 * proves nothing */
+	if (parse_state(state, &r) != 0 || !(r.start_time > 0 || r.exe) || !same_vmm(&r))
 		return false;
-	bool ok = api_open(&api, r.sock, NULL) == 0 && api_call(&api, "GET", "/", NULL, 2000, NULL) == 0;
-	api_close(&api);
-	return ok;
+	cap_logs(&r);
+	return true;
+}
+
+/* Whether a process's root or cwd is the directory st describes: a jailed
+ * Firecracker's root is its chroot (the real jailer pivots into it; the
+ * fake one runs there). */
+static bool proc_dir_is(long pid, const char *which, const struct stat *st)
+{
+	char path[64];
+	struct stat p;
+	snprintf(path, sizeof(path), "/proc/%ld/%s", pid, which);
+	return stat(path, &p) == 0 && p.st_dev == st->st_dev && p.st_ino == st->st_ino;
+}
+
+/* A process's arguments (NUL-separated) as a NULL-terminated vector into
+ * *buf; NULL if it has none (a kernel thread) or is gone. */
+static char **proc_argv(long pid, char **buf)
+{
+	char path[64];
+	size_t len = 0;
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+	*buf = NULL;
+	if (bng_read_file(path, buf, &len) != 0 || len == 0) {
+		bng_err_clear();
+		free(*buf);
+		*buf = NULL;
+		return NULL;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++)
+		n += (*buf)[i] == '\0';
+	char **argv = calloc(n + 2, sizeof(*argv));
+	if (!argv)
+		return NULL;
+	size_t k = 0;
+	for (size_t i = 0; i < len && k <= n; i += strlen(*buf + i) + 1)
+		argv[k++] = *buf + i;
+	return argv;
+}
+
+static bool names_firecracker(const char *arg)
+{
+	const char *base = arg ? strrchr(arg, '/') : NULL;
+	return arg && strstr(base ? base + 1 : arg, "firecracker");
+}
+
+/* Kills the Firecracker processes of VM id that no state records. api is
+ * <run_dir>/api.sock, which an unjailed one names on its command line;
+ * jail_root, when known, is the chroot a jailed one runs in (its command
+ * line names no host path: "/firecracker --id <id> ... --api-sock
+ * /api.sock"), and base the --chroot-base-dir a jailer that has not exec'd
+ * yet names. Only processes whose program is firecracker (the jailer
+ * insists on the name) or the jailer, with this id where jailed, are
+ * considered. */
+static void kill_vmms_of(const char *id, const char *api, const char *jail_root, const char *base)
+{
+	struct stat jail;
+	bool jailed = jail_root && stat(jail_root, &jail) == 0 && S_ISDIR(jail.st_mode);
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		char *end, *buf;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end || pid <= 1 || pid == (long)getpid())
+			continue;
+		char **argv = proc_argv(pid, &buf);
+		if (!argv)
+			continue;
+		bool fc = names_firecracker(argv[0]) || (argv[0] && names_firecracker(argv[1]));
+		const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+		bool jailer = !strcmp(prog, "jailer");
+		bool stray = false, has_id = false, has_base = false;
+		for (int i = 0; argv[i] && argv[i + 1]; i++) {
+			has_id |= !strcmp(argv[i], "--id") && !strcmp(argv[i + 1], id);
+			has_base |= base && !strcmp(argv[i], "--chroot-base-dir") && !strcmp(argv[i + 1], base);
+			stray |= fc && !strcmp(argv[i], "--api-sock") && !strcmp(argv[i + 1], api);
+		}
+		if (jailed && fc && has_id && (proc_dir_is(pid, "root", &jail) || proc_dir_is(pid, "cwd", &jail)))
+			stray = true;
+		if (jailer && has_id && has_base)
+			stray = true;
+		if (stray)
+			kill((pid_t)pid, SIGKILL);
+		free(argv);
+		free(buf);
+	}
+	if (d)
+		closedir(d);
+}
+
+/* Strays of VM id after its recorded VMM is gone (the daemon died between
+ * spawning one and writing the VM's state): <run_dir>/api.sock names the
+ * unjailed one, or links into the jailed one's chroot
+ * (<base>/<exe>/<id>/root/api.sock). */
+static void fc_kill_strays(const char *id, const char *run_dir)
+{
+	if (!id || !run_dir)
+		return;
+	char *api = bng_asprintf("%s/api.sock", run_dir);
+	char target[PATH_MAX];
+	char *root = NULL, *base = NULL;
+	ssize_t n = readlink(api, target, sizeof(target) - 1);
+	if (n > 0) {
+		target[n] = '\0';
+		char *slash = strrchr(target, '/');
+		if (slash && strcmp(slash, "/api.sock") == 0) {
+			*slash = '\0';
+			root = bng_strdup(target);
+			for (int up = 0; up < 3 && (slash = strrchr(target, '/')); up++)
+				*slash = '\0';
+			if (slash)
+				base = bng_strdup(target);
+		}
+	}
+	kill_vmms_of(id, api, root, base);
+	free(root);
+	free(base);
+	free(api);
 }
 
 const bng_vmm_driver bng_vmm_firecracker = {
 	.name = "firecracker",
 	.features = BNG_VMM_FEAT_PAUSE | BNG_VMM_FEAT_SNAPSHOT | BNG_VMM_FEAT_VSOCK,
+	.stop_op = "reboot", /* no ACPI power-off on x86: only the i8042 reset (reboot=k) ends the process */
 	.start = fc_start,
 	.shutdown = fc_shutdown,
 	.kill = fc_kill,
@@ -1164,4 +1736,6 @@ const bng_vmm_driver bng_vmm_firecracker = {
 	.snapshot = fc_snapshot,
 	.restore = fc_restore,
 	.alive = fc_alive,
+	.release = fc_release,
+	.kill_strays = fc_kill_strays,
 };

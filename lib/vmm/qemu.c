@@ -560,6 +560,7 @@ static bool qemu_alive(json_t *state)
 const bng_vmm_driver bng_vmm_qemu = {
 	.name = "qemu",
 	.features = BNG_VMM_FEAT_PAUSE,
+	.stop_op = "poweroff", /* ACPI: the guest powers the microvm off and QEMU exits */
 	.start = qemu_start,
 	.shutdown = qemu_shutdown,
 	.kill = qemu_kill,

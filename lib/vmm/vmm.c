@@ -62,3 +62,10 @@ bool bng_vmm_process_gone(json_t *state)
 		start = json_object_get(state, "start_time");
 	return pid <= 0 || bng_proc_gone((pid_t)pid, (unsigned long long)json_integer_value(start));
 }
+
+void bng_vmm_kill_strays(const char *id, const char *run_dir)
+{
+	for (size_t i = 0; i < BNG_ARRAY_LEN(drivers); i++)
+		if (drivers[i]->kill_strays)
+			drivers[i]->kill_strays(id, run_dir);
+}

@@ -46,6 +46,13 @@ enum {
 typedef struct bng_vmm_driver {
 	const char *name;
 	unsigned features;
+	/* The guest agent op that ends the guest so that this VMM exits, sent
+	 * after "sync" on a graceful stop: "poweroff" where the machine can
+	 * power off (qemu: ACPI), "reboot" where only a reset ends the process
+	 * (firecracker: x86 has no ACPI power-off, a powered-off guest leaves
+	 * Firecracker running; reboot=k's i8042 reset makes it exit). NULL
+	 * means "poweroff". */
+	const char *stop_op;
 	/* Starts the VM and returns once the VMM runs the guest (not once the
 	 * guest has booted). *state (new JSON object) records what later calls
 	 * and a restarted daemon need: {"driver","pid","control_socket",
@@ -53,7 +60,7 @@ typedef struct bng_vmm_driver {
 	 * nothing is left running and the error names the VMM's last words
 	 * (from process_log). */
 	int (*start)(const bng_vm_config *cfg, bng_op *op, json_t **state);
-	/* Asks the guest to power off (ACPI / Ctrl-Alt-Del), waits up to
+	/* Asks the guest to go (ACPI power button / Ctrl-Alt-Del), waits up to
 	 * timeout_ms for the process to exit; BANGER_ETIMEDOUT if it did not
 	 * (the caller then kills). */
 	int (*shutdown)(json_t *state, int timeout_ms);
@@ -63,10 +70,24 @@ typedef struct bng_vmm_driver {
 	int (*resume)(json_t *state);
 	int (*snapshot)(json_t *state, const char *dir);
 	int (*restore)(const bng_vm_config *cfg, const char *dir, bng_op *op, json_t **state);
-	/* True if the process in state is still this VM's VMM (pid alive, same
-	 * executable, control socket answering): used to re-adopt VMs after a
-	 * daemon restart. */
+	/* True if the process in state is still this VM's VMM (pid alive with
+	 * its recorded start time, same executable; qemu also asks QMP): used to
+	 * re-adopt VMs after a daemon restart and to notice dead ones.
+	 * firecracker answers from the process alone: its one API thread may be
+	 * busy for minutes (a snapshot) and the VM is not dead for it. */
 	bool (*alive)(json_t *state);
+	/* Once the VMM is gone (stopped, killed, or found dead): gives back what
+	 * start/restore handed to it (jailed firecracker: file ownership) and
+	 * removes what it left (sockets, the jail). BANGER_EBUSY while the VMM
+	 * runs; idempotent. NULL: nothing to do. shutdown and kill do it
+	 * themselves when the VMM goes. */
+	int (*release)(json_t *state);
+	/* Kills this driver's VMM processes for VM id (runtime dir run_dir)
+	 * that no state records: the daemon died between spawning one and
+	 * writing the VM's state. Recognises its own (a jailed Firecracker's
+	 * command line names no host path). NULL: the caller's command-line
+	 * match (run_dir) does. */
+	void (*kill_strays)(const char *id, const char *run_dir);
 } bng_vmm_driver;
 
 /* The drivers, one file each (vmm.c lists them for bng_vmm_driver_get). */
@@ -85,6 +106,11 @@ int bng_vmm_snapshot(const bng_vmm_driver *d, json_t *state, const char *dir);
 /* True once the VMM process that state records (pid and start time) has
  * exited: a process check only, cheap enough to call between polls. */
 bool bng_vmm_process_gone(json_t *state);
+
+/* Every driver's kill_strays for VM id: run after the VM's recorded VMM is
+ * gone, when any process left for it is a stray (whichever driver, or
+ * none, the row names). */
+void bng_vmm_kill_strays(const char *id, const char *run_dir);
 
 /* Whether qemu can run guests under KVM here: boots kernel_dir's kernel
  * and initramfs with banger.probe=1 under -accel kvm and waits up to

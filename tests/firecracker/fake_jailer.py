@@ -3,11 +3,15 @@
 
 Takes the real jailer's arguments, checks them the way it does (required
 options, an exec file whose name contains "firecracker", numeric uid/gid, an
-absolute chroot base), builds <chroot-base>/<exec name>/<id>/root and copies
-the exec file into it like the real one, then execs the fake firecracker in
-place (same pid, as the real jailer does without --daemonize/--new-pid-ns)
-with FAKE_FC_ROOT=<root> so absolute paths resolve inside the "chroot", and
-FAKE_FC_UID/GID so it checks file permissions as the dropped uid/gid would.
+absolute chroot base), builds <chroot-base>/<exec name>/<id>/root, copies the
+exec file into it and makes the device nodes Firecracker needs there
+(dev/kvm, dev/net/tun, dev/urandom, owned by the jail's uid/gid) like the real
+one, then execs the copy from inside the jail in place (same pid, as the real
+jailer does without --daemonize/--new-pid-ns; its command line names no host
+path, as the real "/firecracker --id ..." does not) with FAKE_FC_ROOT=<root>
+so absolute paths resolve inside the "chroot", and FAKE_FC_UID/GID so it
+checks file permissions as the dropped uid/gid would. A noexec filesystem
+fails that exec, a nodev one the device nodes, as they would the real ones.
 It needs root, like the real jailer. The arguments it was given are appended
 as one JSON line to $FAKE_JAILER_LOG when that is set.
 """
@@ -15,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
 
 # tests/run preloads the sanitizers into Python; this is a plain program.
@@ -26,6 +31,8 @@ TAKES_VALUE = {"--id", "--exec-file", "--uid", "--gid", "--chroot-base-dir", "--
                "--cgroup-version", "--parent-cgroup", "--resource-limit"}
 FLAGS = {"--daemonize", "--new-pid-ns"}
 MULTI = {"--cgroup", "--resource-limit"}
+# what the v1.16 jailer mknods in the chroot: name -> (major, minor)
+DEVICES = {"dev/kvm": (10, 232), "dev/net/tun": (10, 200), "dev/urandom": (1, 9)}
 
 
 def die(msg):
@@ -79,14 +86,28 @@ def main():
     if os.geteuid() != 0:
         die("Failed to change ownership: the jailer must run as root")
     root = os.path.join(base, name, opts["--id"], "root")
+    uid, gid = int(opts["--uid"]), int(opts["--gid"])
     os.makedirs(root, exist_ok=True)
     shutil.copyfile(exec_file, os.path.join(root, name))
     os.chmod(os.path.join(root, name), 0o755)
+    for dev, (major, minor) in DEVICES.items():
+        path = os.path.join(root, dev)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(major, minor))
+            os.chown(path, uid, gid)
+        except OSError as e:
+            die(f"Failed to create /{dev} via mknod inside the jail: {e.strerror} (os error {e.errno})")
     os.chdir(root)
-    env = dict(os.environ, FAKE_FC_ROOT=root, FAKE_FC_UID=opts["--uid"], FAKE_FC_GID=opts["--gid"])
-    real = os.path.realpath(exec_file)  # the copy cannot find its contract; run the original
-    os.execve(sys.executable, [sys.executable, real, "--id", opts["--id"], "--start-time-us", "0",
-                               "--start-time-cpu-us", "0", *extra], env)
+    # the copy cannot find its contract from the jail: point it at ours
+    contract = os.path.join(os.path.dirname(os.path.realpath(exec_file)), "..", "data", "firecracker-contract.json")
+    env = dict(os.environ, FAKE_FC_ROOT=root, FAKE_FC_UID=opts["--uid"], FAKE_FC_GID=opts["--gid"],
+               FAKE_FC_CONTRACT=os.environ.get("FAKE_FC_CONTRACT") or os.path.realpath(contract))
+    try:
+        os.execve("./" + name, ["/" + name, "--id", opts["--id"], "--start-time-us", "0", "--start-time-cpu-us", "0",
+                                *extra], env)
+    except OSError as e:
+        die(f"Failed to exec into Firecracker: {e.strerror} (os error {e.errno})")
 
 
 if __name__ == "__main__":

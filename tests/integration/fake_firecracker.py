@@ -9,29 +9,77 @@ fields, no unknown fields, types, enums, bounds. It answers like Firecracker:
 204 on success, 400 {"fault_message": ...} otherwise, GET / with the instance
 info, and keeps Firecracker's state rules (pre-boot only resources, InstanceStart
 needs a boot source, PATCH /vm and snapshots only once running, snapshot load
-only on a fresh process). SendCtrlAltDel makes it exit shortly after, like a
-guest that honours it with reboot=k.
+only on a fresh process).
+
+Where it matters it behaves as Firecracker v1.16.1 does:
+- One API thread: every request, on any connection, waits for the one before
+  it (a slow snapshot delays GET /).
+- Its own log goes to stdout (the driver's console log) until PUT /logger
+  names a file, then to that file: "<time> [<id>:<thread>] <message>", opened
+  read-write, non-blocking, never created, never O_APPEND, kept open. PUT
+  /logger may be sent again before boot. A start-up failure logs its reason
+  (Display) to stdout and only "Error: <Debug>" to stderr, like main.rs.
+- Metrics: PUT /metrics opens the file the same way; after boot a JSON line is
+  written every FAKE_FC_METRICS_EVERY seconds (Firecracker: 60) and on
+  FlushMetrics.
+- The guest: after InstanceStart (or a resumed snapshot load) it "boots"; its
+  agent listens on vsock port 1024 after FAKE_FC_GUEST_BOOT_DELAY seconds.
+  Hybrid vsock: a host connection to uds_path sends "CONNECT <port>\\n" and
+  gets "OK <hostport>\\n" when the guest listens, else a hang-up. Behind it
+  runs the real guest agent (FAKE_FC_AGENT, `--stdio`, one per connection);
+  its power ops are the guest's and never reach the host: "poweroff" halts
+  the guest but Firecracker keeps running (x86 has no ACPI power-off), and
+  "reboot" is an i8042 reset (reboot=k) that makes Firecracker exit.
+  SendCtrlAltDel reboots a running guest the same way (FAKE_FC_IGNORE_CTRLALTDEL
+  makes the guest ignore it); a halted guest ignores it.
+- Jailed (FAKE_FC_ROOT, set by fake_jailer.py): paths resolve under the jail
+  root (the cwd), sockets are bound relative to it (as short as Firecracker's
+  "/api.sock" in its chroot), files are checked as the jail's uid/gid would
+  see them, and /dev/kvm (InstanceStart) and /dev/net/tun (network
+  interfaces) are opened from the jail's own device nodes: a nodev
+  filesystem fails them.
+
+Every exit is logged to FAKE_FC_LOG as {"event": "exit", "reason": ...}.
 
 Environment:
   FAKE_FC_LOG=path            append one JSON line per request: method, path,
                               headers, body, status, violations (contract or
-                              policy breaches), error (the fault_message sent)
+                              policy breaches), error (the fault_message sent);
+                              and one per event (vsock connects, guest power
+                              changes, exit)
   FAKE_FC_FAULT=[METHOD ]path reply 400 with a fault_message on that request
                               (comma-separated for several)
-  FAKE_FC_EXIT_AT_START=msg   print msg on stderr and exit 1 before listening
+  FAKE_FC_EXIT_AT_START=msg   fail at start with that reason (stdout) and a
+                              Debug-formatted line on stderr, exit 1
   FAKE_FC_START_DELAY=secs    sleep before binding the API socket
   FAKE_FC_IGNORE_CTRLALTDEL=1 answer SendCtrlAltDel but keep running
+  FAKE_FC_SNAPSHOT_DELAY=secs PUT /snapshot/create takes that long
+  FAKE_FC_PANIC_AFTER=secs    the guest panics that long after it starts;
+                              with panic=1 reboot=k Firecracker exits a second
+                              later
+  FAKE_FC_GUEST_BOOT_DELAY=s  the guest agent listens that long after start
+  FAKE_FC_AGENT=path          the guest agent binary (banger-agent); unset:
+                              nothing listens on guest vsock ports
+  FAKE_FC_METRICS_EVERY=secs  metrics period after boot (default 60)
   FAKE_FC_ROOT=dir            resolve absolute paths under dir (what the
                               jailer's chroot does; set by fake_jailer.py)
   FAKE_FC_UID/FAKE_FC_GID     check file permissions as this uid/gid would
                               (the jailer drops to them; set by fake_jailer.py)
-  FAKE_FC_CONTRACT=path       another contract file
+  FAKE_FC_CONTRACT=path       another contract file (fake_jailer.py sets it:
+                              the copy in the jail cannot find ours)
+  FAKE_FC_KNOBS=path          a JSON object of more FAKE_FC_* settings, read
+                              at start when the file exists (tests change
+                              knobs without restarting the daemon that
+                              spawns the fake)
 """
+import itertools
 import json
 import os
+import queue
 import re
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -55,10 +103,39 @@ ARGS = {
 }
 
 
-def die(msg):
-    sys.stderr.write(msg + "\n")
+LEVELS = {"Off": 0, "Error": 1, "Warning": 2, "Info": 3, "Debug": 4, "Trace": 5}
+AGENT_PORT = 1024
+GUEST_CID = 3
+stdout_lock = threading.Lock()
+
+
+def now_stamp():
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) + f".{int((t % 1) * 1e9):09d}"
+
+
+def write_stdout(text):
+    with stdout_lock:
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except OSError:
+            pass
+
+
+def fail_at_start(instance_id, display, debug, code=1):
+    """main.rs on an error: the reason through the logger (stdout before PUT
+    /logger), the Debug form on stderr, then the exit code."""
+    write_stdout(f"{now_stamp()} [{instance_id}:main] {display}\n")
+    sys.stderr.write(f"Error: {debug}\n")
     sys.stderr.flush()
-    sys.exit(1)
+    write_stdout(f"{now_stamp()} [{instance_id}:main] Firecracker exiting with error. exit_code={code}\n")
+    sys.exit(code)
+
+
+def die(msg):
+    """Argument errors: what clap-style parsing reports."""
+    fail_at_start("anonymous-instance", msg, f"ParseArguments({msg!r})", 153)
 
 
 def parse_args(argv):
@@ -152,12 +229,18 @@ class ApiError(Exception):
     pass
 
 
+def open_target(path):
+    """How Firecracker opens its log and metrics files: read-write,
+    non-blocking, never created, no O_APPEND; kept open."""
+    return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+
+
 class Fake:
     def __init__(self, opts, contract):
         self.id = opts["--id"]
         self.api_sock = opts["--api-sock"]
         self.contract = contract
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # guest and device state: the API thread and vsock threads
         self.log_lock = threading.Lock()
         self.seq = 0
         self.log_path = os.environ.get("FAKE_FC_LOG")
@@ -167,21 +250,36 @@ class Fake:
         self.faults = set()
         for item in filter(None, (s.strip() for s in os.environ.get("FAKE_FC_FAULT", "").split(","))):
             self.faults.add(item if " " in item else "* " + item)
+        self.agent = os.environ.get("FAKE_FC_AGENT") or None
         self.started = False
         self.paused = False
         self.configured = set()  # pre-boot resources set, by kind
         self.logger = self.metrics = None
+        self.log_fd = self.metrics_fd = None
+        self.log_level = LEVELS["Info"]
         self.boot = None
         self.machine = {"vcpu_count": 1, "mem_size_mib": 128, "smt": False, "track_dirty_pages": False}
         self.drives = {}  # in insertion order
         self.ifaces = {}
         self.vsock = None
         self.vsock_listener = None
+        self.vsock_conns = set()
+        self.hostports = itertools.count(1 << 30)
+        self.guest = "none"  # none -> running -> halted (poweroff); a reset exits the process
+        self.guest_since = 0.0
         self.exiting = False
+        self.api_queue = queue.Queue()
+        threading.Thread(target=self.api_thread, name="fc_api", daemon=True).start()
 
     # -- helpers --
     def host(self, path):
         return self.root + path if self.root and path.startswith("/") else path
+
+    def sock_addr(self, path):
+        """Where to bind a socket Firecracker names path: in its chroot the
+        path is short ("/api.sock"); the fake runs in the jail root (cwd),
+        so the same path, relative, is as short."""
+        return "." + path if self.root and path.startswith("/") else path
 
     def log(self, entry):
         if not self.log_path:
@@ -190,10 +288,25 @@ class Fake:
             with open(self.log_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(entry, sort_keys=True) + "\n")
 
+    def event(self, name, **fields):
+        self.log({"event": name, "time": time.time(), "pid": os.getpid(), **fields})
+
+    def fc_log(self, level, msg):
+        """Firecracker's logger: stdout until PUT /logger, then its file."""
+        if LEVELS[level] > self.log_level:
+            return
+        line = f"{now_stamp()} [{self.id}:{threading.current_thread().name}] {msg}\n"
+        if self.log_fd is None:
+            write_stdout(line)
+            return
+        try:
+            os.write(self.log_fd, line.encode())
+        except OSError:
+            pass  # a full pipe or disk: Firecracker counts a missed log line
+
     def console(self, text):
         """The guest's serial console: Firecracker writes it to stdout."""
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        write_stdout(text)
 
     def fmt_error(self, e):
         return f"{type(e).__name__}: {e.strerror or e} (os error {e.errno})" if isinstance(e, OSError) else str(e)
@@ -223,6 +336,21 @@ class Fake:
         except OSError as e:
             raise ApiError(f"{what}: {e.strerror} (os error {e.errno})")
 
+    def open_device(self, path, what):
+        """Jailed, Firecracker opens the device nodes the jailer made in its
+        chroot; a nodev mount refuses them (EACCES). There is no real KVM
+        here: a node for a driver this host lacks (ENXIO, ENODEV) is fine."""
+        if not self.root:
+            return
+        try:
+            fd = os.open(self.host(path), os.O_RDWR | os.O_CLOEXEC)
+            os.close(fd)
+            if not self.may(self.host(path), True):
+                raise PermissionError(13, "Permission denied")
+        except OSError as e:
+            if e.errno not in (6, 19):  # ENXIO, ENODEV
+                raise ApiError(f"{what}: {e.strerror} (os error {e.errno})")
+
     def pre_boot(self):
         if self.started:
             raise ApiError(PRE_BOOT_ONLY)
@@ -235,19 +363,20 @@ class Fake:
         if self.vsock_listener is not None:
             self.vsock_listener.close()
             self.vsock_listener = None
-        if len(self.host(uds_path).encode()) > 107:
+        if len(self.sock_addr(uds_path).encode()) > 107:
             raise ApiError("Cannot create backend for vsock device: Error binding to the host-side Unix socket: "
                            "path too long")
         self.check_create(uds_path, "Cannot create backend for vsock device")
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            s.bind(self.host(uds_path))
+            s.bind(self.sock_addr(uds_path))
         except OSError as e:
             s.close()
             raise ApiError("Cannot create backend for vsock device: Error binding to the host-side Unix socket: "
                            f"{e.strerror} (os error {e.errno})")
-        s.listen(8)
+        s.listen(32)
         self.vsock_listener = s
+        threading.Thread(target=self.vsock_accept, args=(s,), name="fc_vmm", daemon=True).start()
 
     def vm_state(self):
         if not self.started:
@@ -264,6 +393,164 @@ class Fake:
         for i in range(n):
             args += f" virtio_mmio.device=4K@0x{0xd0000000 + i * 0x1000:x}:{5 + i}"
         return args
+
+    # -- the guest --
+    def guest_boots(self, how):
+        self.guest = "running"
+        self.guest_since = time.time()
+        self.event("guest", what=how)
+        panic = float(os.environ.get("FAKE_FC_PANIC_AFTER") or 0)
+        if panic:
+            threading.Timer(panic, self.guest_panics).start()
+        threading.Thread(target=self.metrics_loop, name="fc_vmm", daemon=True).start()
+
+    def guest_panics(self):
+        with self.lock:
+            if self.guest != "running":
+                return
+            self.console("[   12.000000] Kernel panic - not syncing: fake guest panic (FAKE_FC_PANIC_AFTER)\n"
+                         "[   12.000000] Rebooting in 1 seconds..\n")
+            self.event("guest", what="panic")
+        time.sleep(1)
+        self.reset("guest panic, panic=1: the kernel rebooted (i8042 reset)")
+
+    def guest_power(self, op):
+        """The agent's power ops, done by the guest kernel."""
+        with self.lock:
+            if self.guest != "running":
+                return
+            if op == "poweroff":
+                # no ACPI power-off on x86 Firecracker: the guest halts, the VMM runs on
+                self.console("[   30.000000] reboot: Power down\n")
+                self.guest = "halted"
+                self.event("guest", what="poweroff: halted, Firecracker keeps running")
+                self.drop_vsock_conns()
+                return
+        self.console("[   30.000000] reboot: Restarting system\n")
+        self.reset("guest reboot (i8042 reset, reboot=k)")
+
+    def reset(self, reason):
+        """The guest reset the machine: with reboot=k Firecracker exits."""
+        with self.lock:
+            if self.guest != "running":
+                return
+            if "reboot=k" not in (self.boot or {}).get("boot_args", "reboot=k"):
+                self.guest = "halted"
+                self.event("guest", what="reset without reboot=k: the guest hangs, Firecracker runs on")
+                return
+            self.exiting = True
+        self.shutdown(reason, 0)
+
+    def shutdown(self, reason, code):
+        self.fc_log("Info", "Vmm is stopping.")
+        self.event("exit", reason=reason, code=code)
+        self.drop_vsock_conns()
+        with stdout_lock:
+            sys.stdout.flush()
+        os._exit(code)
+
+    def drop_vsock_conns(self):
+        with self.lock:
+            conns, self.vsock_conns = list(self.vsock_conns), set()
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def agent_listening(self, port):
+        delay = float(os.environ.get("FAKE_FC_GUEST_BOOT_DELAY") or 0)
+        return (port == AGENT_PORT and self.agent is not None and self.guest == "running"
+                and time.time() - self.guest_since >= delay)
+
+    # -- hybrid vsock --
+    def vsock_accept(self, listener):
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed: a new uds_path, or exiting
+            threading.Thread(target=self.vsock_conn, args=(conn,), name="fc_vmm", daemon=True).start()
+
+    def vsock_conn(self, conn):
+        agent = None
+        try:
+            conn.settimeout(5)
+            line = b""
+            while not line.endswith(b"\n") and len(line) < 64:
+                chunk = conn.recv(1)
+                if not chunk:
+                    return
+                line += chunk
+            m = re.fullmatch(rb"CONNECT (\d+)\n", line)
+            with self.lock:
+                ok = m is not None and self.agent_listening(int(m.group(1)))
+                if ok:
+                    hostport = next(self.hostports)
+                    self.vsock_conns.add(conn)
+            self.event("vsock", request=line.decode("latin-1").strip(), accepted=ok)
+            if not ok:
+                return  # Firecracker hangs up: nothing listens on that guest port
+            agent = subprocess.Popen([self.agent, "--stdio"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL)
+            conn.sendall(f"OK {hostport}\n".encode())
+            conn.settimeout(None)
+            reader = conn.makefile("rb")
+            for raw in reader:
+                if not raw.strip():
+                    continue
+                try:
+                    req = json.loads(raw)
+                except ValueError:
+                    req = None
+                op = req.get("op") if isinstance(req, dict) else None
+                if op in ("poweroff", "reboot"):
+                    # the agent replies first, then syncs and calls reboot(2)
+                    conn.sendall(json.dumps({"id": req.get("id"), "ok": True}).encode() + b"\n")
+                    self.event("agent", op=op)
+                    time.sleep(0.05)
+                    self.guest_power(op)
+                    return
+                agent.stdin.write(raw if raw.endswith(b"\n") else raw + b"\n")
+                agent.stdin.flush()
+                reply = agent.stdout.readline()
+                if not reply:
+                    return
+                conn.sendall(reply)
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.vsock_conns.discard(conn)
+            conn.close()
+            if agent is not None:
+                try:
+                    agent.stdin.close()
+                except OSError:
+                    pass
+                try:
+                    agent.wait(timeout=3)
+                except subprocess.TimeoutExpired:
+                    agent.kill()
+                    agent.wait()
+
+    # -- metrics --
+    def write_metrics(self):
+        if self.metrics_fd is None:
+            return
+        line = json.dumps({"utc_timestamp_ms": int(time.time() * 1000), "api_server": {"process_startup_time_us": 0},
+                           "block": {"read_count": 0, "write_count": 0, "flush_count": 0},
+                           "vsock": {"conns_added": 0}, "padding": "x" * 1024}) + "\n"
+        try:
+            os.write(self.metrics_fd, line.encode())
+        except OSError:
+            pass
+
+    def metrics_loop(self):
+        every = float(os.environ.get("FAKE_FC_METRICS_EVERY") or 60)
+        while True:
+            time.sleep(every)
+            self.write_metrics()
 
     # -- endpoints; each returns (status, body or None) or raises ApiError --
     def handle(self, method, template, params, body):
@@ -283,20 +570,37 @@ class Fake:
                 cfg["vsock"] = self.vsock
             return 200, cfg
         if key == "PUT /logger":
+            # Logger::update: any number of times before boot
             self.pre_boot()
-            if self.logger is not None:
-                raise ApiError("Reinitialization of logger not allowed.")
+            fd = None
             if "log_path" in body:
-                self.open_existing(body["log_path"], "Logger error: Failed to open target file", write=True)
-                with open(self.host(body["log_path"]), "a", encoding="utf-8") as f:
-                    f.write(f"[{self.id}:main] Running Firecracker v{VERSION} (fake)\n")
+                try:
+                    fd = open_target(self.host(body["log_path"]))
+                    if not self.may(self.host(body["log_path"]), True):
+                        os.close(fd)
+                        raise PermissionError(13, "Permission denied")
+                except OSError as e:
+                    raise ApiError(f"Logger error: Failed to open target file: {e.strerror} (os error {e.errno})")
+            self.log_level = LEVELS[body.get("level", "Info")]
+            if fd is not None:
+                if self.log_fd is not None:
+                    os.close(self.log_fd)
+                self.log_fd = fd
+                self.fc_log("Info", f"Running Firecracker v{VERSION} (fake)")
             self.logger = body
             return 204, None
         if key == "PUT /metrics":
             self.pre_boot()
             if self.metrics is not None:
                 raise ApiError("Reinitialization of metrics not allowed.")
-            self.open_existing(body["metrics_path"], "Metrics error: Failed to open target file", write=True)
+            try:
+                fd = open_target(self.host(body["metrics_path"]))
+                if not self.may(self.host(body["metrics_path"]), True):
+                    os.close(fd)
+                    raise PermissionError(13, "Permission denied")
+            except OSError as e:
+                raise ApiError(f"Metrics error: Failed to open target file: {e.strerror} (os error {e.errno})")
+            self.metrics_fd = fd
             self.metrics = body
             return 204, None
         if key in ("PUT /machine-config", "PATCH /machine-config"):
@@ -350,6 +654,8 @@ class Fake:
                 raise ApiError(f"Invalid MAC address: {mac}")
             if not 0 < len(body["host_dev_name"]) < 16:
                 raise ApiError("Could not create the network device: Open tap device failed: invalid name")
+            self.open_device("/dev/net/tun", "Could not create the network device: Open tap device failed: "
+                             "Error while creating ifreq structure")
             self.ifaces[body["iface_id"]] = body
             self.configured.add("network-interfaces")
             return 204, None
@@ -365,6 +671,7 @@ class Fake:
                 self.pre_boot()
                 if self.boot is None:
                     raise ApiError("Cannot start microvm without kernel configuration.")
+                self.open_device("/dev/kvm", "Cannot start microvm: Error creating KVM object")
                 with open(self.host(self.boot["kernel_image_path"]), "rb") as f:
                     if f.read(4) != b"\x7fELF":
                         raise ApiError("Cannot load kernel due to invalid memory configuration or invalid kernel "
@@ -373,17 +680,23 @@ class Fake:
                 self.console(f"[    0.000000] Linux version 6.1.0-fake (fake firecracker {VERSION})\n"
                              f"[    0.000000] Command line: {self.kernel_cmdline()}\n"
                              "fake guest: booted\n")
+                with self.lock:
+                    self.guest_boots("booted")
                 return 204, None
             if action == "SendCtrlAltDel":
                 self.post_boot()
-                if not os.environ.get("FAKE_FC_IGNORE_CTRLALTDEL"):
+                with self.lock:
+                    running = self.guest == "running"
+                if running and not os.environ.get("FAKE_FC_IGNORE_CTRLALTDEL"):
                     self.console("fake guest: Ctrl-Alt-Del, rebooting\n[    9.000000] reboot: Restarting system\n")
-                    self.exiting = True
-                    threading.Timer(0.2, lambda: os._exit(0)).start()
+                    threading.Timer(0.2, self.reset, args=("Ctrl-Alt-Del: the guest rebooted (i8042 reset)",)).start()
+                else:
+                    self.event("guest", what="Ctrl-Alt-Del ignored" + ("" if running else f" (guest {self.guest})"))
                 return 204, None
             if action == "FlushMetrics":
                 if self.metrics is None:
                     raise ApiError("Metrics system not initialized")
+                self.write_metrics()
                 return 204, None
         if key == "PATCH /vm":
             self.post_boot()
@@ -398,14 +711,21 @@ class Fake:
                 raise ApiError("Create snapshot error: Diff snapshots need track_dirty_pages.")
             state = {"fake_firecracker_snapshot": 1, "id": self.id, "machine": self.machine, "boot": self.boot,
                      "drives": list(self.drives.values()), "ifaces": list(self.ifaces.values()),
-                     "vsock": self.vsock}
+                     "vsock": self.vsock, "guest": self.guest}
             for key in ("snapshot_path", "mem_file_path"):
                 self.check_create(body[key], "Create snapshot error")
+            delay = float(os.environ.get("FAKE_FC_SNAPSHOT_DELAY") or 0)
+            if delay:
+                self.event("busy", what="snapshot/create", seconds=delay)
+                time.sleep(delay)  # writing guest memory: the API thread answers nothing meanwhile
             try:
                 with open(self.host(body["snapshot_path"]), "w", encoding="utf-8") as f:
                     json.dump(state, f)
                 with open(self.host(body["mem_file_path"]), "wb") as f:
                     f.write(b"fake guest memory\n")
+                if self.creds:  # the jailed VMM's files are its uid's
+                    for k in ("snapshot_path", "mem_file_path"):
+                        os.chown(self.host(body[k]), *self.creds)
             except OSError as e:
                 raise ApiError(f"Create snapshot error: {e.strerror} (os error {e.errno})")
             return 204, None
@@ -433,12 +753,14 @@ class Fake:
                 ifaces[o["iface_id"]]["host_dev_name"] = o["host_dev_name"]
             for d in snap["drives"]:
                 if "path_on_host" in d:
-                    self.open_existing(d["path_on_host"], "Load snapshot error: cannot open a drive")
+                    self.open_existing(d["path_on_host"], "Load snapshot error: cannot open a drive",
+                                       write=not d.get("is_read_only", False))
             vsock = snap.get("vsock")
             if body.get("vsock_override"):
                 if not vsock:
                     raise ApiError("Load snapshot error: vsock override without a vsock device")
                 vsock = dict(vsock, uds_path=body["vsock_override"]["uds_path"])
+            self.open_device("/dev/kvm", "Load snapshot error: Error creating KVM object")
             if vsock:
                 self.bind_vsock(vsock["uds_path"])
             self.machine, self.boot, self.vsock, self.ifaces = snap["machine"], snap["boot"], vsock, ifaces
@@ -446,6 +768,11 @@ class Fake:
             self.started = True
             self.paused = not body.get("resume_vm", False)
             self.console("fake guest: restored from snapshot\n")
+            with self.lock:
+                if snap.get("guest", "running") == "running":
+                    self.guest_boots("restored")
+                else:
+                    self.guest = snap["guest"]
             return 204, None
         # Known to the contract, not modelled by the fake: accept like a
         # pre-boot configuration call.
@@ -454,6 +781,20 @@ class Fake:
         return 200, {}
 
     # -- HTTP --
+    def api_thread(self):
+        """Firecracker's one API thread: requests run one at a time, in the
+        order they arrived, whichever connection they came on."""
+        while True:
+            job = self.api_queue.get()
+            job["result"] = self.request(*job["args"])
+            job["done"].set()
+
+    def run_request(self, *args):
+        job = {"args": args, "done": threading.Event()}
+        self.api_queue.put(job)
+        job["done"].wait()
+        return job["result"]
+
     def request(self, method, target, version, headers, raw):
         """Runs one request; returns (status, body, keep_alive)."""
         violations = []
@@ -471,6 +812,8 @@ class Fake:
         if "?" in target:
             violations.append("query strings are not part of the API")
             path = target.split("?", 1)[0]
+        self.fc_log("Info", f"The API server received a {method.capitalize()} request on \"{path}\""
+                    + (f" with body {raw.decode('utf-8', 'replace')!r}." if raw else "."))
         route = self.contract.match(path)
         op = None
         if route is None or method not in route[2]:
@@ -497,17 +840,18 @@ class Fake:
         with self.lock:
             self.seq += 1
             entry["seq"] = self.seq
-            if violations:
-                error = violations[0]
-            elif f"{method} {path}" in self.faults or f"* {path}" in self.faults:
-                error, injected = f"fake fault injected on {method} {path}", True
-            else:
-                try:
-                    status, reply = self.handle(method, route[0], route[1], body)
-                except ApiError as e:
-                    error = str(e)
+        if violations:
+            error = violations[0]
+        elif f"{method} {path}" in self.faults or f"* {path}" in self.faults:
+            error, injected = f"fake fault injected on {method} {path}", True
+        else:
+            try:
+                status, reply = self.handle(method, route[0], route[1], body)
+            except ApiError as e:
+                error = str(e)
         if error is not None:
             status, reply = 400, {"fault_message": error}
+            self.fc_log("Error", f"Received Error. Status code: 400 Bad Request. Message: {error}")
         entry.update(status=status, violations=violations, error=error, injected=injected,
                      state=self.vm_state(), time=time.time(), pid=os.getpid())
         if status == 200 and op is not None:  # our replies follow the contract too
@@ -561,7 +905,7 @@ class Fake:
                             return
                         buf += chunk
                     raw, buf = buf[:n], buf[n:]
-                status, reply, keep = self.request(method, target, version, headers, raw)
+                status, reply, keep = self.run_request(method, target, version, headers, raw)
                 self.send(conn, status, reply)
                 if not keep:
                     return
@@ -581,30 +925,41 @@ class Fake:
 
 
 def main():
+    knobs = os.environ.get("FAKE_FC_KNOBS")
+    if knobs and os.path.exists(knobs):
+        with open(knobs, encoding="utf-8") as f:
+            os.environ.update({k: str(v) for k, v in json.load(f).items() if k.startswith("FAKE_FC_")})
     opts = parse_args(sys.argv[1:])
     if "--version" in opts:
         print(f"Firecracker v{VERSION} (fake)")
         return
     if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", opts["--id"]):
-        die(f"Invalid instance ID: {opts['--id']}")
+        fail_at_start("anonymous-instance", f"Invalid instance ID: {opts['--id']}",
+                      f"InvalidInstanceId(InvalidChar({opts['--id']!r}))")
+    instance = opts["--id"]
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    fake = Fake(opts, Contract(CONTRACT_PATH))
+    threading.current_thread().name = "main"
+    fake.fc_log("Info", f"Running Firecracker v{VERSION}")
     if os.environ.get("FAKE_FC_EXIT_AT_START"):
-        die(os.environ["FAKE_FC_EXIT_AT_START"])
+        fake.event("exit", reason="FAKE_FC_EXIT_AT_START", code=1)
+        fail_at_start(instance, os.environ["FAKE_FC_EXIT_AT_START"], "RunWithApi(FakeStartupFailure { code: 1 })")
     delay = float(os.environ.get("FAKE_FC_START_DELAY") or 0)
     if delay:
         time.sleep(delay)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    fake = Fake(opts, Contract(CONTRACT_PATH))
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        if fake.creds and not fake.may(os.path.dirname(fake.host(opts["--api-sock"])), True):
+        addr = fake.sock_addr(opts["--api-sock"])
+        if fake.creds and not fake.may(os.path.dirname(os.path.abspath(addr)), True):
             raise PermissionError(13, "Permission denied")
-        sock.bind(fake.host(opts["--api-sock"]))
+        sock.bind(addr)
     except OSError as e:
-        die(f"Error: Failed to open the API socket at: {opts['--api-sock']}. Check that it is not already used: "
-            f"{e.strerror} (os error {e.errno})")
+        fake.event("exit", reason="API socket bind failed", code=1)
+        fail_at_start(instance, f"Failed to open the API socket at: {opts['--api-sock']}. Check that it is not "
+                      f"already used: {e.strerror} (os error {e.errno})",
+                      f"RunWithApi(FailedToBindAndRunHttpServer(ServerCreation(IOError(Os {{ code: {e.errno}, "
+                      f"kind: Other }}))))")
     sock.listen(16)
-    sys.stderr.write(f"fake firecracker v{VERSION}: {fake.id} listening on {opts['--api-sock']}\n")
-    sys.stderr.flush()
     while True:
         conn, _ = sock.accept()
         threading.Thread(target=fake.serve_conn, args=(conn,), daemon=True).start()

@@ -226,13 +226,32 @@ static void test_stale_state(void)
 	CHECK_EQ_INT(d->snapshot(reused, path("snap")), BANGER_ENOTFOUND);
 	json_decref(reused);
 
-	/* a live process that is not a firecracker answering on its socket */
+	/* a live pid recorded without its start time or executable proves nothing */
 	json_t *mute = json_pack("{s:s, s:i, s:s}", "driver", "firecracker", "pid", (int)getpid(), "control_socket",
 				 path("api.sock"));
 	CHECK(!d->alive(mute));
 	CHECK_EQ_INT(d->resume(mute), BANGER_ECONNECT);
 	CHECK_STR_CONTAINS(banger_error_last(), "PATCH /vm");
 	json_decref(mute);
+
+	/* the process itself (pid + start time) is alive even when nothing
+	 * answers on the socket: a busy API thread is not a dead VM */
+	char *text = NULL;
+	long long start = 0;
+	if (bng_read_file("/proc/self/stat", &text, NULL) == 0) {
+		const char *p = strrchr(text, ')');
+		for (int field = 2; p && field < 22; field++)
+			p = strchr(p + 1, ' ');
+		start = p ? strtoll(p + 1, NULL, 10) : 0;
+	}
+	free(text);
+	CHECK(start > 0);
+	json_t *ours = json_pack("{s:s, s:i, s:I, s:s}", "driver", "firecracker", "pid", (int)getpid(), "start_time",
+				 (json_int_t)start, "control_socket", path("api.sock"));
+	CHECK(d->alive(ours));
+	json_object_set_new(ours, "start_time", json_integer(start + 1));
+	CHECK(!d->alive(ours)); /* a reused pid */
+	json_decref(ours);
 }
 
 static void test_restore_errors(void)
