@@ -496,7 +496,7 @@ class Fake:
             conn.sendall(f"OK {hostport}\n".encode())
             conn.settimeout(None)
             reader = conn.makefile("rb")
-            for raw in reader:
+            for raw in iter(reader.readline, b""):
                 if not raw.strip():
                     continue
                 try:
@@ -517,6 +517,9 @@ class Fake:
                 if not reply:
                     return
                 conn.sendall(reply)
+                if op == "frames" and b'"ok":true' in reply.replace(b" ", b""):
+                    self.pump_frames(conn, reader, agent)  # bytes both ways from here on
+                    return
         except OSError:
             pass
         finally:
@@ -533,6 +536,35 @@ class Fake:
                 except subprocess.TimeoutExpired:
                     agent.kill()
                     agent.wait()
+
+    @staticmethod
+    def pump_frames(conn, reader, agent):
+        """Frame mode (docs/agent-protocol.md): the connection carries the
+        agent's frames as they are, both ways, until either side closes."""
+        def out():
+            try:
+                while True:
+                    data = agent.stdout.read1(65536)
+                    if not data:
+                        break
+                    conn.sendall(data)
+            except OSError:
+                pass
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        t = threading.Thread(target=out, daemon=True)
+        t.start()
+        try:
+            while True:
+                data = reader.read1(65536)  # what the line reader buffered comes first
+                if not data:
+                    break
+                agent.stdin.write(data)
+                agent.stdin.flush()
+        except (OSError, ValueError):
+            pass
 
     # -- metrics --
     def write_metrics(self):

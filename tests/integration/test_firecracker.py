@@ -1218,6 +1218,10 @@ def test_vm_boots_and_serves_the_agent_through_firecracker(fc_engine):
     assert any(p["port"] == 22 for p in ports)
     stats = eng.ctx.call("vm.stats", {"name": "fc-boot"})
     assert stats["state"] == "running" and stats["guest_uptime_s"] >= 0
+    # exec over the agent's frame mode, through the hybrid vsock (the fake's
+    # "guest" is the agent on this host)
+    r = eng.ctx.call("vm.exec", {"name": "fc-boot", "argv": ["sh", "-c", "echo hi; echo err >&2; exit 3"]})
+    assert (r["exit_code"], r["stdout"], r["stderr"]) == (3, "hi\n", "err\n")
     assert any(e.get("event") == "vsock" and e["accepted"] and e["pid"] == pid for e in eng.entries())
     eng.ctx.call("vm.delete", {"name": "fc-boot"})
     assert gone(pid, 5)
