@@ -72,6 +72,7 @@
 #define MAX_STREAMS 256      /* per connection */
 #define START_TIMEOUT_MS 5000 /* from fork to exec */
 #define ACT_FRAMES (-1)      /* build_reply: switch to frame mode after this reply */
+#define ACT_CLOCK (-2)       /* set_clock: privileged like the power ops, done at once */
 enum { F_CALL = 1, F_REPLY, F_EXEC, F_STARTED, F_STDIN, F_STDOUT, F_STDERR, F_ERROR, F_EXIT, F_CREDIT, F_SIGNAL, F_RESIZE };
 
 /* musl-gcc ships no kernel headers: the stable UAPI layout of
@@ -481,29 +482,37 @@ typedef struct {
 	bool has_op;
 	char op[40];
 	size_t op_len; /* full length; over sizeof(op) - 1 means truncated */
+	bool has_ms;
+	long long ms; /* set_clock: the host's wall clock, ms since the epoch */
 } request;
 
-static bool parse_id(jparser *j, request *r)
+/* An integer field (null allowed: *has stays false). */
+static bool parse_int(jparser *j, const char *not_int, const char *too_big, bool *has, long long *out)
 {
 	if (jpeek(j, 'n'))
 		return jliteral(j, "null");
 	const char *start = j->p;
 	bool is_int;
 	if (!(jpeek(j, '-') || (j->p < j->end && *j->p >= '0' && *j->p <= '9')) || !jnumber(j, &is_int) || !is_int)
-		return jfail(j, "\"id\" must be an integer");
+		return jfail(j, not_int);
 	char tmp[24];
 	size_t n = (size_t)(j->p - start);
 	if (n >= sizeof(tmp))
-		return jfail(j, "\"id\" out of range");
+		return jfail(j, too_big);
 	memcpy(tmp, start, n);
 	tmp[n] = '\0';
 	errno = 0;
 	long long v = strtoll(tmp, NULL, 10);
 	if (errno)
-		return jfail(j, "\"id\" out of range");
-	r->has_id = true;
-	r->id = v;
+		return jfail(j, too_big);
+	*has = true;
+	*out = v;
 	return true;
+}
+
+static bool parse_id(jparser *j, request *r)
+{
+	return parse_int(j, "\"id\" must be an integer", "\"id\" out of range", &r->has_id, &r->id);
 }
 
 /* Parses one request line; NULL on success, else what is wrong. r->has_id
@@ -542,6 +551,9 @@ static const char *parse_request(const char *s, size_t n, request *r)
 					return j.err;
 				r->has_op = true;
 				r->op_len = os.len;
+			} else if (ks.len == 2 && memcmp(key, "ms", 2) == 0) {
+				if (!parse_int(&j, "\"ms\" must be an integer", "\"ms\" out of range", &r->has_ms, &r->ms))
+					return j.err;
 			} else if (!jvalue(&j, 1)) {
 				return j.err;
 			}
@@ -894,6 +906,7 @@ static const struct {
 	{"poweroff", NULL, RB_POWER_OFF},
 	{"reboot", NULL, RB_AUTOBOOT},
 	{"frames", NULL, ACT_FRAMES},
+	{"set_clock", NULL, ACT_CLOCK},
 };
 
 /* ---- connections ---- */
@@ -1128,6 +1141,17 @@ static int build_reply(const char *line, size_t n, bool framed, buf *out)
 		} else if (ops[i].power == ACT_FRAMES) {
 			buf_puts(&b, ",\"ok\":true,\"version\":1");
 			act = ACT_FRAMES;
+		} else if (ops[i].power == ACT_CLOCK && !g.allow_power) {
+			reply_error(&b, "set_clock is disabled in this mode (start the agent with --allow-power)");
+		} else if (ops[i].power == ACT_CLOCK) {
+			/* a restored snapshot's clock stopped at snapshot time */
+			struct timespec ts = {r.ms / 1000, (long)(r.ms % 1000) * 1000000L};
+			if (!r.has_ms || r.ms < 0)
+				reply_error(&b, "set_clock needs \"ms\": milliseconds since the epoch");
+			else if (clock_settime(CLOCK_REALTIME, &ts) != 0)
+				reply_error(&b, strerror(errno));
+			else
+				buf_puts(&b, ",\"ok\":true");
 		} else if (ops[i].power && !g.allow_power) {
 			reply_error(&b, "power operations are disabled in this mode (start the agent with --allow-power)");
 		} else if (ops[i].power && geteuid() != 0) {

@@ -242,7 +242,8 @@ static int read_line(int fd, long long deadline, const bng_agent_watch *w, char 
 
 static atomic_uint next_call_id = 1;
 
-static int agent_call(int fd, const char *name, int timeout_ms, const bng_agent_watch *w, json_t **reply)
+static int agent_call(int fd, const char *name, json_t *args, int timeout_ms, const bng_agent_watch *w,
+		      json_t **reply)
 {
 	*reply = NULL;
 	if (fd < 0 || !name || !*name)
@@ -251,6 +252,8 @@ static int agent_call(int fd, const char *name, int timeout_ms, const bng_agent_
 	/* Ids are unique per process, so a stale reply never matches. */
 	json_int_t id = (json_int_t)(atomic_fetch_add(&next_call_id, 1) & 0x7fffffff);
 	json_t *req = json_pack("{s:I,s:s}", "id", id, "op", name);
+	if (req && args)
+		json_object_update_missing(req, args);
 	char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
 	if (!text)
@@ -323,7 +326,12 @@ static int agent_call(int fd, const char *name, int timeout_ms, const bng_agent_
 
 int bng_agent_call(int fd, const char *op, int timeout_ms, json_t **reply)
 {
-	return agent_call(fd, op, timeout_ms, NULL, reply);
+	return agent_call(fd, op, NULL, timeout_ms, NULL, reply);
+}
+
+int bng_agent_call_args(int fd, const char *op, json_t *args, int timeout_ms, json_t **reply)
+{
+	return agent_call(fd, op, args, timeout_ms, NULL, reply);
 }
 
 int bng_agent_connect(const char *path, bool vsock, int timeout_ms, int *fd)
@@ -363,7 +371,7 @@ int bng_agent_wait_healthy(const char *path_or_uds, bool vsock, int timeout_ms, 
 			/* Longer waits each time: a slow (TCG) guest still gets to
 			 * answer; the earlier request's late reply is skipped by id. */
 			int t = left < attempt_ms ? left : attempt_ms;
-			rc = agent_call(fd, "health", t, w, health);
+			rc = agent_call(fd, "health", NULL, t, w, health);
 			if (!rc)
 				break;
 			if (attempt_ms < 4000)
@@ -406,7 +414,7 @@ int bng_agent_wait_sshd(const char *path_or_uds, bool vsock, int timeout_ms, con
 			fd = -1;
 		json_t *reply = NULL;
 		/* wait_sshd waits in the guest for up to 1 s: a slow guest gets 10 */
-		rc = fd < 0 ? BANGER_ECONNECT : agent_call(fd, "wait_sshd", left < 10000 ? left : 10000, w, &reply);
+		rc = fd < 0 ? BANGER_ECONNECT : agent_call(fd, "wait_sshd", NULL, left < 10000 ? left : 10000, w, &reply);
 		bool listening = !rc && json_is_true(json_object_get(reply, "listening"));
 		json_decref(reply);
 		if (listening || rc == BANGER_ECANCELED || (rc == BANGER_EIO && bng_agent_watch_check(w)))

@@ -49,6 +49,9 @@ int bng_agent_connect(const char *path, bool vsock, int timeout_ms, int *fd);
  * reference). ETIMEDOUT on timeout, ECONNECT if the agent hangs up, EIO with
  * the agent's message for an {"ok":false} reply, EPROTO for a bad reply. */
 int bng_agent_call(int fd, const char *op, int timeout_ms, json_t **reply);
+/* The same with more fields in the request (args, an object: borrowed),
+ * e.g. set_clock's {"ms": ...}. */
+int bng_agent_call_args(int fd, const char *op, json_t *args, int timeout_ms, json_t **reply);
 
 /* Connects (vsock: through the Firecracker UDS at path_or_uds to port 1024;
  * else the Unix socket at path_or_uds) and asks for "health" until the agent

@@ -18,6 +18,7 @@
  * has stopped (shutdown, kill, release). */
 #include "firecracker.h"
 #include "../core/proc.h"
+#include "../guest/agent.h"
 
 #include <curl/curl.h>
 #include <dirent.h>
@@ -1521,12 +1522,29 @@ static int fc_snapshot(json_t *state, const char *dir)
 	return rc;
 }
 
+/* A restored guest's clock resumes at snapshot time: the agent sets it to
+ * the host's. Best effort, bounded: a guest without an agent still runs,
+ * and state's "clock_set" says whether it happened. */
+static void set_guest_clock(const fc_vm *vm, json_t *state)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	json_t *args = json_pack("{s:I}", "ms", (json_int_t)now.tv_sec * 1000 + now.tv_nsec / 1000000), *reply = NULL;
+	int fd = -1;
+	bool ok = bng_agent_connect(vm->vsock, true, 2000, &fd) == 0 &&
+		  bng_agent_call_args(fd, "set_clock", args, 3000, &reply) == 0;
+	if (!ok)
+		bng_err_clear();
+	if (fd >= 0)
+		close(fd);
+	json_decref(reply);
+	json_decref(args);
+	json_object_set_new(state, "clock_set", json_boolean(ok));
+}
+
 /* A fresh process loading dir's snapshot. Disks are found where they were
  * at snapshot time (jailed: the same names in the new jail); the vsock
- * socket and the tap follow cfg. The guest's clock resumes at snapshot
- * time: setting it needs a guest agent op that does not exist yet (the
- * agent has health, ports, wait_sshd, sync, poweroff, reboot), so the
- * caller cannot fix it through the agent either for now. */
+ * socket and the tap follow cfg. */
 static int fc_restore(const bng_vm_config *cfg, const char *dir, bng_op *op, json_t **state)
 {
 	*state = NULL;
@@ -1578,6 +1596,8 @@ static int fc_restore(const bng_vm_config *cfg, const char *dir, bng_op *op, jso
 	}
 	if (!rc && !(*state = make_state(&vm)))
 		rc = bng_err(BANGER_ENOMEM, "firecracker: out of memory");
+	if (!rc)
+		set_guest_clock(&vm, *state);
 	if (rc) {
 		rc = explain(&vm, rc);
 		abandon(&vm);

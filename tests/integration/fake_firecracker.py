@@ -504,6 +504,11 @@ class Fake:
                 except ValueError:
                     req = None
                 op = req.get("op") if isinstance(req, dict) else None
+                if op == "set_clock":
+                    # the guest's clock: recorded, never this host's own
+                    self.event("agent", op=op, ms=req.get("ms"))
+                    conn.sendall(json.dumps({"id": req.get("id"), "ok": True}).encode() + b"\n")
+                    continue
                 if op in ("poweroff", "reboot"):
                     # the agent replies first, then syncs and calls reboot(2)
                     conn.sendall(json.dumps({"id": req.get("id"), "ok": True}).encode() + b"\n")

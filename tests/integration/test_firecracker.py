@@ -1296,3 +1296,42 @@ def test_unrecorded_jailed_vmm_is_killed_when_the_vm_goes(fc_jailed_engine):
         db.execute("UPDATE vms SET vmm = NULL, driver = 'none', state = 'error' WHERE name = 'fc-stray'")
     eng.ctx.call("vm.delete", {"name": "fc-stray"})
     assert gone(pid, 5), "the jailed VMM nobody recorded still runs"
+
+
+def test_guest_that_panics_at_boot_fails_fast(fc_engine):
+    """Issue 14, item 3: with panic=1 reboot=k the VMM exits when the guest
+    panics; boot must see its process go and fail at once with the
+    console's last lines, not wait 10 minutes for the agent."""
+    eng = fc_engine
+    eng.set_knobs(FAKE_FC_PANIC_AFTER="0.3", FAKE_FC_GUEST_BOOT_DELAY="3600")  # the agent never comes
+    t0 = time.time()
+    with pytest.raises(banger.HostIOError) as err:
+        eng.ctx.call("vm.create", {"name": "fc-panic", "image": "tiny", "kernel": "k"})
+    took = time.time() - t0
+    assert "boot failed at stage agent: the VM stopped: its hypervisor process exited" in str(err.value)
+    assert "Kernel panic - not syncing" in str(err.value)
+    assert took < 20, took
+    eng.ctx.call("vm.delete", {"name": "fc-panic"})
+
+
+@needs_tool
+def test_restore_sets_the_guest_clock(vm, tmp_path):
+    """Issue 14, item 6: a restored guest's clock stopped at snapshot time;
+    the driver sets it to the host's through the agent after the load."""
+    vm.env["FAKE_FC_AGENT"] = str(AGENT)
+    vm.start()
+    snap = tmp_path / "snap"
+    assert vm.call("snapshot", snap).returncode == 0
+    assert vm.call("kill").returncode == 0
+    vm.log.unlink()
+    before = time.time() * 1000
+    vm.restore(snap)
+    sets = [e for e in vm.entries() if e.get("event") == "agent" and e.get("op") == "set_clock"]
+    assert len(sets) == 1 and before - 1000 <= sets[0]["ms"] <= time.time() * 1000 + 1000, sets
+    assert vm.state["clock_set"] is True
+    assert vm.call("kill").returncode == 0
+    # without an agent the restore still succeeds, and says the clock is not set
+    del vm.env["FAKE_FC_AGENT"]
+    vm.restore(snap)
+    assert vm.state["clock_set"] is False
+    assert vm.call("kill").returncode == 0

@@ -364,6 +364,15 @@ static void test_sync_and_power(const char *sock)
 		CHECK_STR_CONTAINS(banger_error_last(), "disabled");
 		CHECK_STR_CONTAINS(banger_error_last(), power[i]);
 	}
+	/* So is setting the clock (it would be this host's), with or without ms. */
+	json_t *args = json_pack("{s:I}", "ms", (json_int_t)1);
+	CHECK_EQ_INT(bng_agent_call_args(fd, "set_clock", args, 5000, &r), BANGER_EIO);
+	CHECK_STR_CONTAINS(banger_error_last(), "set_clock is disabled");
+	json_decref(args);
+	args = json_pack("{s:s}", "ms", "soon");
+	CHECK_EQ_INT(bng_agent_call_args(fd, "set_clock", args, 5000, &r), BANGER_EIO);
+	CHECK_STR_CONTAINS(banger_error_last(), "\"ms\" must be an integer");
+	json_decref(args);
 	CHECK_EQ_INT(bng_agent_call(fd, "frobnicate", 5000, &r), BANGER_EIO);
 	CHECK_STR_CONTAINS(banger_error_last(), "unknown op \"frobnicate\"");
 	/* Still serving after the refusals. */
