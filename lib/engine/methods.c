@@ -9,20 +9,20 @@
 #include <unistd.h>
 
 static const bng_method engine_methods[] = {
-	{"engine.status", "", "version stamp, pid, uptime and paths of the engine", bng_m_engine_status},
-	{"config.show", "", "resolved config with the source of every value", bng_m_config_show},
-	{"doctor", "", "host checks: KVM, hypervisors, driver choice, state, config", bng_m_doctor},
-	{"store.check", "", "validate the state database's migrations", bng_m_store_check},
-	{"rpc.methods", "", "list the methods of this table", bng_m_rpc_methods},
+	{"engine.status", "", "version stamp, pid, uptime and paths of the engine", bng_m_engine_status, "0.1"},
+	{"config.show", "", "resolved config with the source of every value", bng_m_config_show, "0.1"},
+	{"doctor", "", "host checks: KVM, hypervisors, driver choice, state, config", bng_m_doctor, "0.1"},
+	{"store.check", "", "validate the state database's migrations", bng_m_store_check, "0.1"},
+	{"rpc.methods", "", "list the methods of this table", bng_m_rpc_methods, "0.1"},
 };
 
 const bng_module bng_engine_module = {.name = "engine", .methods = engine_methods, .nmethods = BNG_ARRAY_LEN(engine_methods)};
 
 static const bng_method debug_methods[] = {
 	{"debug.ticks", "count:int,interval_ms:int?", "emit count progress events (tests progress and cancel)",
-	 bng_m_debug_ticks},
+	 bng_m_debug_ticks, "0.1"},
 	{"debug.echo", "", "emit each input message as an event until one has \"eof\" (tests call input)",
-	 bng_m_debug_echo},
+	 bng_m_debug_echo, "0.2"},
 };
 
 const bng_module bng_debug_module = {.name = "debug", .methods = debug_methods, .nmethods = BNG_ARRAY_LEN(debug_methods)};
@@ -70,8 +70,8 @@ int bng_m_rpc_methods(bng_engine *e, json_t *params, json_t **result, bng_op *op
 	for (size_t i = 0; i < e->nmodules; i++)
 		for (size_t j = 0; j < e->modules[i]->nmethods; j++) {
 			const bng_method *m = &e->modules[i]->methods[j];
-			json_array_append_new(list, json_pack("{s:s,s:s,s:s}", "name", m->name, "params", m->params,
-							      "summary", m->summary));
+			json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s}", "name", m->name, "params", m->params,
+							      "summary", m->summary, "since", m->since ? m->since : "0.1"));
 		}
 	*result = json_pack("{s:o}", "methods", list);
 	return 0;

@@ -60,6 +60,9 @@ typedef struct {
 	const char *params;
 	const char *summary;
 	bng_method_fn fn;
+	/* the release that first served it; a parameter added later says so
+	 * in docs/rpc.md */
+	const char *since;
 } bng_method;
 
 /* A module as the engine sees it: its methods and its hooks (each may be

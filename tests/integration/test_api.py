@@ -112,8 +112,12 @@ def test_concurrent_calls(ctx):
 
 
 def test_rpc_methods_lists_the_table(ctx):
-    names = {m["name"] for m in ctx.call("rpc.methods")["methods"]}
+    methods = ctx.call("rpc.methods")["methods"]
+    names = {m["name"] for m in methods}
     assert {"engine.status", "config.show", "doctor", "store.check", "debug.ticks"} <= names
+    since = {m["name"]: m["since"] for m in methods}
+    assert since["vm.create"] == "0.1" and since["vm.cp"] == "0.2" and since["debug.echo"] == "0.2"
+    assert set(since.values()) <= {"0.1", "0.2"}
 
 
 def test_store_check(ctx):
