@@ -33,6 +33,7 @@ typedef struct {
 	char *guest_top; /* out: the top-level name the guest's tar writes */
 	size_t bytes, files;
 	long long last_event_ms;
+	char tar_err[256]; /* the end of what the guest's tar said on stderr */
 } cp_job;
 
 static long long now_ms(void)
@@ -234,11 +235,36 @@ static void *unpack_main(void *arg)
 	return NULL;
 }
 
+/* Keeps the end of the guest tar's stderr: its reason when it fails. */
+static void keep_stderr(cp_job *j, const char *data, size_t len)
+{
+	size_t have = strlen(j->tar_err), cap = sizeof(j->tar_err) - 1;
+	if (len >= cap) {
+		data += len - cap;
+		len = cap;
+		have = 0;
+	} else if (have + len > cap) {
+		memmove(j->tar_err, j->tar_err + (have + len - cap), cap - len);
+		have = cap - len;
+	}
+	memcpy(j->tar_err + have, data, len);
+	j->tar_err[have + len] = '\0';
+}
+
+static int tar_stderr(void *ud, int fd, const char *data, size_t len)
+{
+	if (fd == 2)
+		keep_stderr(ud, data, len);
+	return 0;
+}
+
 static int push_output(void *ud, int fd, const char *data, size_t len)
 {
 	cp_job *j = ud;
-	if (fd == 2)
-		return 0; /* tar's warnings: the exit status tells */
+	if (fd == 2) {
+		keep_stderr(j, data, len);
+		return 0;
+	}
 	size_t done = 0;
 	while (done < len) {
 		ssize_t n = send(j->exec_fd, data + done, len - done, MSG_NOSIGNAL);
@@ -312,7 +338,7 @@ int bng_m_vm_cp(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 		const char *target_dir = into ? guest : guest_dir;
 		if (pthread_create(&j.thread, NULL, pack_main, &j) != 0)
 			rc = bng_err(BANGER_ENOMEM, "cannot start the tar thread");
-		bng_exec_io io = {.ud = &j, .stdin_pull = pull_stdin};
+		bng_exec_io io = {.output = tar_stderr, .ud = &j, .stdin_pull = pull_stdin};
 		if (!rc) {
 			/* GNU tar sets a directory's times when it leaves it, and a later
 			 * entry inside changes them again: delay to the end (busybox
@@ -344,12 +370,25 @@ int bng_m_vm_cp(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 			pthread_join(j.thread, NULL);
 		}
 	}
-	/* the tar thread's own error says more than the exec's broken pipe */
-	if (j.rc)
+	/* A refusal of what the guest sent comes first; then a guest tar that
+	 * failed (its own words), whose short stream the unpacker also saw;
+	 * then the tar thread's error, which says more than a broken pipe. */
+	bool tar_failed = status && (json_integer_value(json_object_get(status, "exit_code")) != 0 ||
+				     json_object_get(status, "signal"));
+	char *said = bng_strdup(""); /* its lines, joined with "; " */
+	for (char *line = j.tar_err, *nl; *line; line = nl ? nl + 1 : line + strlen(line)) {
+		nl = strchr(line, '\n');
+		char *more = bng_asprintf("%s%s%.*s", said, *said ? "; " : "", (int)(nl ? nl - line : (long)strlen(line)), line);
+		free(said);
+		said = more;
+	}
+	if (j.rc == BANGER_EPERM || (j.rc && !tar_failed))
 		rc = bng_err(j.rc, "%s", j.err);
-	if (!rc && (json_integer_value(json_object_get(status, "exit_code")) != 0 || json_object_get(status, "signal")))
-		rc = bng_err(BANGER_EIO, "tar in the guest failed with status %lld (does %s exist there?)",
-			     (long long)json_integer_value(json_object_get(status, "exit_code")), in ? guest_dir : guest);
+	else if ((!rc || j.rc) && tar_failed)
+		rc = bng_err(BANGER_EIO, "tar in the guest failed with status %lld%s%s",
+			     (long long)json_integer_value(json_object_get(status, "exit_code")), *said ? ": " : "",
+			     *said ? said : "");
+	free(said);
 	if (!rc) {
 		progress(&j, j.bytes, true);
 		*result = json_pack("{s:I,s:I}", "bytes", (json_int_t)j.bytes, "files", (json_int_t)j.files);

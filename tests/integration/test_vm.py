@@ -535,7 +535,7 @@ def test_cp_round_trip_and_a_hostile_guest(vmenv, tmp_path):
     r = json.loads(cli("vm", "exec", "copier", "--json", "--", "cat", "/tmp/renamed.txt").stdout)
     assert r["stdout"] == "hello\n"
     p = cli("vm", "cp", "copier:/no/such/file", str(tmp_path / "x"))
-    assert p.returncode == 1 and "tar in the guest failed" in p.stderr
+    assert p.returncode == 1 and "tar in the guest failed with status 2: tar: /no/such: Cannot open: No such file or directory; tar:" in p.stderr, p.stderr
     # a hostile guest: its tar sends an entry that climbs out, and a symlink
     # followed by a write through it; nothing lands outside the destination
     for name, members in (("climb", [("../../escaped", b"pwned")]),
