@@ -19,7 +19,13 @@
 
 #define FRAME_MAGIC 0xB7
 #define FRAME_MAX 65536u
-#define OUT_WINDOW 262144u /* guest -> host output per stream, docs/agent-protocol.md */
+#define OUT_WINDOW 262144u /* guest -> host output per stream at first, docs/agent-protocol.md */
+/* What we let a stream have in flight: the first window is small, and an
+ * emulated guest's round trip is tens of ms, so a wider one is granted
+ * at once (throughput is window / round trip; memory stays bounded). */
+#ifndef LINK_OUT_WINDOW
+#define LINK_OUT_WINDOW (4u << 20)
+#endif
 #define IN_WINDOW 65536u   /* host -> guest stdin per stream */
 #define STDIN_CHUNK 32768u
 #define CREDIT_BATCH 65536u /* grant back in batches, not per frame */
@@ -509,6 +515,12 @@ int bng_agent_link_exec(bng_agent_link *l, json_t *spec, const bng_exec_io *io, 
 	pthread_mutex_unlock(&l->lock);
 
 	int rc = send_json(l, F_EXEC, s->id, spec);
+	if (!rc && LINK_OUT_WINDOW > OUT_WINDOW) {
+		pthread_mutex_lock(&l->lock);
+		s->out_allowed += LINK_OUT_WINDOW - OUT_WINDOW;
+		pthread_mutex_unlock(&l->lock);
+		rc = send_u32(l, F_CREDIT, s->id, LINK_OUT_WINDOW - OUT_WINDOW);
+	}
 	/* stdin: a fixed buffer, or what the caller sends while it runs */
 	bool streaming = io && io->input, pulling = io && io->stdin_pull && !streaming;
 	char *pending = NULL;
@@ -565,6 +577,12 @@ int bng_agent_link_exec(bng_agent_link *l, json_t *spec, const bng_exec_io *io, 
 		bool done = s->exit || s->error, broken = l->broken;
 		bool can_send = !stdin_closed && ((plen > poff && credit) || (plen == poff && eof_wanted));
 		bool idle = !got && !done && !broken && !can_send;
+		if (idle && io && io->idle) {
+			pthread_mutex_unlock(&l->lock);
+			io->idle(io->ud);
+			pthread_mutex_lock(&l->lock);
+			idle = !s->head && !s->exit && !s->error && !l->broken;
+		}
 		if (idle)
 			wait_a_little(l, streaming ? 10 : 50);
 		pthread_mutex_unlock(&l->lock);
@@ -614,6 +632,8 @@ int bng_agent_link_exec(bng_agent_link *l, json_t *spec, const bng_exec_io *io, 
 			pthread_mutex_unlock(&l->lock);
 			if (!drained)
 				continue;
+			if (io && io->idle)
+				io->idle(io->ud);
 			if (s->error) {
 				rc = bng_err(BANGER_EIO, "%s", s->error);
 			} else {

@@ -44,6 +44,10 @@ typedef struct bng_exec_io {
 	/* Or, when set: stdin pulled as it is needed (may block); 0 at its
 	 * end, negative (an error code) to fail the exec. */
 	ssize_t (*stdin_pull)(void *ud, char *buf, size_t cap);
+	/* Called (may be NULL) when no output is waiting, before the exec
+	 * waits for more, and once at its end: the moment to pass on output
+	 * gathered into larger pieces. */
+	void (*idle)(void *ud);
 } bng_exec_io;
 
 /* Runs spec ({"argv":[...],"env"?,"cwd"?,"user"?,"tty"?,...}) in the guest

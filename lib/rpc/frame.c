@@ -61,24 +61,27 @@ int bng_frame_decoder_next(bng_frame_decoder *d, json_t **msg)
 	return 1;
 }
 
-int bng_frame_encode(const json_t *msg, char **out, size_t *len)
+int bng_frame_encode_text(const char *body, size_t n, char **out, size_t *len)
 {
-	char *body = json_dumps(msg, JSON_COMPACT);
-	if (!body)
-		return bng_err(BANGER_EINTERNAL, "cannot encode message");
-	size_t n = strlen(body);
-	if (n > UINT32_MAX) {
-		free(body);
+	if (n > UINT32_MAX)
 		return bng_err(BANGER_ETOOBIG, "message too large");
-	}
 	char *buf = bng_xmalloc(n + 4);
 	buf[0] = (char)(n >> 24);
 	buf[1] = (char)(n >> 16);
 	buf[2] = (char)(n >> 8);
 	buf[3] = (char)n;
 	memcpy(buf + 4, body, n);
-	free(body);
 	*out = buf;
 	*len = n + 4;
 	return 0;
+}
+
+int bng_frame_encode(const json_t *msg, char **out, size_t *len)
+{
+	char *body = json_dumps(msg, JSON_COMPACT);
+	if (!body)
+		return bng_err(BANGER_EINTERNAL, "cannot encode message");
+	int rc = bng_frame_encode_text(body, strlen(body), out, len);
+	free(body);
+	return rc;
 }

@@ -27,6 +27,8 @@ void bng_frame_decoder_feed(bng_frame_decoder *d, const void *data, size_t n);
 int bng_frame_decoder_next(bng_frame_decoder *d, json_t **msg);
 
 /* Encodes msg as a frame (malloc'd). */
+/* The same for a body that is already JSON text (trusted: not checked). */
+int bng_frame_encode_text(const char *body, size_t n, char **out, size_t *len);
 int bng_frame_encode(const json_t *msg, char **out, size_t *len);
 
 #endif

@@ -122,12 +122,19 @@ static void on_written(uv_write_t *w, int status)
 }
 
 /* Sends msg (stolen) to the client; drops it if the connection is closing. */
+static void conn_send_frame(conn *c, int rc, char *buf, size_t len, bool close_after);
+
 static void conn_send(conn *c, json_t *msg, bool close_after)
 {
 	char *buf;
 	size_t len;
 	int rc = bng_frame_encode(msg, &buf, &len);
 	json_decref(msg);
+	conn_send_frame(c, rc, buf, len, close_after);
+}
+
+static void conn_send_frame(conn *c, int rc, char *buf, size_t len, bool close_after)
+{
 	if (rc || c->closing) {
 		if (!rc)
 			free(buf);
@@ -157,12 +164,19 @@ static void send_error(conn *c, json_t *id, int code, const char *message, bool 
 
 /* ---- requests ---- */
 
+/* The event is the library's own JSON text: wrapped as it is, not parsed
+ * and printed again (a command's streamed output is megabytes of it). */
 static void on_event(const char *event_json, void *ud)
 {
 	request *r = ud;
-	json_t *ev = json_loads(event_json, 0, NULL);
-	if (ev)
-		conn_send(r->c, json_pack("{s:O,s:o}", "id", r->id, "event", ev), false);
+	char *id = json_dumps(r->id, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *text = bng_asprintf("{\"id\":%s,\"event\":%s}", id ? id : "null", event_json);
+	char *buf;
+	size_t len;
+	int rc = bng_frame_encode_text(text, strlen(text), &buf, &len);
+	free(text);
+	free(id);
+	conn_send_frame(r->c, rc, buf, len, false);
 }
 
 static void on_done(banger_call *call, int err, void *ud)

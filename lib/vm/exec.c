@@ -10,28 +10,18 @@
 
 #define COLLECT_MAX (16u << 20) /* per stream, when not streaming */
 
+#define EVENT_MAX (256u << 10) /* output bytes per event when streamed */
+
 typedef struct {
 	bng_op *op;
 	bool stream;
-	char *buf[2];
+	char *buf[2]; /* collected, or (streamed) waiting for its event */
 	size_t len[2], cap[2];
 	bool truncated;
 } exec_sink;
 
-static int on_output(void *ud, int fd, const char *data, size_t len)
+static void append(exec_sink *k, int i, const char *data, size_t len)
 {
-	exec_sink *k = ud;
-	int i = fd == 2;
-	if (k->stream) {
-		char *b64 = bng_base64(data, len);
-		bng_op_event(k->op, json_pack("{s:s,s:s}", "output", i ? "stderr" : "stdout", "data", b64));
-		free(b64);
-		return 0;
-	}
-	if (k->len[i] + len > COLLECT_MAX) { /* keep the head, as the SSH path did */
-		len = COLLECT_MAX - k->len[i];
-		k->truncated = true;
-	}
 	if (k->len[i] + len + 1 > k->cap[i]) {
 		k->cap[i] = (k->len[i] + len + 1) * 2;
 		char *grown = realloc(k->buf[i], k->cap[i]);
@@ -42,6 +32,40 @@ static int on_output(void *ud, int fd, const char *data, size_t len)
 	memcpy(k->buf[i] + k->len[i], data, len);
 	k->len[i] += len;
 	k->buf[i][k->len[i]] = '\0';
+}
+
+/* Streamed output goes out in pieces of up to EVENT_MAX: one event per
+ * frame would cost more than the bytes (an event crosses threads, JSON
+ * and base64). */
+static void flush_events(void *ud)
+{
+	exec_sink *k = ud;
+	for (int i = 0; k->stream && i < 2; i++)
+		if (k->len[i]) {
+			char *b64 = bng_base64(k->buf[i], k->len[i]);
+			bng_op_event(k->op, json_pack("{s:s,s:s}", "output", i ? "stderr" : "stdout", "data", b64));
+			free(b64);
+			k->len[i] = 0;
+		}
+}
+
+static int on_output(void *ud, int fd, const char *data, size_t len)
+{
+	exec_sink *k = ud;
+	int i = fd == 2;
+	if (k->stream) {
+		if (k->len[!i]) /* keep stdout and stderr in the order they came */
+			flush_events(k);
+		append(k, i, data, len);
+		if (k->len[i] >= EVENT_MAX)
+			flush_events(k);
+		return 0;
+	}
+	if (k->len[i] + len > COLLECT_MAX) { /* keep the head, as the SSH path did */
+		len = COLLECT_MAX - k->len[i];
+		k->truncated = true;
+	}
+	append(k, i, data, len);
 	return 0;
 }
 
@@ -87,7 +111,8 @@ int bng_m_vm_exec(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 			json_object_set(spec, passed[i], json_object_get(params, passed[i]));
 	exec_sink sink = {.op = op, .stream = json_is_true(json_object_get(params, "stream"))};
 	const char *in = json_string_value(json_object_get(params, "stdin"));
-	bng_exec_io io = {.output = on_output, .ud = &sink, .stdin_data = in, .stdin_len = in ? strlen(in) : 0};
+	bng_exec_io io = {.output = on_output, .ud = &sink, .stdin_data = in, .stdin_len = in ? strlen(in) : 0,
+			  .idle = flush_events};
 	if (json_is_true(json_object_get(params, "stdin_stream"))) {
 		io.input = next_input;
 		io.stdin_taken = stdin_taken;

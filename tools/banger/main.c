@@ -120,21 +120,31 @@ static void clear_progress(void)
  * everything else on one line rewritten in place. */
 void write_output(const char *stream, const char *b64)
 {
+	static signed char value[256];
+	if (!value['B']) { /* a lookup table, made once: output can be gigabytes */
+		memset(value, -1, sizeof(value));
+		const char *abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+		for (int i = 0; i < 64; i++)
+			value[(unsigned char)abc[i]] = (signed char)i;
+	}
 	FILE *f = strcmp(stream, "stderr") ? stdout : stderr;
+	size_t n = strlen(b64), o = 0;
+	unsigned char *out = malloc(n / 4 * 3 + 3);
 	unsigned v = 0;
 	int bits = 0;
-	for (const char *c = b64; *c && *c != '='; c++) {
-		const char *abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-		const char *at = strchr(abc, *c);
-		if (!at)
-			continue;
-		v = v << 6 | (unsigned)(at - abc);
+	for (size_t i = 0; i < n; i++) {
+		int d = value[(unsigned char)b64[i]];
+		if (d < 0)
+			continue; /* padding */
+		v = v << 6 | (unsigned)d;
 		bits += 6;
 		if (bits >= 8) {
 			bits -= 8;
-			fputc((int)(v >> bits & 0xff), f);
+			out[o++] = (unsigned char)(v >> bits);
 		}
 	}
+	fwrite(out, 1, o, f);
+	free(out);
 	fflush(f);
 }
 
