@@ -3,6 +3,7 @@
  * and callers that wait on them. Memory is bounded by the windows: a
  * stream's queue never holds more than the credit the host granted. */
 #include "link.h"
+#include "frames.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -17,8 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FRAME_MAGIC 0xB7
-#define FRAME_MAX 65536u
+#define FRAME_MAGIC BNG_FRAME_MAGIC
+#define FRAME_MAX BNG_FRAME_PAYLOAD_MAX
 #define OUT_WINDOW 262144u /* guest -> host output per stream at first, docs/agent-protocol.md */
 /* What we let a stream have in flight: the first window is small, and an
  * emulated guest's round trip is tens of ms, so a wider one is granted
@@ -172,22 +173,6 @@ static int send_json(bng_agent_link *l, int type, uint32_t sid, json_t *obj)
 	return rc;
 }
 
-/* Blocking read of exactly len bytes; false on EOF or error. */
-static bool read_full(int fd, void *buf, size_t len)
-{
-	char *p = buf;
-	while (len) {
-		ssize_t n = recv(fd, p, len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
 static stream *find_stream(bng_agent_link *l, uint32_t sid)
 {
 	for (stream *s = l->streams; s; s = s->next)
@@ -198,7 +183,7 @@ static stream *find_stream(bng_agent_link *l, uint32_t sid)
 
 /* One frame from the guest, with l->lock held. Frames for streams or calls
  * nobody waits for any more are dropped. */
-static void dispatch_locked(bng_agent_link *l, int type, uint32_t sid, char *p, size_t len)
+static void dispatch_locked(bng_agent_link *l, int type, uint32_t sid, const char *p, size_t len)
 {
 	if (type == F_REPLY) {
 		json_t *msg = json_loadb(p, len, 0, NULL);
@@ -236,7 +221,7 @@ static void dispatch_locked(bng_agent_link *l, int type, uint32_t sid, char *p, 
 	}
 	case F_CREDIT:
 		if (len == 4)
-			s->stdin_credit += get_be32((unsigned char *)p);
+			s->stdin_credit += get_be32((const unsigned char *)p);
 		break;
 	case F_STARTED:
 		json_decref(s->started);
@@ -263,30 +248,35 @@ static void dispatch_locked(bng_agent_link *l, int type, uint32_t sid, char *p, 
 	}
 }
 
+static void on_frame(void *ud, const bng_agent_frame *f)
+{
+	dispatch_locked(ud, f->type, f->stream, f->payload, f->len);
+}
+
 static void *reader_main(void *arg)
 {
 	bng_agent_link *l = arg;
-	char why[128] = "the guest agent closed the connection";
+	char why[160] = "the guest agent closed the connection";
+	bng_agent_frames dec;
+	bng_agent_frames_init(&dec);
+	char *buf = bng_xmalloc(65536);
 	for (;;) {
-		unsigned char h[12];
-		if (!read_full(l->fd, h, sizeof(h)))
+		ssize_t n = recv(l->fd, buf, 65536, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
 			break;
-		uint32_t len = get_be32(h + 8);
-		if (h[0] != FRAME_MAGIC || len > FRAME_MAX) {
-			snprintf(why, sizeof(why), "bad frame from the guest agent (magic 0x%02x, %u bytes)", h[0], len);
-			break;
-		}
-		char *p = bng_xmalloc(len + 1);
-		if (!read_full(l->fd, p, len)) {
-			free(p);
-			break;
-		}
 		pthread_mutex_lock(&l->lock);
-		dispatch_locked(l, h[1], get_be32(h + 4), p, len);
+		int rc = bng_agent_frames_feed(&dec, buf, (size_t)n, on_frame, l);
+		if (rc)
+			snprintf(why, sizeof(why), "%s", banger_error_last());
 		pthread_cond_broadcast(&l->cond);
 		pthread_mutex_unlock(&l->lock);
-		free(p);
+		if (rc)
+			break;
 	}
+	free(buf);
+	bng_agent_frames_free(&dec);
 	pthread_mutex_lock(&l->lock);
 	break_locked(l, why);
 	pthread_mutex_unlock(&l->lock);
