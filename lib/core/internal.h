@@ -36,6 +36,8 @@ int bng_read_file(const char *path, char **out, size_t *len);
 /* The last max_lines (at most 16) non-empty lines of the log at path written
  * after offset since, joined with "; " (malloc'd; "" if there are none). */
 char *bng_file_tail(const char *path, off_t since, size_t max_lines);
+/* Milliseconds of CLOCK_MONOTONIC: for deadlines. */
+long long bng_now_ms(void);
 /* data as standard base64 with padding (malloc'd). */
 char *bng_base64(const void *data, size_t len);
 /* Decodes standard base64 (padding optional) into *out (malloc'd). */

@@ -262,14 +262,10 @@ bool bng_proc_gone(pid_t pid, unsigned long long start)
 
 bool bng_proc_wait_gone(pid_t pid, unsigned long long start, int timeout_ms)
 {
-	struct timespec t0, t;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
+	for (long long deadline = bng_now_ms() + timeout_ms;; usleep(10 * 1000)) {
 		if (bng_proc_gone(pid, start))
 			return true;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= timeout_ms)
+		if (bng_now_ms() >= deadline)
 			return false;
-		usleep(10 * 1000);
 	}
 }

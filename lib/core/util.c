@@ -311,3 +311,10 @@ int bng_base64_decode(const char *text, char **out, size_t *len)
 	*len = (size_t)(o - buf);
 	return 0;
 }
+
+long long bng_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

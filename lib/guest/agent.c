@@ -16,18 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long deadline_after(int timeout_ms) { return mono_ms() + (timeout_ms > 0 ? timeout_ms : 0); }
+static long long deadline_after(int timeout_ms) { return bng_now_ms() + (timeout_ms > 0 ? timeout_ms : 0); }
 
 static int remaining_ms(long long deadline)
 {
-	long long left = deadline - mono_ms();
+	long long left = deadline - bng_now_ms();
 	return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
 }
 

@@ -79,13 +79,6 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static bng_agent_link *registry;
 static atomic_uint next_call_id = 1;
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void put_be32(unsigned char *p, uint32_t v)
 {
 	p[0] = (unsigned char)(v >> 24);
@@ -434,12 +427,12 @@ int bng_agent_link_call(bng_agent_link *l, const char *op, int timeout_ms, const
 	json_t *req = json_pack("{s:I,s:s}", "id", c.id, "op", op);
 	int rc = send_json(l, F_CALL, 0, req);
 	json_decref(req);
-	long long deadline = mono_ms() + timeout_ms;
+	long long deadline = bng_now_ms() + timeout_ms;
 	pthread_mutex_lock(&l->lock);
 	while (!rc && !c.reply) {
 		if (l->broken) {
 			rc = broken_err(l);
-		} else if (mono_ms() >= deadline) {
+		} else if (bng_now_ms() >= deadline) {
 			rc = bng_err(BANGER_ETIMEDOUT, "the guest agent did not answer \"%s\" within %d ms", op, timeout_ms);
 		} else if ((rc = bng_agent_watch_check(w)) == 0) {
 			wait_a_little(l, 50);
@@ -523,7 +516,7 @@ int bng_agent_link_exec(bng_agent_link *l, json_t *spec, const bng_exec_io *io, 
 		memcpy(pending, io->stdin_data, io->stdin_len);
 		plen = io->stdin_len;
 	}
-	long long deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
+	long long deadline = timeout_ms > 0 ? bng_now_ms() + timeout_ms : 0;
 	while (!rc) {
 		json_t *msg;
 		while (!rc && streaming && !stdin_closed && !eof_wanted && poff == plen && (msg = io->input(io->ud))) {
@@ -633,7 +626,7 @@ int bng_agent_link_exec(bng_agent_link *l, json_t *spec, const bng_exec_io *io, 
 			}
 			break;
 		}
-		if ((rc = bng_agent_watch_check(w)) == 0 && deadline && mono_ms() >= deadline)
+		if ((rc = bng_agent_watch_check(w)) == 0 && deadline && bng_now_ms() >= deadline)
 			rc = bng_err(BANGER_ETIMEDOUT, "the command did not finish within %d s: killed", timeout_ms / 1000);
 	}
 	if (rc && !s->exit && !s->error && !l->broken) {

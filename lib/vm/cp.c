@@ -36,16 +36,9 @@ typedef struct {
 	char tar_err[256]; /* the end of what the guest's tar said on stderr */
 } cp_job;
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void progress(cp_job *j, size_t bytes, bool last)
 {
-	long long t = now_ms();
+	long long t = bng_now_ms();
 	if (!last && t - j->last_event_ms < 200)
 		return;
 	j->last_event_ms = t;

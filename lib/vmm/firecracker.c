@@ -59,13 +59,6 @@
 
 /* ---- the process: /proc facts that survive a daemon restart ---- */
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* readlink of /proc/<pid>/exe, without the " (deleted)" an upgrade adds. */
 static char *proc_exe(pid_t pid)
 {
@@ -84,28 +77,12 @@ static char *proc_exe(pid_t pid)
 /* The last non-empty line written to path since offset: the VMM's last words. */
 static char *last_words(const char *path, off_t offset)
 {
-	if (!path)
-		return NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	struct stat st;
-	char buf[4096];
-	ssize_t n = 0;
-	if (fstat(fd, &st) == 0 && st.st_size > offset) {
-		off_t from = st.st_size - offset > (off_t)sizeof(buf) - 1 ? st.st_size - (off_t)sizeof(buf) + 1 : offset;
-		n = pread(fd, buf, sizeof(buf) - 1, from);
+	char *line = path ? bng_file_tail(path, offset, 1) : NULL;
+	if (line && !*line) {
+		free(line);
+		line = NULL;
 	}
-	close(fd);
-	if (n <= 0)
-		return NULL;
-	buf[n] = '\0';
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-	if (n == 0)
-		return NULL;
-	char *line = strrchr(buf, '\n');
-	return bng_strdup(line ? line + 1 : buf);
+	return line;
 }
 
 /* Why Firecracker exited, from its own log in path since offset. Its logger
@@ -956,7 +933,7 @@ static int launch(fc_vm *vm, bng_op *op)
 	if (rc)
 		return rc;
 	bng_op_event(op, json_pack("{s:s,s:i}", "stage", "vmm", "pid", (int)vm->pid)); /* exec'd */
-	for (long long deadline = now_ms() + FC_READY_MS;;) {
+	for (long long deadline = bng_now_ms() + FC_READY_MS;;) {
 		if (bng_proc_gone(vm->pid, (unsigned long long)vm->start_time)) {
 			char *w = vmm_last_words(vm);
 			rc = bng_err(BANGER_EIO, "firecracker exited during startup: %s (stdout: %s, stderr: %s)",
@@ -970,7 +947,7 @@ static int launch(fc_vm *vm, bng_op *op)
 			return 0;
 		if (bng_op_cancelled(op))
 			return bng_err(BANGER_ECANCELED, "firecracker: start cancelled");
-		if (now_ms() >= deadline)
+		if (bng_now_ms() >= deadline)
 			return bng_err(BANGER_ETIMEDOUT, "firecracker (pid %d) did not answer on %s within %d s; see %s",
 				       (int)vm->pid, vm->api_sock, FC_READY_MS / 1000,
 				       cfg->process_log ? cfg->process_log : "its log");

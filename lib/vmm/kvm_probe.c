@@ -3,6 +3,7 @@
  * kernel for real, with banger.probe=1, and wait for the initramfs to say
  * "banger-init: probe ok" on the console (it powers off right after). */
 #include "vmm.h"
+#include "../core/proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,30 +17,6 @@
 #include <unistd.h>
 
 #define PROBE_MARKER "banger-init: probe ok"
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The probe VM exited (or became a zombie waiting for init). */
-static bool probe_exited(pid_t pid)
-{
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return true;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return true;
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	return !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
-}
 
 /* The console's last non-empty line, cut to fit a message (malloc'd). */
 static char *last_line(const char *text)
@@ -107,7 +84,7 @@ int bng_qemu_kvm_usable(const char *kernel_dir, const char *qemu_binary, int tim
 		.kvm = true,
 	};
 	json_t *state = NULL;
-	long long t0 = now_ms();
+	long long t0 = bng_now_ms();
 	int rc = bng_vmm_qemu.start(&cfg, NULL, &state);
 	if (rc) {
 		*why = bng_asprintf("qemu cannot start a VM under KVM (%s): using TCG", banger_error_last());
@@ -126,14 +103,14 @@ int bng_qemu_kvm_usable(const char *kernel_dir, const char *qemu_binary, int tim
 		}
 		/* Read the console once more after an exit: the marker may have
 		 * landed just before qemu went. */
-		if (exited || now_ms() - t0 >= timeout_ms)
+		if (exited || bng_now_ms() - t0 >= timeout_ms)
 			break;
-		exited = probe_exited(pid);
+		exited = bng_proc_gone(pid, 0);
 		if (!exited)
 			usleep(50 * 1000);
 	}
 	bng_vmm_qemu.kill(state, SIGKILL);
-	double secs = (double)(now_ms() - t0) / 1000.0;
+	double secs = (double)(bng_now_ms() - t0) / 1000.0;
 	char *last = last_line(text ? text : "");
 	if (*usable)
 		*why = bng_asprintf("a guest booted under KVM (probe ok after %.1f s)", secs);

@@ -33,13 +33,6 @@
 
 extern char **environ;
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- state ---- */
 
 typedef struct {
@@ -405,7 +398,7 @@ static int qemu_start(const bng_vm_config *cfg, bng_op *op, json_t **state)
 	unsigned long long started = 0;
 	bng_proc_stat(pid, NULL, &started);
 
-	long long deadline = now_ms() + QEMU_START_TIMEOUT_MS;
+	long long deadline = bng_now_ms() + QEMU_START_TIMEOUT_MS;
 	char last_status[32] = "no answer";
 	for (;;) {
 		if (bng_op_cancelled(op)) {
@@ -422,7 +415,7 @@ static int qemu_start(const bng_vm_config *cfg, bng_op *op, json_t **state)
 			pid = 0;
 			break;
 		}
-		int left = (int)(deadline - now_ms());
+		int left = (int)(deadline - bng_now_ms());
 		if (left <= 0) {
 			tail = bng_file_tail(cfg->process_log, log_since, 4);
 			rc = bng_err(BANGER_ETIMEDOUT, "qemu did not report a running VM on %s within %d s (%s)%s%s", p.qmp,
@@ -482,13 +475,13 @@ static int qemu_shutdown(json_t *state, int timeout_ms)
 		return rc;
 	if (!state_proc_ours(&s))
 		return 0;
-	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	long long deadline = bng_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	/* ACPI power button. Without ACPI in the guest this does nothing, and the
 	 * guest agent's poweroff is the graceful path; either way we wait. */
 	int ask = timeout_ms < 2000 ? timeout_ms : 2000;
 	if (ask > 0 && bng_qmp_call(s.qmp, "system_powerdown", NULL, ask, NULL) != 0)
 		bng_err_clear();
-	int left = (int)(deadline - now_ms());
+	int left = (int)(deadline - bng_now_ms());
 	if (bng_proc_wait_gone(s.pid, s.start, left > 0 ? left : 0))
 		return 0;
 	return bng_err(BANGER_ETIMEDOUT, "the VM (qemu pid %d) is still running %d ms after the power-off request: "

@@ -22,16 +22,9 @@ struct bng_qmp {
 	unsigned events;
 };
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int left_ms(long long deadline)
 {
-	long long left = deadline - now_ms();
+	long long left = deadline - bng_now_ms();
 	return left < 0 ? 0 : (int)left;
 }
 
@@ -210,7 +203,7 @@ static int handshake(bng_qmp *q, long long deadline)
 int bng_qmp_open_fd(bng_qmp **out, int fd, const char *what, int timeout_ms)
 {
 	*out = NULL;
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = bng_now_ms() + timeout_ms;
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
 		int e = errno;
@@ -256,7 +249,7 @@ int bng_qmp_execute(bng_qmp *q, const char *command, json_t *args, int timeout_m
 {
 	if (ret)
 		*ret = NULL;
-	return execute_until(q, command, args, now_ms() + timeout_ms, ret);
+	return execute_until(q, command, args, bng_now_ms() + timeout_ms, ret);
 }
 
 unsigned bng_qmp_events_skipped(const bng_qmp *q)
@@ -278,7 +271,7 @@ int bng_qmp_call(const char *path, const char *command, json_t *args, int timeou
 {
 	if (ret)
 		*ret = NULL;
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = bng_now_ms() + timeout_ms;
 	bng_qmp *q = NULL;
 	int rc = bng_qmp_connect(&q, path, timeout_ms);
 	if (rc)
