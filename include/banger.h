@@ -5,4 +5,5 @@
 #include "banger/ctx.h"
 #include "banger/server.h"
 #include "banger/version.h"
+#include "banger/vm.h"
 #endif

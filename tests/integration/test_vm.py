@@ -602,3 +602,17 @@ def test_python_objects_and_the_pytest_plugin(vmenv, tmp_path):
     assert p.returncode == 1 and "1 failed, 1 passed" in p.stdout, p.stdout + p.stderr
     with banger.open(f"unix:{vmenv['daemon'].socket}", autostart=False) as ctx:
         assert {v.name for v in ctx.vms} == before
+
+
+def test_the_c_example_runs(vmenv):
+    """docs/examples/vm-exec.c, built against the public headers only: a VM
+    through the typed C API (create, exec with streamed output, delete)."""
+    exe = BANGERD.parent.parent.parent / "tests" / "vm-exec"
+    before = json.loads(cli("vm", "ls", "--all", "--json").stdout or "[]")
+    p = subprocess.run([str(exe), f"unix:{vmenv['daemon'].socket}"], capture_output=True, text=True,
+                       env=child_env(), timeout=600)
+    assert p.returncode == 0, p.stderr
+    name = re.search(r"^vm (\S+) \(\w+\) is running at 172\.16\.", p.stdout, re.M).group(1)
+    assert f"hello from {name}\n" in p.stdout and "exit status 3\n" in p.stdout
+    assert "to stderr" in p.stderr
+    assert json.loads(cli("vm", "ls", "--all", "--json").stdout or "[]") == before  # deleted

@@ -1,0 +1,393 @@
+/* Typed VM handles (include/banger/vm.h) over the dispatch: each call
+ * builds its params, runs one method through the context (either
+ * transport) and keeps the row it returns. */
+#include "core/internal.h"
+
+#include <banger/vm.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct banger_vm {
+	atomic_int refs;
+	banger_ctx *ctx;
+	json_t *row;
+	char *text; /* banger_vm_json */
+};
+
+struct banger_vm_options {
+	json_t *params;
+};
+
+struct banger_exec_options {
+	json_t *params;
+	banger_output_cb cb;
+	void *ud;
+};
+
+struct banger_exec_result {
+	int32_t exit_code, signal;
+	char *out, *err;
+	size_t out_len, err_len;
+};
+
+/* Runs method with params (borrowed); *result (may be NULL) gets the
+ * result object. An event callback, when given, sees every event. */
+static int run(banger_ctx *ctx, const char *method, json_t *params, json_t **result, banger_event_cb cb, void *ud)
+{
+	char *text = json_dumps(params, JSON_COMPACT);
+	banger_call *call;
+	int rc = banger_call_new(&call, method, text);
+	free(text);
+	if (rc)
+		return rc;
+	if (cb)
+		banger_call_set_event_cb(call, cb, ud);
+	rc = banger_call_run(ctx, call);
+	if (!rc && result)
+		*result = json_loads(banger_call_result(call), 0, NULL);
+	banger_call_unref(call);
+	return rc;
+}
+
+static banger_vm *wrap(banger_ctx *ctx, json_t *row)
+{
+	banger_vm *vm = bng_xcalloc(1, sizeof(*vm));
+	atomic_init(&vm->refs, 1);
+	vm->ctx = banger_ctx_ref(ctx);
+	vm->row = row;
+	return vm;
+}
+
+static void set_row(banger_vm *vm, json_t *row)
+{
+	json_decref(vm->row);
+	vm->row = row;
+	free(vm->text);
+	vm->text = NULL;
+}
+
+/* ---- options ---- */
+
+BANGER_API int banger_vm_options_new(banger_vm_options **out)
+{
+	if (!out)
+		return bng_err(BANGER_EINVAL, "banger_vm_options_new: out is NULL");
+	*out = bng_xcalloc(1, sizeof(**out));
+	(*out)->params = json_object();
+	return 0;
+}
+
+BANGER_API void banger_vm_options_free(banger_vm_options *o)
+{
+	if (o) {
+		json_decref(o->params);
+		free(o);
+	}
+}
+
+static int set_str(json_t *params, const char *key, const char *value)
+{
+	if (!params)
+		return bng_err(BANGER_EINVAL, "options are NULL");
+	if (!value)
+		json_object_del(params, key);
+	else if (json_object_set_new(params, key, json_string(value)) != 0)
+		return bng_err(BANGER_EINVAL, "%s is not valid UTF-8", key);
+	return 0;
+}
+
+static int set_int(json_t *params, const char *key, int32_t value)
+{
+	if (!params)
+		return bng_err(BANGER_EINVAL, "options are NULL");
+	if (value <= 0)
+		json_object_del(params, key);
+	else
+		json_object_set_new(params, key, json_integer(value));
+	return 0;
+}
+
+BANGER_API int banger_vm_options_set_name(banger_vm_options *o, const char *v) { return set_str(o ? o->params : NULL, "name", v); }
+BANGER_API int banger_vm_options_set_image(banger_vm_options *o, const char *v) { return set_str(o ? o->params : NULL, "image", v); }
+BANGER_API int banger_vm_options_set_kernel(banger_vm_options *o, const char *v) { return set_str(o ? o->params : NULL, "kernel", v); }
+BANGER_API int banger_vm_options_set_vcpus(banger_vm_options *o, int32_t v) { return set_int(o ? o->params : NULL, "vcpu", v); }
+BANGER_API int banger_vm_options_set_memory_mib(banger_vm_options *o, int32_t v) { return set_int(o ? o->params : NULL, "memory_mib", v); }
+BANGER_API int banger_vm_options_set_disk_size(banger_vm_options *o, const char *v) { return set_str(o ? o->params : NULL, "disk_size", v); }
+
+BANGER_API int banger_vm_options_set_nat(banger_vm_options *o, int enabled)
+{
+	if (!o)
+		return bng_err(BANGER_EINVAL, "options are NULL");
+	json_object_set_new(o->params, "nat", json_boolean(enabled));
+	return 0;
+}
+
+BANGER_API int banger_vm_options_set_start(banger_vm_options *o, int enabled)
+{
+	if (!o)
+		return bng_err(BANGER_EINVAL, "options are NULL");
+	json_object_set_new(o->params, "start", json_boolean(enabled));
+	return 0;
+}
+
+/* ---- handles ---- */
+
+BANGER_API int banger_vm_create(banger_vm **out, banger_ctx *ctx, const banger_vm_options *opts)
+{
+	if (!out || !ctx)
+		return bng_err(BANGER_EINVAL, "banger_vm_create: out and ctx are required");
+	*out = NULL;
+	json_t *params = opts ? json_deep_copy(opts->params) : json_object(), *row = NULL;
+	int rc = run(ctx, "vm.create", params, &row, NULL, NULL);
+	json_decref(params);
+	if (!rc)
+		*out = wrap(ctx, row);
+	return rc;
+}
+
+BANGER_API int banger_vm_lookup(banger_vm **out, banger_ctx *ctx, const char *ref)
+{
+	if (!out || !ctx || !ref)
+		return bng_err(BANGER_EINVAL, "banger_vm_lookup: out, ctx and ref are required");
+	*out = NULL;
+	json_t *params = json_pack("{s:s}", "name", ref), *row = NULL;
+	int rc = params ? run(ctx, "vm.show", params, &row, NULL, NULL) : bng_err(BANGER_EINVAL, "ref is not UTF-8");
+	json_decref(params);
+	if (!rc)
+		*out = wrap(ctx, row);
+	return rc;
+}
+
+BANGER_API int banger_vm_list(banger_vm ***out, size_t *count, banger_ctx *ctx, int all)
+{
+	if (!out || !count || !ctx)
+		return bng_err(BANGER_EINVAL, "banger_vm_list: out, count and ctx are required");
+	*out = NULL;
+	*count = 0;
+	json_t *params = json_pack("{s:b}", "all", all), *res = NULL;
+	int rc = run(ctx, "vm.list", params, &res, NULL, NULL);
+	json_decref(params);
+	if (rc)
+		return rc;
+	json_t *vms = json_object_get(res, "vms");
+	*out = bng_xcalloc(json_array_size(vms) + 1, sizeof(banger_vm *));
+	size_t i;
+	json_t *row;
+	json_array_foreach(vms, i, row) (*out)[i] = wrap(ctx, json_incref(row));
+	*count = json_array_size(vms);
+	json_decref(res);
+	return 0;
+}
+
+BANGER_API void banger_vm_list_free(banger_vm **vms, size_t count)
+{
+	for (size_t i = 0; vms && i < count; i++)
+		banger_vm_unref(vms[i]);
+	free(vms);
+}
+
+BANGER_API banger_vm *banger_vm_ref(banger_vm *vm)
+{
+	if (vm)
+		atomic_fetch_add(&vm->refs, 1);
+	return vm;
+}
+
+BANGER_API void banger_vm_unref(banger_vm *vm)
+{
+	if (!vm || atomic_fetch_sub(&vm->refs, 1) != 1)
+		return;
+	banger_ctx_unref(vm->ctx);
+	json_decref(vm->row);
+	free(vm->text);
+	free(vm);
+}
+
+static const char *field(const banger_vm *vm, const char *key)
+{
+	return vm ? json_string_value(json_object_get(vm->row, key)) : NULL;
+}
+
+BANGER_API const char *banger_vm_name(const banger_vm *vm) { return field(vm, "name"); }
+BANGER_API const char *banger_vm_id(const banger_vm *vm) { return field(vm, "id"); }
+BANGER_API const char *banger_vm_state(const banger_vm *vm) { return field(vm, "state"); }
+BANGER_API const char *banger_vm_ip(const banger_vm *vm) { return field(vm, "ip"); }
+
+BANGER_API int32_t banger_vm_vcpus(const banger_vm *vm)
+{
+	return vm ? (int32_t)json_integer_value(json_object_get(vm->row, "vcpu")) : 0;
+}
+
+BANGER_API int32_t banger_vm_memory_mib(const banger_vm *vm)
+{
+	return vm ? (int32_t)json_integer_value(json_object_get(vm->row, "memory_mib")) : 0;
+}
+
+BANGER_API const char *banger_vm_json(const banger_vm *vm)
+{
+	if (!vm)
+		return NULL;
+	struct banger_vm *mut = (struct banger_vm *)vm; /* a cache, not a change */
+	if (!mut->text)
+		mut->text = json_dumps(vm->row, JSON_COMPACT);
+	return mut->text;
+}
+
+/* Runs a verb on the VM by id; its result (the row) replaces ours when it
+ * is one. */
+static int verb(banger_vm *vm, const char *method)
+{
+	if (!vm)
+		return bng_err(BANGER_EINVAL, "%s: vm is NULL", method);
+	json_t *params = json_pack("{s:s}", "name", field(vm, "id")), *row = NULL;
+	int rc = run(vm->ctx, method, params, &row, NULL, NULL);
+	json_decref(params);
+	if (!rc && json_is_string(json_object_get(row, "state")))
+		set_row(vm, row);
+	else
+		json_decref(row);
+	return rc;
+}
+
+BANGER_API int banger_vm_refresh(banger_vm *vm) { return verb(vm, "vm.show"); }
+BANGER_API int banger_vm_start(banger_vm *vm) { return verb(vm, "vm.start"); }
+BANGER_API int banger_vm_stop(banger_vm *vm) { return verb(vm, "vm.stop"); }
+BANGER_API int banger_vm_restart(banger_vm *vm) { return verb(vm, "vm.restart"); }
+BANGER_API int banger_vm_delete(banger_vm *vm) { return verb(vm, "vm.delete"); }
+
+/* ---- exec ---- */
+
+BANGER_API int banger_exec_options_new(banger_exec_options **out)
+{
+	if (!out)
+		return bng_err(BANGER_EINVAL, "banger_exec_options_new: out is NULL");
+	*out = bng_xcalloc(1, sizeof(**out));
+	(*out)->params = json_pack("{s:[],s:[]}", "argv", "env");
+	return 0;
+}
+
+BANGER_API void banger_exec_options_free(banger_exec_options *o)
+{
+	if (o) {
+		json_decref(o->params);
+		free(o);
+	}
+}
+
+BANGER_API int banger_exec_options_set_argv(banger_exec_options *o, size_t argc, const char *const *argv)
+{
+	if (!o || (argc && !argv))
+		return bng_err(BANGER_EINVAL, "banger_exec_options_set_argv: options and argv are required");
+	json_t *list = json_array();
+	for (size_t i = 0; i < argc; i++)
+		if (!argv[i] || json_array_append_new(list, json_string(argv[i])) != 0) {
+			json_decref(list);
+			return bng_err(BANGER_EINVAL, "argv[%zu] is NULL or not UTF-8", i);
+		}
+	json_object_set_new(o->params, "argv", list);
+	return 0;
+}
+
+BANGER_API int banger_exec_options_set_cwd(banger_exec_options *o, const char *v) { return set_str(o ? o->params : NULL, "cwd", v); }
+BANGER_API int banger_exec_options_set_user(banger_exec_options *o, const char *v) { return set_str(o ? o->params : NULL, "user", v); }
+BANGER_API int banger_exec_options_set_stdin(banger_exec_options *o, const char *v) { return set_str(o ? o->params : NULL, "stdin", v); }
+BANGER_API int banger_exec_options_set_timeout(banger_exec_options *o, int32_t s) { return set_int(o ? o->params : NULL, "timeout_s", s); }
+
+BANGER_API int banger_exec_options_add_env(banger_exec_options *o, const char *name_value)
+{
+	if (!o || !name_value || !strchr(name_value, '=') || name_value[0] == '=')
+		return bng_err(BANGER_EINVAL, "banger_exec_options_add_env wants \"NAME=VALUE\"");
+	if (json_array_append_new(json_object_get(o->params, "env"), json_string(name_value)) != 0)
+		return bng_err(BANGER_EINVAL, "the environment entry is not UTF-8");
+	return 0;
+}
+
+BANGER_API int banger_exec_options_set_output_cb(banger_exec_options *o, banger_output_cb cb, void *ud)
+{
+	if (!o)
+		return bng_err(BANGER_EINVAL, "options are NULL");
+	o->cb = cb;
+	o->ud = ud;
+	return 0;
+}
+
+static void on_output_event(const char *event_json, void *ud)
+{
+	const banger_exec_options *o = ud;
+	json_t *ev = json_loads(event_json, 0, NULL);
+	const char *stream = json_string_value(json_object_get(ev, "output"));
+	const char *data = json_string_value(json_object_get(ev, "data"));
+	char *bytes;
+	size_t len;
+	if (stream && data && bng_base64_decode(data, &bytes, &len) == 0) {
+		o->cb(strcmp(stream, "stderr") ? 1 : 2, bytes, len, o->ud);
+		free(bytes);
+	}
+	json_decref(ev);
+}
+
+static char *output_copy(json_t *res, const char *key, size_t *len)
+{
+	char *b64key = bng_asprintf("%s_b64", key), *out = NULL;
+	const char *b64 = json_string_value(json_object_get(res, b64key));
+	free(b64key);
+	if (b64 && bng_base64_decode(b64, &out, len) == 0)
+		return out;
+	json_t *s = json_object_get(res, key);
+	*len = json_string_length(s);
+	out = bng_xmalloc(*len + 1);
+	memcpy(out, json_string_value(s) ? json_string_value(s) : "", *len);
+	out[*len] = '\0';
+	return out;
+}
+
+BANGER_API int banger_vm_exec(banger_exec_result **out, banger_vm *vm, const banger_exec_options *opts)
+{
+	if (!out || !vm || !opts)
+		return bng_err(BANGER_EINVAL, "banger_vm_exec: out, vm and options are required");
+	*out = NULL;
+	if (json_array_size(json_object_get(opts->params, "argv")) == 0)
+		return bng_err(BANGER_EINVAL, "banger_vm_exec: no command (banger_exec_options_set_argv)");
+	json_t *params = json_deep_copy(opts->params), *res = NULL;
+	json_object_set_new(params, "name", json_string(field(vm, "id")));
+	json_object_set_new(params, "stream", json_boolean(opts->cb != NULL));
+	int rc = run(vm->ctx, "vm.exec", params, &res, opts->cb ? on_output_event : NULL, (void *)opts);
+	json_decref(params);
+	if (rc)
+		return rc;
+	banger_exec_result *r = bng_xcalloc(1, sizeof(*r));
+	r->exit_code = (int32_t)json_integer_value(json_object_get(res, "exit_code"));
+	r->signal = json_object_get(res, "signal") ? r->exit_code - 128 : 0;
+	r->out = output_copy(res, "stdout", &r->out_len);
+	r->err = output_copy(res, "stderr", &r->err_len);
+	json_decref(res);
+	*out = r;
+	return 0;
+}
+
+BANGER_API int32_t banger_exec_result_exit_code(const banger_exec_result *r) { return r ? r->exit_code : -1; }
+BANGER_API int32_t banger_exec_result_signal(const banger_exec_result *r) { return r ? r->signal : 0; }
+
+BANGER_API const char *banger_exec_result_stdout(const banger_exec_result *r, size_t *len)
+{
+	if (len)
+		*len = r ? r->out_len : 0;
+	return r ? r->out : NULL;
+}
+
+BANGER_API const char *banger_exec_result_stderr(const banger_exec_result *r, size_t *len)
+{
+	if (len)
+		*len = r ? r->err_len : 0;
+	return r ? r->err : NULL;
+}
+
+BANGER_API void banger_exec_result_free(banger_exec_result *r)
+{
+	if (r) {
+		free(r->out);
+		free(r->err);
+		free(r);
+	}
+}
