@@ -479,6 +479,10 @@ def test_exec_over_the_agent(vmenv):
     p = subprocess.run([str(BANGER), "vm", "exec", "agentx", "-i", "--", "sh", "-c", "wc -c; exit 3"],
                        input=b"x" * 3000000, capture_output=True, env=child_env(), timeout=600)
     assert p.returncode == 3 and p.stdout.strip() == b"3000000", p.stderr
+    # started with stdin closed (a CI job): /dev/null takes its place, not a socket
+    p = subprocess.run(["sh", "-c", f"exec 0<&-; {BANGER} vm exec agentx -i -- sh -c 'cat; echo end'"],
+                       capture_output=True, env=child_env(), timeout=300)
+    assert p.returncode == 0 and p.stdout == b"end\n", p.stderr
     p = subprocess.run(["script", "-qec", f"{BANGER} vm exec agentx -t -- sh -c 'tty; stty size'", "/dev/null"],
                        capture_output=True, text=True, env=child_env(), timeout=300)
     assert p.returncode == 0 and "/dev/pts/" in p.stdout, p.stdout + p.stderr

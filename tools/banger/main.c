@@ -4,6 +4,8 @@
 #include "cli.h"
 
 
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -536,6 +538,12 @@ const size_t ncommands = sizeof(commands) / sizeof(commands[0]);
 
 int main(int argc, char **argv)
 {
+	/* Started with stdin, stdout or stderr closed (a CI job without
+	 * input): /dev/null takes the slot, or the next socket would, and
+	 * `vm exec -i` would read it as the command's stdin. */
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF && open("/dev/null", fd ? O_WRONLY : O_RDONLY) != fd)
+			return 1;
 	signal(SIGPIPE, SIG_IGN);
 	struct sigaction sa = {.sa_handler = on_sigint};
 	sigaction(SIGINT, &sa, NULL);
