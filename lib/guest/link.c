@@ -324,25 +324,48 @@ static void unregister_locked(bng_agent_link *l)
 		}
 }
 
+/* Connects and asks for frame mode. An unanswered request is asked again
+ * on a fresh connection (longer waits each time, within timeout_ms): right
+ * after boot, with the boot's own connection just gone, a busy emulated
+ * guest has been seen to leave the first one unanswered for 10 s. */
+static int connect_framed(const char *path, bool vsock, int timeout_ms, int *fd_out)
+{
+	long long deadline = bng_now_ms() + (timeout_ms > 0 ? timeout_ms : 5000);
+	int attempt_ms = 2000, rc;
+	for (;;) {
+		int left = (int)(deadline - bng_now_ms()), fd = -1;
+		if (left <= 0)
+			left = 1;
+		json_t *reply = NULL;
+		rc = bng_agent_connect(path, vsock, left, &fd);
+		if (!rc) {
+			rc = bng_agent_call(fd, "frames", left < attempt_ms ? left : attempt_ms, &reply);
+			if (!rc && json_integer_value(json_object_get(reply, "version")) != 1)
+				rc = bng_err(BANGER_EPROTO, "the guest agent speaks frame version %lld, banger speaks 1",
+					     (long long)json_integer_value(json_object_get(reply, "version")));
+			else if (rc == BANGER_EIO)
+				rc = bng_err(BANGER_EUNSUPPORTED, "the guest agent is too old for frames (%s): restart the VM",
+					     banger_error_last());
+		}
+		json_decref(reply);
+		if (!rc) {
+			*fd_out = fd;
+			return 0;
+		}
+		if (fd >= 0)
+			close(fd);
+		if (rc != BANGER_ETIMEDOUT || bng_now_ms() >= deadline)
+			return rc;
+		attempt_ms *= 2;
+	}
+}
+
 static int link_open(const char *path, bool vsock, int timeout_ms, bng_agent_link **out)
 {
 	int fd;
-	int rc = bng_agent_connect(path, vsock, timeout_ms, &fd);
+	int rc = connect_framed(path, vsock, timeout_ms, &fd);
 	if (rc)
 		return rc;
-	json_t *reply = NULL;
-	rc = bng_agent_call(fd, "frames", timeout_ms > 0 ? timeout_ms : 5000, &reply);
-	if (!rc && json_integer_value(json_object_get(reply, "version")) != 1)
-		rc = bng_err(BANGER_EPROTO, "the guest agent speaks frame version %lld, banger speaks 1",
-			     (long long)json_integer_value(json_object_get(reply, "version")));
-	else if (rc == BANGER_EIO)
-		rc = bng_err(BANGER_EUNSUPPORTED, "the guest agent is too old for frames (%s): restart the VM",
-			     banger_error_last());
-	json_decref(reply);
-	if (rc) {
-		close(fd);
-		return rc;
-	}
 	/* a guest that stops reading must not hold a sender (and the write
 	 * lock) for ever */
 	struct timeval tv = {30, 0};

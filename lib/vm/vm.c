@@ -1140,7 +1140,7 @@ int bng_vm_link(bng_engine *e, const char *ref, json_t **vm, bng_agent_link **li
 	if (strcmp(S(*vm, "state"), "running") || !path)
 		rc = bng_err(BANGER_EUNSUPPORTED, "vm '%s' is not running", S(*vm, "name"));
 	else
-		rc = bng_agent_link_get(path, vsock, 10000, link);
+		rc = bng_agent_link_get(path, vsock, 30000, link); /* a guest just booted may be slow to answer */
 	if (rc) {
 		json_decref(*vm);
 		*vm = NULL;
