@@ -152,6 +152,19 @@ static int overlay_one(const char *top, const char *stage, const char *rel, size
 	return rc;
 }
 
+/* A path for a result: a JSON string when it is UTF-8, else appended to
+ * b64 (the caller's "<key>_b64" list) and NULL. */
+static json_t *name_or_b64(const char *name, size_t len, json_t *b64)
+{
+	json_t *s = json_stringn(name, len);
+	if (!s) {
+		char *enc = bng_base64(name, len);
+		json_array_append_new(b64, json_string(enc));
+		free(enc);
+	}
+	return s;
+}
+
 /* ---- guest ---- */
 
 typedef struct {
@@ -301,7 +314,7 @@ static const char guest_finish[] = "set -e\n"
 				   "git config --global --get-all safe.directory 2>/dev/null | grep -qxF \"$1\" ||"
 				   " git config --global --add safe.directory \"$1\"\n";
 
-static int ship(bng_engine *e, json_t *params, json_t *vm, const char *stage, const char *guest, bool force,
+static int ship(bng_engine *e, json_t *vm, const char *stage, const char *guest, bool force,
 		bng_op *op)
 {
 	bng_agent_link *link;
@@ -342,7 +355,6 @@ static int ship(bng_engine *e, json_t *params, json_t *vm, const char *stage, co
 				     said(&c));
 		collect_free(&c);
 	}
-	(void)params;
 	bng_agent_link_unref(link);
 	json_decref(running);
 	return rc;
@@ -390,9 +402,20 @@ int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, b
 				bytes += (size_t)st.st_size;
 			free(p);
 		}
-		*result = json_pack("{s:s,s:s,s:s,s:O,s:I,s:I,s:b}", "guest_path", guest, "head_commit", head, "mode",
-				    "shallow", "file_list", files, "files", (json_int_t)json_array_size(files), "bytes",
+		/* names that are not UTF-8 cannot be JSON strings: base64 in file_list_b64 */
+		json_t *list = json_array(), *b64 = json_array();
+		for (size_t i = 0; i < json_array_size(files); i++) {
+			json_t *f = json_array_get(files, i);
+			json_t *s = name_or_b64(json_string_value(f), json_string_length(f), b64);
+			if (s)
+				json_array_append_new(list, s);
+		}
+		*result = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:b}", "guest_path", guest, "head_commit", head, "mode",
+				    "shallow", "file_list", list, "files", (json_int_t)json_array_size(files), "bytes",
 				    (json_int_t)bytes, "dry_run", 1);
+		if (json_array_size(b64))
+			json_object_set(*result, "file_list_b64", b64);
+		json_decref(b64);
 	} else if (!rc) {
 		bng_op_event(op, json_pack("{s:s}", "stage", "clone"));
 		char *url = bng_asprintf("file://%s", top);
@@ -436,7 +459,7 @@ int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, b
 		if (!rc) {
 			bng_op_event(op, json_pack("{s:s,s:I,s:I}", "stage", "ship", "files", (json_int_t)shipped, "bytes",
 						   (json_int_t)bytes));
-			rc = ship(e, params, vm, stage, guest, force, op);
+			rc = ship(e, vm, stage, guest, force, op);
 		}
 		if (!rc) {
 			char now[32];
@@ -514,6 +537,20 @@ static const char guest_export[] =
 	"cat \"$names\"\n"
 	"git diff --cached --binary \"$2\"\n";
 
+/* f[key] = name, or f[key_b64] = its base64 when it is not UTF-8. */
+static void put_name(json_t *f, const char *key, const char *name)
+{
+	json_t *s = json_stringn(name, strlen(name));
+	if (s) {
+		json_object_set_new(f, key, s);
+		return;
+	}
+	char *k = bng_asprintf("%s_b64", key), *enc = bng_base64(name, strlen(name));
+	json_object_set_new(f, k, json_string(enc));
+	free(k);
+	free(enc);
+}
+
 int bng_m_vm_workspace_export(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
 	json_t *vm, *ws = NULL;
@@ -557,11 +594,11 @@ int bng_m_vm_workspace_export(bng_engine *e, json_t *params, json_t **result, bn
 			p += strnlen(p, (size_t)(patch - p)) + 1;
 			json_t *f = json_pack("{s:s#}", "status", status, (int)strcspn(status, "0123456789"));
 			if ((status[0] == 'R' || status[0] == 'C') && p < patch) {
-				json_object_set_new(f, "from", json_stringn_nocheck(a, strlen(a)));
+				put_name(f, "from", a);
 				a = p;
 				p += strnlen(p, (size_t)(patch - p)) + 1;
 			}
-			json_object_set_new(f, "path", json_stringn_nocheck(a, strlen(a)));
+			put_name(f, "path", a);
 			json_array_append_new(list, f);
 		}
 		*result = json_pack("{s:s,s:o}", "base_commit", base, "files", list);

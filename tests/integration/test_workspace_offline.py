@@ -1,5 +1,7 @@
 """vm.workspace.* without booting: refusals and dry runs need only a VM
 row (vm.create start=false); the real round trip is in test_vm.py."""
+import base64
+import os
 import subprocess
 
 import pytest
@@ -28,6 +30,14 @@ def test_dry_run_lists_tracked_files_untracked_on_request(cold, tmp_path):
                                            "include_untracked": True, "guest_path": "/work/x"})
     assert sorted(r["file_list"]) == sorted(TRACKED + ["notes.txt"])  # debug.log stays ignored
     assert r["guest_path"] == "/work/x"
+    # a name that is not UTF-8 comes back as base64, apart
+    fd = os.open(os.path.join(os.fsencode(repo), b"bad\xff.txt"), os.O_CREAT | os.O_WRONLY, 0o644)
+    os.close(fd)
+    git(repo, "add", b"bad\xff.txt")
+    git(repo, "commit", "-q", "-m", "odd name")
+    r = cold.call("vm.workspace.prepare", {"name": "cold", "path": str(repo), "dry_run": True})
+    assert [base64.b64decode(b) for b in r["file_list_b64"]] == [b"bad\xff.txt"]
+    assert r["files"] == len(r["file_list"]) + 1 and "notes.txt" not in r["file_list"]
     with pytest.raises(banger.NotFound):  # nothing recorded by a dry run
         cold.call("vm.workspace.show", {"name": "cold"})
 
