@@ -48,6 +48,12 @@ static const migration migrations[] = {
 	 " WHEN NOT EXISTS (SELECT 1 FROM images WHERE id = NEW.image_id)"
 	 "  OR NOT EXISTS (SELECT 1 FROM kernels WHERE id = NEW.kernel_id)"
 	 " BEGIN SELECT RAISE(ABORT, 'in use: the VM''s image or kernel was removed'); END;"},
+	/* A VM's workspace (vm.workspace.prepare): one per VM, gone with it. */
+	{6, "workspaces",
+	 "CREATE TABLE workspaces ("
+	 " vm_id TEXT PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE, host_path TEXT NOT NULL,"
+	 " guest_path TEXT NOT NULL, mode TEXT NOT NULL, head_commit TEXT NOT NULL,"
+	 " files_digest TEXT NOT NULL, created_at TEXT NOT NULL);"},
 };
 
 int bng_store_latest_version(void) { return migrations[BNG_ARRAY_LEN(migrations) - 1].version; }

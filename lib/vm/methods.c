@@ -38,6 +38,16 @@ static const bng_method vm_methods[] = {
 	{"vm.ports", "name:str", "listening ports in the guest (from the agent)", bng_m_vm_ports, "0.1"},
 	{"vm.stats", "name:str", "VMM cpu time and memory, guest uptime", bng_m_vm_stats, "0.1"},
 	{"vm.set", "name:str,vcpu:int?,memory_mib:int?,disk_size:str?", "change a stopped VM's spec", bng_m_vm_set, "0.1"},
+	{"vm.workspace.prepare",
+	 "name:str,path:str,guest_path:str?,mode:str?,include_untracked:bool?,dry_run:bool?,force:bool?",
+	 "a host git repository into a running guest (shallow clone + working tree overlay): guest_path, "
+	 "head_commit, files, bytes (dry_run: the file list, nothing written)",
+	 bng_m_vm_workspace_prepare, "0.2"},
+	{"vm.workspace.export", "name:str,base_commit:str?",
+	 "the guest checkout's changes since base_commit (default: the prepared commit) as a binary patch: "
+	 "patch (or patch_b64), files",
+	 bng_m_vm_workspace_export, "0.2"},
+	{"vm.workspace.show", "name:str", "the VM's workspace record", bng_m_vm_workspace_show, "0.2"},
 };
 
 const bng_module bng_vm_module = {.name = "vm",

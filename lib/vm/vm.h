@@ -36,5 +36,9 @@ int bng_m_vm_cp(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_vm_ports(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_vm_stats(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_vm_set(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+/* workspace.c */
+int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_workspace_export(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_workspace_show(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 
 #endif

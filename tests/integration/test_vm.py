@@ -620,3 +620,90 @@ def test_the_c_example_runs(vmenv):
     assert f"hello from {name}\n" in p.stdout and "exit status 3\n" in p.stdout
     assert "to stderr" in p.stderr
     assert json.loads(cli("vm", "ls", "--all", "--json").stdout or "[]") == before  # deleted
+
+
+def test_workspace_round_trip(vmenv, tmp_path):
+    """prepare → edit and commit in the guest → export → git apply on a clean
+    host clone gives the guest's tree. The minimal test image has no git:
+    the host's /usr/bin/git goes in with vm.cp (the same Debian release;
+    every git command the guest runs is a builtin)."""
+    from workspace_repo import TRACKED, git, make_repo
+    repo = make_repo(tmp_path / "repo")
+    head = git(repo, "rev-parse", "HEAD").stdout.decode().strip()
+    with banger.open(f"unix:{vmenv['daemon'].socket}", autostart=False) as ctx:
+        ctx.call("vm.create", {"name": "ws"})
+
+        def sh(script):
+            r = ctx.call("vm.exec", {"name": "ws", "argv": ["sh", "-c", script], "cwd": "/root/repo"})
+            assert r["exit_code"] == 0, r
+            return r["stdout"]
+
+        # without git in the guest the finishing step says so
+        with pytest.raises(banger.Error, match="git installed"):
+            ctx.call("vm.workspace.prepare", {"name": "ws", "path": str(repo)})
+        ctx.call("vm.cp", {"name": "ws", "direction": "in", "host_path": "/usr/bin/git",
+                           "guest_path": "/usr/local/bin/"})
+        p = cli("vm", "workspace", "prepare", "ws", str(repo), "--json", "--force")
+        assert p.returncode == 0, p.stderr
+        r = json.loads(p.stdout)
+        assert (r["guest_path"], r["head_commit"], r["files"]) == ("/root/repo", head, len(TRACKED))
+        assert r["bytes"] > 2048
+        # the host's uncommitted edit is a change; ignored and untracked files stayed home
+        assert sh("git status --porcelain") == " M README.md\n"
+        assert sh("ls notes.txt debug.log 2>&1 || true").count("No such file") == 2
+        assert sh("stat -c %a run.sh; readlink link; git config user.email; git remote get-url origin;"
+                  " git rev-parse HEAD; git config --global --get-all safe.directory").split("\n")[:6] == [
+            "755", "README.md", "host@example.org", "https://example.org/upstream.git", head, "/root/repo"]
+        shown = ctx.call("vm.workspace.show", {"name": "ws"})
+        assert (shown["host_path"], shown["head_commit"], shown["mode"]) == (str(repo), head, "shallow")
+        # a commit and uncommitted work in the guest, of every kind
+        sh("git mv 'old name.txt' 'new name.txt' && git rm -q gone.txt"
+           " && head -c 3000 /dev/urandom > bin.dat && chmod +x 'with space.txt'"
+           " && echo more >> ünïcode.txt && git add -A && git commit -q -m 'in the guest'"
+           " && printf 'a\\0b\\377' > 'ñew file.bin' && echo edit >> dir/nested.c && ln -s dir/nested.c link2")
+        before = sh("git status --porcelain; ls .git")
+        # over a checkout with changes: refused, unless forced
+        with pytest.raises(banger.AlreadyExists, match="force"):
+            ctx.call("vm.workspace.prepare", {"name": "ws", "path": str(repo)})
+        patch = tmp_path / "change.patch"
+        p = cli("vm", "workspace", "export", "ws", "--output", str(patch))
+        assert p.returncode == 0, p.stderr
+        assert sh("git status --porcelain; ls .git") == before  # the guest's index untouched, nothing left
+        ex = ctx.call("vm.workspace.export", {"name": "ws"})
+        got = {(f["status"], f["path"]) for f in ex["files"]}
+        assert {("R", "new name.txt"), ("D", "gone.txt"), ("M", "bin.dat"), ("M", "with space.txt"),
+                ("M", "ünïcode.txt"), ("A", "ñew file.bin"), ("M", "README.md"), ("A", "link2"),
+                ("M", "dir/nested.c")} == got
+        body = base64.b64decode(ex["patch_b64"]) if "patch_b64" in ex else ex["patch"].encode()
+        assert body == patch.read_bytes() and b"GIT binary patch" in body
+        # against the guest's own commit only the uncommitted work shows
+        guest_head = sh("git rev-parse HEAD").strip()
+        only = ctx.call("vm.workspace.export", {"name": "ws", "base_commit": guest_head})
+        assert {f["path"] for f in only["files"]} == {"ñew file.bin", "dir/nested.c", "link2"}  # README went into the commit
+        # applied on a clean clone: the guest's tree, byte for byte (tree ids equal)
+        clean = tmp_path / "clean"
+        subprocess.run(["git", "clone", "-q", str(repo), str(clean)], check=True)
+        assert git(clean, "apply", "--check", str(patch), check=False).returncode == 0
+        git(clean, "apply", str(patch))
+        git(clean, "add", "-A")
+        host_tree = git(clean, "write-tree").stdout.decode().strip()
+        guest_tree = sh("export GIT_INDEX_FILE=/tmp/t-index; git read-tree HEAD && git add -A && git write-tree;"
+                        " rm -f /tmp/t-index").strip()
+        assert host_tree == guest_tree
+        # the record survives stop/start; it goes with the VM
+        ctx.call("vm.stop", {"name": "ws"})
+        assert ctx.call("vm.workspace.show", {"name": "ws"}) == shown
+        ctx.call("vm.start", {"name": "ws"})
+        assert ctx.call("vm.workspace.show", {"name": "ws"}) == shown
+        assert ctx.call("vm.workspace.export", {"name": "ws"})["files"] == ex["files"]
+        # forced: a fresh checkout of the host repository again
+        ctx.call("vm.workspace.prepare", {"name": "ws", "path": str(repo), "force": True})
+        assert sh("git status --porcelain") == " M README.md\n"
+        vm = ctx.vms.get("ws")  # the Python objects
+        assert vm.workspace()["head_commit"] == head
+        patch, files = vm.workspace_export()
+        assert files == [{"status": "M", "path": "README.md"}] and b"+uncommitted host edit" in patch
+        assert vm.workspace_prepare(repo, dry_run=True, include_untracked=True)["files"] == len(TRACKED) + 1
+        ctx.call("vm.delete", {"name": "ws"})
+    with sqlite3.connect(Path(vmenv["env"]["BANGER_STATE_DIR"]) / "state.db") as db:
+        assert db.execute("SELECT count(*) FROM workspaces").fetchone()[0] == 0

@@ -70,6 +70,9 @@ int cmd_vm_logs(const command *cmd, args *a);
 int cmd_vm_generic(const command *cmd, args *a);
 int cmd_vm_prune(const command *cmd, args *a);
 int cmd_vm_set(const command *cmd, args *a);
+int cmd_vm_workspace_prepare(const command *cmd, args *a);
+int cmd_vm_workspace_export(const command *cmd, args *a);
+int cmd_vm_workspace_show(const command *cmd, args *a);
 
 /* cmd_kernel.c */
 int cmd_kernel_import(const command *cmd, args *a);

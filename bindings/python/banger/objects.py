@@ -141,6 +141,31 @@ class VM:
         return self._ctx.call("vm.cp", {"name": self.id, "direction": "out",
                                         "host_path": os.path.abspath(host_path), "guest_path": guest_path})
 
+    def workspace_prepare(self, path, guest_path=None, include_untracked=False, dry_run=False, force=False):
+        """The git repository at path into the guest (vm.workspace.prepare)."""
+        import os
+        params = {"name": self.id, "path": os.path.abspath(path)}
+        if guest_path:
+            params["guest_path"] = guest_path
+        for key, on in (("include_untracked", include_untracked), ("dry_run", dry_run), ("force", force)):
+            if on:
+                params[key] = True
+        return self._ctx.call("vm.workspace.prepare", params)
+
+    def workspace_export(self, base_commit=None):
+        """The guest checkout's changes as bytes for `git apply`, and the changed files."""
+        import base64
+        params = {"name": self.id}
+        if base_commit:
+            params["base_commit"] = base_commit
+        r = self._ctx.call("vm.workspace.export", params)
+        patch = base64.b64decode(r["patch_b64"]) if "patch_b64" in r else r["patch"].encode()
+        return patch, r["files"]
+
+    def workspace(self):
+        """The workspace record (vm.workspace.show)."""
+        return self._ctx.call("vm.workspace.show", {"name": self.id})
+
     def ports(self):
         return self._ctx.call("vm.ports", {"name": self.id})["ports"]
 

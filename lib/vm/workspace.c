@@ -1,0 +1,621 @@
+/* vm.workspace.*: a host git repository into a running guest and a patch
+ * back out. prepare (shallow mode) makes a depth-10 no-checkout clone of
+ * the repository in a staging directory on the host (no host hook runs),
+ * lays the working tree's tracked files over it (untracked ones on
+ * request; symlinks as symlinks, modes kept) and ships it with the vm.cp
+ * machinery as one tar stream; in the guest `git reset` makes the index
+ * HEAD's, so uncommitted host edits show as changes. export diffs the
+ * guest's tree against the prepared commit through a throwaway index in
+ * the git dir: the guest repository's own index is never touched. */
+#include "vm.h"
+#include "../core/internal.h"
+#include "../core/proc.h"
+#include "../core/sha256.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- host git ---- */
+
+/* Runs git with args in dir (NULL: none); its stdout into *out (may be
+ * NULL), trailing newline trimmed when trim. */
+static int host_git(const char *scratch, const char *dir, const char *const *args, char **out, size_t *out_len,
+		    bool trim, bng_op *op)
+{
+	const char *argv[24] = {"git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false"};
+	size_t n = 5;
+	if (dir) {
+		argv[n++] = "-C";
+		argv[n++] = dir;
+	}
+	for (size_t i = 0; args[i] && n < BNG_ARRAY_LEN(argv) - 1; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	char *stdout_path = bng_asprintf("%s/git.out", scratch), *log = bng_asprintf("%s/git.log", scratch);
+	unlink(log);
+	int rc = bng_run(argv, stdout_path, log, NULL, NULL, op);
+	if (!rc && out) {
+		size_t len = 0;
+		rc = bng_read_file(stdout_path, out, &len);
+		if (!rc && trim)
+			while (len && ((*out)[len - 1] == '\n' || (*out)[len - 1] == '\r'))
+				(*out)[--len] = '\0';
+		if (out_len)
+			*out_len = len;
+	}
+	unlink(stdout_path);
+	free(stdout_path);
+	free(log);
+	return rc;
+}
+
+/* A git config value as the repository resolves it (global included);
+ * NULL when unset. */
+static char *host_config(const char *scratch, const char *top, const char *key, bng_op *op)
+{
+	char *v = NULL;
+	if (host_git(scratch, top, (const char *[]){"config", "--get", key, NULL}, &v, NULL, true, op) || !*v) {
+		free(v);
+		bng_err_clear();
+		return NULL;
+	}
+	return v;
+}
+
+/* ---- the overlay: files from the working tree into the staging clone ---- */
+
+static int mkparents(const char *path)
+{
+	char *d = bng_strdup(path), *slash = strrchr(d, '/');
+	int rc = 0;
+	if (slash) {
+		*slash = '\0';
+		rc = bng_mkdir_p(d, 0755);
+	}
+	free(d);
+	return rc;
+}
+
+static int copy_regular(const char *from, const char *to, mode_t mode, size_t *bytes)
+{
+	int in = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (in < 0)
+		return bng_err_errno(BANGER_EIO, errno, "cannot read %s", from);
+	unlink(to);
+	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode & 07777);
+	int rc = 0;
+	if (out < 0)
+		rc = bng_err_errno(BANGER_EIO, errno, "cannot write %s", to);
+	char buf[65536];
+	ssize_t n = 0;
+	while (!rc && (n = read(in, buf, sizeof(buf))) > 0) {
+		for (ssize_t done = 0; !rc && done < n;) {
+			ssize_t w = write(out, buf + done, (size_t)(n - done));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				rc = bng_err_errno(BANGER_EIO, errno, "cannot write %s", to);
+			else
+				done += w;
+		}
+		*bytes += (size_t)n;
+	}
+	if (!rc && n < 0)
+		rc = bng_err_errno(BANGER_EIO, errno, "cannot read %s", from);
+	if (!rc && fchmod(out, mode & 07777) != 0) /* the umask narrowed it */
+		rc = bng_err_errno(BANGER_EIO, errno, "cannot chmod %s", to);
+	if (out >= 0)
+		close(out);
+	close(in);
+	return rc;
+}
+
+/* One path of the list: a regular file or a symlink (never followed);
+ * a path gone from the working tree (deleted, not yet committed) and a
+ * directory (a nested repository) are skipped. *shipped says which. */
+static int overlay_one(const char *top, const char *stage, const char *rel, size_t *bytes, bool *shipped)
+{
+	char *from = bng_asprintf("%s/%s", top, rel), *to = bng_asprintf("%s/%s", stage, rel);
+	struct stat st;
+	int rc = 0;
+	*shipped = false;
+	if (lstat(from, &st) != 0) {
+		if (errno != ENOENT && errno != ENOTDIR)
+			rc = bng_err_errno(BANGER_EIO, errno, "cannot stat %s", from);
+	} else if (S_ISLNK(st.st_mode)) {
+		char target[4096];
+		ssize_t n = readlink(from, target, sizeof(target) - 1);
+		if (n < 0)
+			rc = bng_err_errno(BANGER_EIO, errno, "cannot read the link %s", from);
+		if (!rc)
+			rc = mkparents(to);
+		if (!rc) {
+			target[n] = '\0';
+			unlink(to);
+			if (symlink(target, to) != 0)
+				rc = bng_err_errno(BANGER_EIO, errno, "cannot make the link %s", to);
+			*bytes += (size_t)n;
+			*shipped = !rc;
+		}
+	} else if (S_ISREG(st.st_mode)) {
+		rc = mkparents(to);
+		if (!rc)
+			rc = copy_regular(from, to, st.st_mode, bytes);
+		*shipped = !rc;
+	}
+	free(from);
+	free(to);
+	return rc;
+}
+
+/* A path for a result: a JSON string when it is UTF-8, else appended to
+ * b64 (the caller's "<key>_b64" list) and NULL. */
+static json_t *name_or_b64(const char *name, size_t len, json_t *b64)
+{
+	json_t *s = json_stringn(name, len);
+	if (!s) {
+		char *enc = bng_base64(name, len);
+		json_array_append_new(b64, json_string(enc));
+		free(enc);
+	}
+	return s;
+}
+
+/* ---- guest ---- */
+
+typedef struct {
+	char *buf[2];
+	size_t len[2], cap[2];
+} collect;
+
+static int collect_output(void *ud, int fd, const char *data, size_t len)
+{
+	collect *c = ud;
+	int i = fd == 2;
+	if (c->len[i] + len + 1 > c->cap[i]) {
+		c->cap[i] = (c->len[i] + len + 1) * 2;
+		char *grown = realloc(c->buf[i], c->cap[i]);
+		if (!grown)
+			abort(); /* as bng_xmalloc */
+		c->buf[i] = grown;
+	}
+	memcpy(c->buf[i] + c->len[i], data, len);
+	c->len[i] += len;
+	c->buf[i][c->len[i]] = '\0';
+	return 0;
+}
+
+/* Runs `sh -c script sh args...` in the guest as root with HOME=/root; its
+ * exit code in *code, output in *out. */
+static int guest_sh(bng_agent_link *link, json_t *vm, bng_op *op, const char *script, json_t *args, collect *out,
+		    int *code)
+{
+	json_t *argv = json_pack("[s,s,s,s]", "sh", "-c", script, "sh");
+	json_array_extend(argv, args);
+	json_t *spec = json_pack("{s:o,s:[s]}", "argv", argv, "env", "HOME=/root");
+	bng_exec_io io = {.output = collect_output, .ud = out};
+	bng_agent_watch watch = bng_vm_watch(vm, op);
+	json_t *status = NULL;
+	int rc = bng_agent_link_exec(link, spec, &io, 0, &watch, &status);
+	if (!rc) {
+		json_int_t sig = json_integer_value(json_object_get(status, "signal"));
+		*code = sig ? 128 + (int)sig : (int)json_integer_value(json_object_get(status, "exit_code"));
+	}
+	json_decref(status);
+	json_decref(spec);
+	return rc;
+}
+
+static const char *said(collect *c) { return c->len[1] ? c->buf[1] : (c->len[0] ? c->buf[0] : ""); }
+
+static void collect_free(collect *c)
+{
+	free(c->buf[0]);
+	free(c->buf[1]);
+}
+
+/* ---- vm.workspace.prepare ---- */
+
+static int vm_row(bng_engine *e, json_t *params, json_t **vm)
+{
+	return bng_store_get(&e->store, "vms", "id, name, state", json_string_value(json_object_get(params, "name")),
+			     "vm", "banger vm list --all", vm);
+}
+
+/* The repository at path: its top level and HEAD commit; refuses bare
+ * repositories, non-repositories, repositories without commits and (in
+ * shallow mode) submodules. */
+static int inspect(const char *scratch, const char *path, char **top, char **head, bng_op *op)
+{
+	struct stat st;
+	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+		return bng_err(BANGER_ENOTFOUND, "%s is not a directory", path);
+	char *bare = NULL;
+	if (host_git(scratch, path, (const char *[]){"rev-parse", "--is-bare-repository", NULL}, &bare, NULL, true,
+		     op)) {
+		bng_err_clear();
+		return bng_err(BANGER_EINVAL, "%s is not a git repository", path);
+	}
+	bool is_bare = !strcmp(bare, "true");
+	free(bare);
+	if (is_bare)
+		return bng_err(BANGER_EINVAL, "%s is a bare repository: a workspace needs a working tree", path);
+	if (host_git(scratch, path, (const char *[]){"rev-parse", "--show-toplevel", NULL}, top, NULL, true, op) ||
+	    !**top) {
+		bng_err_clear();
+		return bng_err(BANGER_EINVAL, "%s is not inside a git working tree", path);
+	}
+	if (host_git(scratch, *top, (const char *[]){"rev-parse", "--verify", "-q", "HEAD^{commit}", NULL}, head, NULL,
+		     true, op) ||
+	    !**head) {
+		bng_err_clear();
+		return bng_err(BANGER_EINVAL, "%s has no commit yet: commit something first", *top);
+	}
+	char *gm = bng_asprintf("%s/.gitmodules", *top);
+	bool submodules = access(gm, F_OK) == 0;
+	free(gm);
+	if (submodules)
+		return bng_err(BANGER_EUNSUPPORTED,
+			       "%s has submodules (.gitmodules): the shallow mode does not ship them and the "
+			       "full_copy mode is not available yet",
+			       *top);
+	return 0;
+}
+
+/* The NUL-separated list of paths to ship. */
+static int list_files(const char *scratch, const char *top, bool untracked, json_t **files, char **digest, bng_op *op)
+{
+	char *out = NULL;
+	size_t len = 0;
+	const char *tracked[] = {"ls-files", "-z", NULL};
+	const char *both[] = {"ls-files", "-z", "--cached", "--others", "--exclude-standard", NULL};
+	int rc = host_git(scratch, top, untracked ? both : tracked, &out, &len, false, op);
+	if (rc) {
+		free(out);
+		return rc;
+	}
+	*files = json_array();
+	bng_sha256 h;
+	bng_sha256_init(&h);
+	for (size_t i = 0; i < len;) {
+		size_t n = strnlen(out + i, len - i);
+		json_t *s = json_stringn_nocheck(out + i, n);
+		/* ls-files lists a path once per stage during a merge */
+		size_t k = json_array_size(*files);
+		if (!(k && !strcmp(json_string_value(json_array_get(*files, k - 1)), json_string_value(s))))
+			json_array_append(*files, s);
+		json_decref(s);
+		bng_sha256_update(&h, out + i, n + 1);
+		i += n + 1;
+	}
+	uint8_t d[BNG_SHA256_LEN];
+	char hex[65];
+	bng_sha256_final(&h, d);
+	bng_sha256_hex(d, hex);
+	*digest = bng_asprintf("sha256:%s", hex);
+	free(out);
+	return 0;
+}
+
+static const char guest_check[] =
+	/* 0: nothing there; 1: a checkout without changes; 2: something else */
+	"[ -e \"$1\" ] || exit 0\n"
+	"[ -d \"$1/.git\" ] || exit 2\n"
+	"s=$(git -C \"$1\" status --porcelain 2>/dev/null) || exit 2\n"
+	"[ -z \"$s\" ] && exit 1 || exit 2\n";
+
+static const char guest_finish[] = "set -e\n"
+				   "cd \"$1\"\n"
+				   "git reset -q\n"
+				   "git config --global --get-all safe.directory 2>/dev/null | grep -qxF \"$1\" ||"
+				   " git config --global --add safe.directory \"$1\"\n";
+
+static int ship(bng_engine *e, json_t *vm, const char *stage, const char *guest, bool force,
+		bng_op *op)
+{
+	bng_agent_link *link;
+	json_t *running;
+	int rc = bng_vm_link(e, json_string_value(json_object_get(vm, "id")), &running, &link);
+	if (rc)
+		return rc;
+	collect c = {0};
+	int code = 0;
+	rc = guest_sh(link, running, op, guest_check, json_pack("[s]", guest), &c, &code);
+	if (!rc && code == 2 && !force)
+		rc = bng_err(BANGER_EEXIST,
+			     "%s in the VM is not an unchanged git checkout (changes would be lost): "
+			     "export them first, or use force",
+			     guest);
+	collect_free(&c);
+	memset(&c, 0, sizeof(c));
+	if (!rc) { /* replaced whole: vm.cp then writes it under its own name */
+		rc = guest_sh(link, running, op, "rm -rf \"$1\" && mkdir -p \"$(dirname \"$1\")\"", json_pack("[s]", guest),
+			      &c, &code);
+		if (!rc && code)
+			rc = bng_err(BANGER_EIO, "cannot clear %s in the VM: %s", guest, said(&c));
+		collect_free(&c);
+		memset(&c, 0, sizeof(c));
+	}
+	json_t *res = NULL;
+	if (!rc) {
+		json_t *cp = json_pack("{s:O,s:s,s:s,s:s}", "name", json_object_get(vm, "id"), "direction", "in",
+				       "host_path", stage, "guest_path", guest);
+		rc = bng_m_vm_cp(e, cp, &res, op);
+		json_decref(cp);
+		json_decref(res);
+	}
+	if (!rc) {
+		rc = guest_sh(link, running, op, guest_finish, json_pack("[s]", guest), &c, &code);
+		if (!rc && code)
+			rc = bng_err(BANGER_EIO, "finishing the checkout in the VM failed (is git installed there?): %s",
+				     said(&c));
+		collect_free(&c);
+	}
+	bng_agent_link_unref(link);
+	json_decref(running);
+	return rc;
+}
+
+int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	const char *path = json_string_value(json_object_get(params, "path"));
+	const char *guest = json_string_value(json_object_get(params, "guest_path"));
+	const char *mode = json_string_value(json_object_get(params, "mode"));
+	bool dry = json_is_true(json_object_get(params, "dry_run"));
+	bool untracked = json_is_true(json_object_get(params, "include_untracked"));
+	bool force = json_is_true(json_object_get(params, "force"));
+	if (!guest)
+		guest = "/root/repo";
+	if (!path || path[0] != '/')
+		return bng_err(BANGER_EINVAL, "vm.workspace.prepare: path must be an absolute host path");
+	if (guest[0] != '/' || !strcmp(guest, "/"))
+		return bng_err(BANGER_EINVAL, "vm.workspace.prepare: guest_path must be an absolute path below /");
+	if (mode && strcmp(mode, "shallow"))
+		return bng_err(BANGER_EUNSUPPORTED, "workspace mode '%s': only shallow is available yet", mode);
+	json_t *vm;
+	int rc = vm_row(e, params, &vm);
+	if (rc)
+		return rc;
+	char *scratch = bng_asprintf("%s/ws-XXXXXX", e->tmp_dir);
+	if (bng_mkdir_p(e->tmp_dir, 0700) != 0 || !mkdtemp(scratch)) {
+		rc = bng_err_errno(BANGER_EIO, errno, "cannot make a staging directory in %s", e->tmp_dir);
+		free(scratch);
+		json_decref(vm);
+		return rc;
+	}
+	char *top = NULL, *head = NULL, *digest = NULL;
+	json_t *files = NULL;
+	char *stage = bng_asprintf("%s/repo", scratch);
+	rc = inspect(scratch, path, &top, &head, op);
+	if (!rc)
+		rc = list_files(scratch, top, untracked, &files, &digest, op);
+	size_t bytes = 0, shipped = 0;
+	if (!rc && dry) {
+		for (size_t i = 0; i < json_array_size(files); i++) {
+			struct stat st;
+			char *p = bng_asprintf("%s/%s", top, json_string_value(json_array_get(files, i)));
+			if (lstat(p, &st) == 0 && (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
+				bytes += (size_t)st.st_size;
+			free(p);
+		}
+		/* names that are not UTF-8 cannot be JSON strings: base64 in file_list_b64 */
+		json_t *list = json_array(), *b64 = json_array();
+		for (size_t i = 0; i < json_array_size(files); i++) {
+			json_t *f = json_array_get(files, i);
+			json_t *s = name_or_b64(json_string_value(f), json_string_length(f), b64);
+			if (s)
+				json_array_append_new(list, s);
+		}
+		*result = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:b}", "guest_path", guest, "head_commit", head, "mode",
+				    "shallow", "file_list", list, "files", (json_int_t)json_array_size(files), "bytes",
+				    (json_int_t)bytes, "dry_run", 1);
+		if (json_array_size(b64))
+			json_object_set(*result, "file_list_b64", b64);
+		json_decref(b64);
+	} else if (!rc) {
+		bng_op_event(op, json_pack("{s:s}", "stage", "clone"));
+		char *url = bng_asprintf("file://%s", top);
+		rc = host_git(scratch, NULL,
+			      (const char *[]){"clone", "-q", "--no-checkout", "--depth", "10", url, stage, NULL}, NULL,
+			      NULL, false, op);
+		free(url);
+		char *cloned = NULL;
+		if (!rc) /* HEAD's commit must be the clone's: a detached HEAD is not what a clone follows */
+			rc = host_git(scratch, stage, (const char *[]){"rev-parse", "HEAD", NULL}, &cloned, NULL, true, op);
+		if (!rc && strcmp(cloned, head)) {
+			rc = host_git(scratch, stage, (const char *[]){"fetch", "-q", "--depth", "10", "origin", head, NULL},
+				      NULL, NULL, false, op);
+			if (!rc)
+				rc = host_git(scratch, stage, (const char *[]){"update-ref", "--no-deref", "HEAD", head, NULL},
+					      NULL, NULL, false, op);
+		}
+		free(cloned);
+		char *origin = rc ? NULL : host_config(scratch, top, "remote.origin.url", op);
+		if (!rc)
+			rc = origin ? host_git(scratch, stage,
+					       (const char *[]){"remote", "set-url", "origin", origin, NULL}, NULL, NULL,
+					       false, op)
+				    : host_git(scratch, stage, (const char *[]){"remote", "remove", "origin", NULL}, NULL,
+					       NULL, false, op);
+		free(origin);
+		static const char *const identity[] = {"user.name", "user.email"};
+		for (size_t i = 0; !rc && i < BNG_ARRAY_LEN(identity); i++) {
+			char *v = host_config(scratch, top, identity[i], op);
+			if (v)
+				rc = host_git(scratch, stage, (const char *[]){"config", identity[i], v, NULL}, NULL, NULL,
+					      false, op);
+			free(v);
+		}
+		bng_op_event(op, json_pack("{s:s,s:I}", "stage", "overlay", "total", (json_int_t)json_array_size(files)));
+		for (size_t i = 0; !rc && i < json_array_size(files); i++) {
+			bool one = false;
+			rc = overlay_one(top, stage, json_string_value(json_array_get(files, i)), &bytes, &one);
+			shipped += one;
+		}
+		if (!rc) {
+			bng_op_event(op, json_pack("{s:s,s:I,s:I}", "stage", "ship", "files", (json_int_t)shipped, "bytes",
+						   (json_int_t)bytes));
+			rc = ship(e, vm, stage, guest, force, op);
+		}
+		if (!rc) {
+			char now[32];
+			bng_now_iso(now);
+			const char *row[] = {json_string_value(json_object_get(vm, "id")), top, guest, "shallow", head, digest,
+					     now};
+			rc = bng_store_run(&e->store,
+					   "INSERT OR REPLACE INTO workspaces (vm_id, host_path, guest_path, mode, head_commit,"
+					   " files_digest, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+					   7, row);
+		}
+		if (!rc)
+			*result = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "guest_path", guest, "host_path", top, "head_commit",
+					    head, "mode", "shallow", "files", (json_int_t)shipped, "bytes", (json_int_t)bytes);
+	}
+	bng_rm_rf(scratch);
+	free(scratch);
+	free(stage);
+	free(top);
+	free(head);
+	free(digest);
+	json_decref(files);
+	json_decref(vm);
+	return rc;
+}
+
+/* ---- vm.workspace.show ---- */
+
+static int workspace_row(bng_engine *e, json_t *vm, json_t **ws)
+{
+	json_t *rows = NULL;
+	const char *id = json_string_value(json_object_get(vm, "id"));
+	int rc = bng_store_query(&e->store, &rows,
+				 "SELECT host_path, guest_path, mode, head_commit, files_digest, created_at"
+				 " FROM workspaces WHERE vm_id = ?1",
+				 1, &id);
+	if (!rc && json_array_size(rows) == 0)
+		rc = bng_err(BANGER_ENOTFOUND, "VM '%s' has no workspace; run 'banger vm workspace prepare %s PATH'",
+			     json_string_value(json_object_get(vm, "name")), json_string_value(json_object_get(vm, "name")));
+	if (!rc) {
+		*ws = json_incref(json_array_get(rows, 0));
+		json_object_set(*ws, "vm", json_object_get(vm, "name"));
+	}
+	json_decref(rows);
+	return rc;
+}
+
+int bng_m_vm_workspace_show(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	(void)op;
+	json_t *vm;
+	int rc = vm_row(e, params, &vm);
+	if (!rc)
+		rc = workspace_row(e, vm, result);
+	json_decref(vm);
+	return rc;
+}
+
+/* ---- vm.workspace.export ---- */
+
+/* Prints the length of the name-status list, a newline, the list, then
+ * the patch: one exec, two outputs. */
+static const char guest_export[] =
+	"set -e\n"
+	"cd \"$1\"\n"
+	"gd=$(git rev-parse --absolute-git-dir)\n"
+	"export GIT_INDEX_FILE=\"$gd/banger-export-index\"\n"
+	"names=\"$gd/banger-export-names\"\n"
+	"trap 'rm -f \"$GIT_INDEX_FILE\" \"$names\"' EXIT\n"
+	"rm -f \"$GIT_INDEX_FILE\"\n"
+	"git read-tree \"$2\"\n"
+	"git add -A\n"
+	"git diff --cached --name-status -z \"$2\" > \"$names\"\n"
+	"wc -c < \"$names\"\n"
+	"cat \"$names\"\n"
+	"git diff --cached --binary \"$2\"\n";
+
+/* f[key] = name, or f[key_b64] = its base64 when it is not UTF-8. */
+static void put_name(json_t *f, const char *key, const char *name)
+{
+	json_t *s = json_stringn(name, strlen(name));
+	if (s) {
+		json_object_set_new(f, key, s);
+		return;
+	}
+	char *k = bng_asprintf("%s_b64", key), *enc = bng_base64(name, strlen(name));
+	json_object_set_new(f, k, json_string(enc));
+	free(k);
+	free(enc);
+}
+
+int bng_m_vm_workspace_export(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	json_t *vm, *ws = NULL;
+	int rc = vm_row(e, params, &vm);
+	if (!rc)
+		rc = workspace_row(e, vm, &ws);
+	const char *base = json_string_value(json_object_get(params, "base_commit"));
+	if (!base)
+		base = json_string_value(json_object_get(ws, "head_commit"));
+	if (!rc && (!base || !*base || base[0] == '-'))
+		rc = bng_err(BANGER_EINVAL, "vm.workspace.export: invalid base_commit");
+	bng_agent_link *link = NULL;
+	json_t *running = NULL;
+	if (!rc)
+		rc = bng_vm_link(e, json_string_value(json_object_get(vm, "id")), &running, &link);
+	collect c = {0};
+	int code = 0;
+	if (!rc)
+		rc = guest_sh(link, running, op, guest_export,
+			      json_pack("[s,s]", json_string_value(json_object_get(ws, "guest_path")), base), &c, &code);
+	if (!rc && code)
+		rc = bng_err(BANGER_EIO, "export in the VM failed with status %d: %s", code, said(&c));
+	char *end = NULL;
+	unsigned long long nlen = 0;
+	if (!rc) {
+		nlen = c.len[0] ? strtoull(c.buf[0], &end, 10) : 0;
+		if (!end || *end != '\n' || nlen > c.len[0] - (size_t)(end + 1 - c.buf[0]))
+			rc = bng_err(BANGER_EPROTO, "export in the VM printed no file list");
+	}
+	if (!rc) {
+		const char *names = end + 1, *patch = names + nlen;
+		size_t plen = c.len[0] - (size_t)(patch - c.buf[0]);
+		json_t *list = json_array();
+		/* "S\0path\0", or "R100\0from\0to\0" for renames and copies */
+		for (const char *p = names; p < patch;) {
+			const char *status = p;
+			p += strnlen(p, (size_t)(patch - p)) + 1;
+			if (p >= patch)
+				break;
+			const char *a = p;
+			p += strnlen(p, (size_t)(patch - p)) + 1;
+			json_t *f = json_pack("{s:s#}", "status", status, (int)strcspn(status, "0123456789"));
+			if ((status[0] == 'R' || status[0] == 'C') && p < patch) {
+				put_name(f, "from", a);
+				a = p;
+				p += strnlen(p, (size_t)(patch - p)) + 1;
+			}
+			put_name(f, "path", a);
+			json_array_append_new(list, f);
+		}
+		*result = json_pack("{s:s,s:o}", "base_commit", base, "files", list);
+		json_t *s = json_stringn(patch, plen);
+		if (s) {
+			json_object_set_new(*result, "patch", s);
+		} else {
+			char *b64 = bng_base64(patch, plen);
+			json_object_set_new(*result, "patch_b64", json_string(b64));
+			free(b64);
+		}
+	}
+	collect_free(&c);
+	if (link)
+		bng_agent_link_unref(link);
+	json_decref(running);
+	json_decref(ws);
+	json_decref(vm);
+	return rc;
+}

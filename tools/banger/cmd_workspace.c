@@ -1,0 +1,156 @@
+/* banger vm workspace prepare|export|show: a host git repository into a
+ * VM and its changes back out as a patch (vm.workspace.*). */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* An absolute form of a host path given on the command line. */
+static char *absolute(const char *path)
+{
+	char cwd[4096], *abs = NULL;
+	if (path[0] == '/' || !getcwd(cwd, sizeof(cwd)))
+		abs = strdup(path);
+	else if (asprintf(&abs, "%s/%s", cwd, path) < 0)
+		abort();
+	size_t n = strlen(abs);
+	while (n > 1 && abs[n - 1] == '/')
+		abs[--n] = '\0';
+	return abs;
+}
+
+int cmd_vm_workspace_prepare(const command *cmd, args *a)
+{
+	if (a->argc < 1 || a->argc > 2)
+		return fail(EXIT_USAGE, "usage: banger %s VM [PATH] (PATH: a git repository, default .)", cmd->path);
+	char *path = absolute(a->argc == 2 ? a->argv[1] : ".");
+	json_t *params = json_pack("{s:s,s:s}", "name", a->argv[0], "path", path);
+	free(path);
+	if (flag_value(a, "--guest-path"))
+		json_object_set_new(params, "guest_path", json_string(flag_value(a, "--guest-path")));
+	if (flag_value(a, "--mode"))
+		json_object_set_new(params, "mode", json_string(flag_value(a, "--mode")));
+	static const char *const bools[][2] = {
+		{"--include-untracked", "include_untracked"}, {"--dry-run", "dry_run"}, {"--force", "force"}};
+	for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++)
+		if (flag_set(a, bools[i][0]))
+			json_object_set_new(params, bools[i][1], json_true());
+	bool dry = flag_set(a, "--dry-run");
+	json_t *res = NULL;
+	int rc = call_with("vm.workspace.prepare", params, &res);
+	if (rc)
+		return api_fail(rc);
+	if (a->json) {
+		print_json(res);
+	} else if (dry) {
+		json_t *f;
+		size_t i;
+		json_array_foreach(json_object_get(res, "file_list"), i, f)
+			puts(json_string_value(f));
+		fprintf(stderr, "%lld files, %lld bytes would go to %s (commit %.12s)\n",
+			(long long)json_integer_value(json_object_get(res, "files")),
+			(long long)json_integer_value(json_object_get(res, "bytes")),
+			json_string_value(json_object_get(res, "guest_path")),
+			json_string_value(json_object_get(res, "head_commit")));
+	} else {
+		const char *g = json_string_value(json_object_get(res, "guest_path"));
+		printf("%s: %lld files, %lld bytes at commit %.12s\n", g,
+		       (long long)json_integer_value(json_object_get(res, "files")),
+		       (long long)json_integer_value(json_object_get(res, "bytes")),
+		       json_string_value(json_object_get(res, "head_commit")));
+		printf("next: banger vm exec %s --cwd %s -- <cmd>\n      banger vm workspace export %s --output change.patch\n",
+		       a->argv[0], g, a->argv[0]);
+	}
+	json_decref(res);
+	return 0;
+}
+
+static unsigned char *unbase64(const char *b64, size_t *len)
+{
+	static signed char value[256];
+	if (!value['B']) {
+		memset(value, -1, sizeof(value));
+		const char *abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+		for (int i = 0; i < 64; i++)
+			value[(unsigned char)abc[i]] = (signed char)i;
+	}
+	size_t n = strlen(b64), o = 0;
+	unsigned char *out = malloc(n / 4 * 3 + 3);
+	unsigned v = 0;
+	int bits = 0;
+	for (size_t i = 0; i < n; i++) {
+		int d = value[(unsigned char)b64[i]];
+		if (d < 0)
+			continue;
+		v = v << 6 | (unsigned)d;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (unsigned char)(v >> bits);
+		}
+	}
+	*len = o;
+	return out;
+}
+
+int cmd_vm_workspace_export(const command *cmd, args *a)
+{
+	if (a->argc != 1)
+		return fail(EXIT_USAGE, "usage: banger %s VM [--output FILE] [--base-commit C]", cmd->path);
+	json_t *params = json_pack("{s:s}", "name", a->argv[0]);
+	if (flag_value(a, "--base-commit"))
+		json_object_set_new(params, "base_commit", json_string(flag_value(a, "--base-commit")));
+	json_t *res = NULL;
+	int rc = call_with("vm.workspace.export", params, &res);
+	if (rc)
+		return api_fail(rc);
+	const char *output = flag_value(a, "--output");
+	const char *b64 = json_string_value(json_object_get(res, "patch_b64"));
+	const char *text = json_string_value(json_object_get(res, "patch"));
+	size_t len = 0;
+	unsigned char *bin = b64 ? unbase64(b64, &len) : NULL;
+	const void *patch = bin ? (const void *)bin : (const void *)(text ? text : "");
+	if (!bin)
+		len = strlen(text ? text : "");
+	if (output) {
+		FILE *f = fopen(output, "wb");
+		if (!f || fwrite(patch, 1, len, f) != len || fclose(f) != 0)
+			rc = fail(1, "cannot write %s", output);
+	} else if (!a->json) {
+		fwrite(patch, 1, len, stdout);
+	}
+	if (!rc && a->json) {
+		print_json(res);
+	} else if (!rc && output) {
+		json_t *f;
+		size_t i;
+		json_array_foreach(json_object_get(res, "files"), i, f)
+			fprintf(stderr, "%s\t%s\n", json_string_value(json_object_get(f, "status")),
+				json_string_value(json_object_get(f, "path")));
+		fprintf(stderr, "%zu files changed; patch in %s\n", json_array_size(json_object_get(res, "files")), output);
+	}
+	free(bin);
+	json_decref(res);
+	return rc;
+}
+
+int cmd_vm_workspace_show(const command *cmd, args *a)
+{
+	if (a->argc != 1)
+		return fail(EXIT_USAGE, "'banger %s' takes one vm name", cmd->path);
+	json_t *res = NULL;
+	int rc = call_with("vm.workspace.show", json_pack("{s:s}", "name", a->argv[0]), &res);
+	if (rc)
+		return api_fail(rc);
+	if (a->json) {
+		print_json(res);
+	} else {
+		static const char *const keys[] = {"host_path", "guest_path", "mode", "head_commit", "files_digest",
+						   "created_at"};
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			printf("%-13s %s\n", keys[i], json_string_value(json_object_get(res, keys[i])));
+	}
+	json_decref(res);
+	return 0;
+}
