@@ -273,24 +273,19 @@ static int push_output(void *ud, int fd, const char *data, size_t len)
 
 /* ---- the method ---- */
 
-/* Runs argv in the guest with io; ok only when it exits 0. */
-static int guest_run(bng_agent_link *link, json_t *vm, json_t *argv, bng_exec_io *io, bng_op *op, json_t **status)
+/* Runs argv (stolen) in the guest with io; *code gets its exit status. */
+static int guest_run(bng_agent_link *link, json_t *vm, json_t *argv, bng_exec_io *io, bng_op *op, int *code)
 {
-	bng_agent_watch watch = bng_vm_watch(vm, op);
 	json_t *spec = json_pack("{s:o}", "argv", argv);
-	int rc = bng_agent_link_exec(link, spec, io, 0, &watch, status);
+	int rc = bng_vm_guest_run(link, vm, op, spec, io, 0, code, NULL);
 	json_decref(spec);
 	return rc;
 }
 
 static bool guest_is_dir(bng_agent_link *link, json_t *vm, const char *path, bng_op *op)
 {
-	json_t *status = NULL;
-	int rc = guest_run(link, vm, json_pack("[s,s,s]", "test", "-d", path), NULL, op, &status);
-	bool dir = !rc && json_integer_value(json_object_get(status, "exit_code")) == 0 &&
-		   !json_object_get(status, "signal");
-	json_decref(status);
-	return dir;
+	int code = -1;
+	return guest_run(link, vm, json_pack("[s,s,s]", "test", "-d", path), NULL, op, &code) == 0 && code == 0;
 }
 
 int bng_m_vm_cp(bng_engine *e, json_t *params, json_t **result, bng_op *op)
@@ -316,7 +311,7 @@ int bng_m_vm_cp(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	strcpy(guest_copy, guest);
 	char *host_base = bng_strdup(basename(host_copy)), *guest_base = bng_strdup(basename(guest_copy));
 	struct stat st;
-	json_t *status = NULL;
+	int code = -1; /* the guest tar's exit status; -1 while it has not ended */
 	if (!rc && in && lstat(host, &st) != 0)
 		rc = bng_err_errno(BANGER_ENOTFOUND, errno, "cannot copy %s", host);
 	if (!rc && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
@@ -340,7 +335,7 @@ int bng_m_vm_cp(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 						 "if tar --version 2>/dev/null | grep -q GNU; then "
 						 "exec tar --delay-directory-restore \"$@\"; else exec tar \"$@\"; fi",
 						 "tar", "-x", "-p", "-f", "-", "-C", target_dir);
-			rc = guest_run(link, vm, argv, &io, op, &status);
+			rc = guest_run(link, vm, argv, &io, op, &code);
 			shutdown(sv[1], SHUT_RDWR); /* unblocks a producer the exec stopped reading */
 			pthread_join(j.thread, NULL);
 		}
@@ -358,7 +353,7 @@ int bng_m_vm_cp(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 		bng_exec_io io = {.output = push_output, .ud = &j};
 		if (!rc) {
 			rc = guest_run(link, vm, json_pack("[s,s,s,s,s,s,s]", "tar", "-c", "-f", "-", "-C", guest_dir, guest_base), &io,
-				       op, &status);
+				       op, &code);
 			shutdown(sv[1], SHUT_WR); /* the end of the stream for the unpacker */
 			pthread_join(j.thread, NULL);
 		}
@@ -366,8 +361,7 @@ int bng_m_vm_cp(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	/* A refusal of what the guest sent comes first; then a guest tar that
 	 * failed (its own words), whose short stream the unpacker also saw;
 	 * then the tar thread's error, which says more than a broken pipe. */
-	bool tar_failed = status && (json_integer_value(json_object_get(status, "exit_code")) != 0 ||
-				     json_object_get(status, "signal"));
+	bool tar_failed = code > 0;
 	char *said = bng_strdup(""); /* its lines, joined with "; " */
 	for (char *line = j.tar_err, *nl; *line; line = nl ? nl + 1 : line + strlen(line)) {
 		nl = strchr(line, '\n');
@@ -378,8 +372,7 @@ int bng_m_vm_cp(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	if (j.rc == BANGER_EPERM || (j.rc && !tar_failed))
 		rc = bng_err(j.rc, "%s", j.err);
 	else if ((!rc || j.rc) && tar_failed)
-		rc = bng_err(BANGER_EIO, "tar in the guest failed with status %lld%s%s",
-			     (long long)json_integer_value(json_object_get(status, "exit_code")), *said ? ": " : "",
+		rc = bng_err(BANGER_EIO, "tar in the guest failed with status %d%s%s", code, *said ? ": " : "",
 			     *said ? said : "");
 	free(said);
 	if (!rc) {
@@ -390,7 +383,6 @@ int bng_m_vm_cp(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 		close(sv[0]);
 	if (sv[1] >= 0)
 		close(sv[1]);
-	json_decref(status);
 	free(j.host_path);
 	free(j.top);
 	free(j.guest_top);

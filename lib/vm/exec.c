@@ -15,23 +15,53 @@
 typedef struct {
 	bng_op *op;
 	bool stream;
-	char *buf[2]; /* collected, or (streamed) waiting for its event */
-	size_t len[2], cap[2];
+	bng_output out; /* collected, or (streamed) waiting for its event */
 	bool truncated;
 } exec_sink;
 
-static void append(exec_sink *k, int i, const char *data, size_t len)
+void bng_output_append(bng_output *o, int fd, const char *data, size_t len)
 {
-	if (k->len[i] + len + 1 > k->cap[i]) {
-		k->cap[i] = (k->len[i] + len + 1) * 2;
-		char *grown = realloc(k->buf[i], k->cap[i]);
+	int i = fd == 2;
+	if (o->len[i] + len + 1 > o->cap[i]) {
+		o->cap[i] = (o->len[i] + len + 1) * 2;
+		char *grown = realloc(o->buf[i], o->cap[i]);
 		if (!grown)
 			abort(); /* as bng_xmalloc */
-		k->buf[i] = grown;
+		o->buf[i] = grown;
 	}
-	memcpy(k->buf[i] + k->len[i], data, len);
-	k->len[i] += len;
-	k->buf[i][k->len[i]] = '\0';
+	memcpy(o->buf[i] + o->len[i], data, len);
+	o->len[i] += len;
+	o->buf[i][o->len[i]] = '\0';
+}
+
+int bng_output_collect(void *ud, int fd, const char *data, size_t len)
+{
+	bng_output_append(ud, fd, data, len);
+	return 0;
+}
+
+void bng_output_free(bng_output *o)
+{
+	free(o->buf[0]);
+	free(o->buf[1]);
+	*o = (bng_output){0};
+}
+
+int bng_vm_guest_run(bng_agent_link *link, json_t *vm, bng_op *op, json_t *spec, const bng_exec_io *io,
+		     int timeout_ms, int *code, json_t **status_out)
+{
+	bng_agent_watch watch = bng_vm_watch(vm, op);
+	json_t *status = NULL;
+	int rc = bng_agent_link_exec(link, spec, io, timeout_ms, &watch, &status);
+	if (!rc) {
+		json_int_t sig = json_integer_value(json_object_get(status, "signal"));
+		*code = sig ? 128 + (int)sig : (int)json_integer_value(json_object_get(status, "exit_code"));
+	}
+	if (status_out)
+		*status_out = status;
+	else
+		json_decref(status);
+	return rc;
 }
 
 /* Streamed output goes out in pieces of up to EVENT_MAX: one event per
@@ -41,11 +71,11 @@ static void flush_events(void *ud)
 {
 	exec_sink *k = ud;
 	for (int i = 0; k->stream && i < 2; i++)
-		if (k->len[i]) {
-			char *b64 = bng_base64(k->buf[i], k->len[i]);
+		if (k->out.len[i]) {
+			char *b64 = bng_base64(k->out.buf[i], k->out.len[i]);
 			bng_op_event(k->op, json_pack("{s:s,s:s}", "output", i ? "stderr" : "stdout", "data", b64));
 			free(b64);
-			k->len[i] = 0;
+			k->out.len[i] = 0;
 		}
 }
 
@@ -54,18 +84,18 @@ static int on_output(void *ud, int fd, const char *data, size_t len)
 	exec_sink *k = ud;
 	int i = fd == 2;
 	if (k->stream) {
-		if (k->len[!i]) /* keep stdout and stderr in the order they came */
+		if (k->out.len[!i]) /* keep stdout and stderr in the order they came */
 			flush_events(k);
-		append(k, i, data, len);
-		if (k->len[i] >= EVENT_MAX)
+		bng_output_append(&k->out, fd, data, len);
+		if (k->out.len[i] >= EVENT_MAX)
 			flush_events(k);
 		return 0;
 	}
-	if (k->len[i] + len > COLLECT_MAX) { /* keep the head, as the SSH path did */
-		len = COLLECT_MAX - k->len[i];
+	if (k->out.len[i] + len > COLLECT_MAX) { /* keep the head, as the SSH path did */
+		len = COLLECT_MAX - k->out.len[i];
 		k->truncated = true;
 	}
-	append(k, i, data, len);
+	bng_output_append(&k->out, fd, data, len);
 	return 0;
 }
 
@@ -117,26 +147,24 @@ int bng_m_vm_exec(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 		io.input = next_input;
 		io.stdin_taken = stdin_taken;
 	}
-	bng_agent_watch watch = bng_vm_watch(vm, op);
 	json_int_t timeout = json_integer_value(json_object_get(params, "timeout_s"));
 	json_t *status = NULL;
-	rc = bng_agent_link_exec(link, spec, &io, timeout > 0 ? (int)timeout * 1000 : 0, &watch, &status);
+	int code = 0;
+	rc = bng_vm_guest_run(link, vm, op, spec, &io, timeout > 0 ? (int)timeout * 1000 : 0, &code, &status);
 	if (!rc) {
 		json_int_t sig = json_integer_value(json_object_get(status, "signal"));
-		json_int_t code = sig ? 128 + sig : json_integer_value(json_object_get(status, "exit_code"));
-		*result = json_pack("{s:I,s:O}", "exit_code", code, "pid", json_object_get(status, "pid") ?: json_null());
+		*result = json_pack("{s:i,s:O}", "exit_code", code, "pid", json_object_get(status, "pid") ?: json_null());
 		if (sig) {
 			const char *name = sigabbrev_np((int)sig);
 			json_object_set_new(*result, "signal", name ? json_string(name) : json_integer(sig));
 		}
 		if (!sink.stream) {
-			put_output(*result, "stdout", sink.buf[0], sink.len[0]);
-			put_output(*result, "stderr", sink.buf[1], sink.len[1]);
+			put_output(*result, "stdout", sink.out.buf[0], sink.out.len[0]);
+			put_output(*result, "stderr", sink.out.buf[1], sink.out.len[1]);
 			json_object_set_new(*result, "truncated", json_boolean(sink.truncated));
 		}
 	}
-	free(sink.buf[0]);
-	free(sink.buf[1]);
+	bng_output_free(&sink.out);
 	json_decref(status);
 	json_decref(spec);
 	bng_agent_link_unref(link);

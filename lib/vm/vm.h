@@ -18,6 +18,23 @@ int bng_vm_link(bng_engine *e, const char *ref, json_t **vm, bng_agent_link **li
 /* What a wait on vm's agent watches: op's cancellation, the VMM's process. */
 bng_agent_watch bng_vm_watch(json_t *vm, bng_op *op);
 
+/* A guest command's output: stdout in buf[0], stderr in buf[1], each kept
+ * NUL-terminated (exec.c). */
+typedef struct bng_output {
+	char *buf[2];
+	size_t len[2], cap[2];
+} bng_output;
+void bng_output_append(bng_output *o, int fd, const char *data, size_t len);
+/* A bng_exec_io output callback appending to the bng_output in ud. */
+int bng_output_collect(void *ud, int fd, const char *data, size_t len);
+void bng_output_free(bng_output *o);
+
+/* Runs spec (borrowed: {"argv",...}) in vm's guest with io (may be NULL)
+ * until it ends, as vm.exec does: *code gets its exit status (128 + N for
+ * signal N), *status (may be NULL) the agent's whole answer. */
+int bng_vm_guest_run(bng_agent_link *link, json_t *vm, bng_op *op, json_t *spec, const bng_exec_io *io,
+		     int timeout_ms, int *code, json_t **status);
+
 /* The vm module (methods.c): the vm.* methods and hooks, for lib/modules.c. */
 extern const bng_module bng_vm_module;
 

@@ -167,56 +167,22 @@ static json_t *name_or_b64(const char *name, size_t len, json_t *b64)
 
 /* ---- guest ---- */
 
-typedef struct {
-	char *buf[2];
-	size_t len[2], cap[2];
-} collect;
-
-static int collect_output(void *ud, int fd, const char *data, size_t len)
-{
-	collect *c = ud;
-	int i = fd == 2;
-	if (c->len[i] + len + 1 > c->cap[i]) {
-		c->cap[i] = (c->len[i] + len + 1) * 2;
-		char *grown = realloc(c->buf[i], c->cap[i]);
-		if (!grown)
-			abort(); /* as bng_xmalloc */
-		c->buf[i] = grown;
-	}
-	memcpy(c->buf[i] + c->len[i], data, len);
-	c->len[i] += len;
-	c->buf[i][c->len[i]] = '\0';
-	return 0;
-}
-
-/* Runs `sh -c script sh args...` in the guest as root with HOME=/root; its
+/* Runs `sh -c script sh args...` (args stolen) in the guest as root with HOME=/root; its
  * exit code in *code, output in *out. */
-static int guest_sh(bng_agent_link *link, json_t *vm, bng_op *op, const char *script, json_t *args, collect *out,
+static int guest_sh(bng_agent_link *link, json_t *vm, bng_op *op, const char *script, json_t *args, bng_output *out,
 		    int *code)
 {
 	json_t *argv = json_pack("[s,s,s,s]", "sh", "-c", script, "sh");
 	json_array_extend(argv, args);
+	json_decref(args); /* stolen: callers pass a fresh array */
 	json_t *spec = json_pack("{s:o,s:[s]}", "argv", argv, "env", "HOME=/root");
-	bng_exec_io io = {.output = collect_output, .ud = out};
-	bng_agent_watch watch = bng_vm_watch(vm, op);
-	json_t *status = NULL;
-	int rc = bng_agent_link_exec(link, spec, &io, 0, &watch, &status);
-	if (!rc) {
-		json_int_t sig = json_integer_value(json_object_get(status, "signal"));
-		*code = sig ? 128 + (int)sig : (int)json_integer_value(json_object_get(status, "exit_code"));
-	}
-	json_decref(status);
+	bng_exec_io io = {.output = bng_output_collect, .ud = out};
+	int rc = bng_vm_guest_run(link, vm, op, spec, &io, 0, code, NULL);
 	json_decref(spec);
 	return rc;
 }
 
-static const char *said(collect *c) { return c->len[1] ? c->buf[1] : (c->len[0] ? c->buf[0] : ""); }
-
-static void collect_free(collect *c)
-{
-	free(c->buf[0]);
-	free(c->buf[1]);
-}
+static const char *said(bng_output *c) { return c->len[1] ? c->buf[1] : (c->len[0] ? c->buf[0] : ""); }
 
 /* ---- vm.workspace.prepare ---- */
 
@@ -322,7 +288,7 @@ static int ship(bng_engine *e, json_t *vm, const char *stage, const char *guest,
 	int rc = bng_vm_link(e, json_string_value(json_object_get(vm, "id")), &running, &link);
 	if (rc)
 		return rc;
-	collect c = {0};
+	bng_output c = {0};
 	int code = 0;
 	rc = guest_sh(link, running, op, guest_check, json_pack("[s]", guest), &c, &code);
 	if (!rc && code == 2 && !force)
@@ -330,14 +296,14 @@ static int ship(bng_engine *e, json_t *vm, const char *stage, const char *guest,
 			     "%s in the VM is not an unchanged git checkout (changes would be lost): "
 			     "export them first, or use force",
 			     guest);
-	collect_free(&c);
+	bng_output_free(&c);
 	memset(&c, 0, sizeof(c));
 	if (!rc) { /* replaced whole: vm.cp then writes it under its own name */
 		rc = guest_sh(link, running, op, "rm -rf \"$1\" && mkdir -p \"$(dirname \"$1\")\"", json_pack("[s]", guest),
 			      &c, &code);
 		if (!rc && code)
 			rc = bng_err(BANGER_EIO, "cannot clear %s in the VM: %s", guest, said(&c));
-		collect_free(&c);
+		bng_output_free(&c);
 		memset(&c, 0, sizeof(c));
 	}
 	json_t *res = NULL;
@@ -353,7 +319,7 @@ static int ship(bng_engine *e, json_t *vm, const char *stage, const char *guest,
 		if (!rc && code)
 			rc = bng_err(BANGER_EIO, "finishing the checkout in the VM failed (is git installed there?): %s",
 				     said(&c));
-		collect_free(&c);
+		bng_output_free(&c);
 	}
 	bng_agent_link_unref(link);
 	json_decref(running);
@@ -566,7 +532,7 @@ int bng_m_vm_workspace_export(bng_engine *e, json_t *params, json_t **result, bn
 	json_t *running = NULL;
 	if (!rc)
 		rc = bng_vm_link(e, json_string_value(json_object_get(vm, "id")), &running, &link);
-	collect c = {0};
+	bng_output c = {0};
 	int code = 0;
 	if (!rc)
 		rc = guest_sh(link, running, op, guest_export,
@@ -611,7 +577,7 @@ int bng_m_vm_workspace_export(bng_engine *e, json_t *params, json_t **result, bn
 			free(b64);
 		}
 	}
-	collect_free(&c);
+	bng_output_free(&c);
 	if (link)
 		bng_agent_link_unref(link);
 	json_decref(running);
