@@ -10,44 +10,18 @@ in a private network namespace: `unshare --net bench/exec.py BUILD_DIR`):
 Needs the Debian image tar in the content cache (BANGER_CACHE_DIR, e.g.
 after `banger image build --minimal`) and the cloud kernel .deb in
 /var/cache/banger-test."""
-import atexit
 import os
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-root = Path(__file__).resolve().parents[1]
-build = Path(sys.argv[1] if len(sys.argv) > 1 else root / "build").resolve()
+from benchenv import build, cli, deb, setup  # noqa: E402,F401
+
 rounds = max(1, int(os.environ.get("BENCH_ROUNDS", "10")))
 nbytes = int(os.environ.get("BENCH_BYTES", str(256 << 20)))
-cli = str(build / "tools" / "banger" / "banger")
-sys.path.insert(0, str(root / "bindings" / "python"))
-os.environ["BANGER_LIBRARY"] = str(build / "lib" / "libbanger.so.0")
 import banger  # noqa: E402
 
-work = Path(tempfile.mkdtemp(prefix="banger-bench-exec-", dir="/var/tmp"))
-run_dir = Path(f"/tmp/bbe-{os.getpid()}")
-env = {"BANGER_CONFIG_DIR": str(work / "config"), "BANGER_STATE_DIR": str(work / "state"),
-       "BANGER_RUNTIME_DIR": str(run_dir), "BANGER_URI": f"unix:{run_dir}/bangerd.sock",
-       "BANGERD": str(build / "tools" / "bangerd" / "bangerd")}
-os.environ.update(env)
-(work / "config").mkdir()
-(work / "config" / "config.toml").write_text(
-    'vmm = "qemu"\nqemu_accel = "tcg"\n[vm_defaults]\nvcpu = 2\nmemory_mib = 1024\ndisk_size = "2G"\n')
-subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-
-
-@atexit.register
-def cleanup():
-    subprocess.run([cli, "vm", "rm", "bench"], capture_output=True)
-    subprocess.run([cli, "daemon", "stop"], capture_output=True)
-    subprocess.run(["rm", "-rf", str(work), str(run_dir)])
-
-
-deb = sorted(Path("/var/cache/banger-test").glob("linux-image-6.1.0-*-cloud-amd64_*.deb"))[-1]
+work, run_dir, env = setup("exec", 2, 1024, "2G", remove_vms=("bench",))
 with banger.open(env["BANGER_URI"], autostart=True) as ctx:
     ctx.call("image.build", {"minimal": True, "name": "debian-bookworm"})
     ctx.call("kernel.import", {"name": "debian-cloud", "deb": str(deb)})

@@ -14,45 +14,20 @@ a private network namespace: `unshare --net bench/vm.py BUILD_DIR`):
 Needs the Debian image tar in the content cache (BANGER_CACHE_DIR, e.g.
 after `banger image build --minimal`) and the cloud kernel .deb in
 /var/cache/banger-test."""
-import atexit
-import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-root = Path(__file__).resolve().parents[1]
-build = Path(sys.argv[1] if len(sys.argv) > 1 else root / "build").resolve()
+from benchenv import build, cli, deb, root, setup  # noqa: E402,F401
+
 concurrent = int(os.environ.get("BENCH_CONCURRENT", "10"))
-cli = str(build / "tools" / "banger" / "banger")
-sys.path.insert(0, str(root / "bindings" / "python"))
-os.environ["BANGER_LIBRARY"] = str(build / "lib" / "libbanger.so.0")
 import banger  # noqa: E402
 
-work = Path(tempfile.mkdtemp(prefix="banger-bench-vm-", dir="/var/tmp"))
-run_dir = Path(f"/tmp/bbv-{os.getpid()}")
-env = {"BANGER_CONFIG_DIR": str(work / "config"), "BANGER_STATE_DIR": str(work / "state"),
-       "BANGER_RUNTIME_DIR": str(run_dir), "BANGER_URI": f"unix:{run_dir}/bangerd.sock",
-       "BANGERD": str(build / "tools" / "bangerd" / "bangerd")}
-os.environ.update(env)
-(work / "config").mkdir()
-(work / "config" / "config.toml").write_text(
-    'vmm = "qemu"\nqemu_accel = "tcg"\n[vm_defaults]\nvcpu = 1\nmemory_mib = 512\ndisk_size = "1G"\n')
-subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-
-
-@atexit.register
-def cleanup():
-    """The daemon and its files go with the bench, even when it fails."""
-    subprocess.run([cli, "daemon", "stop"], capture_output=True)
-    subprocess.run(["rm", "-rf", str(work), str(run_dir)])
-
-
-deb = sorted(Path("/var/cache/banger-test").glob("linux-image-6.1.0-*-cloud-amd64_*.deb"))[-1]
+work, run_dir, env = setup("vm", 1, 512, "1G")
 
 # everything goes through one bangerd, as users' concurrent CLIs do
 with banger.open(env["BANGER_URI"], autostart=True) as ctx:
