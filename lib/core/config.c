@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef enum { K_STRING, K_ENUM, K_INT, K_SIZE, K_DURATION, K_IPV4, K_CIDR, K_IFNAME } key_type;
+typedef enum { K_STRING, K_ENUM, K_INT, K_SIZE, K_DURATION, K_IPV4, K_CIDR, K_IFNAME, K_FILE_SYNC } key_type;
 
 typedef struct {
 	const char *name;
@@ -41,6 +41,7 @@ static const key_spec keys[] = {
 	{"cidr", K_CIDR, "172.16.0.0/24", NULL, 0, 0},
 	{"tap_pool_size", K_INT, "4", NULL, 0, 64},
 	{"default_dns", K_IPV4, "1.1.1.1", NULL, 0, 0},
+	{"file_sync", K_FILE_SYNC, "", NULL, 0, 0},
 	{"vm_defaults.vcpu", K_INT, "1", NULL, 1, 64},
 	{"vm_defaults.memory_mib", K_INT, "2048", NULL, 128, 1 << 20},
 	{"vm_defaults.disk_size", K_SIZE, "8G", NULL, 0, 0},
@@ -96,10 +97,53 @@ static bool enum_has(const char *choices, const char *v)
 	return false;
 }
 
+/* [[file_sync]] entries: {host = "~/..." or an absolute path, guest = an
+ * absolute path, mode = "0600" (optional)}. Whether host stays inside the
+ * owner's home is checked when it is copied (symlinks can change). */
+static json_t *convert_file_sync(json_t *raw, char **why)
+{
+	if (!json_is_array(raw)) {
+		*why = bng_asprintf("must be [[file_sync]] tables with host, guest and mode");
+		return NULL;
+	}
+	size_t i;
+	json_t *e;
+	json_array_foreach(raw, i, e) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(e, k, v) {
+			if (strcmp(k, "host") && strcmp(k, "guest") && strcmp(k, "mode")) {
+				*why = bng_asprintf("entry %zu: unknown key '%s' (host, guest, mode)", i + 1, k);
+				return NULL;
+			}
+			if (!json_is_string(v)) {
+				*why = bng_asprintf("entry %zu: %s must be a string", i + 1, k);
+				return NULL;
+			}
+		}
+		const char *host = json_string_value(json_object_get(e, "host"));
+		const char *guest = json_string_value(json_object_get(e, "guest"));
+		const char *mode = json_string_value(json_object_get(e, "mode"));
+		char *end = NULL;
+		long m = mode ? strtol(mode, &end, 8) : 0;
+		if (!host || (strncmp(host, "~/", 2) && host[0] != '/'))
+			*why = bng_asprintf("entry %zu: host must be a path in your home (\"~/...\" or absolute)", i + 1);
+		else if (!guest || guest[0] != '/' || strstr(guest, "/../") || !strcmp(guest, "/"))
+			*why = bng_asprintf("entry %zu: guest must be an absolute path like /root/.config/x", i + 1);
+		else if (mode && (!*mode || *end || m < 0 || m > 07777))
+			*why = bng_asprintf("entry %zu: mode must be octal like \"0600\" (got \"%s\")", i + 1, mode);
+		if (*why)
+			return NULL;
+	}
+	return json_incref(raw);
+}
+
 /* Converts a raw TOML value to the stored form, or explains the problem in
  * why (a static or thread-local message). */
 static json_t *convert(const key_spec *k, json_t *raw, char **why)
 {
+	if (k->type == K_FILE_SYNC)
+		return convert_file_sync(raw, why);
 	if (k->type == K_INT) {
 		if (!json_is_integer(raw)) {
 			*why = bng_asprintf("must be an integer");
@@ -269,7 +313,9 @@ int bng_config_parse(bng_config *cfg, const char *path, const char *text, size_t
 		if (json_object_get(cfg->values, k->name))
 			continue;
 		char *why = NULL;
-		json_t *def = k->type == K_INT ? json_integer(strtoll(k->def, NULL, 10)) : json_string(k->def);
+		json_t *def = k->type == K_INT	     ? json_integer(strtoll(k->def, NULL, 10))
+			      : k->type == K_FILE_SYNC ? json_array()
+						       : json_string(k->def);
 		json_t *v = convert(k, def, &why);
 		json_decref(def);
 		if (!v)

@@ -20,6 +20,7 @@ typedef struct {
 	json_t *lines;
 	json_t *table;      /* current table (borrowed) */
 	json_t *defined;    /* set of explicitly defined table paths */
+	json_t *arrays;     /* set of array-of-tables paths ([[x]]) */
 	char *table_path;   /* dotted path of the current table, "" for root */
 } parser;
 
@@ -397,11 +398,53 @@ static json_t *descend(parser *ps, json_t *base, json_t *parts, size_t n, const 
 	return t;
 }
 
+/* [[a.b]]: appends a new table to the array a.b and makes it current. Its
+ * keys' lines are recorded as "a.b.<index>.<key>". */
+static int parse_array_table_header(parser *ps)
+{
+	ps->p += 2; /* "[[" */
+	skip_ws(ps);
+	json_t *parts = parse_key(ps);
+	if (!parts)
+		return -1;
+	if (ps->end - ps->p < 2 || ps->p[0] != ']' || ps->p[1] != ']') {
+		json_decref(parts);
+		return fail(ps, "expected ']]' to close an array of tables header");
+	}
+	ps->p += 2;
+	size_t n = json_array_size(parts);
+	char *path = join_path("", parts, n);
+	int rc = 0;
+	json_t *parent = descend(ps, ps->root, parts, n - 1, "");
+	const char *last = json_string_value(json_array_get(parts, n - 1));
+	json_t *arr = parent ? json_object_get(parent, last) : NULL;
+	if (!parent) {
+		rc = -1;
+	} else if (arr && !json_object_get(ps->arrays, path)) {
+		rc = fail(ps, "key '%s' is already a value or a table, not an array of tables", path);
+	} else {
+		if (!arr) {
+			arr = json_array();
+			json_object_set_new(parent, last, arr);
+			json_object_set_new(ps->arrays, path, json_true());
+			json_object_set_new(ps->lines, path, json_integer(ps->line));
+		}
+		json_t *t = json_object();
+		json_array_append_new(arr, t);
+		ps->table = t;
+		free(ps->table_path);
+		ps->table_path = bng_asprintf("%s.%zu", path, json_array_size(arr) - 1);
+	}
+	free(path);
+	json_decref(parts);
+	return rc ? rc : expect_eol(ps);
+}
+
 static int parse_table_header(parser *ps)
 {
+	if (ps->end - ps->p >= 2 && ps->p[1] == '[')
+		return parse_array_table_header(ps);
 	ps->p++; /* '[' */
-	if (peek(ps) == '[')
-		return fail(ps, "arrays of tables ([[...]]) are not supported");
 	json_t *parts = parse_key(ps);
 	if (!parts)
 		return -1;
@@ -472,6 +515,7 @@ int bng_toml_parse(const char *text, size_t len, json_t **out, json_t **lines, i
 	ps.root = json_object();
 	ps.lines = json_object();
 	ps.defined = json_object();
+	ps.arrays = json_object();
 	ps.table = ps.root;
 	ps.table_path = bng_strdup("");
 	int rc = 0;
@@ -490,6 +534,7 @@ int bng_toml_parse(const char *text, size_t len, json_t **out, json_t **lines, i
 	}
 	free(ps.table_path);
 	json_decref(ps.defined);
+	json_decref(ps.arrays);
 	if (rc) {
 		json_decref(ps.root);
 		json_decref(ps.lines);

@@ -1,9 +1,9 @@
 /* A small TOML parser for banger's config subset: tables ([a] and [a.b]),
  * dotted and quoted keys, basic and literal strings, integers (decimal,
  * 0x/0o/0b, underscores), booleans, arrays (nested, multi-line, trailing
- * comma) and comments. Floats, dates, inline tables, multi-line strings and
- * arrays of tables are rejected with a clear error: config does not need
- * them, and no C TOML library is packaged in Debian. */
+ * comma), arrays of tables ([[a]]) and comments. Floats, dates, inline
+ * tables and multi-line strings are rejected with a clear error: config
+ * does not need them, and no C TOML library is packaged in Debian. */
 #ifndef BANGER_TOML_H
 #define BANGER_TOML_H
 

@@ -35,9 +35,16 @@ static const bng_method vm_methods[] = {
 	{"vm.cp", "name:str,direction:str,host_path:str,guest_path:str",
 	 "copy a file or directory into (in) or out of (out) a running guest as a tar stream: bytes, files",
 	 bng_m_vm_cp, "0.2"},
-	{"vm.ports", "name:str", "listening ports in the guest (from the agent)", bng_m_vm_ports, "0.1"},
+	{"vm.ports", "name:str",
+	 "listening ports in the guest (from the agent), one row per service, with a <name>.vm endpoint and "
+	 "http/https found by probing",
+	 bng_m_vm_ports, "0.1"},
 	{"vm.stats", "name:str", "VMM cpu time and memory, guest uptime", bng_m_vm_stats, "0.1"},
 	{"vm.set", "name:str,vcpu:int?,memory_mib:int?,disk_size:str?", "change a stopped VM's spec", bng_m_vm_set, "0.1"},
+	{"vm.ssh_config", "",
+	 "the files that let stock OpenSSH reach every VM as <name>.vm: config (to Include), known_hosts, key, "
+	 "block (the Host *.vm defaults)",
+	 bng_m_vm_ssh_config, "0.2"},
 	{"vm.workspace.prepare",
 	 "name:str,path:str,guest_path:str?,mode:str?,include_untracked:bool?,dry_run:bool?,force:bool?",
 	 "a host git repository into a running guest (shallow clone + working tree overlay): guest_path, "

@@ -261,7 +261,7 @@ static int make_overlay(bng_engine *e, json_t *vm, const char *path, const char 
 	int rc = bng_ext4_create(&fs, path, (uint64_t)json_integer_value(json_object_get(vm, "disk_size")), 0);
 	if (rc)
 		return rc;
-	char *keys = bng_asprintf("%s\n", pubkey);
+	char *keys = bng_asprintf("%s banger\n", pubkey); /* "banger": replaced when the key changes */
 	char *hosts = bng_asprintf("127.0.0.1 localhost\n127.0.1.1 %s\n", S(vm, "name"));
 	char *hostname = bng_asprintf("%s\n", S(vm, "name"));
 	char *resolv = bng_asprintf("nameserver %s\n", bng_config_str(&e->config, "default_dns"));
@@ -479,6 +479,10 @@ static int boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 		stage(op, "ssh", t0);
 		rc = vm_update(e, vm, json_pack("{s:s,s:n}", "state", "running", "error"));
 	}
+	json_t *identity = NULL;
+	if (!rc && bng_vm_identity_sync(e, vm, op, &identity) == 0)
+		stage(op, "identity", t0);
+	json_decref(identity);
 	if (rc && strcmp(S(vm, "state"), "creating")) {
 		char *msg = bng_strdup(banger_error_last());
 		vm_update(e, vm, json_pack("{s:s,s:s}", "state", "error", "error", msg));
@@ -889,6 +893,7 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	}
 	if (!rc) {
 		stage(op, "ready", &t0);
+		bng_vm_ssh_files_sync(e); /* best effort: `ssh <name>.vm` */
 		rc = vm_get(e, S(vm, "id"), result);
 	}
 	unlock_vm(e, vkey);
@@ -997,6 +1002,8 @@ static int destroy(bng_engine *e, json_t *vm)
 	const char *id = S(vm, "id");
 	if (!rc)
 		rc = bng_store_run(&e->store, "DELETE FROM vms WHERE id = ?1", 1, &id);
+	if (!rc)
+		bng_vm_ssh_files_sync(e);
 	return rc;
 }
 
@@ -1167,18 +1174,6 @@ static int agent_op(bng_engine *e, json_t *params, const char *what, json_t **re
 	return rc;
 }
 
-int bng_m_vm_ports(bng_engine *e, json_t *params, json_t **result, bng_op *op)
-{
-	(void)op;
-	json_t *reply;
-	int rc = agent_op(e, params, "ports", &reply);
-	if (!rc) {
-		*result = json_pack("{s:O}", "ports", json_object_get(reply, "ports"));
-		json_decref(reply);
-	}
-	return rc;
-}
-
 int bng_m_vm_stats(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
 	(void)op;
@@ -1314,5 +1309,6 @@ int bng_vm_reconcile(bng_engine *e)
 	}
 	json_decref(owned);
 	nat_sync(e); /* best effort: no rules for VMs that died with the last engine */
+	bng_vm_ssh_files_sync(e);
 	return 0;
 }

@@ -35,6 +35,16 @@ void bng_output_free(bng_output *o);
 int bng_vm_guest_run(bng_agent_link *link, json_t *vm, bng_op *op, json_t *spec, const bng_exec_io *io,
 		     int timeout_ms, int *code, json_t **status);
 
+/* Rewrites <state>/ssh/known_hosts and <state>/ssh/config from the VM rows
+ * (ssh_config.c); called whenever VMs come or go. */
+int bng_vm_ssh_files_sync(bng_engine *e);
+
+/* The developer's git identity, banger's SSH key, AI tool credentials and
+ * [[file_sync]] files into a running VM through its agent (identity.c).
+ * Problems become warning events and *report's "warnings"; *report also
+ * lists the guest paths "synced". */
+int bng_vm_identity_sync(bng_engine *e, json_t *vm, bng_op *op, json_t **report);
+
 /* The vm module (methods.c): the vm.* methods and hooks, for lib/modules.c. */
 extern const bng_module bng_vm_module;
 
@@ -53,6 +63,7 @@ int bng_m_vm_cp(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_vm_ports(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_vm_stats(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_vm_set(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_ssh_config(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 /* workspace.c */
 int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_vm_workspace_export(bng_engine *e, json_t *params, json_t **result, bng_op *op);

@@ -707,3 +707,102 @@ def test_workspace_round_trip(vmenv, tmp_path):
         ctx.call("vm.delete", {"name": "ws"})
     with sqlite3.connect(Path(vmenv["env"]["BANGER_STATE_DIR"]) / "state.db") as db:
         assert db.execute("SELECT count(*) FROM workspaces").fetchone()[0] == 0
+
+
+def test_reach_and_identity(vmenv, tmp_path, monkeypatch):
+    """What a developer gets at every start and how they reach the VM: their
+    git identity, an AI tool's credentials and [[file_sync]] files in the
+    guest (a symlink out of their home refused, a missing file warned about);
+    `ssh box.vm` with stock OpenSSH through the installed Include, strict host
+    key checking on; `vm ports` with .vm endpoints, http probed, a
+    dual-stack bind listed once. The daemon runs with a home of the test's."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".gitconfig").write_text('[user]\n\tname = Ada \\"Q\\" Lovelace\n\temail = ada@example.org\n')
+    (home / ".claude").mkdir()
+    (home / ".claude" / ".credentials.json").write_text('{"token": "t0k"}\n')
+    (home / ".config" / "tool").mkdir(parents=True)
+    (home / ".config" / "tool" / "settings.json").write_text('{"theme": "dark"}\n')
+    (home / "escape").symlink_to("/etc/hostname")
+    config = Path(vmenv["env"]["BANGER_CONFIG_DIR"]) / "config.toml"
+    saved = config.read_text()
+    config.write_text(saved + '\n[[file_sync]]\nhost = "~/.config/tool/settings.json"\n'
+                      'guest = "/root/.config/tool/settings.json"\nmode = "0640"\n'
+                      '[[file_sync]]\nhost = "~/escape"\nguest = "/root/escape"\n')
+    vmenv["daemon"].stop()
+    monkeypatch.setenv("HOME", str(home))
+    vmenv["daemon"] = Daemon({"socket": vmenv["run"] / "bangerd.sock"})
+    try:
+        r = cli("vm", "create", "--name", "box", env_extra={"HOME": str(home)})
+        assert r.returncode == 0, r.stderr
+        assert "~/escape: not synced: it resolves to /etc/hostname, outside your home" in r.stderr
+        assert "missing on this host): ~/.local/share/opencode/auth.json, ~/.pi/agent/auth.json" in r.stderr
+
+        def sh(script):
+            r = cli("vm", "exec", "box", "--", "sh", "-c", script)
+            assert r.returncode == 0, r.stderr
+            return r.stdout
+
+        assert sh("cat /root/.gitconfig") == '[user]\n\tname = "Ada \\"Q\\" Lovelace"\n\temail = "ada@example.org"\n'
+        assert sh("stat -c %a /root/.claude/.credentials.json; cat /root/.claude/.credentials.json") == \
+            '600\n{"token": "t0k"}\n'
+        assert sh("stat -c %a /root/.config/tool/settings.json; cat /root/.config/tool/settings.json") == \
+            '640\n{"theme": "dark"}\n'
+        assert sh("test -e /root/escape || echo absent") == "absent\n"
+        assert sh("grep -c ' banger$' /root/.ssh/authorized_keys") == "1\n"
+
+        # stock OpenSSH through the Include banger installs (ssh reads the
+        # passwd home, not $HOME: -F names the installed file)
+        r = cli("ssh-config", "--install", env_extra={"HOME": str(home)})
+        assert r.returncode == 0, r.stderr
+        p = subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "-o", "BatchMode=yes", "-o", "ConnectTimeout=60",
+                            "box.vm", "cat", "/etc/hostname"], capture_output=True, text=True, timeout=120)
+        assert (p.returncode, p.stdout) == (0, "box\n"), p.stderr
+        # a host key that is not the pinned one is refused
+        known = Path(vmenv["env"]["BANGER_STATE_DIR"]) / "ssh" / "known_hosts"
+        good = known.read_text()
+        other = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")])
+        assert other.returncode == 0
+        fake = (tmp_path / "k.pub").read_text().split()[:2]
+        known.write_text(good.replace(good.split()[2], fake[1]))
+        p = subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "-o", "BatchMode=yes", "box.vm", "true"],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 255 and "HOST IDENTIFICATION HAS CHANGED" in p.stderr
+        known.write_text(good)
+
+        # ports: sshd's 0.0.0.0 and :: once; an HTTP server found by probing
+        sh("setsid -f perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalPort => 8080, Listen => 5, "
+           "ReuseAddr => 1) or die; while ($c = $s->accept) { <$c>; print $c \"HTTP/1.0 200 OK\\r\\n"
+           "Content-Length: 2\\r\\n\\r\\nok\"; close $c }' >/dev/null 2>&1")
+        for _ in range(50):
+            ports = json.loads(cli("vm", "ports", "box", "--json").stdout)["ports"]
+            if any(p["port"] == 8080 for p in ports):
+                break
+            time.sleep(0.2)
+        by_port = {}
+        for p in ports:
+            by_port.setdefault(p["port"], []).append(p)
+        assert [(p["service"], p["endpoint"], p["process"]) for p in by_port[22]] == [("tcp", "box.vm:22", "sshd")]
+        assert [(p["service"], p["endpoint"]) for p in by_port[8080]] == [("http", "http://box.vm:8080")]
+        table = cli("vm", "ports", "box").stdout
+        assert re.search(r"^http\s+http://box\.vm:8080\s+perl", table, re.M), table
+
+        # a new banger key on the host replaces the old one in the guest at the next start
+        key = Path(vmenv["env"]["BANGER_CONFIG_DIR"]) / "ssh" / "id_ed25519"
+        old_pub = Path(f"{key}.pub").read_text().split()[1]
+        key.unlink()
+        Path(f"{key}.pub").unlink()
+        assert cli("vm", "restart", "box").returncode == 0
+        new_pub = Path(f"{key}.pub").read_text().split()[1]
+        keys = sh("cat /root/.ssh/authorized_keys")
+        assert new_pub != old_pub and new_pub in keys and old_pub not in keys, keys
+        p = subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "-o", "BatchMode=yes", "box.vm", "true"],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+    finally:
+        cli("vm", "rm", "box")
+        cli("ssh-config", "--uninstall", env_extra={"HOME": str(home)})
+        config.write_text(saved)
+        vmenv["daemon"].stop()
+        monkeypatch.undo()
+        vmenv["daemon"] = Daemon({"socket": vmenv["run"] / "bangerd.sock"})

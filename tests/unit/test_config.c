@@ -86,6 +86,7 @@ static void test_defaults(void)
 		"kernel_catalog", "debian_mirror", "auto_stop_stale_after", "stats_poll_interval",
 		"metrics_poll_interval", "bridge_name", "bridge_ip", "cidr", "tap_pool_size", "default_dns",
 		"vm_defaults.vcpu", "vm_defaults.memory_mib", "vm_defaults.disk_size", "vm_defaults.system_overlay_size",
+		"file_sync",
 	};
 	for (size_t i = 0; i < sizeof(documented) / sizeof(documented[0]); i++)
 		CHECK(json_object_get(cfg.values, documented[i]) != NULL);
@@ -187,6 +188,18 @@ static void test_overrides(void)
 	CHECK_EQ_INT(bng_config_int(&cfg, "metrics_poll_interval"), 120);
 	CHECK_EQ_INT(bng_config_int(&cfg, "vm_defaults.disk_size"), 1LL << 40);
 	bng_config_free(&cfg);
+
+	/* [[file_sync]]: an array of tables, in file order */
+	CHECK_OK(parse(&cfg, "log_level = 'info'\n[[file_sync]]\nhost = \"~/.npmrc\"\nguest = \"/root/.npmrc\"\n"
+			     "mode = \"0600\"\n\n[[file_sync]]\nhost = \"/home/u/x\"\nguest = \"/etc/x\"\n"));
+	json_t *fs = json_object_get(cfg.values, "file_sync");
+	CHECK_EQ_INT(json_array_size(fs), 2);
+	CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(fs, 0), "host")), "~/.npmrc");
+	CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(fs, 0), "mode")), "0600");
+	CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(fs, 1), "guest")), "/etc/x");
+	CHECK(json_object_get(json_array_get(fs, 1), "mode") == NULL);
+	CHECK_EQ_STR(source_of(&cfg, "file_sync"), "config");
+	bng_config_free(&cfg);
 }
 
 static void test_warnings(void)
@@ -280,6 +293,13 @@ static void test_errors(void)
 	EXPECT_ERROR("tap_pool_size = 65\n", 1, "tap_pool_size", "between 0 and 64");
 	EXPECT_ERROR("tap_pool_size = [1]\n", 1, "tap_pool_size", "integer");
 	EXPECT_ERROR("default_image_name = true\n", 1, "default_image_name", "must be a string");
+	EXPECT_ERROR("[[file_sync]]\nhost = \"~/a\"\n", 1, "file_sync", "guest must be an absolute path");
+	EXPECT_ERROR("[[file_sync]]\nhost = \"rel/a\"\nguest = \"/a\"\n", 1, "file_sync", "host must be a path");
+	EXPECT_ERROR("[[file_sync]]\nhost = \"~/a\"\nguest = \"/a\"\nmode = \"0999\"\n", 1, "file_sync",
+		     "mode must be octal");
+	EXPECT_ERROR("[[file_sync]]\nhost = \"~/a\"\nguest = \"/a\"\nowner = \"me\"\n", 1, "file_sync",
+		     "unknown key 'owner'");
+	EXPECT_ERROR("file_sync = \"~/a\"\n", 1, "file_sync", "[[file_sync]] tables");
 	/* the first bad key in file order is the one reported */
 	EXPECT_ERROR("vmm = 'xen'\nlog_level = 3\n", 1, "vmm", "xen");
 }

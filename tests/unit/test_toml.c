@@ -193,6 +193,21 @@ static void test_valid_small(void)
 	}
 	json_decref(doc);
 
+	/* arrays of tables: each header appends a table; lines by index */
+	lines = NULL;
+	doc = PARSE_OK("top = 1\n[[sync]]\nhost = 'a'\n\n[[sync]]\nhost = 'b'\nmode = '0600'\n[t]\nx = 2\n", &lines);
+	if (doc) {
+		json_t *arr = json_object_get(doc, "sync");
+		CHECK_EQ_INT(json_array_size(arr), 2);
+		CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(arr, 0), "host")), "a");
+		CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(arr, 1), "mode")), "0600");
+		CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(doc, "t"), "x")), 2);
+		CHECK_EQ_INT(json_integer_value(json_object_get(lines, "sync")), 2);
+		CHECK_EQ_INT(json_integer_value(json_object_get(lines, "sync.1.mode")), 7);
+	}
+	json_decref(doc);
+	json_decref(lines);
+
 	/* a NULL lines pointer is allowed */
 	doc = PARSE_OK("x = 'y'\n", NULL);
 	CHECK_EQ_STR(json_string_value(json_object_get(doc, "x")), "y");
@@ -241,8 +256,12 @@ static void test_errors(void)
 	/* inline tables */
 	EXPECT_ERROR("\n\nt = { a = 1 }\n", 3, "inline tables");
 	EXPECT_ERROR("a = [\n1,\n{ b = 2 },\n]\n", 3, "inline tables");
-	/* arrays of tables */
-	EXPECT_ERROR("a = 1\n[[items]]\nname = 'x'\n", 2, "arrays of tables");
+	/* arrays of tables: not over a value or a table, closed with ]] */
+	EXPECT_ERROR("items = 1\n[[items]]\n", 2, "not an array of tables");
+	EXPECT_ERROR("[items]\n[[items]]\n", 2, "not an array of tables");
+	EXPECT_ERROR("[[items]\n", 1, "expected ']]'");
+	EXPECT_ERROR("[[items]]\n[items]\n", 2, "not a table");
+	EXPECT_ERROR("[[items]]\na = 1\na = 2\n", 3, "defined twice");
 	/* multi-line strings */
 	EXPECT_ERROR("a = 1\ns = \"\"\"\nabc\n\"\"\"\n", 2, "multi-line strings");
 	EXPECT_ERROR("s = '''abc'''\n", 1, "multi-line strings");

@@ -74,6 +74,9 @@ int cmd_vm_workspace_prepare(const command *cmd, args *a);
 int cmd_vm_workspace_export(const command *cmd, args *a);
 int cmd_vm_workspace_show(const command *cmd, args *a);
 
+/* cmd_ssh_config.c */
+int cmd_ssh_config(const command *cmd, args *a);
+
 /* cmd_kernel.c */
 int cmd_kernel_import(const command *cmd, args *a);
 int cmd_kernel_pull(const command *cmd, args *a);

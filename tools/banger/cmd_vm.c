@@ -719,8 +719,8 @@ int cmd_vm_generic(const command *cmd, args *a)
 		memcpy(cells, head, sizeof(head));
 		json_t *p;
 		json_array_foreach(ports, i, p) {
-			snprintf(ep[i], 80, "%s:%lld", str(p, "address"), (long long)json_integer_value(json_object_get(p, "port")));
-			const char *row[] = {str(p, "proto"), ep[i], str(p, "process"), str(p, "command")};
+			snprintf(ep[i], 80, "%s%s", str(p, "endpoint"), json_is_true(json_object_get(p, "guest_only")) ? " (guest only)" : "");
+			const char *row[] = {str(p, "service"), ep[i], str(p, "process"), str(p, "command")};
 			memcpy(cells + (i + 1) * 4, row, sizeof(row));
 		}
 		print_table(cells, 4, n + 1);

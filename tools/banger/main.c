@@ -161,6 +161,13 @@ static void show_progress(const char *event_json, void *ud)
 		json_decref(ev);
 		return;
 	}
+	const char *warning = json_string_value(json_object_get(ev, "warning"));
+	if (warning) { /* shown with or without a terminal */
+		clear_progress();
+		fprintf(stderr, "warning: %s\n", warning);
+		json_decref(ev);
+		return;
+	}
 	const char *stage = json_string_value(json_object_get(ev, "stage"));
 	json_t *seconds = json_object_get(ev, "seconds");
 	if (stage && !strcmp(stage, "spec") && json_is_string(json_object_get(ev, "spec"))) {
@@ -516,6 +523,10 @@ const command commands[] = {
 	{"vm workspace export", "", "<vm>", "--output= --base-commit= --json",
 	 "the VM checkout's changes as a binary patch (stdout, or --output FILE)", cmd_vm_workspace_export},
 	{"vm workspace show", "", "<vm>", "--json", "show a VM's workspace record", cmd_vm_workspace_show},
+	{"ssh-config", "", "", "--install --uninstall --json",
+	 "ssh <vm>.vm with stock OpenSSH: print the config, or add (--install) or remove (--uninstall) its "
+	 "Include in ~/.ssh/config",
+	 cmd_ssh_config},
 	{"ps", "", "", "--all --latest --quiet -q --json", "running VMs (same as banger vm list)", cmd_vm_list},
 	{"image import", "", "<name>", "--tar= --size= --kernel= --json",
 	 "build an image from a tar file ('-' reads stdin): docker export, a layer, a rootfs tar", cmd_image_import},
