@@ -34,8 +34,6 @@ static const key_spec keys[] = {
 	{"kernel_catalog", K_STRING, "", NULL, 0, 0},
 	{"debian_mirror", K_STRING, "http://deb.debian.org/debian", NULL, 0, 0},
 	{"auto_stop_stale_after", K_DURATION, "0", NULL, 0, 0},
-	{"stats_poll_interval", K_DURATION, "5s", NULL, 0, 0},
-	{"metrics_poll_interval", K_DURATION, "15s", NULL, 0, 0},
 	{"bridge_name", K_IFNAME, "br-banger", NULL, 0, 0},
 	{"bridge_ip", K_IPV4, "172.16.0.1", NULL, 0, 0},
 	{"cidr", K_CIDR, "172.16.0.0/24", NULL, 0, 0},
@@ -45,8 +43,23 @@ static const key_spec keys[] = {
 	{"vm_defaults.vcpu", K_INT, "1", NULL, 1, 64},
 	{"vm_defaults.memory_mib", K_INT, "2048", NULL, 128, 1 << 20},
 	{"vm_defaults.disk_size", K_SIZE, "8G", NULL, 0, 0},
-	{"vm_defaults.system_overlay_size", K_SIZE, "8G", NULL, 0, 0},
 };
+
+/* Keys older configs may hold that never did anything here: a warning that
+ * says so, not an "unknown key" that suggests a typo. */
+static const char *const retired_keys[] = {
+	"stats_poll_interval",             /* vm stats reads the VMM's /proc on demand */
+	"metrics_poll_interval",           /* no metrics are collected in the background */
+	"vm_defaults.system_overlay_size", /* a VM has one disk: vm_defaults.disk_size */
+};
+
+static bool is_retired(const char *name)
+{
+	for (size_t i = 0; i < BNG_ARRAY_LEN(retired_keys); i++)
+		if (!strcmp(name, retired_keys[i]))
+			return true;
+	return false;
+}
 
 /* Host-aware defaults (seeds): vcpu = cpus/4 capped at 4, memory = RAM/8
  * capped at 8 GiB; the builtin value is the floor. */
@@ -278,6 +291,11 @@ int bng_config_parse(bng_config *cfg, const char *path, const char *text, size_t
 		if (!k && is_table_prefix(name)) {
 			rc = bng_err(BANGER_ECONFIG, "%s:%lld: %s: must be a table ([%s])", path, (long long)line, name, name);
 			break;
+		}
+		if (!k && is_retired(name)) {
+			json_array_append_new(cfg->warnings, json_sprintf("%s:%lld: '%s' is no longer used: remove it (ignored)",
+									  path, (long long)line, name));
+			continue;
 		}
 		if (!k) {
 			/* a whole unknown table has no line of its own: use its first key's */

@@ -33,6 +33,7 @@ typedef struct bng_engine {
 	int kvm_usable;    /* qemu under KVM: -1 not probed yet, 0 no, 1 yes (under reserve_lock) */
 	char *kvm_why;
 	struct bng_tap_pool *tap_pool; /* lib/vm/tap_pool.h; made at reconcile */
+	struct bng_idle *idle;         /* lib/vm/idle.h; NULL unless auto_stop_stale_after */
 	char net_tag[5]; /* names this engine's taps and NAT chain: a hash of the state dir */
 	struct timespec started; /* CLOCK_MONOTONIC */
 	time_t started_wall;

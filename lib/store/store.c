@@ -54,6 +54,9 @@ static const migration migrations[] = {
 	 " vm_id TEXT PRIMARY KEY REFERENCES vms(id) ON DELETE CASCADE, host_path TEXT NOT NULL,"
 	 " guest_path TEXT NOT NULL, mode TEXT NOT NULL, head_commit TEXT NOT NULL,"
 	 " files_digest TEXT NOT NULL, created_at TEXT NOT NULL);"},
+	/* Why a VM last stopped when banger stopped it on its own
+	 * (auto_stop_stale_after); cleared at the next boot. */
+	{7, "vms_stop_reason", "ALTER TABLE vms ADD COLUMN stop_reason TEXT;"},
 };
 
 int bng_store_latest_version(void) { return migrations[BNG_ARRAY_LEN(migrations) - 1].version; }

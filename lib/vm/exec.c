@@ -3,6 +3,7 @@
  * Output is streamed as events ({"output":"stdout"|"stderr","data":<base64>})
  * or collected into the result. */
 #include "vm.h"
+#include "idle.h"
 
 #include <signal.h>
 #include <stdlib.h>
@@ -52,7 +53,10 @@ int bng_vm_guest_run(bng_agent_link *link, json_t *vm, bng_op *op, json_t *spec,
 {
 	bng_agent_watch watch = bng_vm_watch(vm, op);
 	json_t *status = NULL;
+	const char *id = json_string_value(json_object_get(vm, "id"));
+	bng_vm_activity(id, +1); /* never idle while a command runs */
 	int rc = bng_agent_link_exec(link, spec, io, timeout_ms, &watch, &status);
+	bng_vm_activity(id, -1);
 	if (!rc) {
 		json_int_t sig = json_integer_value(json_object_get(status, "signal"));
 		*code = sig ? 128 + (int)sig : (int)json_integer_value(json_object_get(status, "exit_code"));

@@ -2,15 +2,19 @@
  * open (bng_vm_reconcile, which also makes the warm tap pool), the pool in
  * engine.status, and stopping the pool's refill thread at close. */
 #include "vm.h"
+#include "idle.h"
 #include "tap_pool.h"
 
 static void vm_status(bng_engine *e, json_t *status)
 {
 	json_object_set_new(status, "tap_pool", e->tap_pool ? bng_tap_pool_status(e->tap_pool) : json_null());
+	json_object_set_new(status, "auto_stop", bng_idle_status(e->idle));
 }
 
 static void vm_close(bng_engine *e)
 {
+	bng_idle_free(e->idle); /* first: it may be stopping a VM */
+	e->idle = NULL;
 	bng_tap_pool_free(e->tap_pool);
 	e->tap_pool = NULL;
 }

@@ -20,6 +20,7 @@
 #include "../net/net.h"
 #include "../ssh/ssh.h"
 #include "../vmm/vmm.h"
+#include "idle.h"
 #include "tap_pool.h"
 
 #include <dirent.h>
@@ -38,7 +39,7 @@
 #define STOP_TIMEOUT_MS 30000
 
 static const char columns[] = "id, name, image_id, kernel_id, vcpu, memory_mib, disk_size, state, driver, vmm, ip, "
-			      "mac, tap, nat, host_key, boot_id, error, created_at, started_at";
+			      "mac, tap, nat, host_key, boot_id, error, stop_reason, created_at, started_at";
 
 /* ---- rows ---- */
 
@@ -477,7 +478,8 @@ static int boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 	}
 	if (!rc) {
 		stage(op, "ssh", t0);
-		rc = vm_update(e, vm, json_pack("{s:s,s:n}", "state", "running", "error"));
+		rc = vm_update(e, vm, json_pack("{s:s,s:n,s:n}", "state", "running", "error", "stop_reason"));
+		bng_vm_activity(S(vm, "id"), 0); /* its idle clock starts at boot */
 	}
 	json_t *identity = NULL;
 	if (!rc && bng_vm_identity_sync(e, vm, op, &identity) == 0)
@@ -1138,6 +1140,35 @@ int bng_m_vm_logs(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 
 int bng_vm_link(bng_engine *e, const char *ref, json_t **vm, bng_agent_link **link)
 {
+	int rc = bng_vm_link_quiet(e, ref, vm, link);
+	if (!rc)
+		bng_vm_activity(S(*vm, "id"), 0);
+	return rc;
+}
+
+int bng_vm_stop_for(bng_engine *e, const char *ref, const char *reason)
+{
+	json_t *params = json_pack("{s:s}", "name", ref);
+	json_t *vm;
+	char *key;
+	int rc = locked(e, params, NULL, &vm, &key);
+	json_decref(params);
+	if (rc)
+		return rc;
+	/* checked again under the lock: a user may have stopped or restarted it */
+	if (strcmp(S(vm, "state"), "running"))
+		rc = bng_err(BANGER_EBUSY, "vm '%s' is no longer running", S(vm, "name"));
+	if (!rc)
+		rc = halt(e, vm, true, 0);
+	if (!rc)
+		rc = vm_update(e, vm, json_pack("{s:s}", "stop_reason", reason));
+	unlock_vm(e, key);
+	json_decref(vm);
+	return rc;
+}
+
+int bng_vm_link_quiet(bng_engine *e, const char *ref, json_t **vm, bng_agent_link **link)
+{
 	*link = NULL;
 	int rc = vm_get(e, ref, vm);
 	if (rc)
@@ -1310,5 +1341,6 @@ int bng_vm_reconcile(bng_engine *e)
 	json_decref(owned);
 	nat_sync(e); /* best effort: no rules for VMs that died with the last engine */
 	bng_vm_ssh_files_sync(e);
+	e->idle = bng_idle_start(e, bng_config_int(&e->config, "auto_stop_stale_after"));
 	return 0;
 }

@@ -15,6 +15,11 @@ int bng_vm_reconcile(bng_engine *e);
 /* The running VM ref names (*vm, a new reference) and the link to its
  * guest agent (a new reference). EUNSUPPORTED when it is not running. */
 int bng_vm_link(bng_engine *e, const char *ref, json_t **vm, bng_agent_link **link);
+/* bng_vm_link without marking the VM used (idle.c), for the idle watcher. */
+int bng_vm_link_quiet(bng_engine *e, const char *ref, json_t **vm, bng_agent_link **link);
+/* Stops ref as vm.stop does if it still runs, and records why in its row's
+ * stop_reason (cleared at the next boot). */
+int bng_vm_stop_for(bng_engine *e, const char *ref, const char *reason);
 /* What a wait on vm's agent watches: op's cancellation, the VMM's process. */
 bng_agent_watch bng_vm_watch(json_t *vm, bng_op *op);
 

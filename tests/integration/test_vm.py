@@ -806,3 +806,49 @@ def test_reach_and_identity(vmenv, tmp_path, monkeypatch):
         vmenv["daemon"].stop()
         monkeypatch.undo()
         vmenv["daemon"] = Daemon({"socket": vmenv["run"] / "bangerd.sock"})
+
+
+def test_idle_vm_is_stopped(vmenv):
+    """auto_stop_stale_after: a command or an SSH login that lasts longer
+    than the limit keeps the VM up; once nobody uses it, the daemon stops it
+    and says why. A key that never did anything only warns."""
+    config = Path(vmenv["env"]["BANGER_CONFIG_DIR"]) / "config.toml"
+    saved = config.read_text()
+    config.write_text('auto_stop_stale_after = "12s"\nstats_poll_interval = "5s"\n' + saved)
+    vmenv["daemon"].stop()
+    vmenv["daemon"] = Daemon({"socket": vmenv["run"] / "bangerd.sock"})
+    try:
+        r = cli("config", "show")
+        assert "config.toml:2: 'stats_poll_interval' is no longer used: remove it (ignored)" in r.stderr, r.stderr
+        st = json.loads(cli("daemon", "status", "--json").stdout)["auto_stop"]
+        assert (st["enabled"], st["after_s"], st["check_every_s"], st["stopped"]) == (True, 12, 2, [])
+        r = cli("vm", "create", "--name", "idle")
+        assert r.returncode == 0, r.stderr
+
+        def state():
+            return json.loads(cli("vm", "show", "idle", "--json").stdout)
+
+        r = cli("vm", "exec", "idle", "--", "sleep", "20")
+        assert r.returncode == 0, r.stderr
+        assert state()["state"] == "running"
+        r = cli("vm", "ssh", "idle", "--", "sleep", "20")
+        assert r.returncode == 0, r.stderr
+        assert state()["state"] == "running"
+        t0 = time.monotonic()
+        while state()["state"] == "running" and time.monotonic() - t0 < 90:
+            time.sleep(1)
+        waited = time.monotonic() - t0
+        vm = state()
+        assert vm["state"] == "stopped", vm
+        assert 9 <= waited <= 45, waited
+        assert re.fullmatch(r"auto_stop_stale_after: no use for 1[2-9]s", vm["stop_reason"]), vm
+        assert re.search(r"^stopped by\s+auto_stop_stale_after", cli("vm", "show", "idle").stdout, re.M)
+        st = json.loads(cli("daemon", "status", "--json").stdout)["auto_stop"]
+        assert [s["name"] for s in st["stopped"]] == ["idle"]
+        assert "1 stopped" in cli("daemon", "status").stdout
+        assert not leaked_taps(vmenv)
+    finally:
+        cli("vm", "rm", "idle")
+        config.write_text(saved)
+        vmenv["daemon"].stop()
+        vmenv["daemon"] = Daemon({"socket": vmenv["run"] / "bangerd.sock"})

@@ -41,11 +41,8 @@ static void test_defaults(void)
 	CHECK_EQ_INT(bng_config_int(&cfg, "tap_pool_size"), 4);
 	CHECK_EQ_INT(bng_config_int(&cfg, "vm_defaults.disk_size"), 8LL << 30);
 	CHECK_EQ_STR(source_of(&cfg, "vm_defaults.disk_size"), "builtin");
-	CHECK_EQ_INT(bng_config_int(&cfg, "vm_defaults.system_overlay_size"), 8LL << 30);
 	CHECK_EQ_INT(bng_config_int(&cfg, "auto_stop_stale_after"), 0);
-	CHECK_EQ_INT(bng_config_int(&cfg, "stats_poll_interval"), 5);
-	CHECK_EQ_INT(bng_config_int(&cfg, "metrics_poll_interval"), 15);
-	CHECK_EQ_STR(source_of(&cfg, "metrics_poll_interval"), "builtin");
+	CHECK_EQ_STR(source_of(&cfg, "auto_stop_stale_after"), "builtin");
 	CHECK_EQ_STR(bng_config_str(&cfg, "ssh_key_path"), CONFIG_DIR "/ssh/id_ed25519");
 	CHECK_EQ_STR(source_of(&cfg, "ssh_key_path"), "builtin");
 	CHECK_EQ_STR(bng_config_str(&cfg, "firecracker_bin"), "");
@@ -83,10 +80,8 @@ static void test_defaults(void)
 	/* every documented key (docs/config.md) and nothing else */
 	static const char *const documented[] = {
 		"log_level", "vmm", "qemu_accel", "default_kernel_name", "firecracker_bin", "ssh_key_path", "default_image_name", "image_catalog",
-		"kernel_catalog", "debian_mirror", "auto_stop_stale_after", "stats_poll_interval",
-		"metrics_poll_interval", "bridge_name", "bridge_ip", "cidr", "tap_pool_size", "default_dns",
-		"vm_defaults.vcpu", "vm_defaults.memory_mib", "vm_defaults.disk_size", "vm_defaults.system_overlay_size",
-		"file_sync",
+		"kernel_catalog", "debian_mirror", "auto_stop_stale_after", "bridge_name", "bridge_ip", "cidr", "tap_pool_size", "default_dns",
+		"vm_defaults.vcpu", "vm_defaults.memory_mib", "vm_defaults.disk_size", "file_sync",
 	};
 	for (size_t i = 0; i < sizeof(documented) / sizeof(documented[0]); i++)
 		CHECK(json_object_get(cfg.values, documented[i]) != NULL);
@@ -103,7 +98,7 @@ static void test_defaults(void)
 	CHECK_EQ_STR(json_string_value(json_object_get(disk, "source")), "builtin");
 	CHECK_EQ_INT(json_integer_value(json_object_get(disk, "value")), 8LL << 30);
 	CHECK(json_object_get(disk, "line") == NULL);
-	CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(vals, "stats_poll_interval"), "text")), "5s");
+	CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(vals, "auto_stop_stale_after"), "text")), "0s");
 	CHECK(json_object_get(json_object_get(vals, "log_level"), "text") == NULL);
 	json_decref(j);
 	bng_config_free(&cfg);
@@ -122,14 +117,14 @@ static void test_overrides(void)
 			   "log_level = \"debug\"\n"               /* 2 */
 			   "vmm = 'qemu'\n"                        /* 3 */
 			   "auto_stop_stale_after = \"24h\"\n"     /* 4 */
-			   "stats_poll_interval = 30\n"            /* 5 */
+			   "tap_pool_size = 30\n"                  /* 5 */
 			   "ssh_key_path = \"/keys/id\"\n"         /* 6 */
 			   "cidr = \"10.0.0.0/16\"\n"              /* 7 */
 			   "\n"                                    /* 8 */
 			   "[vm_defaults]\n"                       /* 9 */
 			   "vcpu = 2\n"                            /* 10 */
 			   "disk_size = \"4G\"\n"                  /* 11 */
-			   "system_overlay_size = 1073741824\n"    /* 12 */
+			   "# twelve\n"                            /* 12 */
 			   "memory_mib = 0x400\n";                 /* 13 */
 	CHECK_OK(parse(&cfg, text));
 	CHECK(cfg.file_found);
@@ -139,18 +134,16 @@ static void test_overrides(void)
 	CHECK_EQ_STR(bng_config_str(&cfg, "vmm"), "qemu");
 	CHECK_EQ_INT(bng_config_int(&cfg, "auto_stop_stale_after"), 86400);
 	CHECK_EQ_STR(source_of(&cfg, "auto_stop_stale_after"), "config");
-	CHECK_EQ_INT(bng_config_int(&cfg, "stats_poll_interval"), 30);
+	CHECK_EQ_INT(bng_config_int(&cfg, "tap_pool_size"), 30);
 	CHECK_EQ_STR(bng_config_str(&cfg, "ssh_key_path"), "/keys/id");
 	CHECK_EQ_STR(source_of(&cfg, "ssh_key_path"), "config");
 	CHECK_EQ_STR(bng_config_str(&cfg, "cidr"), "10.0.0.0/16");
 	CHECK_EQ_INT(bng_config_int(&cfg, "vm_defaults.vcpu"), 2);
 	CHECK_EQ_STR(source_of(&cfg, "vm_defaults.vcpu"), "config");
 	CHECK_EQ_INT(bng_config_int(&cfg, "vm_defaults.disk_size"), 4LL << 30);
-	CHECK_EQ_INT(bng_config_int(&cfg, "vm_defaults.system_overlay_size"), 1LL << 30);
 	CHECK_EQ_INT(bng_config_int(&cfg, "vm_defaults.memory_mib"), 1024);
 	/* untouched keys keep their defaults */
 	CHECK_EQ_STR(source_of(&cfg, "bridge_name"), "builtin");
-	CHECK_EQ_STR(source_of(&cfg, "vm_defaults.system_overlay_size"), "config");
 
 	json_t *j = bng_config_to_json(&cfg);
 	json_t *vals = json_object_get(j, "values");
@@ -181,11 +174,14 @@ static void test_overrides(void)
 	bng_config_free(&cfg);
 
 	/* durations in every unit; sizes with suffixes */
-	CHECK_OK(parse(&cfg, "auto_stop_stale_after = \"1h30m\"\nstats_poll_interval = \"90s\"\n"
-			     "metrics_poll_interval = \"2m\"\n[vm_defaults]\ndisk_size = \"1TiB\"\n"));
+	CHECK_OK(parse(&cfg, "auto_stop_stale_after = \"1h30m\"\n[vm_defaults]\ndisk_size = \"1TiB\"\n"));
 	CHECK_EQ_INT(bng_config_int(&cfg, "auto_stop_stale_after"), 5400);
-	CHECK_EQ_INT(bng_config_int(&cfg, "stats_poll_interval"), 90);
-	CHECK_EQ_INT(bng_config_int(&cfg, "metrics_poll_interval"), 120);
+	bng_config_free(&cfg);
+	CHECK_OK(parse(&cfg, "auto_stop_stale_after = \"90s\"\n"));
+	CHECK_EQ_INT(bng_config_int(&cfg, "auto_stop_stale_after"), 90);
+	bng_config_free(&cfg);
+	CHECK_OK(parse(&cfg, "auto_stop_stale_after = \"2m\"\n[vm_defaults]\ndisk_size = \"1TiB\"\n"));
+	CHECK_EQ_INT(bng_config_int(&cfg, "auto_stop_stale_after"), 120);
 	CHECK_EQ_INT(bng_config_int(&cfg, "vm_defaults.disk_size"), 1LL << 40);
 	bng_config_free(&cfg);
 
@@ -221,6 +217,20 @@ static void test_warnings(void)
 		     PATH ":5: unknown key 'vm_defaults.cpus' (ignored)");
 	/* an unknown table is reported once, at its header */
 	CHECK_EQ_STR(json_string_value(json_array_get(cfg.warnings, 2)), PATH ":7: unknown key 'network' (ignored)");
+	/* keys that never did anything: a warning naming them, even when their value is odd */
+	bng_config old;
+	CHECK_OK(parse(&old, "stats_poll_interval = '5s'\nmetrics_poll_interval = -1\n[vm_defaults]\n"
+			     "system_overlay_size = '8G'\nvcpu = 2\n"));
+	CHECK_EQ_INT(json_array_size(old.warnings), 3);
+	CHECK_EQ_STR(json_string_value(json_array_get(old.warnings, 0)),
+		     PATH ":1: 'stats_poll_interval' is no longer used: remove it (ignored)");
+	CHECK_EQ_STR(json_string_value(json_array_get(old.warnings, 1)),
+		     PATH ":2: 'metrics_poll_interval' is no longer used: remove it (ignored)");
+	CHECK_EQ_STR(json_string_value(json_array_get(old.warnings, 2)),
+		     PATH ":4: 'vm_defaults.system_overlay_size' is no longer used: remove it (ignored)");
+	CHECK_EQ_INT(bng_config_int(&old, "vm_defaults.vcpu"), 2);
+	CHECK(json_object_get(old.values, "stats_poll_interval") == NULL);
+	bng_config_free(&old);
 	bng_config empty_table;
 	CHECK_OK(parse(&empty_table, "\n[foo]\n"));
 	CHECK_EQ_STR(json_string_value(json_array_get(empty_table.warnings, 0)), PATH ":2: unknown key 'foo' (ignored)");
@@ -282,14 +292,13 @@ static void test_errors(void)
 	EXPECT_ERROR("[vm_defaults]\ndisk_size = \"huge\"\n", 2, "vm_defaults.disk_size",
 		     "must be a size like 512M or 8G (got \"huge\")");
 	EXPECT_ERROR("[vm_defaults]\ndisk_size = \"0\"\n", 2, "vm_defaults.disk_size", "size");
-	EXPECT_ERROR("[vm_defaults]\nsystem_overlay_size = 0\n", 2, "vm_defaults.system_overlay_size", "string");
 	EXPECT_ERROR("bridge_name = \"a-very-long-bridge\"\n", 1, "bridge_name", "1..15 characters");
 	EXPECT_ERROR("bridge_name = \"\"\n", 1, "bridge_name", "1..15 characters");
 	EXPECT_ERROR("bridge_name = \"br 0\"\n", 1, "bridge_name", "interface name");
 	EXPECT_ERROR("log_level = 3\n", 1, "log_level", "must be a string");
 	EXPECT_ERROR("log_level = \"loud\"\n", 1, "log_level", "debug|info|warn|error");
 	EXPECT_ERROR("auto_stop_stale_after = \"soon\"\n", 1, "auto_stop_stale_after", "duration like");
-	EXPECT_ERROR("stats_poll_interval = -5\n", 1, "stats_poll_interval", "string");
+	EXPECT_ERROR("auto_stop_stale_after = -5\n", 1, "auto_stop_stale_after", "string");
 	EXPECT_ERROR("tap_pool_size = 65\n", 1, "tap_pool_size", "between 0 and 64");
 	EXPECT_ERROR("tap_pool_size = [1]\n", 1, "tap_pool_size", "integer");
 	EXPECT_ERROR("default_image_name = true\n", 1, "default_image_name", "must be a string");

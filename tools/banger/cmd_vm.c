@@ -32,8 +32,8 @@ static int print_vm(json_t *vm, bool json)
 		const char *rows[] = {"name", str(vm, "name"), "id", str(vm, "id"), "state", str(vm, "state"),
 				      "ip", str(vm, "ip"), "spec", spec, "driver", str(vm, "driver"),
 				      "boot id", str(vm, "boot_id"), "created", str(vm, "created_at"),
-				      "error", str(vm, "error")};
-		print_table(rows, 2, 9);
+				      "error", str(vm, "error"), "stopped by", str(vm, "stop_reason")};
+		print_table(rows, 2, 10);
 	}
 	json_decref(vm);
 	return 0;

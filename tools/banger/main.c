@@ -396,13 +396,21 @@ static int cmd_daemon_status(const command *cmd, args *a)
 		char pid[32], uptime[32];
 		snprintf(pid, sizeof(pid), "%lld", (long long)json_integer_value(json_object_get(st, "pid")));
 		snprintf(uptime, sizeof(uptime), "%.0fs", json_real_value(json_object_get(st, "uptime_s")));
+		json_t *as = json_object_get(st, "auto_stop");
+		char auto_stop[96] = "off (auto_stop_stale_after = 0)";
+		if (json_is_true(json_object_get(as, "enabled")))
+			snprintf(auto_stop, sizeof(auto_stop), "VMs unused for %llds (checked every %llds; %zu stopped)",
+				 (long long)json_integer_value(json_object_get(as, "after_s")),
+				 (long long)json_integer_value(json_object_get(as, "check_every_s")),
+				 json_array_size(json_object_get(as, "stopped")));
 		const char *rows[] = {
 			"state", "running", "pid", pid, "uptime", uptime,
 			"version", json_string_value(json_object_get(st, "stamp")),
 			"socket", json_string_value(json_object_get(st, "socket")),
 			"state dir", json_string_value(json_object_get(st, "state_dir")),
+			"auto stop", auto_stop,
 		};
-		print_table(rows, 2, 6);
+		print_table(rows, 2, 7);
 	}
 	json_decref(st);
 	return 0;
