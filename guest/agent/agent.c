@@ -1959,6 +1959,25 @@ static void handle_frame(conn *c, int type, uint32_t id, const char *p, size_t n
 	/* Anything else (a type we do not take, a bad size) is skipped. */
 }
 
+enum { FRAME_OK, FRAME_MORE, FRAME_NOT_MAGIC, FRAME_TOO_BIG };
+
+/* The frame starting at h (avail > 0 bytes there): FRAME_OK with its type,
+ * stream id and payload length once it is all there, else why not. No
+ * state and no I/O, so the fuzz target calls it on its own. */
+static int frame_parse(const unsigned char *h, size_t avail, int *type, uint32_t *id, uint32_t *n)
+{
+	if (h[0] != FRAME_MAGIC)
+		return FRAME_NOT_MAGIC;
+	if (avail < FRAME_HDR)
+		return FRAME_MORE;
+	*type = h[1];
+	*id = get_be32(h + 4);
+	*n = get_be32(h + 8);
+	if (*n > MAX_PAYLOAD)
+		return FRAME_TOO_BIG;
+	return avail < FRAME_HDR + *n ? FRAME_MORE : FRAME_OK;
+}
+
 /* Handles the complete frames in c->in, pausing while the connection's
  * output is over its bound. A byte other than the magic where a frame
  * starts means a new host in line mode: back to line mode from that byte. */
@@ -1967,15 +1986,14 @@ static void frames_process(conn *c)
 	size_t pos = 0;
 	while (c->frames && !c->dead && !c->hup && pos < c->in_len) {
 		const unsigned char *h = (const unsigned char *)c->in + pos;
-		size_t avail = c->in_len - pos;
-		if (h[0] != FRAME_MAGIC) {
+		int type = 0, verdict;
+		uint32_t id = 0, n = 0;
+		verdict = frame_parse(h, c->in_len - pos, &type, &id, &n);
+		if (verdict == FRAME_NOT_MAGIC) {
 			frames_leave(c);
 			break;
 		}
-		if (avail < FRAME_HDR)
-			break;
-		uint32_t n = get_be32(h + 8);
-		if (n > MAX_PAYLOAD) {
+		if (verdict == FRAME_TOO_BIG) {
 			/* No way to find the next frame: a line-mode error, and the
 			 * rest is dropped through the next newline. */
 			frames_leave(c);
@@ -1983,9 +2001,9 @@ static void frames_process(conn *c)
 			c->discarding = true;
 			break;
 		}
-		if (avail < FRAME_HDR + n || out_len(c) >= OUT_LIMIT)
+		if (verdict == FRAME_MORE || out_len(c) >= OUT_LIMIT)
 			break;
-		handle_frame(c, h[1], get_be32(h + 4), (const char *)h + FRAME_HDR, n);
+		handle_frame(c, type, id, (const char *)h + FRAME_HDR, n);
 		pos += FRAME_HDR + n;
 	}
 	if (pos) {

@@ -177,12 +177,12 @@ static int tar_open(tar_in *in, const char *path, int fd, const char *label)
 	if (r == ARCHIVE_OK)
 		r = archive_read_next_header(in->raw, &e);
 	if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-		return bng_err(BANGER_EIO, "cannot read %s: %s", label, why(in->raw));
+		return bng_err(BANGER_EIO, "%s: cannot read it (%s)", label, why(in->raw));
 	in->tar = archive_read_new();
 	archive_read_support_format_tar(in->tar);
 	archive_read_support_format_gnutar(in->tar);
 	if (archive_read_open(in->tar, in, NULL, feed, NULL) != ARCHIVE_OK)
-		return bng_err(BANGER_EIO, "cannot read %s: %s", label, why(in->tar));
+		return bng_err(BANGER_EIO, "%s: cannot read it (%s)", label, why(in->tar));
 	return 0;
 }
 

@@ -62,6 +62,39 @@ int oci_cache_get(const oci_cache *c, const char *digest, size_t max, bng_op *op
 int oci_cache_tag(const oci_cache *c, const char *ref_name, const char *media_type, const char *digest,
 		  uint64_t size);
 
+/* ---- manifests and indexes (pull.c): pure checks of registry JSON ---- */
+
+typedef struct oci_desc {
+	const char *media_type; /* NULL when absent; borrowed from the document */
+	const char *digest;     /* valid (oci_digest_valid) */
+	uint64_t size;
+} oci_desc;
+
+typedef enum { OCI_KIND_INDEX, OCI_KIND_MANIFEST } oci_manifest_kind;
+
+/* Parses a manifest or index body and tells which it is (its "mediaType",
+ * else content_type, else its shape); *media_type is one of the four
+ * supported types (a static string). *doc is a new reference on success,
+ * NULL on failure (BANGER_EPROTO or BANGER_EUNSUPPORTED). ref_text names
+ * the image in errors. */
+int oci_manifest_parse(const char *ref_text, const char *body, size_t len, const char *content_type, json_t **doc,
+		       oci_manifest_kind *kind, const char **media_type);
+/* The linux/amd64 image manifest an index lists (borrowed from index). */
+int oci_index_select(const char *ref_text, json_t *index, oci_desc *out);
+
+/* What an image manifest declares, checked: config descriptor and type,
+ * sizes, layer descriptors and their compressions. */
+typedef struct oci_plan {
+	oci_desc config;
+	oci_desc *layers;
+	bng_oci_compression *compression; /* per layer */
+	size_t n_layers;
+} oci_plan;
+
+/* Fills *out (free with oci_plan_free; nothing to free on failure). */
+int oci_manifest_plan(const char *ref_text, json_t *manifest, oci_plan *out);
+void oci_plan_free(oci_plan *p);
+
 /* ---- registry HTTP (http.c) ---- */
 
 typedef struct oci_client {

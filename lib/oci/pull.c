@@ -46,15 +46,13 @@ typedef struct pull {
 	bool have_client;
 } pull;
 
-typedef enum { KIND_INDEX, KIND_MANIFEST } manifest_kind;
-
 /* A fetched manifest or index. */
 typedef struct manifest {
 	char *body;
 	size_t len;
 	char digest[72];
 	const char *media_type; /* static string */
-	manifest_kind kind;
+	oci_manifest_kind kind;
 	json_t *doc;
 } manifest;
 
@@ -98,24 +96,20 @@ static void emit_progress(pull *p, const char *digest, uint64_t done, uint64_t t
 
 /* ---- descriptors ---- */
 
-typedef struct desc {
-	const char *media_type;
-	const char *digest;
-	uint64_t size;
-} desc;
+typedef oci_desc desc;
 
-static int parse_desc(pull *p, json_t *j, const char *what, desc *d)
+static int parse_desc(const char *ref_text, json_t *j, const char *what, desc *d)
 {
 	json_t *size = json_object_get(j, "size");
 	d->media_type = json_string_value(json_object_get(j, "mediaType"));
 	d->digest = json_string_value(json_object_get(j, "digest"));
 	if (!json_is_object(j) || !d->digest || !json_is_integer(size) || json_integer_value(size) < 0)
-		return bng_err(BANGER_EPROTO, "the manifest of %s has a malformed %s descriptor", p->ref_text, what);
+		return bng_err(BANGER_EPROTO, "the manifest of %s has a malformed %s descriptor", ref_text, what);
 	if (!oci_digest_valid(d->digest)) {
 		if (!bng_str_has_prefix(d->digest, "sha256:") && strchr(d->digest, ':'))
 			return bng_err(BANGER_EUNSUPPORTED, "the %s of %s uses digest %s: banger supports sha256 only", what,
-				       p->ref_text, d->digest);
-		return bng_err(BANGER_EPROTO, "the manifest of %s has an invalid %s digest \"%s\"", p->ref_text, what,
+				       ref_text, d->digest);
+		return bng_err(BANGER_EPROTO, "the manifest of %s has an invalid %s digest \"%s\"", ref_text, what,
 			       d->digest);
 	}
 	d->size = (uint64_t)json_integer_value(size);
@@ -138,14 +132,29 @@ static const char *known_type(const char *t)
 	return NULL;
 }
 
+static int classify(const char *ref_text, manifest *m, const char *content_type);
+
+int oci_manifest_parse(const char *ref_text, const char *body, size_t len, const char *content_type, json_t **doc,
+		       oci_manifest_kind *kind, const char **media_type)
+{
+	manifest m = {.body = (char *)body, .len = len};
+	int rc = classify(ref_text, &m, content_type);
+	*doc = rc ? NULL : m.doc;
+	if (rc)
+		json_decref(m.doc);
+	*kind = m.kind;
+	*media_type = rc ? NULL : m.media_type;
+	return rc;
+}
+
 /* Parses body and decides what it is: the "mediaType" field, else the
  * Content-Type, else its shape (OCI lets both manifests omit the field). */
-static int classify(pull *p, manifest *m, const char *content_type)
+static int classify(const char *ref_text, manifest *m, const char *content_type)
 {
 	json_error_t jerr;
 	m->doc = json_loadb(m->body, m->len, 0, &jerr);
 	if (!json_is_object(m->doc))
-		return bng_err(BANGER_EPROTO, "the manifest of %s is not a JSON object: %s", p->ref_text, jerr.text);
+		return bng_err(BANGER_EPROTO, "the manifest of %s is not a JSON object: %s", ref_text, jerr.text);
 	const char *field = json_string_value(json_object_get(m->doc, "mediaType"));
 	const char *mt = field ? field : known_type(content_type);
 	json_int_t schema = json_integer_value(json_object_get(m->doc, "schemaVersion"));
@@ -157,22 +166,22 @@ static int classify(pull *p, manifest *m, const char *content_type)
 		return bng_err(BANGER_EUNSUPPORTED,
 			       "%s is a Docker schema 1 image, which banger does not support: push it again with a "
 			       "current docker, buildah or skopeo",
-			       p->ref_text);
+			       ref_text);
 	if (!mt)
 		return bng_err(BANGER_EPROTO, "the manifest of %s has no mediaType and is neither an image nor an index",
-			       p->ref_text);
+			       ref_text);
 	if (strcmp(mt, MT_OCI_INDEX) == 0 || strcmp(mt, MT_DOCKER_LIST) == 0) {
-		m->kind = KIND_INDEX;
+		m->kind = OCI_KIND_INDEX;
 		m->media_type = strcmp(mt, MT_OCI_INDEX) == 0 ? MT_OCI_INDEX : MT_DOCKER_LIST;
 	} else if (strcmp(mt, MT_OCI_MANIFEST) == 0 || strcmp(mt, MT_DOCKER_MANIFEST) == 0) {
-		m->kind = KIND_MANIFEST;
+		m->kind = OCI_KIND_MANIFEST;
 		m->media_type = strcmp(mt, MT_OCI_MANIFEST) == 0 ? MT_OCI_MANIFEST : MT_DOCKER_MANIFEST;
 	} else {
 		return bng_err(BANGER_EUNSUPPORTED, "%s has manifest media type %s, which is not a container image",
-			       p->ref_text, mt);
+			       ref_text, mt);
 	}
 	if (schema != 2)
-		return bng_err(BANGER_EPROTO, "the manifest of %s has schemaVersion %lld, expected 2", p->ref_text,
+		return bng_err(BANGER_EPROTO, "the manifest of %s has schemaVersion %lld, expected 2", ref_text,
 			       (long long)schema);
 	return 0;
 }
@@ -185,7 +194,7 @@ static int fetch_manifest(pull *p, const char *reference, const char *want, cons
 	int rc;
 	if (want && oci_cache_get(&p->cache, want, MANIFEST_MAX, p->op, &m->body, &m->len) == 0) {
 		snprintf(m->digest, sizeof(m->digest), "%s", want);
-		rc = classify(p, m, NULL);
+		rc = classify(p->ref_text, m, NULL);
 		if (rc)
 			manifest_free(m);
 		return rc;
@@ -208,7 +217,7 @@ static int fetch_manifest(pull *p, const char *reference, const char *want, cons
 	m->len = r.body_len;
 	r.body = NULL;
 	bng_sha256_digest(m->body, m->len, m->digest);
-	rc = classify(p, m, r.content_type);
+	rc = classify(p->ref_text, m, r.content_type);
 	if (rc)
 		goto out;
 	/* By tag we cannot know the digest beforehand, but a registry that
@@ -226,12 +235,11 @@ out:
 	return rc;
 }
 
-/* Picks the linux/amd64 entry of an index. */
-static int select_platform(pull *p, const manifest *idx, desc *out)
+int oci_index_select(const char *ref_text, json_t *index, oci_desc *out)
 {
-	json_t *list = json_object_get(idx->doc, "manifests");
+	json_t *list = json_object_get(index, "manifests");
 	if (!json_is_array(list) || json_array_size(list) == 0)
-		return bng_err(BANGER_EPROTO, "the image index of %s lists no manifests", p->ref_text);
+		return bng_err(BANGER_EPROTO, "the image index of %s lists no manifests", ref_text);
 	size_t i;
 	json_t *e;
 	json_array_foreach(list, i, e) {
@@ -239,13 +247,13 @@ static int select_platform(pull *p, const manifest *idx, desc *out)
 		const char *os = json_string_value(json_object_get(plat, "os"));
 		const char *arch = json_string_value(json_object_get(plat, "architecture"));
 		if (os && arch && strcmp(os, "linux") == 0 && strcmp(arch, "amd64") == 0) {
-			int rc = parse_desc(p, e, "linux/amd64 manifest", out);
+			int rc = parse_desc(ref_text, e, "linux/amd64 manifest", out);
 			if (rc)
 				return rc;
 			if (out->media_type && strcmp(out->media_type, MT_OCI_MANIFEST) != 0 &&
 			    strcmp(out->media_type, MT_DOCKER_MANIFEST) != 0)
 				return bng_err(BANGER_EUNSUPPORTED, "the linux/amd64 entry of %s has media type %s, not an image manifest",
-					       p->ref_text, out->media_type);
+					       ref_text, out->media_type);
 			return 0;
 		}
 	}
@@ -266,7 +274,7 @@ static int select_platform(pull *p, const manifest *idx, desc *out)
 		}
 		free(one);
 	}
-	int rc = bng_err(BANGER_EUNSUPPORTED, "%s has no linux/amd64 image; available platforms: %s", p->ref_text,
+	int rc = bng_err(BANGER_EUNSUPPORTED, "%s has no linux/amd64 image; available platforms: %s", ref_text,
 			 *avail ? avail : "none");
 	free(avail);
 	return rc;
@@ -373,7 +381,7 @@ static int fill_blob(pull *p, const desc *d, bng_oci_blob *b)
 	return ensure_blob(p, d, &b->path);
 }
 
-static int layer_compression(pull *p, const desc *d, size_t i, bng_oci_compression *out)
+static int layer_compression(const char *ref_text, const desc *d, size_t i, bng_oci_compression *out)
 {
 	for (size_t k = 0; k < BNG_ARRAY_LEN(layer_types); k++) {
 		if (d->media_type && strcmp(d->media_type, layer_types[k].media_type) == 0) {
@@ -385,10 +393,10 @@ static int layer_compression(pull *p, const desc *d, size_t i, bng_oci_compressi
 	if (strstr(mt, "foreign") || strstr(mt, "nondistributable"))
 		return bng_err(BANGER_EUNSUPPORTED,
 			       "layer %zu of %s is a foreign (non-distributable) layer (%s): banger cannot pull it", i + 1,
-			       p->ref_text, mt);
+			       ref_text, mt);
 	return bng_err(BANGER_EUNSUPPORTED,
 		       "layer %zu of %s has media type %s: banger supports tar, tar+gzip and tar+zstd layers", i + 1,
-		       p->ref_text, mt);
+		       ref_text, mt);
 }
 
 /* Loads and checks the image config: it must be a linux/amd64 image. */
@@ -417,6 +425,49 @@ static int load_config(pull *p, bng_oci_image *img)
 	return 0;
 }
 
+/* Checks everything a manifest declares, before anything is downloaded. */
+int oci_manifest_plan(const char *ref_text, json_t *doc, oci_plan *out)
+{
+	memset(out, 0, sizeof(*out));
+	desc *cfg = &out->config;
+	int rc = parse_desc(ref_text, json_object_get(doc, "config"), "config", cfg);
+	if (rc)
+		return rc;
+	if (!cfg->media_type ||
+	    (strcmp(cfg->media_type, MT_OCI_CONFIG) != 0 && strcmp(cfg->media_type, MT_DOCKER_CONFIG) != 0))
+		return bng_err(BANGER_EUNSUPPORTED, "%s is not a container image: its config has media type %s", ref_text,
+			       cfg->media_type ? cfg->media_type : "(none)");
+	if (cfg->size > CONFIG_MAX)
+		return bng_err(BANGER_ETOOBIG, "the image config of %s has %llu bytes, over the %u-byte limit", ref_text,
+			       (unsigned long long)cfg->size, CONFIG_MAX);
+	json_t *layers = json_object_get(doc, "layers");
+	if (!json_is_array(layers))
+		return bng_err(BANGER_EPROTO, "the manifest of %s has no layers list", ref_text);
+	size_t n = json_array_size(layers);
+	if (n > LAYERS_MAX)
+		return bng_err(BANGER_ETOOBIG, "%s has %zu layers, over banger's limit of %d", ref_text, n, LAYERS_MAX);
+	out->layers = bng_xcalloc(n, sizeof(*out->layers));
+	out->compression = bng_xcalloc(n, sizeof(*out->compression));
+	out->n_layers = n;
+	for (size_t i = 0; i < n && !rc; i++) {
+		char what[32];
+		snprintf(what, sizeof(what), "layer %zu", i + 1);
+		rc = parse_desc(ref_text, json_array_get(layers, i), what, &out->layers[i]);
+		if (!rc)
+			rc = layer_compression(ref_text, &out->layers[i], i, &out->compression[i]);
+	}
+	if (rc)
+		oci_plan_free(out);
+	return rc;
+}
+
+void oci_plan_free(oci_plan *p)
+{
+	free(p->layers);
+	free(p->compression);
+	memset(p, 0, sizeof(*p));
+}
+
 static int pull_image(pull *p, bng_oci_image *img)
 {
 	bng_op_event(p->op, json_pack("{s:s,s:s}", "stage", "resolve", "ref", p->ref_text));
@@ -427,9 +478,9 @@ static int pull_image(pull *p, bng_oci_image *img)
 				&top);
 	if (rc)
 		goto out;
-	if (top.kind == KIND_INDEX) {
+	if (top.kind == OCI_KIND_INDEX) {
 		desc d;
-		rc = select_platform(p, &top, &d);
+		rc = oci_index_select(p->ref_text, top.doc, &d);
 		if (!rc)
 			rc = fetch_manifest(p, d.digest, d.digest, ACCEPT_MANIFEST, &child);
 		if (rc)
@@ -439,7 +490,7 @@ static int pull_image(pull *p, bng_oci_image *img)
 				     p->ref_text, child.len, (unsigned long long)d.size);
 			goto out;
 		}
-		if (child.kind != KIND_MANIFEST) {
+		if (child.kind != OCI_KIND_MANIFEST) {
 			rc = bng_err(BANGER_EUNSUPPORTED, "the linux/amd64 entry of %s is another index: banger does not "
 							  "follow nested indexes",
 				     p->ref_text);
@@ -450,50 +501,23 @@ static int pull_image(pull *p, bng_oci_image *img)
 	snprintf(img->resolved_digest, sizeof(img->resolved_digest), "%s", top.digest);
 	snprintf(img->manifest_digest, sizeof(img->manifest_digest), "%s", m->digest);
 
-	/* Check everything the manifest declares before downloading anything. */
-	desc cfg;
-	rc = parse_desc(p, json_object_get(m->doc, "config"), "config", &cfg);
+	oci_plan plan;
+	rc = oci_manifest_plan(p->ref_text, m->doc, &plan);
 	if (rc)
 		goto out;
-	if (!cfg.media_type || (strcmp(cfg.media_type, MT_OCI_CONFIG) != 0 && strcmp(cfg.media_type, MT_DOCKER_CONFIG) != 0)) {
-		rc = bng_err(BANGER_EUNSUPPORTED, "%s is not a container image: its config has media type %s",
-			     p->ref_text, cfg.media_type ? cfg.media_type : "(none)");
-		goto out;
-	}
-	if (cfg.size > CONFIG_MAX) {
-		rc = bng_err(BANGER_ETOOBIG, "the image config of %s has %llu bytes, over the %u-byte limit", p->ref_text,
-			     (unsigned long long)cfg.size, CONFIG_MAX);
-		goto out;
-	}
-	json_t *layers = json_object_get(m->doc, "layers");
-	if (!json_is_array(layers)) {
-		rc = bng_err(BANGER_EPROTO, "the manifest of %s has no layers list", p->ref_text);
-		goto out;
-	}
-	size_t n = json_array_size(layers);
-	if (n > LAYERS_MAX) {
-		rc = bng_err(BANGER_ETOOBIG, "%s has %zu layers, over banger's limit of %d", p->ref_text, n, LAYERS_MAX);
-		goto out;
-	}
-	desc *ld = bng_xcalloc(n, sizeof(*ld));
+	desc cfg = plan.config, *ld = plan.layers;
+	size_t n = plan.n_layers;
 	img->layers = bng_xcalloc(n, sizeof(*img->layers));
-	for (size_t i = 0; i < n && !rc; i++) {
-		char what[32];
-		snprintf(what, sizeof(what), "layer %zu", i + 1);
-		rc = parse_desc(p, json_array_get(layers, i), what, &ld[i]);
-		if (!rc)
-			rc = layer_compression(p, &ld[i], i, &img->layers[i].compression);
-	}
-	if (!rc) {
-		rc = fill_blob(p, &cfg, &img->config);
-		if (!rc)
-			rc = load_config(p, img);
-	}
+	for (size_t i = 0; i < n; i++)
+		img->layers[i].compression = plan.compression[i];
+	rc = fill_blob(p, &cfg, &img->config);
+	if (!rc)
+		rc = load_config(p, img);
 	for (size_t i = 0; i < n && !rc; i++) {
 		img->n_layers = i + 1;
 		rc = fill_blob(p, &ld[i], &img->layers[i]);
 	}
-	free(ld);
+	oci_plan_free(&plan);
 	if (rc)
 		goto out;
 	char *name = bng_oci_ref_string(&p->ref);

@@ -191,6 +191,11 @@ int bng_oci_parse_ref(const char *s, bng_oci_ref *out)
 			name = first_slash + 1;
 		}
 	}
+	/* before anything is copied into the fixed-size fields */
+	if (domain_len + 1 + strlen(name) > NAME_MAX_LEN) {
+		rc = bad(s, "the name is longer than 255 characters");
+		goto out;
+	}
 	if (domain && !valid_domain(domain, domain_len)) {
 		rc = bad(s, "the registry must be a host name or IP address with an optional :port");
 		goto out;

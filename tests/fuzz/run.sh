@@ -16,8 +16,33 @@ trap 'rm -rf "$work"' EXIT
 artifacts=$build/fuzz-artifacts
 mkdir -p "$artifacts"
 
+# name:max_len, one a line (branches add targets without touching others)
+targets="
+toml:4096
+frame:16384
+agent:140000
+oci_ref:2048
+oci_manifest:65536
+bzimage:65536
+agent_guest:140000
+tar_ext4:65536
+deb:65536
+"
+
+# Seed regression: every tar seed applied must also pass e2fsck -fn (too
+# slow for the fuzzing loop, where libext2fs's own reading checks it).
+fsck_exe=$build/tests/fuzz/fuzz_tar_ext4
+if [ -x "$fsck_exe" ] && command -v e2fsck >/dev/null 2>&1; then
+	echo "== fuzz_tar_ext4 seeds through e2fsck -fn"
+	if ! BANGER_FUZZ_FSCK=1 "$fsck_exe" "$src/corpus/tar_ext4/"* >"$work/fsck.log" 2>&1; then
+		tail -n 40 "$work/fsck.log"
+		echo "fuzz_tar_ext4: a seed's image fails e2fsck -fn" >&2
+		exit 1
+	fi
+fi
+
 failed=""
-for target in toml:4096 frame:16384 agent:140000; do
+for target in $targets; do
 	name=${target%%:*}
 	max_len=${target#*:}
 	exe=$build/tests/fuzz/fuzz_$name

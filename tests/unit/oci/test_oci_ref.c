@@ -126,6 +126,12 @@ int main(void)
 	memset(longname, 'a', 260);
 	longname[260] = '\0';
 	bad(longname, BANGER_EINVAL, "255");
+	/* found by fuzz_oci_ref: a registry over 255 characters overran the
+	 * registry field (and the struct) before any length check */
+	char longhost[600];
+	memset(longhost, 'e', 500);
+	memcpy(longhost + 500, ".io/x:1", 8);
+	bad(longhost, BANGER_EINVAL, "255");
 
 	/* Canonical form. */
 	bng_oci_ref r;
