@@ -33,6 +33,7 @@ typedef struct bng_engine {
 	int kvm_usable;    /* qemu under KVM: -1 not probed yet, 0 no, 1 yes (under reserve_lock) */
 	char *kvm_why;
 	struct bng_tap_pool *tap_pool; /* lib/vm/tap_pool.h; made at reconcile */
+	struct bng_vm_dns *dns; /* lib/vm/dns.c: the vm. zone; made at reconcile */
 	char net_tag[5]; /* names this engine's taps and NAT chain: a hash of the state dir */
 	struct timespec started; /* CLOCK_MONOTONIC */
 	time_t started_wall;
@@ -77,6 +78,8 @@ typedef struct bng_module {
 	int (*reconcile)(bng_engine *e);
 	/* engine.status: adds this module's fields to the status object. */
 	void (*status)(bng_engine *e, json_t *status);
+	/* doctor: appends this module's checks ({name, status, detail}). */
+	void (*doctor)(bng_engine *e, json_t *checks);
 	/* At engine close, in reverse registration order, before the store
 	 * closes; also after a failed open (whatever reconcile got to). */
 	void (*close)(bng_engine *e);

@@ -123,6 +123,8 @@ static int net_setup(bng_engine *e, json_t *vm)
 		if (rc)
 			bng_net_link_delete_if_exists(tap);
 	}
+	if (!rc)
+		bng_vm_dns_guest(e); /* the bridge exists now */
 	return rc;
 }
 
@@ -1310,5 +1312,6 @@ int bng_vm_reconcile(bng_engine *e)
 	json_decref(owned);
 	nat_sync(e); /* best effort: no rules for VMs that died with the last engine */
 	bng_vm_ssh_files_sync(e);
+	bng_vm_dns_open(e);
 	return 0;
 }

@@ -17,7 +17,7 @@ artifacts=$build/fuzz-artifacts
 mkdir -p "$artifacts"
 
 failed=""
-for target in toml:4096 frame:16384 agent:140000; do
+for target in toml:4096 frame:16384 agent:140000 dns:65536; do
 	name=${target%%:*}
 	max_len=${target#*:}
 	exe=$build/tests/fuzz/fuzz_$name
