@@ -16,6 +16,7 @@ struct banger_opts {
 	int autostart;
 	char *daemon_path;
 	char *config_path;
+	int services;
 };
 
 struct banger_ctx {
@@ -87,6 +88,15 @@ BANGER_API int banger_opts_set_config_path(banger_opts *o, const char *path)
 	return set_str(o, o ? &o->config_path : NULL, path);
 }
 
+BANGER_API int banger_opts_set_services(banger_opts *o, int enabled)
+{
+	bng_err_clear();
+	if (!o)
+		return bng_err(BANGER_EINVAL, "banger_opts_set_services: opts is NULL");
+	o->services = enabled != 0;
+	return 0;
+}
+
 /* ---- contexts ---- */
 
 BANGER_API int banger_check_migrations(const char *state_dir, char **report_json)
@@ -131,6 +141,8 @@ BANGER_API int banger_ctx_open(banger_ctx **out, const char *uri, const banger_o
 			return bng_err(BANGER_EINVAL, "local: state directory must be an absolute path (got '%s')", dir);
 		}
 		rc = bng_engine_open(&ctx->engine, dir, opts ? opts->config_path : NULL, bng_modules, bng_modules_count);
+		if (!rc && opts && opts->services)
+			bng_engine_start_services(ctx->engine);
 	} else if (bng_str_has_prefix(uri, "unix:")) {
 		const char *path = uri + strlen("unix:");
 		ctx->remote = true;

@@ -18,7 +18,7 @@ import sys
 LEVELS = [
     ["core"],     # errors, memory, op (progress + cancel), proc, paths, config, http, util
     ["store"],    # SQLite rows and migrations
-    ["fs", "net", "oci", "ssh", "guest"],
+    ["fs", "net", "dns", "oci", "ssh", "guest"],
     ["vmm"],      # driver vtable + qemu, firecracker
     ["method"],   # what method modules receive: bng_engine, bng_method, bng_module
     ["catalog"],  # image and kernel catalogs and bundles

@@ -35,6 +35,11 @@ BANGER_API int banger_opts_set_autostart(banger_opts *opts, int enabled);
 BANGER_API int banger_opts_set_daemon_path(banger_opts *opts, const char *path);
 /* local: config file to read instead of the XDG default. */
 BANGER_API int banger_opts_set_config_path(banger_opts *opts, const char *path);
+/* local: run the background services a long-lived process owns (default
+ * off): the vm. DNS zone (dns_listen) and the idle watcher
+ * (auto_stop_stale_after). bangerd turns it on; a short-lived program must
+ * not, or its exit would take them away from the daemon. Since 0.2. */
+BANGER_API int banger_opts_set_services(banger_opts *opts, int enabled);
 
 /* The socket "unix:" means: $BANGER_SOCKET, else <runtime dir>/bangerd.sock
  * (free with banger_free). */

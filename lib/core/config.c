@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef enum { K_STRING, K_ENUM, K_INT, K_SIZE, K_DURATION, K_IPV4, K_CIDR, K_IFNAME, K_FILE_SYNC } key_type;
+typedef enum { K_STRING, K_ENUM, K_INT, K_SIZE, K_DURATION, K_IPV4, K_CIDR, K_IFNAME, K_LISTEN, K_FILE_SYNC } key_type;
 
 typedef struct {
 	const char *name;
@@ -39,6 +39,7 @@ static const key_spec keys[] = {
 	{"cidr", K_CIDR, "172.16.0.0/24", NULL, 0, 0},
 	{"tap_pool_size", K_INT, "4", NULL, 0, 64},
 	{"default_dns", K_IPV4, "1.1.1.1", NULL, 0, 0},
+	{"dns_listen", K_LISTEN, "127.0.0.1:42069", NULL, 0, 0},
 	{"file_sync", K_FILE_SYNC, "", NULL, 0, 0},
 	{"vm_defaults.vcpu", K_INT, "1", NULL, 1, 64},
 	{"vm_defaults.memory_mib", K_INT, "2048", NULL, 128, 1 << 20},
@@ -206,6 +207,20 @@ static json_t *convert(const key_spec *k, json_t *raw, char **why)
 		struct in_addr a;
 		if (inet_pton(AF_INET, s, &a) != 1) {
 			*why = bng_asprintf("must be an IPv4 address (got \"%s\")", s);
+			return NULL;
+		}
+		break;
+	}
+	case K_LISTEN: { /* IPv4:port, or "off" / "" */
+		char ip[16];
+		const char *colon = strrchr(s, ':');
+		struct in_addr a;
+		char *end;
+		long port = colon && isdigit((unsigned char)colon[1]) ? strtol(colon + 1, &end, 10) : -1;
+		if (*s && strcmp(s, "off") &&
+		    (!colon || (size_t)(colon - s) >= sizeof(ip) || port < 1 || port > 65535 || *end ||
+		     (memcpy(ip, s, (size_t)(colon - s)), ip[colon - s] = '\0', inet_pton(AF_INET, ip, &a) != 1))) {
+			*why = bng_asprintf("must be an IPv4 address and port like 127.0.0.1:42069, or \"off\" (got \"%s\")", s);
 			return NULL;
 		}
 		break;

@@ -103,6 +103,12 @@ int bng_m_doctor(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	(void)params;
 	report r = {.checks = json_array(), .op = op, .total = 9};
 	const bng_config *cfg = &e->config;
+	/* the modules' own checks (the vm. zone), reported last */
+	json_t *more = json_array();
+	for (size_t m = 0; m < e->nmodules; m++)
+		if (e->modules[m]->doctor)
+			e->modules[m]->doctor(e, more);
+	r.total += (int)json_array_size(more);
 
 	bool kvm = check_kvm(&r);
 	/* /dev/kvm may open and still hang guests (nested PVM): the first VM
@@ -187,6 +193,13 @@ int bng_m_doctor(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 			 json_string_value(json_object_get(cfg->sources, "vm_defaults.memory_mib")), disk,
 			 json_string_value(json_object_get(cfg->sources, "vm_defaults.disk_size")), cfg->path));
 	free(disk);
+
+	size_t i;
+	json_t *c;
+	json_array_foreach(more, i, c) add(&r, json_string_value(json_object_get(c, "name")),
+					   json_string_value(json_object_get(c, "status")),
+					   bng_strdup(json_string_value(json_object_get(c, "detail"))));
+	json_decref(more);
 
 	*result = json_pack("{s:o,s:s?}", "checks", r.checks, "driver", driver);
 	free(fc);

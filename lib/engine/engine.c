@@ -100,6 +100,13 @@ int bng_engine_open(bng_engine **out, const char *state_dir, const char *config_
 	return 0;
 }
 
+void bng_engine_start_services(bng_engine *e)
+{
+	for (size_t i = 0; i < e->nmodules; i++)
+		if (e->modules[i]->services)
+			e->modules[i]->services(e);
+}
+
 void bng_engine_close(bng_engine *e)
 {
 	if (!e)

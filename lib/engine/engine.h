@@ -14,6 +14,9 @@
 int bng_engine_open(bng_engine **out, const char *state_dir, const char *config_path,
 		    const bng_module *const *modules, size_t nmodules);
 void bng_engine_close(bng_engine *e);
+/* Starts each module's background services (bng_module.services): for an
+ * engine a long-lived process serves (bangerd). They stop at close. */
+void bng_engine_start_services(bng_engine *e);
 
 /* Validates params against the method's declared parameters and runs it.
  * On success *result is set (new reference). */

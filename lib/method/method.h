@@ -34,6 +34,7 @@ typedef struct bng_engine {
 	char *kvm_why;
 	struct bng_tap_pool *tap_pool; /* lib/vm/tap_pool.h; made at reconcile */
 	struct bng_idle *idle;         /* lib/vm/idle.h; NULL unless auto_stop_stale_after */
+	struct bng_vm_dns *dns; /* lib/vm/dns.c: the vm. zone; made at reconcile */
 	char net_tag[5]; /* names this engine's taps and NAT chain: a hash of the state dir */
 	struct timespec started; /* CLOCK_MONOTONIC */
 	time_t started_wall;
@@ -76,8 +77,14 @@ typedef struct bng_module {
 	 * state directories exist: repair what a crash or a dead VMM left. A
 	 * failure fails the open. */
 	int (*reconcile)(bng_engine *e);
+	/* After reconcile, only in an engine a long-lived process serves
+	 * (banger_opts_set_services; bangerd): start background services.
+	 * They must not fail the open: problems go to status and doctor. */
+	void (*services)(bng_engine *e);
 	/* engine.status: adds this module's fields to the status object. */
 	void (*status)(bng_engine *e, json_t *status);
+	/* doctor: appends this module's checks ({name, status, detail}). */
+	void (*doctor)(bng_engine *e, json_t *checks);
 	/* At engine close, in reverse registration order, before the store
 	 * closes; also after a failed open (whatever reconcile got to). */
 	void (*close)(bng_engine *e);

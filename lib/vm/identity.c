@@ -209,6 +209,19 @@ int bng_vm_identity_sync(bng_engine *e, json_t *vm, bng_op *op, json_t **report)
 	}
 	sync_git(e, &c, id);
 
+	/* the vm. zone first, default_dns for the rest: the guest init writes
+	 * only default_dns (an old initramfs too), so this comes after boot */
+	if (bng_vm_dns_guest_served(e)) {
+		char *resolv = bng_asprintf("nameserver %s\nnameserver %s\noptions timeout:2\n",
+					    bng_config_str(&e->config, "bridge_ip"), bng_config_str(&e->config, "default_dns"));
+		const char *args[] = {"/etc/resolv.conf", "644", NULL};
+		if (guest_sh(&c, put_script, args, resolv, strlen(resolv)) == 0)
+			json_array_append_new(c.synced, json_string("/etc/resolv.conf"));
+		else
+			warn(&c, "%s: %s", "/etc/resolv.conf", banger_error_last());
+		free(resolv);
+	}
+
 	char *pubkey = NULL;
 	if (bng_ssh_ensure_key(bng_config_str(&e->config, "ssh_key_path"), &pubkey) == 0) {
 		char *line = bng_asprintf("%s banger", pubkey);

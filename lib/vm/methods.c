@@ -1,6 +1,7 @@
 /* The VM module's methods (vm.*) and its hooks: re-adopting VMs at engine
  * open (bng_vm_reconcile, which also makes the warm tap pool), the pool in
- * engine.status, and stopping the pool's refill thread at close. */
+ * engine.status, and stopping the pool's refill thread at close; the vm.
+ * zone (dns.c) in engine.status and doctor, served from open to close. */
 #include "vm.h"
 #include "idle.h"
 #include "tap_pool.h"
@@ -9,12 +10,22 @@ static void vm_status(bng_engine *e, json_t *status)
 {
 	json_object_set_new(status, "tap_pool", e->tap_pool ? bng_tap_pool_status(e->tap_pool) : json_null());
 	json_object_set_new(status, "auto_stop", bng_idle_status(e->idle));
+	json_object_set_new(status, "dns", bng_vm_dns_status(e));
+}
+
+/* What bangerd runs for as long as it serves: the vm. zone and the idle
+ * watcher. */
+static void vm_services(bng_engine *e)
+{
+	bng_vm_dns_open(e);
+	e->idle = bng_idle_start(e, bng_config_int(&e->config, "auto_stop_stale_after"));
 }
 
 static void vm_close(bng_engine *e)
 {
 	bng_idle_free(e->idle); /* first: it may be stopping a VM */
 	e->idle = NULL;
+	bng_vm_dns_close(e);
 	bng_tap_pool_free(e->tap_pool);
 	e->tap_pool = NULL;
 }
@@ -66,4 +77,6 @@ const bng_module bng_vm_module = {.name = "vm",
 				  .nmethods = BNG_ARRAY_LEN(vm_methods),
 				  .reconcile = bng_vm_reconcile,
 				  .status = vm_status,
+				  .doctor = bng_vm_dns_doctor,
+				  .services = vm_services,
 				  .close = vm_close};

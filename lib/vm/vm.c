@@ -124,6 +124,8 @@ static int net_setup(bng_engine *e, json_t *vm)
 		if (rc)
 			bng_net_link_delete_if_exists(tap);
 	}
+	if (!rc)
+		bng_vm_dns_guest(e); /* the bridge exists now */
 	return rc;
 }
 
@@ -1341,6 +1343,5 @@ int bng_vm_reconcile(bng_engine *e)
 	json_decref(owned);
 	nat_sync(e); /* best effort: no rules for VMs that died with the last engine */
 	bng_vm_ssh_files_sync(e);
-	e->idle = bng_idle_start(e, bng_config_int(&e->config, "auto_stop_stale_after"));
 	return 0;
 }

@@ -50,6 +50,17 @@ int bng_vm_ssh_files_sync(bng_engine *e);
  * lists the guest paths "synced". */
 int bng_vm_identity_sync(bng_engine *e, json_t *vm, bng_op *op, json_t **report);
 
+/* The vm. zone (dns.c): served from reconcile (dns_listen) to close; the
+ * guest-facing listener on <bridge_ip>:53 is tried again at each boot until
+ * it serves. Status and doctor never fail. */
+typedef struct bng_vm_dns bng_vm_dns;
+void bng_vm_dns_open(bng_engine *e);
+void bng_vm_dns_close(bng_engine *e);
+void bng_vm_dns_guest(bng_engine *e);
+bool bng_vm_dns_guest_served(bng_engine *e);
+json_t *bng_vm_dns_status(bng_engine *e);
+void bng_vm_dns_doctor(bng_engine *e, json_t *checks);
+
 /* The vm module (methods.c): the vm.* methods and hooks, for lib/modules.c. */
 extern const bng_module bng_vm_module;
 

@@ -27,6 +27,7 @@ bzimage:65536
 agent_guest:140000
 tar_ext4:65536
 deb:65536
+dns:65536
 "
 
 # Seed regression: every tar seed applied must also pass e2fsck -fn (too

@@ -37,6 +37,7 @@ static void test_defaults(void)
 	CHECK_EQ_STR(bng_config_str(&cfg, "bridge_ip"), "172.16.0.1");
 	CHECK_EQ_STR(bng_config_str(&cfg, "cidr"), "172.16.0.0/24");
 	CHECK_EQ_STR(bng_config_str(&cfg, "default_dns"), "1.1.1.1");
+	CHECK_EQ_STR(bng_config_str(&cfg, "dns_listen"), "127.0.0.1:42069");
 	CHECK_EQ_STR(bng_config_str(&cfg, "default_image_name"), "debian-bookworm");
 	CHECK_EQ_INT(bng_config_int(&cfg, "tap_pool_size"), 4);
 	CHECK_EQ_INT(bng_config_int(&cfg, "vm_defaults.disk_size"), 8LL << 30);
@@ -80,7 +81,7 @@ static void test_defaults(void)
 	/* every documented key (docs/config.md) and nothing else */
 	static const char *const documented[] = {
 		"log_level", "vmm", "qemu_accel", "default_kernel_name", "firecracker_bin", "ssh_key_path", "default_image_name", "image_catalog",
-		"kernel_catalog", "debian_mirror", "auto_stop_stale_after", "bridge_name", "bridge_ip", "cidr", "tap_pool_size", "default_dns",
+		"kernel_catalog", "debian_mirror", "auto_stop_stale_after", "bridge_name", "bridge_ip", "cidr", "tap_pool_size", "default_dns", "dns_listen",
 		"vm_defaults.vcpu", "vm_defaults.memory_mib", "vm_defaults.disk_size", "file_sync",
 	};
 	for (size_t i = 0; i < sizeof(documented) / sizeof(documented[0]); i++)
@@ -280,6 +281,10 @@ static void test_errors(void)
 	EXPECT_ERROR("\nvmm = \"xen\"\n", 2, "vmm", "must be one of auto|firecracker|qemu (got \"xen\")");
 	EXPECT_ERROR("bridge_ip = \"300.1.1.1\"\n", 1, "bridge_ip", "IPv4 address (got \"300.1.1.1\")");
 	EXPECT_ERROR("default_dns = \"::1\"\n", 1, "default_dns", "IPv4 address");
+	EXPECT_ERROR("dns_listen = \"127.0.0.1\"\n", 1, "dns_listen", "IPv4 address and port");
+	EXPECT_ERROR("dns_listen = \"127.0.0.1:0\"\n", 1, "dns_listen", "IPv4 address and port");
+	EXPECT_ERROR("dns_listen = \"127.0.0.1:65536\"\n", 1, "dns_listen", "IPv4 address and port");
+	EXPECT_ERROR("dns_listen = \"[::1]:53\"\n", 1, "dns_listen", "IPv4 address and port");
 	EXPECT_ERROR("\n\ncidr = \"10.0.0.0/40\"\n", 3, "cidr", "prefix of 8..30");
 	EXPECT_ERROR("cidr = \"10.0.0.0/ +24\"\n", 1, "cidr", "prefix of 8..30");
 	/* a known scalar key written as a table, and a known table given a scalar */

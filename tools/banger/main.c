@@ -403,14 +403,37 @@ static int cmd_daemon_status(const command *cmd, args *a)
 				 (long long)json_integer_value(json_object_get(as, "after_s")),
 				 (long long)json_integer_value(json_object_get(as, "check_every_s")),
 				 json_array_size(json_object_get(as, "stopped")));
+		/* dns: where the vm. zone is served and how many names it has */
+		json_t *dns = json_object_get(st, "dns"), *addr;
+		char *where = NULL;
+		size_t i;
+		json_array_foreach(json_object_get(dns, "listen"), i, addr) {
+			char *more = NULL;
+			if (asprintf(&more, "%s%s%s", where ? where : "", where ? ", " : "", json_string_value(addr)) < 0)
+				more = NULL;
+			free(where);
+			where = more;
+		}
+		const char *err = json_string_value(json_object_get(dns, "error"));
+		char *dns_row = NULL;
+		int n = !dns ? asprintf(&dns_row, "-")
+			: err ? asprintf(&dns_row, "not served: %s", err)
+			: !where ? asprintf(&dns_row, "off")
+			: asprintf(&dns_row, "zone vm. on %s, %lld records", where,
+				   (long long)json_integer_value(json_object_get(dns, "records")));
+		if (n < 0)
+			dns_row = NULL;
+		free(where);
 		const char *rows[] = {
 			"state", "running", "pid", pid, "uptime", uptime,
 			"version", json_string_value(json_object_get(st, "stamp")),
 			"socket", json_string_value(json_object_get(st, "socket")),
 			"state dir", json_string_value(json_object_get(st, "state_dir")),
+			"dns", dns_row ? dns_row : "-",
 			"auto stop", auto_stop,
 		};
-		print_table(rows, 2, 7);
+		print_table(rows, 2, 8);
+		free(dns_row);
 	}
 	json_decref(st);
 	return 0;

@@ -115,7 +115,14 @@ int main(int argc, char **argv)
 	char uri[4096];
 	snprintf(uri, sizeof(uri), "local:%s", state ? state : "");
 	banger_ctx *ctx;
-	if (banger_ctx_open(&ctx, uri, NULL) != 0) {
+	banger_opts *opts = NULL;
+	int rc = banger_opts_new(&opts);
+	if (!rc)
+		rc = banger_opts_set_services(opts, 1); /* the DNS zone, the idle watcher */
+	if (!rc)
+		rc = banger_ctx_open(&ctx, uri, opts);
+	banger_opts_free(opts);
+	if (rc != 0) {
 		fprintf(stderr, "bangerd: %s\n", banger_error_last());
 		return 1;
 	}
