@@ -50,6 +50,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "session.h"
+
 #ifndef BANGER_AGENT_VERSION
 #define BANGER_AGENT_VERSION "unknown"
 #endif
@@ -2555,6 +2557,7 @@ static void usage(FILE *f)
 	      "       banger-agent --listen-unix PATH [--allow-power]\n"
 	      "       banger-agent --stdio [--allow-power]\n"
 	      "       banger-agent --version\n"
+	      "       banger-agent session start|list|show|logs|attach|send|stop|kill ... (sessions)\n"
 	      "Serves banger's guest agent protocol: one JSON request per line.\n"
 	      "Default (device mode): the virtio-serial port " SERIAL_NAME " and vsock port 1024.\n"
 	      "  --device PATH     serve this character device instead of the " SERIAL_NAME " port\n"
@@ -2567,6 +2570,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "session") == 0)
+		return session_main(argc - 1, argv + 1); /* a verb the host runs as a command */
 	const char *unix_path = NULL;
 	bool stdio_mode = false;
 	g.vsock_port = DEFAULT_VSOCK_PORT;

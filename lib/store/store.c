@@ -57,6 +57,12 @@ static const migration migrations[] = {
 	/* Why a VM last stopped when banger stopped it on its own
 	 * (auto_stop_stale_after); cleared at the next boot. */
 	{7, "vms_stop_reason", "ALTER TABLE vms ADD COLUMN stop_reason TEXT;"},
+	/* The last view of each VM's sessions (vm.session.*: the guest owns
+	 * them), what list/show report while the VM is not running. */
+	{8, "sessions",
+	 "CREATE TABLE sessions ("
+	 " vm_id TEXT NOT NULL REFERENCES vms(id) ON DELETE CASCADE, name TEXT NOT NULL, doc TEXT NOT NULL,"
+	 " PRIMARY KEY (vm_id, name));"},
 };
 
 int bng_store_latest_version(void) { return migrations[BNG_ARRAY_LEN(migrations) - 1].version; }

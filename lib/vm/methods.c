@@ -70,6 +70,32 @@ static const bng_method vm_methods[] = {
 	 "patch (or patch_b64), files",
 	 bng_m_vm_workspace_export, "0.2"},
 	{"vm.workspace.show", "name:str", "the VM's workspace record", bng_m_vm_workspace_show, "0.2"},
+	{"vm.session.start",
+	 "name:str,session:str,argv:arr,cwd:str?,env:arr?,stdin_mode:str?,tty:bool?,require:arr?",
+	 "start a durable session (the guest owns it: it outlives the CLI and bangerd) after a preflight of "
+	 "cwd, the command and each required command on the guest PATH: the session",
+	 bng_m_vm_session_start, "0.2"},
+	{"vm.session.list", "name:str", "the VM's sessions (the store's last view while it is not running)",
+	 bng_m_vm_session_list, "0.2"},
+	{"vm.session.show", "name:str,session:str", "one session: state, pid, exit status, times, attached",
+	 bng_m_vm_session_show, "0.2"},
+	{"vm.session.logs",
+	 "name:str,session:str,output:str?,follow:bool?,tail:int?,stream:bool?",
+	 "a session's output (both streams in order, or output stdout|stderr), follow until it ends; as vm.exec "
+	 "returns output",
+	 bng_m_vm_session_logs, "0.2"},
+	{"vm.session.attach",
+	 "name:str,session:str,holder:str?,stdin_stream:bool?,tty:bool?,rows:int?,cols:int?,stream:bool?",
+	 "attach to a running session (one client at a time: EBUSY names the holder); as vm.exec with input; "
+	 "Ctrl-] detaches",
+	 bng_m_vm_session_attach, "0.2"},
+	{"vm.session.send", "name:str,session:str,data:str",
+	 "write data to a pipe session's stdin without attaching (atomic up to 4096 bytes): bytes",
+	 bng_m_vm_session_send, "0.2"},
+	{"vm.session.stop", "name:str,session:str", "TERM the session's process group, KILL after 10 s: the session",
+	 bng_m_vm_session_stop, "0.2"},
+	{"vm.session.kill", "name:str,session:str,signal:str?", "signal the session's process group (default KILL)",
+	 bng_m_vm_session_kill, "0.2"},
 };
 
 const bng_module bng_vm_module = {.name = "vm",

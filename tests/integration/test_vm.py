@@ -889,3 +889,87 @@ def test_idle_vm_is_stopped(vmenv):
         config.write_text(saved)
         vmenv["daemon"].stop()
         vmenv["daemon"] = Daemon({"socket": vmenv["run"] / "bangerd.sock"})
+
+
+def test_sessions_outlive_the_daemon(vmenv):
+    """vm session: the guest owns the processes. A session started through
+    bangerd keeps running across `kill -9` of bangerd and a restart (same
+    pid, logs still growing), a pipe session takes `send`, a tty session is
+    attached through a real pty and detached with Ctrl-], and once the VM
+    stops its sessions read as exited from the store."""
+    import pty
+    import select
+    assert cli("vm", "create", "--name", "sess").returncode == 0
+
+    def js(*args):
+        args = list(args)
+        args.insert(args.index("--") if "--" in args else len(args), "--json")
+        r = cli(*args)
+        assert r.returncode == 0, (args, r.stderr)
+        return json.loads(r.stdout)
+
+    r = cli("vm", "session", "start", "sess", "--name", "ticker", "--require-command", "sh", "--",
+            "sh", "-c", "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.5; done")
+    assert r.returncode == 0 and "started session ticker in sess" in r.stdout, r.stderr
+    r = cli("vm", "session", "start", "sess", "--name", "ticker", "--", "true")
+    assert r.returncode != 0 and "already runs" in r.stderr, r.stderr
+    r = cli("vm", "session", "start", "sess", "--name", "x", "--require-command", "no-such-tool", "--", "true")
+    assert r.returncode != 0 and "'no-such-tool' is not on the guest's PATH" in r.stderr, r.stderr
+    r = cli("vm", "session", "start", "sess", "--name", "x", "--cwd", "/nope", "--", "true")
+    assert r.returncode != 0 and "/nope does not exist" in r.stderr, r.stderr
+    assert "no session 'ghost'" in cli("vm", "session", "show", "sess", "ghost").stderr
+
+    js("vm", "session", "start", "sess", "--name", "cat", "--stdin-mode", "pipe", "--", "cat")
+    assert cli("vm", "session", "send", "sess", "cat", "hello from the host\n").returncode == 0
+    before = js("vm", "session", "show", "sess", "ticker")
+    assert before["state"] == "running"
+
+    vmenv["daemon"].stop(sig=9)
+    vmenv["daemon"] = Daemon({"socket": vmenv["run"] / "bangerd.sock"})
+    listed = {s["name"]: s for s in js("vm", "session", "list", "sess")}
+    assert listed["ticker"]["state"] == "running" and listed["ticker"]["pid"] == before["pid"]
+    assert cli("vm", "session", "logs", "sess", "cat").stdout == "hello from the host\n"
+    n1 = len(cli("vm", "session", "logs", "sess", "ticker").stdout.splitlines())
+    time.sleep(2)
+    tail = cli("vm", "session", "logs", "sess", "ticker", "--tail", "2").stdout.splitlines()
+    assert len(tail) == 2 and int(tail[-1].split()[1]) >= n1, (n1, tail)
+    assert "tick" in cli("vm", "session", "list", "sess").stdout
+
+    # a tty session, attached through a real pty
+    js("vm", "session", "start", "sess", "--name", "sh", "--tty", "--", "sh")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(str(BANGER), [str(BANGER), "vm", "session", "attach", "sess", "sh"], child_env())
+    out = b""
+
+    def pump(until, seconds=60):
+        nonlocal out
+        end = time.monotonic() + seconds
+        while until not in out and time.monotonic() < end:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    break
+        return until in out
+
+    assert pump(b"detach with Ctrl-]"), out
+    assert js("vm", "session", "show", "sess", "sh")["attached"].startswith("banger vm session attach on ")
+    r = cli("vm", "session", "attach", "sess", "sh")
+    assert r.returncode != 0 and "attached elsewhere" in r.stderr, r.stderr
+    os.write(fd, b"echo hi-$((40+2))\r")
+    assert pump(b"hi-42"), out
+    os.write(fd, b"\x1d")
+    assert pump(b"it keeps running"), out
+    assert os.waitpid(pid, 0)[1] == 0
+    assert js("vm", "session", "show", "sess", "sh")["state"] == "running"
+
+    stopped = js("vm", "session", "stop", "sess", "ticker")
+    assert (stopped["state"], stopped["signal"], stopped["stopped_by"]) == ("exited", "TERM", "TERM")
+    assert cli("vm", "stop", "sess").returncode == 0
+    after = {s["name"]: s for s in js("vm", "session", "list", "sess")}
+    assert after["ticker"]["signal"] == "TERM"
+    assert after["cat"]["state"] == "exited" and "VM stopped" in after["cat"]["error"]
+    r = cli("vm", "session", "logs", "sess", "cat")
+    assert r.returncode != 0 and "not running" in r.stderr, r.stderr
+    assert cli("vm", "rm", "sess").returncode == 0

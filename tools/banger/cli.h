@@ -73,6 +73,20 @@ int cmd_vm_set(const command *cmd, args *a);
 int cmd_vm_workspace_prepare(const command *cmd, args *a);
 int cmd_vm_workspace_export(const command *cmd, args *a);
 int cmd_vm_workspace_show(const command *cmd, args *a);
+/* Runs method (vm.exec or one shaped like it: output events, stdin and
+ * pty size as input) with params (stolen) and our stdin (interactive:
+ * streamed; tty: a pty in the guest, our terminal raw); returns the
+ * command's exit status; *json_out (may be NULL) gets the result. */
+int exec_call(const char *method, json_t *params, bool interactive, bool tty, json_t **json_out, bool *ran);
+
+/* cmd_session.c */
+int cmd_vm_session_start(const command *cmd, args *a);
+int cmd_vm_session_list(const command *cmd, args *a);
+int cmd_vm_session_show(const command *cmd, args *a);
+int cmd_vm_session_logs(const command *cmd, args *a);
+int cmd_vm_session_attach(const command *cmd, args *a);
+int cmd_vm_session_send(const command *cmd, args *a);
+int cmd_vm_session_stop(const command *cmd, args *a);
 
 /* cmd_ssh_config.c */
 int cmd_ssh_config(const command *cmd, args *a);

@@ -223,7 +223,6 @@ static void remove_vm(const char *name)
 		fail(0, "could not remove vm %s: %s", name, banger_error_last());
 }
 
-static int exec_over_agent(json_t *params, bool interactive, bool tty, json_t **json_out, bool *ran);
 
 int cmd_vm_run(const command *cmd, args *a)
 {
@@ -258,7 +257,7 @@ int cmd_vm_run(const command *cmd, args *a)
 		json_array_append_new(argv, json_string(a->argv[i]));
 	json_t *params = json_pack("{s:s,s:o,s:[]}", "name", name, "argv", argv, "env");
 	bool ran;
-	int status = exec_over_agent(params, true, isatty(0), NULL, &ran);
+	int status = exec_call("vm.exec", params, true, isatty(0), NULL, &ran);
 	if (!ran)
 		fail(0, "could not run the command in vm %s; it is kept for a post-mortem: banger vm logs %s "
 			"(then banger vm rm %s)", name, name, name);
@@ -397,10 +396,7 @@ static void restore_terminal(void)
 	termios_saved = false;
 }
 
-/* Runs params (vm.exec's, stolen) with our stdin (interactive: stdin
- * streamed; tty: a pty in the guest, our terminal raw) and returns the
- * command's exit status; *json_out (may be NULL) gets the result. */
-static int exec_over_agent(json_t *params, bool interactive, bool tty, json_t **json_out, bool *ran)
+int exec_call(const char *method, json_t *params, bool interactive, bool tty, json_t **json_out, bool *ran)
 {
 	*ran = false;
 	if (tty) {
@@ -425,7 +421,7 @@ static int exec_over_agent(json_t *params, bool interactive, bool tty, json_t **
 		free(text);
 		return api_fail(rc);
 	}
-	rc = banger_call_new(&call, "vm.exec", text);
+	rc = banger_call_new(&call, method, text);
 	free(text);
 	if (rc) {
 		banger_ctx_unref(ctx);
@@ -505,7 +501,7 @@ int cmd_vm_exec(const command *cmd, args *a)
 	}
 	json_t *res = NULL;
 	bool ran;
-	int status = exec_over_agent(params, interactive, tty, a->json ? &res : NULL, &ran);
+	int status = exec_call("vm.exec", params, interactive, tty, a->json ? &res : NULL, &ran);
 	if (res) {
 		print_json(res);
 		json_decref(res);
