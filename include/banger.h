@@ -6,4 +6,6 @@
 #include "banger/server.h"
 #include "banger/version.h"
 #include "banger/vm.h"
+#include "banger/exec.h"
+#include "banger/session.h"
 #endif

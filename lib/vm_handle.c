@@ -1,9 +1,12 @@
 /* Typed VM handles (include/banger/vm.h) over the dispatch: each call
  * builds its params, runs one method through the context (either
  * transport) and keeps the row it returns. */
+#include "handle.h"
 #include "core/internal.h"
 
+#include <banger/exec.h>
 #include <banger/vm.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +34,7 @@ struct banger_exec_result {
 	size_t out_len, err_len;
 };
 
-/* Runs method with params (borrowed); *result (may be NULL) gets the
- * result object. An event callback, when given, sees every event. */
-static int run(banger_ctx *ctx, const char *method, json_t *params, json_t **result, banger_event_cb cb, void *ud)
+int bng_handle_run(banger_ctx *ctx, const char *method, json_t *params, json_t **result, banger_event_cb cb, void *ud)
 {
 	char *text = json_dumps(params, JSON_COMPACT);
 	banger_call *call;
@@ -49,6 +50,8 @@ static int run(banger_ctx *ctx, const char *method, json_t *params, json_t **res
 	banger_call_unref(call);
 	return rc;
 }
+
+banger_ctx *bng_vm_handle_ctx(const banger_vm *vm) { return vm->ctx; }
 
 static banger_vm *wrap(banger_ctx *ctx, json_t *row)
 {
@@ -139,7 +142,7 @@ BANGER_API int banger_vm_create(banger_vm **out, banger_ctx *ctx, const banger_v
 		return bng_err(BANGER_EINVAL, "banger_vm_create: out and ctx are required");
 	*out = NULL;
 	json_t *params = opts ? json_deep_copy(opts->params) : json_object(), *row = NULL;
-	int rc = run(ctx, "vm.create", params, &row, NULL, NULL);
+	int rc = bng_handle_run(ctx, "vm.create", params, &row, NULL, NULL);
 	json_decref(params);
 	if (!rc)
 		*out = wrap(ctx, row);
@@ -152,7 +155,7 @@ BANGER_API int banger_vm_lookup(banger_vm **out, banger_ctx *ctx, const char *re
 		return bng_err(BANGER_EINVAL, "banger_vm_lookup: out, ctx and ref are required");
 	*out = NULL;
 	json_t *params = json_pack("{s:s}", "name", ref), *row = NULL;
-	int rc = params ? run(ctx, "vm.show", params, &row, NULL, NULL) : bng_err(BANGER_EINVAL, "ref is not UTF-8");
+	int rc = params ? bng_handle_run(ctx, "vm.show", params, &row, NULL, NULL) : bng_err(BANGER_EINVAL, "ref is not UTF-8");
 	json_decref(params);
 	if (!rc)
 		*out = wrap(ctx, row);
@@ -166,7 +169,7 @@ BANGER_API int banger_vm_list(banger_vm ***out, size_t *count, banger_ctx *ctx, 
 	*out = NULL;
 	*count = 0;
 	json_t *params = json_pack("{s:b}", "all", all), *res = NULL;
-	int rc = run(ctx, "vm.list", params, &res, NULL, NULL);
+	int rc = bng_handle_run(ctx, "vm.list", params, &res, NULL, NULL);
 	json_decref(params);
 	if (rc)
 		return rc;
@@ -241,7 +244,7 @@ static int verb(banger_vm *vm, const char *method)
 	if (!vm)
 		return bng_err(BANGER_EINVAL, "%s: vm is NULL", method);
 	json_t *params = json_pack("{s:s}", "name", field(vm, "id")), *row = NULL;
-	int rc = run(vm->ctx, method, params, &row, NULL, NULL);
+	int rc = bng_handle_run(vm->ctx, method, params, &row, NULL, NULL);
 	json_decref(params);
 	if (!rc && json_is_string(json_object_get(row, "state")))
 		set_row(vm, row);
@@ -342,6 +345,16 @@ static char *output_copy(json_t *res, const char *key, size_t *len)
 	return out;
 }
 
+static banger_exec_result *exec_result(json_t *res)
+{
+	banger_exec_result *r = bng_xcalloc(1, sizeof(*r));
+	r->exit_code = (int32_t)json_integer_value(json_object_get(res, "exit_code"));
+	r->signal = json_object_get(res, "signal") ? r->exit_code - 128 : 0;
+	r->out = output_copy(res, "stdout", &r->out_len);
+	r->err = output_copy(res, "stderr", &r->err_len);
+	return r;
+}
+
 BANGER_API int banger_vm_exec(banger_exec_result **out, banger_vm *vm, const banger_exec_options *opts)
 {
 	if (!out || !vm || !opts)
@@ -352,17 +365,12 @@ BANGER_API int banger_vm_exec(banger_exec_result **out, banger_vm *vm, const ban
 	json_t *params = json_deep_copy(opts->params), *res = NULL;
 	json_object_set_new(params, "name", json_string(field(vm, "id")));
 	json_object_set_new(params, "stream", json_boolean(opts->cb != NULL));
-	int rc = run(vm->ctx, "vm.exec", params, &res, opts->cb ? on_output_event : NULL, (void *)opts);
+	int rc = bng_handle_run(vm->ctx, "vm.exec", params, &res, opts->cb ? on_output_event : NULL, (void *)opts);
 	json_decref(params);
 	if (rc)
 		return rc;
-	banger_exec_result *r = bng_xcalloc(1, sizeof(*r));
-	r->exit_code = (int32_t)json_integer_value(json_object_get(res, "exit_code"));
-	r->signal = json_object_get(res, "signal") ? r->exit_code - 128 : 0;
-	r->out = output_copy(res, "stdout", &r->out_len);
-	r->err = output_copy(res, "stderr", &r->err_len);
+	*out = exec_result(res);
 	json_decref(res);
-	*out = r;
 	return 0;
 }
 
@@ -390,4 +398,148 @@ BANGER_API void banger_exec_result_free(banger_exec_result *r)
 		free(r->err);
 		free(r);
 	}
+}
+
+/* ---- processes: one vm.exec call on a thread of its own ---- */
+
+struct banger_process {
+	banger_ctx *ctx;
+	banger_call *call;
+	banger_output_cb cb;
+	void *ud;
+	pthread_t thread;
+	int rc;
+	bool waited;
+};
+
+BANGER_API int banger_exec_options_set_tty(banger_exec_options *o, int32_t rows, int32_t cols)
+{
+	if (!o || rows < 0 || cols < 0 || rows > 65535 || cols > 65535)
+		return bng_err(BANGER_EINVAL, "banger_exec_options_set_tty: options and a size of 0..65535 are required");
+	json_object_set_new(o->params, "tty", json_true());
+	json_object_set_new(o->params, "rows", json_integer(rows ? rows : 24));
+	json_object_set_new(o->params, "cols", json_integer(cols ? cols : 80));
+	return 0;
+}
+
+static void on_process_event(const char *event_json, void *ud)
+{
+	banger_process *p = ud;
+	banger_exec_options o = {.cb = p->cb, .ud = p->ud};
+	on_output_event(event_json, &o);
+}
+
+static void *process_main(void *arg)
+{
+	banger_process *p = arg;
+	p->rc = banger_call_run(p->ctx, p->call);
+	return NULL;
+}
+
+BANGER_API int banger_vm_spawn(banger_process **out, banger_vm *vm, const banger_exec_options *opts)
+{
+	if (!out || !vm || !opts)
+		return bng_err(BANGER_EINVAL, "banger_vm_spawn: out, vm and options are required");
+	*out = NULL;
+	if (json_array_size(json_object_get(opts->params, "argv")) == 0)
+		return bng_err(BANGER_EINVAL, "banger_vm_spawn: no command (banger_exec_options_set_argv)");
+	json_t *params = json_deep_copy(opts->params);
+	json_object_set_new(params, "name", json_string(field(vm, "id")));
+	json_object_set_new(params, "stream", json_boolean(opts->cb != NULL));
+	json_object_set_new(params, "stdin_stream", json_true());
+	json_object_del(params, "stdin");
+	char *text = json_dumps(params, JSON_COMPACT);
+	json_decref(params);
+	banger_process *p = bng_xcalloc(1, sizeof(*p));
+	int rc = banger_call_new(&p->call, "vm.exec", text);
+	free(text);
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	p->ctx = banger_ctx_ref(vm->ctx);
+	p->cb = opts->cb;
+	p->ud = opts->ud;
+	if (p->cb)
+		banger_call_set_event_cb(p->call, on_process_event, p);
+	/* what the options said for stdin goes first */
+	const char *in = json_string_value(json_object_get(opts->params, "stdin"));
+	if (in && *in)
+		banger_process_write(p, in, strlen(in));
+	if (pthread_create(&p->thread, NULL, process_main, p) != 0) {
+		banger_call_unref(p->call);
+		banger_ctx_unref(p->ctx);
+		free(p);
+		return bng_err(BANGER_ENOMEM, "banger_vm_spawn: cannot start a thread");
+	}
+	*out = p;
+	return 0;
+}
+
+static int send_msg(banger_process *p, json_t *msg)
+{
+	if (!p) {
+		json_decref(msg);
+		return bng_err(BANGER_EINVAL, "process is NULL");
+	}
+	char *text = json_dumps(msg, JSON_COMPACT);
+	json_decref(msg);
+	int rc = banger_call_send_input(p->call, text);
+	free(text);
+	return rc;
+}
+
+BANGER_API int banger_process_write(banger_process *p, const void *data, size_t len)
+{
+	if (!data && len)
+		return bng_err(BANGER_EINVAL, "banger_process_write: data is NULL");
+	char *b64 = bng_base64(data, len);
+	int rc = send_msg(p, json_pack("{s:s}", "stdin", b64));
+	free(b64);
+	return rc;
+}
+
+BANGER_API int banger_process_close_stdin(banger_process *p) { return send_msg(p, json_pack("{s:b}", "stdin_eof", 1)); }
+BANGER_API int banger_process_signal(banger_process *p, int signo)
+{
+	if (signo <= 0 || signo > 64)
+		return bng_err(BANGER_EINVAL, "banger_process_signal: no signal %d", signo);
+	return send_msg(p, json_pack("{s:i}", "signal", signo));
+}
+
+BANGER_API int banger_process_resize(banger_process *p, int32_t rows, int32_t cols)
+{
+	if (rows <= 0 || cols <= 0 || rows > 65535 || cols > 65535)
+		return bng_err(BANGER_EINVAL, "banger_process_resize: rows and cols are 1..65535");
+	return send_msg(p, json_pack("{s:[i,i]}", "resize", rows, cols));
+}
+
+BANGER_API int banger_process_wait(banger_process *p, banger_exec_result **out)
+{
+	if (!p || !out)
+		return bng_err(BANGER_EINVAL, "banger_process_wait: process and out are required");
+	*out = NULL;
+	if (p->waited)
+		return bng_err(BANGER_EINVAL, "banger_process_wait: already waited for");
+	pthread_join(p->thread, NULL);
+	p->waited = true;
+	if (p->rc)
+		return bng_err(p->rc, "%s", banger_call_error(p->call));
+	json_t *res = json_loads(banger_call_result(p->call), 0, NULL);
+	*out = exec_result(res);
+	json_decref(res);
+	return 0;
+}
+
+BANGER_API void banger_process_free(banger_process *p)
+{
+	if (!p)
+		return;
+	if (!p->waited) {
+		banger_call_cancel(p->call);
+		pthread_join(p->thread, NULL);
+	}
+	banger_call_unref(p->call);
+	banger_ctx_unref(p->ctx);
+	free(p);
 }

@@ -890,12 +890,15 @@ static int cmd_show(const char *name)
 	return 0;
 }
 
-/* Copies fd's bytes from off to its end onto stdout; returns the new offset. */
-static off_t copy_out(int fd, off_t off)
+/* Copies fd's bytes from off to its end (or to limit, when >= 0) onto
+ * stdout; returns the new offset. */
+static off_t copy_out(int fd, off_t off, off_t limit)
 {
 	char buf[65536];
 	ssize_t n;
-	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+	while ((limit < 0 || off < limit) &&
+	       (n = pread(fd, buf, limit < 0 || limit - off > (off_t)sizeof(buf) ? sizeof(buf) : (size_t)(limit - off),
+			  off)) > 0) {
 		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
 			exit(E_GENERIC);
 		off += n;
@@ -974,6 +977,10 @@ static int cmd_logs(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s", path_of(name, file));
 	char old[PATH_MAX + 3];
 	snprintf(old, sizeof(old), "%s.1", path);
+	/* without --follow, the log as it is now: a live session's new lines
+	 * would make --tail N print more than N */
+	struct stat now_st;
+	off_t end = follow || stat(path, &now_st) != 0 ? -1 : now_st.st_size;
 	bool from_old = true;
 	off_t start = tail >= 0 ? tail_start(path, tail, &from_old) : 0;
 	if (tail == 0) {
@@ -983,13 +990,13 @@ static int cmd_logs(int argc, char **argv)
 	}
 	int fd = open(old, O_RDONLY | O_CLOEXEC);
 	if (from_old && fd >= 0) {
-		copy_out(fd, start);
+		copy_out(fd, start, -1);
 		start = 0;
 	}
 	if (fd >= 0)
 		close(fd);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	off_t off = fd >= 0 ? copy_out(fd, start) : 0;
+	off_t off = fd >= 0 ? copy_out(fd, start, end) : 0;
 	while (follow) {
 		/* until the session has ended and its last bytes are out */
 		bool done = !session_running(name);
@@ -997,7 +1004,7 @@ static int cmd_logs(int argc, char **argv)
 		nanosleep(&step, NULL);
 		struct stat st, now;
 		if (fd >= 0 && fstat(fd, &st) == 0 && stat(path, &now) == 0 && now.st_ino != st.st_ino) {
-			copy_out(fd, off); /* rolled to .1: finish the old file, go on with the new */
+			copy_out(fd, off, -1); /* rolled to .1: finish the old file, go on with the new */
 			close(fd);
 			fd = open(path, O_RDONLY | O_CLOEXEC);
 			off = 0;
@@ -1005,7 +1012,7 @@ static int cmd_logs(int argc, char **argv)
 		if (fd < 0)
 			fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd >= 0)
-			off = copy_out(fd, off);
+			off = copy_out(fd, off, -1);
 		if (done)
 			break;
 	}

@@ -194,3 +194,15 @@ def test_tty_attach_is_exclusive_resizes_and_detaches(sess):
     assert "33 101" in sess("logs", "sh", check=0).stdout
     sess("stop", "sh", check=0)
     assert "has ended" in sess("attach", "sh", check=6).stderr
+
+
+def test_tail_of_a_live_log_is_exact(sess):
+    # a session writing as fast as it can: --tail N is N lines of the log as it was
+    sess("start", "--name", "busy", "--", "sh", "-c", "i=0; while :; do i=$((i+1)); echo line $i; done", check=0)
+    time.sleep(0.5)
+    for n in (1, 2, 5):
+        lines = sess("logs", "busy", "--tail", str(n), check=0).stdout.splitlines()
+        assert len(lines) == n, lines
+        nums = [int(line.split()[1]) for line in lines]
+        assert nums == list(range(nums[0], nums[0] + n)), nums
+    sess("kill", "busy", check=0)

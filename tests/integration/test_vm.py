@@ -114,7 +114,7 @@ def test_vm_run_exit_codes(vmenv):
     assert "Linux exits" in p.stdout and "cloud-amd64" in p.stdout
     assert "spec: 2 vcpu | 1024 MiB | 1G disk" in p.stdout
     stages = re.findall(r"(?:^|\r)  (\w+) +(\d+\.\d\d) s\r?$", p.stdout, re.M)
-    assert [s for s, _ in stages] == ["resolve", "network", "disk", "boot", "agent", "ssh", "ready"], p.stdout
+    assert [s for s, _ in stages] == ["resolve", "network", "disk", "boot", "agent", "ssh", "identity", "ready"], p.stdout
     print(f"\nvm run --rm -- sh -c 'exit 42': {time.time() - t0:.1f} s")
     assert cli("vm", "show", "exits").returncode == 1  # --rm removed it
     p = cli("vm", "run", "-d", "--name", "codes")
@@ -166,7 +166,7 @@ def test_lifecycle_keeps_writes_and_changes_boot_id(vmenv):
         vm = ctx.call("vm.create", {"name": "life"}, on_event=events.append)
         stages = [e["stage"] for e in events]
         assert stages[0] == "spec" and stages[-1] == "ready"
-        assert ["resolve", "network", "disk", "vmm", "boot", "agent", "ssh", "ready"] == [
+        assert ["resolve", "network", "disk", "vmm", "boot", "agent", "ssh", "identity", "ready"] == [
             s for s in stages if s not in ("spec", "probe-kvm")]
         assert next(e for e in events if e["stage"] == "vmm")["pid"] > 1  # the VMM's exec, inside boot
         assert vm["state"] == "running" and vm["boot_id"]
@@ -963,6 +963,29 @@ def test_sessions_outlive_the_daemon(vmenv):
     assert pump(b"it keeps running"), out
     assert os.waitpid(pid, 0)[1] == 0
     assert js("vm", "session", "show", "sess", "sh")["state"] == "running"
+
+    # the typed C API (docs/examples/vm-session.c) and the Python objects
+    exe = BANGERD.parent.parent.parent / "tests" / "vm-session"
+    p = subprocess.run([str(exe), f"unix:{vmenv['daemon'].socket}", "sess"], capture_output=True, text=True,
+                       env=child_env(), timeout=300)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert "session c-cat: running\n" in p.stdout and "log: fed from C\n" in p.stdout, p.stdout
+    assert "stopped: exited by TERM\n" in p.stdout and "session(s)" in p.stdout, p.stdout
+    # the size set at spawn, or the resize sent right after it (both are the call's input)
+    assert re.search(r"33 101|40 120", p.stdout) and "read: hello" in p.stdout and "got TERM" in p.stdout, p.stdout
+    assert "process exit status 7\n" in p.stdout, p.stdout
+    with banger.open(f"unix:{vmenv['daemon'].socket}", autostart=False) as ctx:
+        vm = ctx.vms.get("sess")
+        with vm.sessions.start("py", "sh", "-c", "echo a; sleep 1; echo b", env={"X": "1"}) as s:
+            assert s.state == "running" and s.pid > 0
+            assert b"".join(data for _, data in s.follow()) == b"a\nb\n"
+            assert s.refresh().exit_code == 0
+        with vm.sessions.start("py2", "sleep", "60") as s2:
+            pass
+        assert vm.sessions.get("py2").signal == "TERM"
+        assert {"py", "py2", "c-cat", "ticker"} <= {x.name for x in vm.sessions}
+        with pytest.raises(banger.Error, match="no session 'nope'"):
+            vm.sessions.get("nope")
 
     stopped = js("vm", "session", "stop", "sess", "ticker")
     assert (stopped["state"], stopped["signal"], stopped["stopped_by"]) == ("exited", "TERM", "TERM")

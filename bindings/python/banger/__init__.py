@@ -13,7 +13,7 @@ import json
 import os
 import threading
 
-__all__ = ["open", "version", "Context", "Call", "Error", "VM", "ExecResult", "CommandFailed"]
+__all__ = ["open", "version", "Context", "Call", "Error", "VM", "Session", "ExecResult", "CommandFailed"]
 
 _lib = None
 _EVENT_CB = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_void_p)
@@ -242,4 +242,4 @@ def open(uri="unix:", **kwargs):
     return Context(uri, **kwargs)
 
 
-from .objects import VM, CommandFailed, ExecResult  # noqa: E402  (they use the names above)
+from .objects import VM, CommandFailed, ExecResult, Session  # noqa: E402  (they use the names above)

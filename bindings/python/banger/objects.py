@@ -43,12 +43,12 @@ class Stream:
     """Iterates (stream, bytes) as a command prints; then .exit_code. Write
     to its stdin with .send(bytes) and .close_stdin(); .signal(N)."""
 
-    def __init__(self, ctx, params):
+    def __init__(self, ctx, params, method="vm.exec", stdin=True):
         self._q = queue.Queue()
         self.exit_code = None
         self.result = None
-        self._call = ctx.start("vm.exec", {**params, "stream": True, "stdin_stream": True},
-                               on_event=self._on_event)
+        extra = {"stream": True, "stdin_stream": True} if stdin else {"stream": True}
+        self._call = ctx.start(method, {**params, **extra}, on_event=self._on_event)
         self._done = False
 
     def _on_event(self, ev):
@@ -63,6 +63,9 @@ class Stream:
 
     def signal(self, signo):
         self._call.send_input({"signal": int(signo)})
+
+    def resize(self, rows, cols):
+        self._call.send_input({"resize": [int(rows), int(cols)]})
 
     def __iter__(self):
         while True:
@@ -84,6 +87,99 @@ class Stream:
         return self.exit_code
 
 
+class Session:
+    """A durable session in a VM (the guest owns its process). Fields as of
+    the last call: .state ("running"/"exited"), .pid, .exit_code, .signal.
+    With `with`, a session still running is stopped on exit."""
+
+    def __init__(self, vm, doc):
+        self._vm = vm
+        self.doc = doc
+
+    name = property(lambda self: self.doc["name"])
+    state = property(lambda self: self.doc["state"])
+    pid = property(lambda self: self.doc.get("pid"))
+    exit_code = property(lambda self: self.doc.get("exit_code"))
+    signal = property(lambda self: self.doc.get("signal"))
+
+    def __repr__(self):
+        return f"Session({self.name!r}, {self.state})"
+
+    def _params(self, **extra):
+        return {"name": self._vm.id, "session": self.name, **extra}
+
+    def _verb(self, method, **extra):
+        doc = self._vm._ctx.call(method, self._params(**extra))
+        self.doc = {k: v for k, v in doc.items()}
+        return self
+
+    def refresh(self):
+        return self._verb("vm.session.show")
+
+    def send(self, text):
+        """Writes text to a pipe session's stdin."""
+        return self._vm._ctx.call("vm.session.send", self._params(data=text))["bytes"]
+
+    def stop(self):
+        return self._verb("vm.session.stop")
+
+    def kill(self, signal="KILL"):
+        return self._verb("vm.session.kill", signal=str(signal))
+
+    def logs(self, output=None, tail=None):
+        """Its output so far (str; bytes when not UTF-8): both streams in order, or
+        output="stdout"/"stderr"."""
+        p = self._params()
+        if output:
+            p["output"] = output
+        if tail is not None:
+            p["tail"] = int(tail)
+        return _text_or_bytes(self._vm._ctx.call("vm.session.logs", p), "stdout")
+
+    def follow(self, tail=None):
+        """A Stream of its output until it ends."""
+        p = self._params(follow=True)
+        if tail is not None:
+            p["tail"] = int(tail)
+        return Stream(self._vm._ctx, p, "vm.session.logs", stdin=False)
+
+    def attach(self, holder="python"):
+        """A Stream attached to it: its live output; .send() to its stdin or pty."""
+        return Stream(self._vm._ctx, self._params(holder=holder), "vm.session.attach")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.refresh().state == "running":
+            self.stop()
+
+
+class Sessions:
+    """vm.sessions: start, get, list, iterate."""
+
+    def __init__(self, vm):
+        self._vm = vm
+
+    def start(self, name, *argv, cwd=None, env=None, pipe_stdin=False, tty=False, require=()):
+        p = {"name": self._vm.id, "session": name, "argv": [str(a) for a in argv],
+             "stdin_mode": "pipe" if pipe_stdin else "detached", "tty": bool(tty), "require": list(require)}
+        if cwd:
+            p["cwd"] = cwd
+        if env:
+            p["env"] = [f"{k}={v}" for k, v in env.items()]
+        return Session(self._vm, self._vm._ctx.call("vm.session.start", p))
+
+    def get(self, name):
+        return Session(self._vm, self._vm._ctx.call("vm.session.show", {"name": self._vm.id, "session": name}))
+
+    def list(self):
+        return [Session(self._vm, d) for d in self._vm._ctx.call("vm.session.list", {"name": self._vm.id})["sessions"]]
+
+    def __iter__(self):
+        return iter(self.list())
+
+
 class VM:
     """A VM by its row; .refresh() reads it again. With `with`, an ephemeral
     VM (vms.create(ephemeral=True)) is deleted on exit, even on error."""
@@ -100,6 +196,10 @@ class VM:
 
     def __repr__(self):
         return f"VM({self.name!r}, {self.state})"
+
+    @property
+    def sessions(self):
+        return Sessions(self)
 
     def refresh(self):
         self.row = self._ctx.call("vm.show", {"name": self.id})
