@@ -5,7 +5,9 @@ in a private network namespace: `unshare --net bench/exec.py BUILD_DIR`):
   1. `banger vm exec VM -- true` vs `banger vm ssh VM -- true` (OpenSSH with
      the VM's pinned key), interleaved, BENCH_ROUNDS each (default 10);
   2. stdout throughput: `vm exec -- head -c N /dev/zero` vs `ssh VM head -c N
-     /dev/zero`, N = BENCH_BYTES (default 256 MiB), read by this process.
+     /dev/zero`, N = BENCH_BYTES (default 256 MiB), read by this process;
+  3. guest memory: the agent's RSS idle and each idle session's supervisor
+     (BENCH_SESSIONS of them, default 5), and `vm session start` latency.
 
 Needs the Debian image tar in the content cache (BANGER_CACHE_DIR, e.g.
 after `banger image build --minimal`) and the cloud kernel .deb in
@@ -51,3 +53,36 @@ assert na == nbytes and ns == nbytes, (na, ns)
 mb = nbytes / 1e6
 print(f"stdout {mb:.0f} MB:            agent {mb / ta:8.1f} MB/s  ssh {mb / ts:8.1f} MB/s  ratio {ts / ta:.2f}x"
       "   (goal >= 1x)")
+
+# guest memory: the agent idle, and what each idle session adds (its
+# supervisor; the command's own memory is the user's)
+RSS = ("for p in $(pidof banger-agent); do "
+       "printf '%s ' \"$(tr '\\0' ' ' < /proc/$p/cmdline)\"; awk '/VmRSS/ {print $2}' /proc/$p/status; done")
+
+
+def agent_rss():
+    out = subprocess.run([cli, "vm", "exec", "bench", "--", "sh", "-c", RSS], capture_output=True, text=True).stdout
+    main, sup = 0, []
+    for line in out.splitlines():
+        cmd, kib = line.rsplit(" ", 1)
+        if " session " in f" {cmd} ":
+            sup.append(int(kib))
+        else:
+            main = max(main, int(kib))
+    return main, sup
+
+
+nsess = int(os.environ.get("BENCH_SESSIONS", "5"))
+idle, _ = agent_rss()
+starts = []
+for i in range(nsess):
+    t0 = time.perf_counter()
+    subprocess.run([cli, "vm", "session", "start", "bench", "--name", f"idle{i}", "--", "sleep", "100000"],
+                   capture_output=True, check=True)
+    starts.append(time.perf_counter() - t0)
+_, sups = agent_rss()
+print(f"guest memory:                agent idle {idle:6d} KiB (goal <= 2048)   per idle session "
+      f"{statistics.mean(sups) if sups else 0:6.0f} KiB over {len(sups)} (goal <= 1024)")
+print(f"session start (median of {nsess}): {statistics.median(starts) * 1000:8.1f} ms")
+for i in range(nsess):
+    subprocess.run([cli, "vm", "session", "kill", "bench", f"idle{i}"], capture_output=True)

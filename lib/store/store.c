@@ -63,6 +63,12 @@ static const migration migrations[] = {
 	 "CREATE TABLE sessions ("
 	 " vm_id TEXT NOT NULL REFERENCES vms(id) ON DELETE CASCADE, name TEXT NOT NULL, doc TEXT NOT NULL,"
 	 " PRIMARY KEY (vm_id, name));"},
+	/* What the host tree looked like when a workspace was shipped, and
+	 * whether untracked files went too: vm.workspace.status compares. */
+	{9, "workspace_tree_state",
+	 "ALTER TABLE workspaces ADD COLUMN tree_state TEXT;"
+	 "ALTER TABLE workspaces ADD COLUMN include_untracked INTEGER NOT NULL DEFAULT 0;"
+	 "ALTER TABLE workspaces ADD COLUMN guest_tree TEXT;"},
 };
 
 int bng_store_latest_version(void) { return migrations[BNG_ARRAY_LEN(migrations) - 1].version; }

@@ -61,7 +61,7 @@ static const bng_method vm_methods[] = {
 	 "block (the Host *.vm defaults)",
 	 bng_m_vm_ssh_config, "0.2"},
 	{"vm.workspace.prepare",
-	 "name:str,path:str,guest_path:str?,mode:str?,include_untracked:bool?,dry_run:bool?,force:bool?",
+	 "name:str?,path:str,guest_path:str?,mode:str?,include_untracked:bool?,dry_run:bool?,force:bool?",
 	 "a host git repository into a running guest (shallow clone + working tree overlay): guest_path, "
 	 "head_commit, files, bytes (dry_run: the file list, nothing written)",
 	 bng_m_vm_workspace_prepare, "0.2"},
@@ -70,6 +70,9 @@ static const bng_method vm_methods[] = {
 	 "patch (or patch_b64), files",
 	 bng_m_vm_workspace_export, "0.2"},
 	{"vm.workspace.show", "name:str", "the VM's workspace record", bng_m_vm_workspace_show, "0.2"},
+	{"vm.workspace.status", "name:str",
+	 "the workspace record plus whether the host tree changed since it was shipped: changed, reason, host_head",
+	 bng_m_vm_workspace_status, "0.2"},
 	{"vm.session.start",
 	 "name:str,session:str,argv:arr,cwd:str?,env:arr?,stdin_mode:str?,tty:bool?,require:arr?",
 	 "start a durable session (the guest owns it: it outlives the CLI and bangerd) after a preflight of "

@@ -84,6 +84,7 @@ int bng_m_vm_ssh_config(bng_engine *e, json_t *params, json_t **result, bng_op *
 int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_vm_workspace_export(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_vm_workspace_show(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+int bng_m_vm_workspace_status(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_vm_session_start(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_vm_session_list(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_vm_session_show(bng_engine *e, json_t *params, json_t **result, bng_op *op);

@@ -267,21 +267,72 @@ static int list_files(const char *scratch, const char *top, bool untracked, json
 	return 0;
 }
 
+/* What the host tree looked like when shipped: HEAD and, for each listed
+ * file, its type, mode, size and mtime (a symlink's target too). A later
+ * equal state means nothing a prepare would ship has changed (an edit that
+ * keeps size and mtime to the nanosecond aside). */
+static char *tree_state(const char *top, const char *head, json_t *files)
+{
+	bng_sha256 h;
+	bng_sha256_init(&h);
+	bng_sha256_update(&h, head, strlen(head) + 1);
+	for (size_t i = 0; i < json_array_size(files); i++) {
+		const char *name = json_string_value(json_array_get(files, i));
+		char *p = bng_asprintf("%s/%s", top, name);
+		struct stat st;
+		char line[160] = "gone";
+		if (lstat(p, &st) == 0)
+			snprintf(line, sizeof(line), "%o %lld %lld.%09ld", (unsigned)st.st_mode, (long long)st.st_size,
+				 (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+		bng_sha256_update(&h, name, strlen(name) + 1);
+		bng_sha256_update(&h, line, strlen(line) + 1);
+		char target[4096];
+		ssize_t n = S_ISLNK(st.st_mode) ? readlink(p, target, sizeof(target)) : -1;
+		if (n > 0)
+			bng_sha256_update(&h, target, (size_t)n);
+		free(p);
+	}
+	uint8_t d[BNG_SHA256_LEN];
+	char hex[65];
+	bng_sha256_final(&h, d);
+	bng_sha256_hex(d, hex);
+	return bng_asprintf("sha256:%s", hex);
+}
+
+/* The id of the working tree's content in $PWD (tracked and untracked,
+ * ignored files aside) through a throwaway index: the repository's own
+ * index is not touched. */
+#define GUEST_TREE_ID                                                                                                  \
+	"gd=$(git rev-parse --absolute-git-dir)\n"                                                                   \
+	"export GIT_INDEX_FILE=\"$gd/banger-tree-index\"\n"                                                          \
+	"rm -f \"$GIT_INDEX_FILE\"\n"                                                                                \
+	"git read-tree HEAD && git add -A && t=$(git write-tree)\n"                                                  \
+	"rm -f \"$GIT_INDEX_FILE\"\n"                                                                                \
+	"unset GIT_INDEX_FILE\n"
+
 static const char guest_check[] =
-	/* 0: nothing there; 1: a checkout without changes; 2: something else */
+	/* 0: nothing there; 1: a checkout without changes since it was shipped
+	 * (its tree is $2, the id shipping printed; without one: git status is
+	 * clean); 2: something else */
 	"[ -e \"$1\" ] || exit 0\n"
 	"[ -d \"$1/.git\" ] || exit 2\n"
-	"s=$(git -C \"$1\" status --porcelain 2>/dev/null) || exit 2\n"
+	"cd \"$1\" || exit 2\n"
+	"if [ -n \"$2\" ]; then\n" GUEST_TREE_ID "[ \"$t\" = \"$2\" ] && exit 1 || exit 2\nfi\n"
+	"s=$(git status --porcelain 2>/dev/null) || exit 2\n"
 	"[ -z \"$s\" ] && exit 1 || exit 2\n";
 
+/* Ends with the shipped tree's id on stdout (guest_check's $2 next time). */
 static const char guest_finish[] = "set -e\n"
 				   "cd \"$1\"\n"
 				   "git reset -q\n"
 				   "git config --global --get-all safe.directory 2>/dev/null | grep -qxF \"$1\" ||"
-				   " git config --global --add safe.directory \"$1\"\n";
+				   " git config --global --add safe.directory \"$1\"\n" GUEST_TREE_ID "echo \"$t\"\n";
 
-static int ship(bng_engine *e, json_t *vm, const char *stage, const char *guest, bool force,
-		bng_op *op)
+/* Replaces guest with stage's tree (refused over changes made in the guest
+ * since the shipping whose tree id was shipped_tree, unless force); *tree
+ * gets the new checkout's tree id. */
+static int ship(bng_engine *e, json_t *vm, const char *stage, const char *guest, const char *shipped_tree,
+		bool force, char **tree, bng_op *op)
 {
 	bng_agent_link *link;
 	json_t *running;
@@ -290,11 +341,12 @@ static int ship(bng_engine *e, json_t *vm, const char *stage, const char *guest,
 		return rc;
 	bng_output c = {0};
 	int code = 0;
-	rc = guest_sh(link, running, op, guest_check, json_pack("[s]", guest), &c, &code);
+	rc = guest_sh(link, running, op, guest_check, json_pack("[s,s]", guest, shipped_tree ? shipped_tree : ""), &c,
+		      &code);
 	if (!rc && code == 2 && !force)
 		rc = bng_err(BANGER_EEXIST,
-			     "%s in the VM is not an unchanged git checkout (changes would be lost): "
-			     "export them first, or use force",
+			     "%s in the VM has changes made since it was shipped, or is not a checkout (they would be "
+			     "lost): export them first, or use force",
 			     guest);
 	bng_output_free(&c);
 	memset(&c, 0, sizeof(c));
@@ -319,6 +371,11 @@ static int ship(bng_engine *e, json_t *vm, const char *stage, const char *guest,
 		if (!rc && code)
 			rc = bng_err(BANGER_EIO, "finishing the checkout in the VM failed (is git installed there?): %s",
 				     said(&c));
+		size_t n = c.len[0];
+		while (n && c.buf[0][n - 1] == '\n')
+			n--;
+		if (!rc)
+			*tree = bng_asprintf("%.*s", (int)n, c.buf[0] ? c.buf[0] : "");
 		bng_output_free(&c);
 	}
 	bng_agent_link_unref(link);
@@ -342,8 +399,12 @@ int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, b
 		return bng_err(BANGER_EINVAL, "vm.workspace.prepare: guest_path must be an absolute path below /");
 	if (mode && strcmp(mode, "shallow"))
 		return bng_err(BANGER_EUNSUPPORTED, "workspace mode '%s': only shallow is available yet", mode);
-	json_t *vm;
-	int rc = vm_row(e, params, &vm);
+	json_t *vm = NULL;
+	int rc = 0;
+	if (json_object_get(params, "name"))
+		rc = vm_row(e, params, &vm);
+	else if (!dry) /* only a dry run (vm run --dry-run) goes without a VM */
+		rc = bng_err(BANGER_EINVAL, "vm.workspace.prepare needs a VM name (name)");
 	if (rc)
 		return rc;
 	char *scratch = bng_asprintf("%s/ws-XXXXXX", e->tmp_dir);
@@ -353,7 +414,7 @@ int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, b
 		json_decref(vm);
 		return rc;
 	}
-	char *top = NULL, *head = NULL, *digest = NULL;
+	char *top = NULL, *head = NULL, *digest = NULL, *tree = NULL;
 	json_t *files = NULL;
 	char *stage = bng_asprintf("%s/repo", scratch);
 	rc = inspect(scratch, path, &top, &head, op);
@@ -425,17 +486,29 @@ int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, b
 		if (!rc) {
 			bng_op_event(op, json_pack("{s:s,s:I,s:I}", "stage", "ship", "files", (json_int_t)shipped, "bytes",
 						   (json_int_t)bytes));
-			rc = ship(e, vm, stage, guest, force, op);
+			json_t *prev = NULL;
+			const char *id = json_string_value(json_object_get(vm, "id"));
+			bng_store_query(&e->store, &prev, "SELECT guest_path, guest_tree FROM workspaces WHERE vm_id = ?1",
+					1, &id);
+			json_t *row0 = json_array_get(prev, 0);
+			const char *was = json_string_value(json_object_get(row0, "guest_path"));
+			rc = ship(e, vm, stage, guest,
+				  was && !strcmp(was, guest) ? json_string_value(json_object_get(row0, "guest_tree")) : NULL,
+				  force, &tree, op);
+			json_decref(prev);
 		}
 		if (!rc) {
 			char now[32];
 			bng_now_iso(now);
+			char *state = tree_state(top, head, files);
 			const char *row[] = {json_string_value(json_object_get(vm, "id")), top, guest, "shallow", head, digest,
-					     now};
+					     now, state, untracked ? "1" : "0", tree};
 			rc = bng_store_run(&e->store,
 					   "INSERT OR REPLACE INTO workspaces (vm_id, host_path, guest_path, mode, head_commit,"
-					   " files_digest, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-					   7, row);
+					   " files_digest, created_at, tree_state, include_untracked, guest_tree)"
+					   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+					   10, row);
+			free(state);
 		}
 		if (!rc)
 			*result = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "guest_path", guest, "host_path", top, "head_commit",
@@ -444,6 +517,7 @@ int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, b
 	bng_rm_rf(scratch);
 	free(scratch);
 	free(stage);
+	free(tree);
 	free(top);
 	free(head);
 	free(digest);
@@ -459,8 +533,8 @@ static int workspace_row(bng_engine *e, json_t *vm, json_t **ws)
 	json_t *rows = NULL;
 	const char *id = json_string_value(json_object_get(vm, "id"));
 	int rc = bng_store_query(&e->store, &rows,
-				 "SELECT host_path, guest_path, mode, head_commit, files_digest, created_at"
-				 " FROM workspaces WHERE vm_id = ?1",
+				 "SELECT host_path, guest_path, mode, head_commit, files_digest, created_at, tree_state,"
+				 " include_untracked FROM workspaces WHERE vm_id = ?1",
 				 1, &id);
 	if (!rc && json_array_size(rows) == 0)
 		rc = bng_err(BANGER_ENOTFOUND, "VM '%s' has no workspace; run 'banger vm workspace prepare %s PATH'",
@@ -468,6 +542,8 @@ static int workspace_row(bng_engine *e, json_t *vm, json_t **ws)
 	if (!rc) {
 		*ws = json_incref(json_array_get(rows, 0));
 		json_object_set(*ws, "vm", json_object_get(vm, "name"));
+		json_object_set_new(*ws, "include_untracked",
+				    json_boolean(json_integer_value(json_object_get(*ws, "include_untracked"))));
 	}
 	json_decref(rows);
 	return rc;
@@ -480,6 +556,55 @@ int bng_m_vm_workspace_show(bng_engine *e, json_t *params, json_t **result, bng_
 	int rc = vm_row(e, params, &vm);
 	if (!rc)
 		rc = workspace_row(e, vm, result);
+	json_decref(vm);
+	return rc;
+}
+
+/* ---- vm.workspace.status ---- */
+
+int bng_m_vm_workspace_status(bng_engine *e, json_t *params, json_t **result, bng_op *op)
+{
+	json_t *vm, *ws = NULL;
+	int rc = vm_row(e, params, &vm);
+	if (!rc)
+		rc = workspace_row(e, vm, &ws);
+	char *scratch = NULL, *top = NULL, *head = NULL, *digest = NULL, *state = NULL;
+	json_t *files = NULL;
+	const char *why = NULL;
+	if (!rc) {
+		scratch = bng_asprintf("%s/wss-XXXXXX", e->tmp_dir);
+		if (bng_mkdir_p(e->tmp_dir, 0700) != 0 || !mkdtemp(scratch))
+			rc = bng_err_errno(BANGER_EIO, errno, "cannot make a scratch directory in %s", e->tmp_dir);
+	}
+	const char *host = json_string_value(json_object_get(ws, "host_path"));
+	if (!rc && inspect(scratch, host, &top, &head, op) != 0) {
+		why = "the host repository is gone or no longer a repository";
+	} else if (!rc) {
+		const char *was = json_string_value(json_object_get(ws, "head_commit"));
+		rc = list_files(scratch, top, json_is_true(json_object_get(ws, "include_untracked")), &files, &digest, op);
+		if (!rc)
+			state = tree_state(top, head, files);
+		if (!rc && strcmp(head, was))
+			why = "the host's HEAD moved since the workspace was shipped";
+		else if (!rc && strcmp(state, json_string_value(json_object_get(ws, "tree_state")) ?: ""))
+			why = "files in the host tree changed since the workspace was shipped";
+	}
+	if (!rc) {
+		*result = json_incref(ws);
+		json_object_set_new(*result, "changed", json_boolean(why != NULL));
+		json_object_set_new(*result, "reason", why ? json_string(why) : json_null());
+		json_object_set_new(*result, "host_head", head ? json_string(head) : json_null());
+		json_object_del(*result, "tree_state");
+	}
+	if (scratch)
+		bng_rm_rf(scratch);
+	free(scratch);
+	free(top);
+	free(head);
+	free(digest);
+	free(state);
+	json_decref(files);
+	json_decref(ws);
 	json_decref(vm);
 	return rc;
 }

@@ -722,9 +722,44 @@ def test_workspace_round_trip(vmenv, tmp_path):
         patch, files = vm.workspace_export()
         assert files == [{"status": "M", "path": "README.md"}] and b"+uncommitted host edit" in patch
         assert vm.workspace_prepare(repo, dry_run=True, include_untracked=True)["files"] == len(TRACKED) + 1
+        # vm exec starts in the workspace; an edit on the host is noticed, and
+        # --auto-prepare ships it (the guest's checkout has no changes now)
+        p = cli("vm", "exec", "ws", "--", "sh", "-c", "pwd; cat README.md")
+        assert (p.returncode, p.stdout, p.stderr) == (0, "/root/repo\nhello\nuncommitted host edit\n", ""), p.stderr
+        assert ctx.call("vm.workspace.status", {"name": "ws"})["changed"] is False
+        (repo / "README.md").write_text("edited on the host\n")
+        st = ctx.call("vm.workspace.status", {"name": "ws"})
+        assert st["changed"] is True and "files in the host tree changed" in st["reason"]
+        p = cli("vm", "exec", "ws", "--", "cat", "README.md")
+        assert p.stdout == "hello\nuncommitted host edit\n" and "is behind" in p.stderr and "--auto-prepare" in p.stderr
+        p = cli("vm", "exec", "ws", "--auto-prepare", "--", "cat", "README.md")
+        assert p.returncode == 0 and p.stdout == "edited on the host\n", p.stderr
+        assert ctx.call("vm.workspace.status", {"name": "ws"})["changed"] is False
+        git(repo, "commit", "-qam", "host commit")
+        assert "HEAD moved" in ctx.call("vm.workspace.status", {"name": "ws"})["reason"]
+        assert cli("vm", "exec", "ws", "--cwd", "/", "--", "pwd").stdout == "/\n"  # an explicit cwd wins
         ctx.call("vm.delete", {"name": "ws"})
     with sqlite3.connect(Path(vmenv["env"]["BANGER_STATE_DIR"]) / "state.db") as db:
         assert db.execute("SELECT count(*) FROM workspaces").fetchone()[0] == 0
+
+
+def test_vm_run_with_a_repository(vmenv, tmp_path):
+    """vm run PATH: --dry-run lists what would go (no VM made); a command
+    goes after --; without git in the guest (the minimal test image) the
+    workspace step says so and --rm removes the VM it made."""
+    from workspace_repo import TRACKED, make_repo
+    repo = make_repo(tmp_path / "repo")
+    before = json.loads(cli("vm", "ls", "--all", "--json").stdout or "[]")
+    p = cli("vm", "run", "--dry-run", str(repo))
+    assert p.returncode == 0, p.stderr
+    assert sorted(p.stdout.splitlines()) == TRACKED and f"{len(TRACKED)} files" in p.stderr
+    p = cli("vm", "run", "--dry-run", "--include-untracked", str(repo), "--json")
+    assert "notes.txt" in json.loads(p.stdout)["file_list"]
+    assert cli("vm", "run", str(repo), "extra").returncode == 2  # a command goes after --
+    assert cli("vm", "run", "--dry-run").returncode == 2
+    p = cli("vm", "run", "--rm", "--name", "wsrun", str(repo), "--", "make")
+    assert p.returncode != 0 and "git installed" in p.stderr, p.stderr
+    assert json.loads(cli("vm", "ls", "--all", "--json").stdout or "[]") == before
 
 
 def test_reach_and_identity(vmenv, tmp_path, monkeypatch):

@@ -22,6 +22,7 @@ typedef struct {
 		const char *value; /* "" for boolean flags */
 	} flags[MAX_FLAGS];
 	int nflags;
+	int before_dashes; /* positional arguments before "--", or -1 when there was no "--" */
 } args;
 
 typedef struct command {
@@ -73,6 +74,13 @@ int cmd_vm_set(const command *cmd, args *a);
 int cmd_vm_workspace_prepare(const command *cmd, args *a);
 int cmd_vm_workspace_export(const command *cmd, args *a);
 int cmd_vm_workspace_show(const command *cmd, args *a);
+/* vm.workspace.prepare of path into vm (NULL with dry: no VM needed),
+ * reported on stderr (json: the result on stdout); *guest_out (may be
+ * NULL) gets the guest path. Returns an exit status. */
+int workspace_prepare(const char *vm, const char *path, const char *guest_path, const char *mode, bool untracked,
+		      bool dry, bool force, bool json, char **guest_out);
+/* Where a command in vm starts: its workspace (malloc'd), or NULL. */
+char *workspace_cwd(const char *vm, bool auto_prepare, int *rc);
 /* Runs method (vm.exec or one shaped like it: output events, stdin and
  * pty size as input) with params (stolen) and our stdin (interactive:
  * streamed; tty: a pty in the guest, our terminal raw); returns the

@@ -228,10 +228,23 @@ int cmd_vm_run(const command *cmd, args *a)
 {
 	(void)cmd;
 	bool rm = flag_set(a, "--rm"), detach = flag_set(a, "-d");
+	/* banger vm run [PATH] [-- CMD...]: what comes before "--" is a repository */
+	int npath = a->before_dashes >= 0 ? a->before_dashes : a->argc;
+	if (npath > 1)
+		return fail(EXIT_USAGE, "usage: banger vm run [PATH] [-- CMD [ARG...]]: one repository path; the command "
+					"goes after --");
+	const char *path = npath ? a->argv[0] : NULL;
+	int cmdc = a->argc - npath;
+	char **cmdv = a->argv + npath;
+	bool dry = flag_set(a, "--dry-run"), untracked = flag_set(a, "--include-untracked");
+	if ((dry || untracked) && !path)
+		return fail(EXIT_USAGE, "--dry-run and --include-untracked are about a repository: banger vm run PATH ...");
+	if (dry) /* what would be shipped, and no VM */
+		return workspace_prepare(NULL, path, NULL, NULL, untracked, true, false, a->json, NULL);
 	if (detach && rm)
 		return fail(EXIT_USAGE, "-d and --rm cannot be combined: a detached VM is kept until you delete it");
-	if (detach && a->argc)
-		return fail(EXIT_USAGE, "-d cannot run a command: drop -d, or run it later with banger vm ssh NAME -- CMD");
+	if (detach && cmdc)
+		return fail(EXIT_USAGE, "-d cannot run a command: drop -d, or run it later with banger vm exec NAME -- CMD");
 	if (check_name_flag(a))
 		return EXIT_USAGE;
 	json_t *vm;
@@ -239,23 +252,43 @@ int cmd_vm_run(const command *cmd, args *a)
 	if (rc)
 		return api_fail(rc);
 	char *name = strdup(str(vm, "name"));
-	if (detach) {
+	json_decref(vm);
+	char *guest = NULL;
+	if (path) {
+		rc = workspace_prepare(name, path, NULL, NULL, untracked, false, false, false, &guest);
+		if (rc) {
+			if (rm)
+				remove_vm(name);
+			else
+				fprintf(stderr, "vm %s is kept (banger vm rm %s)\n", name, name);
+			free(name);
+			return rc;
+		}
+	}
+	if (detach || (path && !cmdc)) {
 		printf("%s\n", name);
-		json_decref(vm);
+		if (path && !detach)
+			fprintf(stderr, "next: banger vm exec %s -- <cmd>   (runs in %s)\n"
+					"      banger vm ssh %s\n"
+					"      banger vm workspace export %s --output change.patch\n",
+				name, guest, name, name);
+		free(guest);
 		free(name);
 		return 0;
 	}
-	json_decref(vm);
 	/* over the guest agent: a command, or a login shell (on a pty when
 	 * this is a terminal); stdin goes along */
 	json_t *argv = json_array();
-	if (a->argc == 0)
+	if (cmdc == 0)
 		for (int i = 0; i < 3; i++)
 			json_array_append_new(argv, json_string((const char *[]){"/bin/sh", "-c",
 				"if command -v bash >/dev/null; then exec bash -l; else exec sh -l; fi"}[i]));
-	for (int i = 0; i < a->argc; i++)
-		json_array_append_new(argv, json_string(a->argv[i]));
+	for (int i = 0; i < cmdc; i++)
+		json_array_append_new(argv, json_string(cmdv[i]));
 	json_t *params = json_pack("{s:s,s:o,s:[]}", "name", name, "argv", argv, "env");
+	if (guest)
+		json_object_set_new(params, "cwd", json_string(guest));
+	free(guest);
 	bool ran;
 	int status = exec_call("vm.exec", params, true, isatty(0), NULL, &ran);
 	if (!ran)
@@ -263,7 +296,7 @@ int cmd_vm_run(const command *cmd, args *a)
 			"(then banger vm rm %s)", name, name, name);
 	else if (rm)
 		remove_vm(name);
-	else if (a->argc == 0)
+	else if (cmdc == 0)
 		fprintf(stderr, "vm %s is still running (stop it with: banger vm stop %s)\n", name, name);
 	free(name);
 	return status;
@@ -486,8 +519,20 @@ int cmd_vm_exec(const command *cmd, args *a)
 			json_array_append_new(env, json_string(a->flags[i].value));
 		}
 	json_t *params = json_pack("{s:s,s:o,s:o}", "name", a->argv[0], "argv", argv, "env", env);
-	if (flag_value(a, "--cwd"))
+	if (flag_value(a, "--cwd")) {
 		json_object_set_new(params, "cwd", json_string(flag_value(a, "--cwd")));
+	} else {
+		/* in the VM's workspace when it has one, said when it is behind the host */
+		int rc = 0;
+		char *ws = workspace_cwd(a->argv[0], flag_set(a, "--auto-prepare"), &rc);
+		if (rc) {
+			json_decref(params);
+			return rc;
+		}
+		if (ws)
+			json_object_set_new(params, "cwd", json_string(ws));
+		free(ws);
+	}
 	if (flag_value(a, "--user"))
 		json_object_set_new(params, "user", json_string(flag_value(a, "--user")));
 	if (flag_value(a, "--timeout")) {

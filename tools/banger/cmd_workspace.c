@@ -20,28 +20,29 @@ static char *absolute(const char *path)
 	return abs;
 }
 
-int cmd_vm_workspace_prepare(const command *cmd, args *a)
+int workspace_prepare(const char *vm, const char *path, const char *guest_path, const char *mode, bool untracked,
+		      bool dry, bool force, bool json, char **guest_out)
 {
-	if (a->argc < 1 || a->argc > 2)
-		return fail(EXIT_USAGE, "usage: banger %s VM [PATH] (PATH: a git repository, default .)", cmd->path);
-	char *path = absolute(a->argc == 2 ? a->argv[1] : ".");
-	json_t *params = json_pack("{s:s,s:s}", "name", a->argv[0], "path", path);
-	free(path);
-	if (flag_value(a, "--guest-path"))
-		json_object_set_new(params, "guest_path", json_string(flag_value(a, "--guest-path")));
-	if (flag_value(a, "--mode"))
-		json_object_set_new(params, "mode", json_string(flag_value(a, "--mode")));
-	static const char *const bools[][2] = {
-		{"--include-untracked", "include_untracked"}, {"--dry-run", "dry_run"}, {"--force", "force"}};
-	for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++)
-		if (flag_set(a, bools[i][0]))
-			json_object_set_new(params, bools[i][1], json_true());
-	bool dry = flag_set(a, "--dry-run");
+	char *abs = absolute(path);
+	json_t *params = json_pack("{s:s}", "path", abs);
+	free(abs);
+	if (vm)
+		json_object_set_new(params, "name", json_string(vm));
+	if (guest_path)
+		json_object_set_new(params, "guest_path", json_string(guest_path));
+	if (mode)
+		json_object_set_new(params, "mode", json_string(mode));
+	const bool bools[] = {untracked, dry, force};
+	static const char *const keys[] = {"include_untracked", "dry_run", "force"};
+	for (size_t i = 0; i < 3; i++)
+		if (bools[i])
+			json_object_set_new(params, keys[i], json_true());
 	json_t *res = NULL;
 	int rc = call_with("vm.workspace.prepare", params, &res);
 	if (rc)
 		return api_fail(rc);
-	if (a->json) {
+	const char *g = json_string_value(json_object_get(res, "guest_path"));
+	if (json) {
 		print_json(res);
 	} else if (dry) {
 		json_t *f;
@@ -50,20 +51,72 @@ int cmd_vm_workspace_prepare(const command *cmd, args *a)
 			puts(json_string_value(f));
 		fprintf(stderr, "%lld files, %lld bytes would go to %s (commit %.12s)\n",
 			(long long)json_integer_value(json_object_get(res, "files")),
-			(long long)json_integer_value(json_object_get(res, "bytes")),
-			json_string_value(json_object_get(res, "guest_path")),
+			(long long)json_integer_value(json_object_get(res, "bytes")), g,
 			json_string_value(json_object_get(res, "head_commit")));
 	} else {
-		const char *g = json_string_value(json_object_get(res, "guest_path"));
-		printf("%s: %lld files, %lld bytes at commit %.12s\n", g,
-		       (long long)json_integer_value(json_object_get(res, "files")),
-		       (long long)json_integer_value(json_object_get(res, "bytes")),
-		       json_string_value(json_object_get(res, "head_commit")));
-		printf("next: banger vm exec %s --cwd %s -- <cmd>\n      banger vm workspace export %s --output change.patch\n",
-		       a->argv[0], g, a->argv[0]);
+		fprintf(stderr, "workspace %s in %s: %lld files, %lld bytes at commit %.12s\n", g, vm,
+			(long long)json_integer_value(json_object_get(res, "files")),
+			(long long)json_integer_value(json_object_get(res, "bytes")),
+			json_string_value(json_object_get(res, "head_commit")));
 	}
+	if (guest_out)
+		*guest_out = strdup(g ? g : "/root/repo");
 	json_decref(res);
 	return 0;
+}
+
+int cmd_vm_workspace_prepare(const command *cmd, args *a)
+{
+	if (a->argc < 1 || a->argc > 2)
+		return fail(EXIT_USAGE, "usage: banger %s VM [PATH] (PATH: a git repository, default .)", cmd->path);
+	bool dry = flag_set(a, "--dry-run");
+	int rc = workspace_prepare(a->argv[0], a->argc == 2 ? a->argv[1] : ".", flag_value(a, "--guest-path"),
+				   flag_value(a, "--mode"), flag_set(a, "--include-untracked"), dry, flag_set(a, "--force"),
+				   a->json, NULL);
+	if (!rc && !dry && !a->json)
+		printf("next: banger vm exec %s -- <cmd>   (runs in the workspace)\n"
+		       "      banger vm workspace export %s --output change.patch\n",
+		       a->argv[0], a->argv[0]);
+	return rc;
+}
+
+/* The guest directory vm.exec should start in for vm (malloc'd), or NULL
+ * when the VM has no workspace. With auto_prepare, a workspace behind the
+ * host tree is shipped again first; without, a warning says so. */
+char *workspace_cwd(const char *vm, bool auto_prepare, int *rc)
+{
+	*rc = 0;
+	json_t *st = NULL;
+	int r = call_with("vm.workspace.status", json_pack("{s:s}", "name", vm), &st);
+	if (r == BANGER_ENOTFOUND && strstr(banger_error_last(), "no workspace")) {
+		if (auto_prepare)
+			fprintf(stderr, "warning: --auto-prepare: vm %s has no workspace (banger vm workspace prepare %s PATH)\n",
+				vm, vm);
+		return NULL;
+	}
+	if (r) {
+		*rc = api_fail(r);
+		return NULL;
+	}
+	char *guest = strdup(json_string_value(json_object_get(st, "guest_path")));
+	const char *reason = json_string_value(json_object_get(st, "reason"));
+	const char *host = json_string_value(json_object_get(st, "host_path"));
+	if (json_is_true(json_object_get(st, "changed"))) {
+		if (auto_prepare) {
+			fprintf(stderr, "%s: shipping the workspace again (--auto-prepare)\n", reason);
+			*rc = workspace_prepare(vm, host, guest, NULL, json_is_true(json_object_get(st, "include_untracked")),
+						false, false, false, NULL);
+		} else {
+			fprintf(stderr, "warning: vm %s's workspace %s is behind %s: %s (--auto-prepare ships it again)\n",
+				vm, guest, host, reason);
+		}
+	}
+	json_decref(st);
+	if (*rc) {
+		free(guest);
+		return NULL;
+	}
+	return guest;
 }
 
 static unsigned char *unbase64(const char *b64, size_t *len)

@@ -525,8 +525,10 @@ const command commands[] = {
 	{"daemon status", "", "", "--json", "show whether bangerd runs, its pid, version and socket", cmd_daemon_status},
 	{"daemon stop", "", "", "", "stop bangerd (running VMs keep running)", cmd_daemon_stop},
 	{"daemon socket", "", "", "", "print the socket path bangerd serves", cmd_daemon_socket},
-	{"vm run", "", "[-- cmd [arg...]]", "--name= --image= --kernel= --vcpu= --memory= --disk-size= --nat --rm -d",
-	 "create a VM and ssh into it, or run a command in it (exit code propagated); --rm deletes it after",
+	{"vm run", "", "[path] [-- cmd [arg...]]",
+	 "--name= --image= --kernel= --vcpu= --memory= --disk-size= --nat --rm -d --dry-run --include-untracked --json",
+	 "create a VM and open a shell in it, or run a command (exit code propagated); with a repository PATH, "
+	 "ship it to /root/repo first (the command runs there); --rm deletes the VM after",
 	 cmd_vm_run},
 	{"vm create", "", "", "--name= --image= --kernel= --vcpu= --memory= --disk-size= --nat --no-start --json", "create and boot a VM (live stages on a terminal)",
 	 cmd_vm_create},
@@ -544,8 +546,9 @@ const command commands[] = {
 	{"vm ssh", "", "<vm> [-- cmd [arg...]]", "", "ssh into a VM, or run one command", cmd_vm_ssh},
 	{"vm cp", "", "<src> <dst>", "--json",
 	 "copy files or directories between the host and a VM (VM:/path): modes, owners, times, symlinks kept", cmd_vm_cp},
-	{"vm exec", "", "<vm> -- cmd [arg...]", "--cwd= --env= --user= --timeout= -i -t --json",
-	 "run a command in the guest over its agent (no SSH): output streamed, exit code propagated",
+	{"vm exec", "", "<vm> -- cmd [arg...]", "--cwd= --env= --user= --timeout= -i -t --auto-prepare --json",
+	 "run a command in the guest over its agent (no SSH), in its workspace when it has one: output streamed, "
+	 "exit code propagated; --auto-prepare ships a workspace behind the host tree again first",
 	 cmd_vm_exec},
 	{"vm set", "", "<vm>", "--vcpu= --memory= --disk-size= --json", "change a stopped VM's spec", cmd_vm_set},
 	{"vm workspace prepare", "", "<vm> [path]", "--guest-path= --mode= --include-untracked --dry-run --force --json",
@@ -622,7 +625,7 @@ int main(int argc, char **argv)
 	const command *cmd = resolve(argc - 1, argv + 1, &depth);
 	if (!cmd)
 		return EXIT_USAGE;
-	args a = {0};
+	args a = {.before_dashes = -1};
 	char **pos = calloc((size_t)argc, sizeof(char *));
 	a.argv = pos;
 	bool only_positional = false;
@@ -634,6 +637,7 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(arg, "--")) {
 			only_positional = true;
+			a.before_dashes = a.argc;
 			continue;
 		}
 		if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
