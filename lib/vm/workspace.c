@@ -4,7 +4,10 @@
  * lays the working tree's tracked files over it (untracked ones on
  * request; symlinks as symlinks, modes kept) and ships it with the vm.cp
  * machinery as one tar stream; in the guest `git reset` makes the index
- * HEAD's, so uncommitted host edits show as changes. export diffs the
+ * HEAD's, so uncommitted host edits show as changes. full_copy mode ships
+ * the directory as it is (.git, submodules, every file) and keeps its
+ * index. Shipping records the guest working tree's id, so preparing again
+ * is refused only over changes made in the guest since. export diffs the
  * guest's tree against the prepared commit through a throwaway index in
  * the git dir: the guest repository's own index is never touched. */
 #include "vm.h"
@@ -12,6 +15,7 @@
 #include "../core/proc.h"
 #include "../core/sha256.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -195,7 +199,30 @@ static int vm_row(bng_engine *e, json_t *params, json_t **vm)
 /* The repository at path: its top level and HEAD commit; refuses bare
  * repositories, non-repositories, repositories without commits and (in
  * shallow mode) submodules. */
-static int inspect(const char *scratch, const char *path, char **top, char **head, bng_op *op)
+/* Files (of any kind, directories aside) and bytes under dir, as a full
+ * copy ships them. */
+static void count_tree(const char *dir, size_t *files, size_t *bytes)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char *p = bng_asprintf("%s/%s", dir, de->d_name);
+		struct stat st;
+		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+			count_tree(p, files, bytes);
+		} else if (lstat(p, &st) == 0) {
+			(*files)++;
+			*bytes += (size_t)st.st_size;
+		}
+		free(p);
+	}
+	if (d)
+		closedir(d);
+}
+
+static int inspect(const char *scratch, const char *path, bool full_copy, char **top, char **head, bng_op *op)
 {
 	struct stat st;
 	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
@@ -224,10 +251,10 @@ static int inspect(const char *scratch, const char *path, char **top, char **hea
 	char *gm = bng_asprintf("%s/.gitmodules", *top);
 	bool submodules = access(gm, F_OK) == 0;
 	free(gm);
-	if (submodules)
+	if (submodules && !full_copy)
 		return bng_err(BANGER_EUNSUPPORTED,
-			       "%s has submodules (.gitmodules): the shallow mode does not ship them and the "
-			       "full_copy mode is not available yet",
+			       "%s has submodules (.gitmodules): the shallow mode does not ship them; use the "
+			       "full_copy mode (--mode full_copy), which copies the whole repository",
 			       *top);
 	return 0;
 }
@@ -321,10 +348,12 @@ static const char guest_check[] =
 	"s=$(git status --porcelain 2>/dev/null) || exit 2\n"
 	"[ -z \"$s\" ] && exit 1 || exit 2\n";
 
-/* Ends with the shipped tree's id on stdout (guest_check's $2 next time). */
+/* Ends with the shipped tree's id on stdout (guest_check's $2 next time).
+ * $2 "reset": the index becomes HEAD's (shallow: host edits show as
+ * changes); a full copy keeps the host's index as it came. */
 static const char guest_finish[] = "set -e\n"
 				   "cd \"$1\"\n"
-				   "git reset -q\n"
+				   "[ \"$2\" != reset ] || git reset -q\n"
 				   "git config --global --get-all safe.directory 2>/dev/null | grep -qxF \"$1\" ||"
 				   " git config --global --add safe.directory \"$1\"\n" GUEST_TREE_ID "echo \"$t\"\n";
 
@@ -332,7 +361,7 @@ static const char guest_finish[] = "set -e\n"
  * since the shipping whose tree id was shipped_tree, unless force); *tree
  * gets the new checkout's tree id. */
 static int ship(bng_engine *e, json_t *vm, const char *stage, const char *guest, const char *shipped_tree,
-		bool force, char **tree, bng_op *op)
+		bool force, bool reset, char **tree, bng_op *op)
 {
 	bng_agent_link *link;
 	json_t *running;
@@ -367,7 +396,8 @@ static int ship(bng_engine *e, json_t *vm, const char *stage, const char *guest,
 		json_decref(res);
 	}
 	if (!rc) {
-		rc = guest_sh(link, running, op, guest_finish, json_pack("[s]", guest), &c, &code);
+		rc = guest_sh(link, running, op, guest_finish, json_pack("[s,s]", guest, reset ? "reset" : "keep"), &c,
+			      &code);
 		if (!rc && code)
 			rc = bng_err(BANGER_EIO, "finishing the checkout in the VM failed (is git installed there?): %s",
 				     said(&c));
@@ -397,8 +427,11 @@ int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, b
 		return bng_err(BANGER_EINVAL, "vm.workspace.prepare: path must be an absolute host path");
 	if (guest[0] != '/' || !strcmp(guest, "/"))
 		return bng_err(BANGER_EINVAL, "vm.workspace.prepare: guest_path must be an absolute path below /");
-	if (mode && strcmp(mode, "shallow"))
-		return bng_err(BANGER_EUNSUPPORTED, "workspace mode '%s': only shallow is available yet", mode);
+	if (!mode)
+		mode = "shallow";
+	if (strcmp(mode, "shallow") && strcmp(mode, "full_copy"))
+		return bng_err(BANGER_EINVAL, "workspace mode '%s': shallow (default) or full_copy", mode);
+	bool full = !strcmp(mode, "full_copy");
 	json_t *vm = NULL;
 	int rc = 0;
 	if (json_object_get(params, "name"))
@@ -417,11 +450,15 @@ int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, b
 	char *top = NULL, *head = NULL, *digest = NULL, *tree = NULL;
 	json_t *files = NULL;
 	char *stage = bng_asprintf("%s/repo", scratch);
-	rc = inspect(scratch, path, &top, &head, op);
+	rc = inspect(scratch, path, full, &top, &head, op);
 	if (!rc)
 		rc = list_files(scratch, top, untracked, &files, &digest, op);
 	size_t bytes = 0, shipped = 0;
-	if (!rc && dry) {
+	if (!rc && dry && full) {
+		count_tree(top, &shipped, &bytes); /* everything under top goes: no list to show */
+		*result = json_pack("{s:s,s:s,s:s,s:I,s:I,s:b}", "guest_path", guest, "head_commit", head, "mode", mode,
+				    "files", (json_int_t)shipped, "bytes", (json_int_t)bytes, "dry_run", 1);
+	} else if (!rc && dry) {
 		for (size_t i = 0; i < json_array_size(files); i++) {
 			struct stat st;
 			char *p = bng_asprintf("%s/%s", top, json_string_value(json_array_get(files, i)));
@@ -438,50 +475,55 @@ int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, b
 				json_array_append_new(list, s);
 		}
 		*result = json_pack("{s:s,s:s,s:s,s:o,s:I,s:I,s:b}", "guest_path", guest, "head_commit", head, "mode",
-				    "shallow", "file_list", list, "files", (json_int_t)json_array_size(files), "bytes",
+				    mode, "file_list", list, "files", (json_int_t)json_array_size(files), "bytes",
 				    (json_int_t)bytes, "dry_run", 1);
 		if (json_array_size(b64))
 			json_object_set(*result, "file_list_b64", b64);
 		json_decref(b64);
 	} else if (!rc) {
-		bng_op_event(op, json_pack("{s:s}", "stage", "clone"));
-		char *url = bng_asprintf("file://%s", top);
-		rc = host_git(scratch, NULL,
-			      (const char *[]){"clone", "-q", "--no-checkout", "--depth", "10", url, stage, NULL}, NULL,
-			      NULL, false, op);
-		free(url);
-		char *cloned = NULL;
-		if (!rc) /* HEAD's commit must be the clone's: a detached HEAD is not what a clone follows */
-			rc = host_git(scratch, stage, (const char *[]){"rev-parse", "HEAD", NULL}, &cloned, NULL, true, op);
-		if (!rc && strcmp(cloned, head)) {
-			rc = host_git(scratch, stage, (const char *[]){"fetch", "-q", "--depth", "10", "origin", head, NULL},
-				      NULL, NULL, false, op);
-			if (!rc)
-				rc = host_git(scratch, stage, (const char *[]){"update-ref", "--no-deref", "HEAD", head, NULL},
+		if (full) {
+			/* the directory as it is: .git, submodules, untracked and ignored files */
+			count_tree(top, &shipped, &bytes);
+		} else {
+			bng_op_event(op, json_pack("{s:s}", "stage", "clone"));
+			char *url = bng_asprintf("file://%s", top);
+			rc = host_git(scratch, NULL,
+				      (const char *[]){"clone", "-q", "--no-checkout", "--depth", "10", url, stage, NULL}, NULL,
+				      NULL, false, op);
+			free(url);
+			char *cloned = NULL;
+			if (!rc) /* HEAD's commit must be the clone's: a detached HEAD is not what a clone follows */
+				rc = host_git(scratch, stage, (const char *[]){"rev-parse", "HEAD", NULL}, &cloned, NULL, true, op);
+			if (!rc && strcmp(cloned, head)) {
+				rc = host_git(scratch, stage, (const char *[]){"fetch", "-q", "--depth", "10", "origin", head, NULL},
 					      NULL, NULL, false, op);
-		}
-		free(cloned);
-		char *origin = rc ? NULL : host_config(scratch, top, "remote.origin.url", op);
-		if (!rc)
-			rc = origin ? host_git(scratch, stage,
-					       (const char *[]){"remote", "set-url", "origin", origin, NULL}, NULL, NULL,
-					       false, op)
-				    : host_git(scratch, stage, (const char *[]){"remote", "remove", "origin", NULL}, NULL,
-					       NULL, false, op);
-		free(origin);
-		static const char *const identity[] = {"user.name", "user.email"};
-		for (size_t i = 0; !rc && i < BNG_ARRAY_LEN(identity); i++) {
-			char *v = host_config(scratch, top, identity[i], op);
-			if (v)
-				rc = host_git(scratch, stage, (const char *[]){"config", identity[i], v, NULL}, NULL, NULL,
-					      false, op);
-			free(v);
-		}
-		bng_op_event(op, json_pack("{s:s,s:I}", "stage", "overlay", "total", (json_int_t)json_array_size(files)));
-		for (size_t i = 0; !rc && i < json_array_size(files); i++) {
-			bool one = false;
-			rc = overlay_one(top, stage, json_string_value(json_array_get(files, i)), &bytes, &one);
-			shipped += one;
+				if (!rc)
+					rc = host_git(scratch, stage, (const char *[]){"update-ref", "--no-deref", "HEAD", head, NULL},
+						      NULL, NULL, false, op);
+			}
+			free(cloned);
+			char *origin = rc ? NULL : host_config(scratch, top, "remote.origin.url", op);
+			if (!rc)
+				rc = origin ? host_git(scratch, stage,
+						       (const char *[]){"remote", "set-url", "origin", origin, NULL}, NULL, NULL,
+						       false, op)
+					    : host_git(scratch, stage, (const char *[]){"remote", "remove", "origin", NULL}, NULL,
+						       NULL, false, op);
+			free(origin);
+			static const char *const identity[] = {"user.name", "user.email"};
+			for (size_t i = 0; !rc && i < BNG_ARRAY_LEN(identity); i++) {
+				char *v = host_config(scratch, top, identity[i], op);
+				if (v)
+					rc = host_git(scratch, stage, (const char *[]){"config", identity[i], v, NULL}, NULL, NULL,
+						      false, op);
+				free(v);
+			}
+			bng_op_event(op, json_pack("{s:s,s:I}", "stage", "overlay", "total", (json_int_t)json_array_size(files)));
+			for (size_t i = 0; !rc && i < json_array_size(files); i++) {
+				bool one = false;
+				rc = overlay_one(top, stage, json_string_value(json_array_get(files, i)), &bytes, &one);
+				shipped += one;
+			}
 		}
 		if (!rc) {
 			bng_op_event(op, json_pack("{s:s,s:I,s:I}", "stage", "ship", "files", (json_int_t)shipped, "bytes",
@@ -492,16 +534,16 @@ int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, b
 					1, &id);
 			json_t *row0 = json_array_get(prev, 0);
 			const char *was = json_string_value(json_object_get(row0, "guest_path"));
-			rc = ship(e, vm, stage, guest,
+			rc = ship(e, vm, full ? top : stage, guest,
 				  was && !strcmp(was, guest) ? json_string_value(json_object_get(row0, "guest_tree")) : NULL,
-				  force, &tree, op);
+				  force, !full, &tree, op);
 			json_decref(prev);
 		}
 		if (!rc) {
 			char now[32];
 			bng_now_iso(now);
 			char *state = tree_state(top, head, files);
-			const char *row[] = {json_string_value(json_object_get(vm, "id")), top, guest, "shallow", head, digest,
+			const char *row[] = {json_string_value(json_object_get(vm, "id")), top, guest, mode, head, digest,
 					     now, state, untracked ? "1" : "0", tree};
 			rc = bng_store_run(&e->store,
 					   "INSERT OR REPLACE INTO workspaces (vm_id, host_path, guest_path, mode, head_commit,"
@@ -512,7 +554,7 @@ int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, b
 		}
 		if (!rc)
 			*result = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "guest_path", guest, "host_path", top, "head_commit",
-					    head, "mode", "shallow", "files", (json_int_t)shipped, "bytes", (json_int_t)bytes);
+					    head, "mode", mode, "files", (json_int_t)shipped, "bytes", (json_int_t)bytes);
 	}
 	bng_rm_rf(scratch);
 	free(scratch);
@@ -577,7 +619,7 @@ int bng_m_vm_workspace_status(bng_engine *e, json_t *params, json_t **result, bn
 			rc = bng_err_errno(BANGER_EIO, errno, "cannot make a scratch directory in %s", e->tmp_dir);
 	}
 	const char *host = json_string_value(json_object_get(ws, "host_path"));
-	if (!rc && inspect(scratch, host, &top, &head, op) != 0) {
+	if (!rc && inspect(scratch, host, true, &top, &head, op) != 0) {
 		why = "the host repository is gone or no longer a repository";
 	} else if (!rc) {
 		const char *was = json_string_value(json_object_get(ws, "head_commit"));

@@ -738,6 +738,21 @@ def test_workspace_round_trip(vmenv, tmp_path):
         git(repo, "commit", "-qam", "host commit")
         assert "HEAD moved" in ctx.call("vm.workspace.status", {"name": "ws"})["reason"]
         assert cli("vm", "exec", "ws", "--cwd", "/", "--", "pwd").stdout == "/\n"  # an explicit cwd wins
+        # submodules: refused by the shallow mode, which names full_copy; full_copy ships the
+        # whole directory with its index
+        lib = make_repo(tmp_path / "lib")
+        git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "vendor/lib")
+        git(repo, "commit", "-qm", "a submodule")
+        with pytest.raises(banger.Unsupported, match="full_copy"):
+            ctx.call("vm.workspace.prepare", {"name": "ws", "path": str(repo), "guest_path": "/root/full"})
+        r = ctx.call("vm.workspace.prepare", {"name": "ws", "path": str(repo), "guest_path": "/root/full",
+                                               "mode": "full_copy"})
+        assert r["mode"] == "full_copy" and r["files"] > len(TRACKED)
+        lib_head = git(lib, "rev-parse", "HEAD").stdout.decode()
+        full = ctx.call("vm.exec", {"name": "ws", "argv": ["sh", "-c", "git status --porcelain; cat vendor/lib/run.sh;"
+                                                           " git -C vendor/lib rev-parse HEAD"], "cwd": "/root/full"})
+        # untracked files are in the copy too; the submodule's checkout works there
+        assert full["stdout"] == "?? notes.txt\n#!/bin/sh\necho run\n" + lib_head, full
         ctx.call("vm.delete", {"name": "ws"})
     with sqlite3.connect(Path(vmenv["env"]["BANGER_STATE_DIR"]) / "state.db") as db:
         assert db.execute("SELECT count(*) FROM workspaces").fetchone()[0] == 0
