@@ -8,4 +8,5 @@
 #include "banger/vm.h"
 #include "banger/exec.h"
 #include "banger/session.h"
+#include "banger/workspace.h"
 #endif

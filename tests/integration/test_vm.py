@@ -734,7 +734,7 @@ def test_workspace_round_trip(vmenv, tmp_path):
         assert p.stdout == "hello\nuncommitted host edit\n" and "is behind" in p.stderr and "--auto-prepare" in p.stderr
         p = cli("vm", "exec", "ws", "--auto-prepare", "--", "cat", "README.md")
         assert p.returncode == 0 and p.stdout == "edited on the host\n", p.stderr
-        assert ctx.call("vm.workspace.status", {"name": "ws"})["changed"] is False
+        assert vm.workspace_status()["changed"] is False
         git(repo, "commit", "-qam", "host commit")
         assert "HEAD moved" in ctx.call("vm.workspace.status", {"name": "ws"})["reason"]
         assert cli("vm", "exec", "ws", "--cwd", "/", "--", "pwd").stdout == "/\n"  # an explicit cwd wins
@@ -753,6 +753,14 @@ def test_workspace_round_trip(vmenv, tmp_path):
                                                            " git -C vendor/lib rev-parse HEAD"], "cwd": "/root/full"})
         # untracked files are in the copy too; the submodule's checkout works there
         assert full["stdout"] == "?? notes.txt\n#!/bin/sh\necho run\n" + lib_head, full
+        # the typed C API (docs/examples/vm-workspace.c): prepare with progress, status, export
+        exe = BANGERD.parent.parent.parent / "tests" / "vm-workspace"
+        p = subprocess.run([str(exe), f"unix:{vmenv['daemon'].socket}", "ws", str(lib), "/root/lib"],
+                           capture_output=True, env=child_env(), timeout=300)
+        assert p.returncode == 0, p.stderr
+        err = p.stderr.decode()
+        assert "ship: files" in err and "/root/lib (shallow, commit" in err and "changed since shipped: no" in err
+        assert b"+uncommitted host edit" in p.stdout and b"README.md" in p.stdout  # lib's own host edit
         ctx.call("vm.delete", {"name": "ws"})
     with sqlite3.connect(Path(vmenv["env"]["BANGER_STATE_DIR"]) / "state.db") as db:
         assert db.execute("SELECT count(*) FROM workspaces").fetchone()[0] == 0

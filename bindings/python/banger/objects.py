@@ -266,6 +266,10 @@ class VM:
         """The workspace record (vm.workspace.show)."""
         return self._ctx.call("vm.workspace.show", {"name": self.id})
 
+    def workspace_status(self):
+        """The workspace record plus whether the host tree changed since shipping (changed, reason)."""
+        return self._ctx.call("vm.workspace.status", {"name": self.id})
+
     def ports(self):
         return self._ctx.call("vm.ports", {"name": self.id})["ports"]
 
