@@ -908,8 +908,9 @@ static off_t copy_out(int fd, off_t off, off_t limit)
 }
 
 /* Offset in the text of path (plus its .1) where its last `lines` lines
- * begin, counted over both; *from_old says whether it starts in .1. */
-static off_t tail_start(const char *path, long lines, bool *from_old)
+ * begin, counted over both, path read up to path_end (-1: its end);
+ * *from_old says whether it starts in .1. */
+static off_t tail_start(const char *path, long lines, off_t path_end, bool *from_old)
 {
 	char old[PATH_MAX + 3];
 	snprintf(old, sizeof(old), "%s.1", path);
@@ -921,6 +922,8 @@ static off_t tail_start(const char *path, long lines, bool *from_old)
 			continue;
 		struct stat st;
 		off_t end = fstat(fd, &st) == 0 ? st.st_size : 0;
+		if (f == 0 && path_end >= 0 && path_end < end)
+			end = path_end; /* counted from where the caller stops reading */
 		char buf[8192];
 		off_t pos = end;
 		bool last_byte = true;
@@ -982,11 +985,11 @@ static int cmd_logs(int argc, char **argv)
 	struct stat now_st;
 	off_t end = follow || stat(path, &now_st) != 0 ? -1 : now_st.st_size;
 	bool from_old = true;
-	off_t start = tail >= 0 ? tail_start(path, tail, &from_old) : 0;
+	off_t start = tail >= 0 ? tail_start(path, tail, end, &from_old) : 0;
 	if (tail == 0) {
 		from_old = false;
 		struct stat st;
-		start = stat(path, &st) == 0 ? st.st_size : 0;
+		start = end >= 0 ? end : stat(path, &st) == 0 ? st.st_size : 0;
 	}
 	int fd = open(old, O_RDONLY | O_CLOEXEC);
 	if (from_old && fd >= 0) {
