@@ -63,6 +63,12 @@ static const migration migrations[] = {
 	 "CREATE TABLE sessions ("
 	 " vm_id TEXT NOT NULL REFERENCES vms(id) ON DELETE CASCADE, name TEXT NOT NULL, doc TEXT NOT NULL,"
 	 " PRIMARY KEY (vm_id, name));"},
+	/* Who is a VM's PID 1 (vm create --init, resolved at create: "systemd"
+	 * or "banger"), and whether its guest runs sshd: a VM whose image has
+	 * none boots under banger's init without one. Older VMs had both. */
+	{9, "vms_init",
+	 "ALTER TABLE vms ADD COLUMN init TEXT NOT NULL DEFAULT 'systemd';"
+	 "ALTER TABLE vms ADD COLUMN sshd INTEGER NOT NULL DEFAULT 1;"},
 };
 
 int bng_store_latest_version(void) { return migrations[BNG_ARRAY_LEN(migrations) - 1].version; }
