@@ -38,7 +38,9 @@ with banger.open(env["BANGER_URI"], autostart=True) as ctx:
     tree = work / "busybox"
     (tree / "bin").mkdir(parents=True)
     subprocess.run(["cp", "/bin/busybox", str(tree / "bin")], check=True)
-    subprocess.run(["/bin/busybox", "--install", "-s", str(tree / "bin")], check=True)
+    for applet in subprocess.run(["/bin/busybox", "--list"], capture_output=True, text=True).stdout.split():
+        if applet != "busybox":
+            os.symlink("busybox", tree / "bin" / applet)
     subprocess.run(["tar", "-cf", str(work / "busybox.tar"), "-C", str(tree), "."], check=True)
     ctx.call("image.import", {"name": "busybox", "tars": [str(work / "busybox.tar")]})
 
