@@ -63,40 +63,35 @@ static void set_hostname(void)
 		say("cannot set hostname", name);
 }
 
-/* Runs argv and waits for it (PID 1 has no other children yet). */
-static int run_wait(char *const argv[])
-{
-	pid_t pid = fork();
-	if (pid == 0) {
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	int st = 0;
-	while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-	}
-	return pid > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* Starts the image's sshd, which daemonizes itself. Host keys: banger puts
- * the VM's ed25519 key in its layer, and ssh-keygen -A (tens of seconds of
- * an emulated CPU) runs only for a root that has none at all. */
+/* Starts the image's sshd, which daemonizes itself, in a child so the agent
+ * need not wait for it (the host waits for port 22 through the agent).
+ * Host keys: banger puts the VM's ed25519 key in its layer; ssh-keygen -A
+ * (tens of seconds of an emulated CPU) runs only for a root with none. */
 static bool start_sshd(void)
 {
 	if (access("/usr/sbin/sshd", X_OK) != 0)
 		return false;
 	mkdir("/run/sshd", 0755); /* its privilege separation directory */
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid > 0;
 	static const char *const keys[] = {"/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_ecdsa_key",
 					   "/etc/ssh/ssh_host_rsa_key"};
 	bool any = false;
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		any = any || access(keys[i], R_OK) == 0;
-	if (!any && access("/usr/bin/ssh-keygen", X_OK) == 0)
-		run_wait((char *const[]){"/usr/bin/ssh-keygen", "-A", NULL});
-	if (run_wait((char *const[]){"/usr/sbin/sshd", NULL}) != 0) {
-		fprintf(stderr, "banger-agent: init: /usr/sbin/sshd did not start\n");
-		return false;
+	if (!any && access("/usr/bin/ssh-keygen", X_OK) == 0) {
+		pid_t keygen = fork();
+		if (keygen == 0) {
+			execl("/usr/bin/ssh-keygen", "ssh-keygen", "-A", (char *)NULL);
+			_exit(127);
+		}
+		while (keygen > 0 && waitpid(keygen, NULL, 0) < 0 && errno == EINTR) {
+		}
 	}
-	return true;
+	execl("/usr/sbin/sshd", "/usr/sbin/sshd", (char *)NULL); /* sshd re-execs itself: an absolute path */
+	say("cannot run", "/usr/sbin/sshd");
+	_exit(127);
 }
 
 int init_boot(bool *sshd)

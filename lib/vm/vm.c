@@ -872,12 +872,12 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 			snprintf(disk_s, sizeof(disk_s), "%llu", (unsigned long long)disk);
 			/* the row exists from here on, in state "creating": a crash is cleaned up at next start */
 			const char *p[] = {id,  name, S(image, "id"), S(kernel, "id"), vcpu_s, mem_s, disk_s, ip, mac,
-					   tap, created, nat ? "1" : "0", init};
+					   tap, created, nat ? "1" : "0", init, sshd || systemd ? "1" : "0"};
 			rc = bng_store_run(&e->store,
 					   "INSERT INTO vms (id, name, image_id, kernel_id, vcpu, memory_mib, disk_size, state,"
-					   " driver, ip, mac, tap, created_at, nat, init) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
-					   " 'creating', 'none', ?8, ?9, ?10, ?11, ?12, ?13)",
-					   13, p);
+					   " driver, ip, mac, tap, created_at, nat, init, sshd) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+					   " ?7, 'creating', 'none', ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+					   14, p);
 		}
 		bng_engine_release(e, "vm-create");
 		if (!rc)

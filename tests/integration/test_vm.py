@@ -116,7 +116,7 @@ def test_vm_run_exit_codes(vmenv):
     assert "Linux exits" in p.stdout and "cloud-amd64" in p.stdout
     assert "spec: 2 vcpu | 1024 MiB | 1G disk" in p.stdout
     stages = re.findall(r"(?:^|\r)  (\w+) +(\d+\.\d\d) s\r?$", p.stdout, re.M)
-    assert [s for s, _ in stages] == ["resolve", "network", "disk", "boot", "agent", "ssh", "ready"], p.stdout
+    assert [s for s, _ in stages] == ["resolve", "network", "disk", "boot", "agent", "ssh", "identity", "ready"], p.stdout
     print(f"\nvm run --rm -- sh -c 'exit 42': {time.time() - t0:.1f} s")
     assert cli("vm", "show", "exits").returncode == 1  # --rm removed it
     p = cli("vm", "run", "-d", "--name", "codes")
@@ -176,7 +176,7 @@ def test_lifecycle_keeps_writes_and_changes_boot_id(vmenv):
         vm = ctx.call("vm.create", {"name": "life"}, on_event=events.append)
         stages = [e["stage"] for e in events]
         assert stages[0] == "spec" and stages[-1] == "ready"
-        assert ["resolve", "network", "disk", "vmm", "boot", "agent", "ssh", "ready"] == [
+        assert ["resolve", "network", "disk", "vmm", "boot", "agent", "ssh", "identity", "ready"] == [
             s for s in stages if s not in ("spec", "probe-kvm")]
         assert next(e for e in events if e["stage"] == "vmm")["pid"] > 1  # the VMM's exec, inside boot
         assert vm["state"] == "running" and vm["boot_id"]
@@ -1063,6 +1063,27 @@ def test_busybox_image_boots_under_bangers_init(vmenv, registry, tmp_path):  # n
     p = cli("vm", "run", "--rm", "--image", "busybox", "--", "echo $GREETING; exit 7")
     assert (p.returncode, p.stdout) == (7, "hello\n"), p.stderr
     assert leaked_taps(vmenv) == []
+
+
+def test_minbase_without_systemd_boots_and_serves_ssh(vmenv):
+    """A debootstrap minbase with openssh-server and no systemd (tests/run
+    builds its tar into the shared cache): auto picks banger's init, which
+    starts its sshd; exec, ssh and stop all work."""
+    with banger.open(f"unix:{vmenv['daemon'].socket}", autostart=False) as ctx:
+        img = ctx.call("image.build", {"minimal": True, "systemd": False})
+        assert img["name"] == "debian-bookworm-minimal-nosystemd"
+        t0 = time.time()
+        vm = ctx.call("vm.create", {"name": "minbase", "image": img["name"]})
+        print(f"\nminbase without systemd: create {time.time() - t0:.1f} s")
+        assert (vm["init"], vm["sshd"]) == ("banger", True)
+        r = ctx.call("vm.exec", {"name": "minbase", "argv": ["sh", "-c", "test -e /usr/lib/systemd/systemd; echo $?"]})
+        assert r["stdout"] == "1\n"
+    p = cli("vm", "ssh", "minbase", "--", "cat", "/proc/1/comm")
+    assert p.returncode == 0 and p.stdout == "banger-agent\n", p.stderr
+    assert cli("vm", "stop", "minbase").returncode == 0
+    assert json.loads(cli("vm", "show", "minbase", "--json").stdout)["state"] == "stopped"
+    assert not [line for line in vm_procs() if vm["id"] in line]
+    assert cli("vm", "rm", "minbase").returncode == 0
 
 
 def test_systemd_image_under_bangers_init_runs_its_sshd(vmenv):

@@ -76,7 +76,7 @@ def test_image_without_sshd_needs_nat_then_gets_first_boot_install(offline, env,
     assert tiny["host_key"] != vm["host_key"]  # per VM
     for name in ("nossh", "withssh"):
         ctx.call("vm.delete", {"name": name})
-    assert vm["init"] == "systemd" and tiny["init"] == "banger"  # tiny has no /sbin/init
+    assert vm["init"] == "systemd" and (tiny["init"], tiny["sshd"]) == ("banger", True)  # tiny: no /sbin/init
 
 
 def test_init_is_picked_at_create(offline, env, tmp_path):
@@ -87,7 +87,7 @@ def test_init_is_picked_at_create(offline, env, tmp_path):
                                          {"name": "sbin/init", "type": "symlink", "target": "../bin/busybox"}])
     ctx.call("image.import", {"name": "bb", "tars": [str(tar)]})
     vm = ctx.call("vm.create", {"name": "bb", "image": "bb", "kernel": "k", "start": False, "nat": True})
-    assert (vm["init"], vm["state"]) == ("banger", "stopped")
+    assert (vm["init"], vm["sshd"], vm["state"]) == ("banger", False, "stopped")
     t = dump(str(env["BANGER_STATE_DIR"] / "vms" / vm["id"] / "overlay.ext4"))
     assert "/upper/var/lib/banger/first-boot-pending" not in t
     assert t["/upper/usr/local/libexec/banger-agent"]["mode"] & 0o111  # PID 1 under banger's init
