@@ -174,7 +174,7 @@ def test_lifecycle_keeps_writes_and_changes_boot_id(vmenv):
     with banger.open(f"unix:{vmenv['daemon'].socket}", autostart=False) as ctx:
         events = []
         vm = ctx.call("vm.create", {"name": "life"}, on_event=events.append)
-        stages = [e["stage"] for e in events]
+        stages = [e["stage"] for e in events if "warning" not in e]  # identity warns of files this host lacks
         assert stages[0] == "spec" and stages[-1] == "ready"
         assert ["resolve", "network", "disk", "vmm", "boot", "agent", "ssh", "identity", "ready"] == [
             s for s in stages if s not in ("spec", "probe-kvm")]
