@@ -117,6 +117,7 @@ BANGER_API int banger_vm_options_set_kernel(banger_vm_options *o, const char *v)
 BANGER_API int banger_vm_options_set_vcpus(banger_vm_options *o, int32_t v) { return set_int(o ? o->params : NULL, "vcpu", v); }
 BANGER_API int banger_vm_options_set_memory_mib(banger_vm_options *o, int32_t v) { return set_int(o ? o->params : NULL, "memory_mib", v); }
 BANGER_API int banger_vm_options_set_disk_size(banger_vm_options *o, const char *v) { return set_str(o ? o->params : NULL, "disk_size", v); }
+BANGER_API int banger_vm_options_set_init(banger_vm_options *o, const char *v) { return set_str(o ? o->params : NULL, "init", v); }
 
 BANGER_API int banger_vm_options_set_nat(banger_vm_options *o, int enabled)
 {

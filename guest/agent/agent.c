@@ -50,6 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "init.h"
 #include "session.h"
 
 #ifndef BANGER_AGENT_VERSION
@@ -96,6 +97,9 @@ struct vsock_addr {
 #define PRINTF_LIKE(a, b) __attribute__((format(printf, a, b)))
 
 static volatile sig_atomic_t stop_requested;
+
+/* --init: banger's PID 1 is our parent, and whether it started sshd */
+static bool init_mode, init_sshd;
 
 static void logmsg(const char *fmt, ...) PRINTF_LIKE(1, 2);
 static void logmsg(const char *fmt, ...)
@@ -630,6 +634,8 @@ static const char *op_health(buf *b)
 	buf_json_cstr(b, BANGER_AGENT_VERSION);
 	buf_puts(b, ",\"hostname\":");
 	buf_json_cstr(b, have_uname ? un.nodename : NULL);
+	if (init_mode) /* the host waits for sshd only where there is one */
+		buf_printf(b, ",\"init\":\"banger\",\"sshd\":%s", init_sshd ? "true" : "false");
 	return NULL;
 }
 
@@ -1621,6 +1627,10 @@ static const char *spawn_command(const exec_req *x, stream *s, char *err, size_t
 	const struct passwd *pw;
 	if (x->user) {
 		pw = getpwnam(x->user);
+		char *end;
+		unsigned long uid = strtoul(x->user, &end, 10);
+		if (!pw && *x->user && !*end) /* an OCI image's User may be a uid */
+			pw = getpwuid((uid_t)uid);
 		if (!pw) {
 			snprintf(err, errcap, "unknown user \"%s\"", x->user);
 			return err;
@@ -2556,6 +2566,7 @@ static void usage(FILE *f)
 	fputs("usage: banger-agent [--device PATH] [--vsock-port N] [--allow-power]\n"
 	      "       banger-agent --listen-unix PATH [--allow-power]\n"
 	      "       banger-agent --stdio [--allow-power]\n"
+	      "       banger-agent --init   (as PID 1: banger's init, then device mode)\n"
 	      "       banger-agent --version\n"
 	      "       banger-agent session start|list|show|logs|attach|send|stop|kill ... (sessions)\n"
 	      "Serves banger's guest agent protocol: one JSON request per line.\n"
@@ -2572,6 +2583,13 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "session") == 0)
 		return session_main(argc - 1, argv + 1); /* a verb the host runs as a command */
+	if (argc == 2 && strcmp(argv[1], "--init") == 0) {
+		/* PID 1 stays in init_boot; its child serves in device mode */
+		if (init_boot(&init_sshd) != 0)
+			return 2;
+		init_mode = true;
+		argc = 1;
+	}
 	const char *unix_path = NULL;
 	bool stdio_mode = false;
 	g.vsock_port = DEFAULT_VSOCK_PORT;

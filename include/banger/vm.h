@@ -43,6 +43,8 @@ BANGER_API int banger_vm_options_set_memory_mib(banger_vm_options *o, int32_t mi
 /* "8G", "512M" ... */
 BANGER_API int banger_vm_options_set_disk_size(banger_vm_options *o, const char *size);
 BANGER_API int banger_vm_options_set_nat(banger_vm_options *o, int enabled);
+/* The guest's PID 1: "auto" (default), "banger" or "systemd" (vm.create's init). */
+BANGER_API int banger_vm_options_set_init(banger_vm_options *o, const char *init);
 /* Create the VM without booting it (default: boot it). */
 BANGER_API int banger_vm_options_set_start(banger_vm_options *o, int enabled);
 

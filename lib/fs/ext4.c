@@ -223,6 +223,48 @@ int bng_ext4_exists(const char *image_path, const char *path, bool *exists)
 	return rc == 0 || rc == BANGER_ENOTFOUND ? 0 : rc;
 }
 
+static int read_link(bng_ext4 *x, ext2_ino_t ino, struct ext2_inode *inode, char *buf, size_t len);
+
+int bng_ext4_resolve_exec(const char *image_path, const char *path, bool *found, char *target, size_t len)
+{
+	*found = false;
+	ext2_filsys fs;
+	errcode_t err = ext2fs_open2(image_path, NULL, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs);
+	if (err)
+		return bng_ext2_err(err, "cannot open ext4 image %s", image_path);
+	bng_ext4 *x = wrap(fs, image_path);
+	char *cur = bng_strdup(path);
+	int rc = 0;
+	for (int links = 0; !rc; links++) {
+		ext2_ino_t dir, ino;
+		char leaf[256], link[4096];
+		struct ext2_inode inode;
+		rc = bng_ext4_walk(x, cur, false, &dir, leaf, sizeof(leaf));
+		if (!rc)
+			rc = bng_ext4_lookup(x, dir, leaf, &ino);
+		if (!rc && (err = ext2fs_read_inode(x->fs, ino, &inode)) != 0)
+			rc = bng_ext2_err(err, "%s: cannot read inode %u", cur, ino);
+		if (rc)
+			break;
+		if (!LINUX_S_ISLNK(inode.i_mode)) {
+			*found = LINUX_S_ISREG(inode.i_mode) && (inode.i_mode & 0111);
+			break;
+		}
+		if (links >= 40 || (rc = read_link(x, ino, &inode, link, sizeof(link))) != 0)
+			break;
+		/* a relative target is relative to the link's directory */
+		char *slash = strrchr(cur, '/');
+		char *next = link[0] == '/' || !slash ? bng_strdup(link) : bng_asprintf("%.*s/%s", (int)(slash - cur), cur, link);
+		free(cur);
+		cur = next;
+	}
+	snprintf(target, len, "%s", cur);
+	free(cur);
+	bng_ext4_abort(x);
+	/* a missing or broken path is an answer: nothing to run there */
+	return rc == BANGER_ENOTFOUND || rc == BANGER_EINVAL ? 0 : rc;
+}
+
 static void free_wrapper(bng_ext4 *x)
 {
 	free(x->created);

@@ -34,6 +34,11 @@ int bng_ext4_create(bng_ext4 **out, const char *path, uint64_t size, uint64_t in
 int bng_ext4_open(bng_ext4 **out, const char *path);
 /* True if path exists in the image at image_path (opened read-only). */
 int bng_ext4_exists(const char *image_path, const char *path, bool *exists);
+/* Follows path and the symlinks it ends in (inside the image) to what they
+ * name: *found says whether that is an executable regular file, and
+ * target (len bytes) holds the last path followed ("lib/systemd/systemd"
+ * for a Debian /sbin/init). */
+int bng_ext4_resolve_exec(const char *image_path, const char *path, bool *found, char *target, size_t len);
 
 /* Flushes everything and closes. On error the image is unusable. */
 int bng_ext4_close(bng_ext4 *fs);

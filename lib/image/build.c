@@ -19,6 +19,11 @@
 static const char full_packages[] = "systemd-sysv,udev,dbus,openssh-server,iproute2,iputils-ping,ca-certificates,"
 				    "curl,git,sudo,less,procps,netbase,vim-tiny,locales,tzdata";
 static const char minimal_packages[] = "systemd-sysv,udev,openssh-server,iproute2";
+/* Without systemd (systemd:false): minbase has no init, so banger's own
+ * (the agent's --init mode) boots it and starts its sshd. */
+static const char nosystemd_packages[] = "openssh-server,iproute2";
+static const char nosystemd_full_packages[] = "openssh-server,iproute2,iputils-ping,ca-certificates,curl,git,sudo,less,"
+					      "procps,netbase,vim-tiny,locales,tzdata";
 
 /* sshd refuses to start without host keys, and the image ships none: each
  * VM makes its own on first boot. */
@@ -100,14 +105,16 @@ int bng_m_image_build(bng_engine *e, json_t *params, json_t **result, bng_op *op
 	const char *name = json_string_value(json_object_get(params, "name"));
 	const char *mirror = json_string_value(json_object_get(params, "mirror"));
 	bool minimal = json_is_true(json_object_get(params, "minimal"));
+	bool systemd = !json_is_false(json_object_get(params, "systemd"));
 	if (!suite)
 		suite = "bookworm";
 	if (!mirror)
 		mirror = bng_config_str(&e->config, "debian_mirror");
-	char *default_name = bng_asprintf("debian-%s%s", suite, minimal ? "-minimal" : "");
+	char *default_name = bng_asprintf("debian-%s%s%s", suite, minimal ? "-minimal" : "", systemd ? "" : "-nosystemd");
 	if (!name)
 		name = default_name;
-	const char *packages = minimal ? minimal_packages : full_packages;
+	const char *packages = systemd ? (minimal ? minimal_packages : full_packages)
+				       : (minimal ? nosystemd_packages : nosystemd_full_packages);
 	int rc = bng_check_name(name, "image");
 	if (!rc && strspn(suite, "abcdefghijklmnopqrstuvwxyz-") != strlen(suite))
 		rc = bng_err(BANGER_EINVAL, "invalid Debian suite '%s'", suite);

@@ -11,7 +11,7 @@ static const bng_method image_methods[] = {
 	 bng_m_image_import, "0.1"},
 	{"image.register", "name:str,rootfs:str,kernel:str?", "record an existing rootfs.ext4 as an image",
 	 bng_m_image_register, "0.1"},
-	{"image.build", "name:str?,suite:str?,minimal:bool?,mirror:str?,size:str?",
+	{"image.build", "name:str?,suite:str?,minimal:bool?,systemd:bool?,mirror:str?,size:str?",
 	 "build the default Debian image from the package mirror (debootstrap), cached by content",
 	 bng_m_image_build, "0.1"},
 	{"image.pull", "ref:str,name:str?,size:str?,kernel:str?",

@@ -69,6 +69,12 @@ static const migration migrations[] = {
 	 "ALTER TABLE workspaces ADD COLUMN tree_state TEXT;"
 	 "ALTER TABLE workspaces ADD COLUMN include_untracked INTEGER NOT NULL DEFAULT 0;"
 	 "ALTER TABLE workspaces ADD COLUMN guest_tree TEXT;"},
+	/* Who is a VM's PID 1 (vm create --init, resolved at create: "systemd"
+	 * or "banger"), and whether its guest runs sshd: a VM whose image has
+	 * none boots under banger's init without one. Older VMs had both. */
+	{10, "vms_init",
+	 "ALTER TABLE vms ADD COLUMN init TEXT NOT NULL DEFAULT 'systemd';"
+	 "ALTER TABLE vms ADD COLUMN sshd INTEGER NOT NULL DEFAULT 1;"},
 };
 
 int bng_store_latest_version(void) { return migrations[BNG_ARRAY_LEN(migrations) - 1].version; }

@@ -3,6 +3,7 @@
  * Output is streamed as events ({"output":"stdout"|"stderr","data":<base64>})
  * or collected into the result. */
 #include "vm.h"
+#include "../image/image.h"
 #include "idle.h"
 
 #include <signal.h>
@@ -119,6 +120,36 @@ static void put_output(json_t *result, const char *name, const char *data, size_
 	free(b64);
 }
 
+/* An OCI image's config (Env, WorkingDir, User) as defaults for a command,
+ * as `docker exec` has them: the caller's env adds to and overrides the
+ * image's (the agent keeps the last value of a name), its cwd and user win. */
+static void image_defaults(bng_engine *e, json_t *vm, json_t *spec)
+{
+	json_t *image = NULL;
+	if (bng_image_get(e, json_string_value(json_object_get(vm, "image_id")), &image) != 0)
+		return;
+	json_t *cfg = json_object_get(image, "config");
+	json_t *env = json_array(), *v;
+	size_t i;
+	json_array_foreach(json_object_get(cfg, "Env"), i, v)
+		if (json_is_string(v) && strchr(json_string_value(v), '=') != json_string_value(v) &&
+		    strchr(json_string_value(v), '='))
+			json_array_append(env, v);
+	if (json_array_size(env)) {
+		json_array_extend(env, json_object_get(spec, "env"));
+		json_object_set(spec, "env", env);
+	}
+	json_decref(env);
+	const char *cwd = json_string_value(json_object_get(cfg, "WorkingDir"));
+	if (cwd && *cwd && !json_object_get(spec, "cwd"))
+		json_object_set_new(spec, "cwd", json_string(cwd));
+	const char *user = json_string_value(json_object_get(cfg, "User"));
+	size_t ulen = user ? strcspn(user, ":") : 0; /* "user:group": the agent takes the user's groups */
+	if (ulen && !json_object_get(spec, "user"))
+		json_object_set_new(spec, "user", json_stringn(user, ulen));
+	json_decref(image);
+}
+
 static json_t *next_input(void *ud) { return bng_op_input(((exec_sink *)ud)->op); }
 
 /* Tells the caller how much of its stdin went on, so it can send more
@@ -143,6 +174,7 @@ int bng_m_vm_exec(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	for (size_t i = 0; i < BNG_ARRAY_LEN(passed); i++)
 		if (json_object_get(params, passed[i]))
 			json_object_set(spec, passed[i], json_object_get(params, passed[i]));
+	image_defaults(e, vm, spec);
 	exec_sink sink = {.op = op, .stream = json_is_true(json_object_get(params, "stream"))};
 	const char *in = json_string_value(json_object_get(params, "stdin"));
 	bng_exec_io io = {.output = on_output, .ud = &sink, .stdin_data = in, .stdin_len = in ? strlen(in) : 0,

@@ -31,7 +31,8 @@ static void vm_close(bng_engine *e)
 }
 
 static const bng_method vm_methods[] = {
-	{"vm.create", "name:str?,image:str?,kernel:str?,vcpu:int?,memory_mib:int?,disk_size:str?,start:bool?,nat:bool?",
+	{"vm.create", "name:str?,image:str?,kernel:str?,vcpu:int?,memory_mib:int?,disk_size:str?,start:bool?,nat:bool?,"
+	 "init:str?",
 	 "create (and boot) a VM; events: spec, then each stage with its seconds", bng_m_vm_create, "0.1"},
 	{"vm.start", "name:str", "boot a stopped VM (its disk kept)", bng_m_vm_start, "0.1"},
 	{"vm.stop", "name:str", "sync and power off, bounded wait, then kill", bng_m_vm_stop, "0.1"},

@@ -39,7 +39,7 @@
 #define STOP_TIMEOUT_MS 30000
 
 static const char columns[] = "id, name, image_id, kernel_id, vcpu, memory_mib, disk_size, state, driver, vmm, ip, "
-			      "mac, tap, nat, host_key, boot_id, error, stop_reason, created_at, started_at";
+			      "mac, tap, nat, host_key, boot_id, error, stop_reason, created_at, started_at, init, sshd";
 
 /* ---- rows ---- */
 
@@ -52,6 +52,7 @@ static int vm_get(bng_engine *e, const char *ref, json_t **vm)
 		if (json_is_string(vmm))
 			json_object_set_new(*vm, "vmm", json_loads(json_string_value(vmm), 0, NULL));
 		json_object_set_new(*vm, "nat", json_boolean(json_integer_value(json_object_get(*vm, "nat"))));
+		json_object_set_new(*vm, "sshd", json_boolean(json_integer_value(json_object_get(*vm, "sshd"))));
 	}
 	return rc;
 }
@@ -422,10 +423,13 @@ static int boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 		uint32_t net;
 		int prefix = 24;
 		bng_net_parse_cidr(bng_config_str(&e->config, "cidr"), &net, &prefix);
+		/* banger's own init: the agent as PID 1 (guest/agent/init.c) */
+		bool own_init = !strcmp(S(vm, "init") ?: "", "banger");
 		char *cmdline = bng_asprintf("banger.root=/dev/vda banger.overlay=/dev/vdb banger.ip=%s/%d,%s,%s "
-					     "systemd.hostname=%s",
+					     "systemd.hostname=%s%s",
 					     S(vm, "ip"), prefix, bng_config_str(&e->config, "bridge_ip"),
-					     bng_config_str(&e->config, "default_dns"), S(vm, "name"));
+					     bng_config_str(&e->config, "default_dns"), S(vm, "name"),
+					     own_init ? " banger.init=\"/usr/local/libexec/banger-agent --init\"" : "");
 		bng_vm_config cfg = {
 			.id = S(vm, "id"), .run_dir = rdir, .console_log = console, .process_log = vmmlog,
 			.vcpus = (int)json_integer_value(json_object_get(vm, "vcpu")),
@@ -455,18 +459,24 @@ static int boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 		if (rc)
 			rc = boot_failed(rc, "agent", console);
 	}
+	/* under banger's init the agent says whether it started an sshd: a
+	 * guest without one is reached through the agent alone */
+	json_t *has_sshd = json_object_get(health, "sshd");
+	bool sshd = !json_is_boolean(has_sshd) || json_is_true(has_sshd);
 	if (!rc) {
-		rc = vm_update(e, vm, json_pack("{s:O}", "boot_id", json_object_get(health, "boot_id")));
+		rc = vm_update(e, vm, json_pack("{s:O,s:s}", "boot_id", json_object_get(health, "boot_id"), "sshd",
+						sshd ? "1" : "0"));
+		json_object_set_new(vm, "sshd", json_boolean(sshd));
 		stage(op, "agent", t0);
 	}
 	/* a busy host boots slowly: the agent tells when sshd listens */
-	if (!rc && (rc = bng_agent_wait_sshd(agent, vsock, AGENT_TIMEOUT_MS, &watch)) != 0)
+	if (!rc && sshd && (rc = bng_agent_wait_sshd(agent, vsock, AGENT_TIMEOUT_MS, &watch)) != 0)
 		rc = boot_failed(rc, "ssh", console);
 	/* With the host key made at create and pinned, a listening sshd is
 	 * ready: a handshake here would only repeat the caller's own (one SSH
 	 * session costs seconds of an emulated CPU). A VM from before keys were
 	 * made at create learns and pins its key in a handshake, bounded. */
-	if (!rc && !S(vm, "host_key")) {
+	if (!rc && sshd && !S(vm, "host_key")) {
 		bng_ssh_target t = {.host = S(vm, "ip"), .port = 22, .user = "root",
 				    .key_path = bng_config_str(&e->config, "ssh_key_path")};
 		char *host_key = NULL;
@@ -479,7 +489,8 @@ static int boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 		free(host_key);
 	}
 	if (!rc) {
-		stage(op, "ssh", t0);
+		if (sshd)
+			stage(op, "ssh", t0);
 		rc = vm_update(e, vm, json_pack("{s:s,s:n,s:n}", "state", "running", "error", "stop_reason"));
 		bng_vm_activity(S(vm, "id"), 0); /* its idle clock starts at boot */
 	}
@@ -747,6 +758,31 @@ static int resolve_image_kernel(bng_engine *e, json_t *params, json_t **image, j
 	return 0;
 }
 
+/* Who is the VM's PID 1. auto: systemd where the image's /sbin/init leads
+ * to it; otherwise (no init, busybox's, a container image's) banger's own
+ * (guest/agent/init.c), which needs nothing from the image. */
+static int pick_init(json_t *image, const char *want, const char **mode)
+{
+	if (!want)
+		want = "auto";
+	if (strcmp(want, "auto") && strcmp(want, "banger") && strcmp(want, "systemd"))
+		return bng_err(BANGER_EINVAL, "init must be auto, banger or systemd (got '%s')", want);
+	*mode = "banger";
+	if (!strcmp(want, "banger"))
+		return 0;
+	bool found = false;
+	char target[4096];
+	int rc = bng_ext4_resolve_exec(S(image, "rootfs"), "sbin/init", &found, target, sizeof(target));
+	if (rc)
+		return rc;
+	if (!strcmp(want, "systemd") && !found)
+		return bng_err(BANGER_EUNSUPPORTED, "image '%s' has no /sbin/init to run: create the VM with --init banger",
+			       S(image, "name"));
+	if (!strcmp(want, "systemd") || (found && strstr(target, "systemd")))
+		*mode = "systemd";
+	return 0;
+}
+
 static int allocate_ip(bng_engine *e, char out[16])
 {
 	json_t *used = NULL;
@@ -796,11 +832,15 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	if (!rc)
 		rc = resolve_image_kernel(e, params, &image, &kernel, op);
 	bool sshd = false;
-	if (!rc && (rc = bng_ext4_exists(S(image, "rootfs"), "usr/sbin/sshd", &sshd)) == 0 && !sshd && !nat)
-		/* exec and `vm run` go through sshd: say so now, not after a 90 s wait */
+	const char *init = NULL;
+	if (!rc)
+		rc = pick_init(image, json_string_value(json_object_get(params, "init")), &init);
+	bool systemd = init && !strcmp(init, "systemd");
+	if (!rc && (rc = bng_ext4_exists(S(image, "rootfs"), "usr/sbin/sshd", &sshd)) == 0 && !sshd && !nat && systemd)
+		/* the systemd boot waits for sshd: say so now, not after a 90 s wait */
 		rc = bng_err(BANGER_EUNSUPPORTED,
 			     "image '%s' has no SSH server (/usr/sbin/sshd): install openssh-server in it, create the VM "
-			     "with --nat so banger installs it on first boot, or use the default image (banger image build)",
+			     "with --nat so banger installs it on first boot, or with --init banger (no SSH, exec only)",
 			     S(image, "name"));
 	if (!rc) {
 		char *disk_text = bng_format_size(disk);
@@ -832,12 +872,12 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 			snprintf(disk_s, sizeof(disk_s), "%llu", (unsigned long long)disk);
 			/* the row exists from here on, in state "creating": a crash is cleaned up at next start */
 			const char *p[] = {id,  name, S(image, "id"), S(kernel, "id"), vcpu_s, mem_s, disk_s, ip, mac,
-					   tap, created, nat ? "1" : "0"};
+					   tap, created, nat ? "1" : "0", init, sshd || systemd ? "1" : "0"};
 			rc = bng_store_run(&e->store,
 					   "INSERT INTO vms (id, name, image_id, kernel_id, vcpu, memory_mib, disk_size, state,"
-					   " driver, ip, mac, tap, created_at, nat) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
-					   " 'creating', 'none', ?8, ?9, ?10, ?11, ?12)",
-					   12, p);
+					   " driver, ip, mac, tap, created_at, nat, init, sshd) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+					   " ?7, 'creating', 'none', ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+					   14, p);
 		}
 		bng_engine_release(e, "vm-create");
 		if (!rc)
@@ -863,7 +903,7 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 		if (!rc && (rc = bng_ssh_new_host_key(dir, &host_priv, &host_pub)) == 0)
 			rc = vm_update(e, vm, json_pack("{s:s}", "host_key", host_pub)); /* pinned before it ever boots */
 		if (!rc)
-			rc = make_overlay(e, vm, overlay, pubkey, host_priv, !sshd);
+			rc = make_overlay(e, vm, overlay, pubkey, host_priv, !sshd && systemd);
 		if (host_priv)
 			explicit_bzero(host_priv, strlen(host_priv));
 		free(host_priv);

@@ -12,7 +12,7 @@ import pytest
 
 import banger
 from conftest import BANGERD, Daemon, run_cli
-from layers import dump, fnv, fsck, make_tar, unterminated
+from layers import EXT4_TOOL, dump, fnv, fsck, make_tar, unterminated
 
 CAP = bytes.fromhex("0100000200200000000000000000000000000000")  # cap_net_raw+ep, as ping has
 
@@ -130,6 +130,34 @@ def test_symlinked_parent_inside_the_image_is_followed(ctx, tmp_path):
     assert t["/usr/lib/libm.so"]["hash"] == fnv(b"m")
     assert t["/lib"]["type"] == "symlink"
 
+
+def resolve(image, path):
+    out = subprocess.run([str(EXT4_TOOL), "resolve", str(image), path], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_init_is_resolved_through_symlinks(ctx, tmp_path):
+    """What `--init auto` reads: where /sbin/init leads, and whether an
+    executable is there (merged /usr, relative and absolute links)."""
+    tar = make_tar(tmp_path / "inits.tar", [
+        {"name": "usr/sbin", "type": "dir"},
+        {"name": "usr/lib/systemd/systemd", "data": b"#!", "mode": 0o755},
+        {"name": "sbin", "type": "symlink", "target": "usr/sbin"},
+        {"name": "lib", "type": "symlink", "target": "usr/lib"},
+        {"name": "usr/sbin/init", "type": "symlink", "target": "/lib/systemd/systemd"},
+        {"name": "bin/busybox", "data": b"bb", "mode": 0o755},
+        {"name": "bin/rel", "type": "symlink", "target": "../bin/busybox"},
+        {"name": "bin/dangling", "type": "symlink", "target": "/nope/init"},
+        {"name": "bin/loop", "type": "symlink", "target": "loop"},
+        {"name": "bin/plain", "data": b"x", "mode": 0o644},
+    ])
+    rootfs = ctx.call("image.import", {"name": "inits", "tars": [str(tar)]})["rootfs"]
+    assert resolve(rootfs, "sbin/init") == ["exec", "/lib/systemd/systemd"]
+    assert resolve(rootfs, "bin/rel") == ["exec", "bin/../bin/busybox"]
+    assert resolve(rootfs, "bin/dangling") == ["none", "/nope/init"]
+    assert resolve(rootfs, "bin/loop")[0] == "none"
+    assert resolve(rootfs, "bin/plain") == ["none", "bin/plain"]
+    assert resolve(rootfs, "missing/init") == ["none", "missing/init"]
 
 HOSTILE = {
     "dotdot": ([{"name": "../evil", "data": b"x"}], "path traversal"),

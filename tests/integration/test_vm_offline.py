@@ -46,7 +46,9 @@ def test_create_stopped_and_set(offline, env):
 
 def test_image_without_sshd_needs_nat_then_gets_first_boot_install(offline, env, tmp_path):
     ctx = offline
-    tar = make_tar(tmp_path / "bare.tar", [{"name": "etc/os-release", "data": b"ID=debian\n"}])
+    tar = make_tar(tmp_path / "bare.tar", [  # systemd's boot waits for sshd, which it lacks
+        {"name": "etc/os-release", "data": b"ID=debian\n"}, {"name": "lib/systemd/systemd", "mode": 0o755},
+        {"name": "sbin/init", "type": "symlink", "target": "/lib/systemd/systemd"}])
     ctx.call("image.import", {"name": "bare", "tars": [str(tar)]})
     with pytest.raises(banger.Unsupported) as err:
         ctx.call("vm.create", {"name": "nossh", "image": "bare", "kernel": "k", "start": False})
@@ -74,6 +76,31 @@ def test_image_without_sshd_needs_nat_then_gets_first_boot_install(offline, env,
     assert tiny["host_key"] != vm["host_key"]  # per VM
     for name in ("nossh", "withssh"):
         ctx.call("vm.delete", {"name": name})
+    assert vm["init"] == "systemd" and (tiny["init"], tiny["sshd"]) == ("banger", True)  # tiny: no /sbin/init
+
+
+def test_init_is_picked_at_create(offline, env, tmp_path):
+    """auto: systemd only where /sbin/init leads to it; banger's init needs
+    neither an init nor sshd, and gets no first-boot installer."""
+    ctx = offline
+    tar = make_tar(tmp_path / "bb.tar", [{"name": "bin/busybox", "data": b"bb", "mode": 0o755},
+                                         {"name": "sbin/init", "type": "symlink", "target": "../bin/busybox"}])
+    ctx.call("image.import", {"name": "bb", "tars": [str(tar)]})
+    vm = ctx.call("vm.create", {"name": "bb", "image": "bb", "kernel": "k", "start": False, "nat": True})
+    assert (vm["init"], vm["sshd"], vm["state"]) == ("banger", False, "stopped")
+    t = dump(str(env["BANGER_STATE_DIR"] / "vms" / vm["id"] / "overlay.ext4"))
+    assert "/upper/var/lib/banger/first-boot-pending" not in t
+    assert t["/upper/usr/local/libexec/banger-agent"]["mode"] & 0o111  # PID 1 under banger's init
+    # busybox's init would not start the agent: systemd needs asking for, and an executable
+    with pytest.raises(banger.Unsupported):  # no sshd for systemd's boot to wait for
+        ctx.call("vm.create", {"name": "bb2", "image": "bb", "kernel": "k", "start": False, "init": "systemd"})
+    with pytest.raises(banger.InvalidArgument):
+        ctx.call("vm.create", {"name": "bb2", "image": "bb", "kernel": "k", "start": False, "init": "openrc"})
+    assert ctx.call("vm.create", {"name": "bb2", "image": "tiny", "kernel": "k", "start": False,
+                                  "init": "banger"})["init"] == "banger"
+    for name in ("bb", "bb2"):
+        ctx.call("vm.delete", {"name": name})
+    assert [v["name"] for v in ctx.call("vm.list", {"all": True})["vms"]] == []
 
 
 def test_image_and_kernel_in_use_are_not_removed(offline, env):

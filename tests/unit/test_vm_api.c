@@ -30,6 +30,8 @@ int main(void)
 	CHECK_OK(banger_vm_options_new(&o));
 	CHECK_OK(banger_vm_options_set_name(o, "Bad_Name"));
 	CHECK_OK(banger_vm_options_set_start(o, 0));
+	CHECK_EQ_INT(banger_vm_options_set_init(NULL, "banger"), BANGER_EINVAL);
+	CHECK_OK(banger_vm_options_set_init(o, "banger")); /* a declared parameter: the name is what fails */
 	CHECK_EQ_INT(banger_vm_create(&vm, ctx, o), BANGER_EINVAL); /* checked by vm.create */
 	CHECK_STR_CONTAINS(banger_error_last(), "invalid vm name");
 	banger_vm_options_free(o);

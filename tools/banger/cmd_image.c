@@ -262,6 +262,8 @@ int cmd_image_build(const command *cmd, args *a)
 			json_object_set_new(params, str_flags[i] + 2, json_string(flag_value(a, str_flags[i])));
 	if (flag_set(a, "--minimal"))
 		json_object_set_new(params, "minimal", json_true());
+	if (flag_set(a, "--no-systemd"))
+		json_object_set_new(params, "systemd", json_false());
 	json_t *img;
 	int rc = call_with("image.build", params, &img);
 	return rc ? api_fail(rc) : print_image(img, a->json);

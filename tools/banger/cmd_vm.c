@@ -44,7 +44,7 @@ static json_t *spec_params(args *a)
 {
 	json_t *p = json_object();
 	static const char *const strs[][2] = {{"--name", "name"}, {"--image", "image"}, {"--kernel", "kernel"},
-					      {"--disk-size", "disk_size"}};
+					      {"--disk-size", "disk_size"}, {"--init", "init"}};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		if (flag_value(a, strs[i][0]))
 			json_object_set_new(p, strs[i][1], json_string(flag_value(a, strs[i][0])));
@@ -104,6 +104,11 @@ static int ssh_to(const char *name, int argc, char **argv, bool *connected)
 	int rc = call_with("vm.show", json_pack("{s:s}", "name", name), &vm);
 	if (rc)
 		return api_fail(rc);
+	if (json_is_false(json_object_get(vm, "sshd"))) {
+		json_decref(vm);
+		return fail(1, "vm %s runs no SSH server (its image has no sshd and banger's init is its PID 1): "
+			       "run commands with banger vm exec %s -- CMD", name, name);
+	}
 	json_t *ssh = json_object_get(vm, "ssh");
 	char *known = NULL, *identity = NULL, *dest = NULL;
 	if (asprintf(&known, "UserKnownHostsFile=%s", str(ssh, "known_hosts")) < 0 ||
@@ -251,7 +256,7 @@ int cmd_vm_run(const command *cmd, args *a)
 	int rc = create(a, spec_params(a), &vm);
 	if (rc)
 		return api_fail(rc);
-	char *name = strdup(str(vm, "name"));
+	char *name = strdup(str(vm, "name")), *image_id = strdup(str(vm, "image_id"));
 	json_decref(vm);
 	char *guest = NULL;
 	if (path) {
@@ -262,6 +267,7 @@ int cmd_vm_run(const command *cmd, args *a)
 			else
 				fprintf(stderr, "vm %s is kept (banger vm rm %s)\n", name, name);
 			free(name);
+			free(image_id);
 			return rc;
 		}
 	}
@@ -274,17 +280,28 @@ int cmd_vm_run(const command *cmd, args *a)
 				name, guest, name, name);
 		free(guest);
 		free(name);
+		free(image_id);
 		return 0;
 	}
-	/* over the guest agent: a command, or a login shell (on a pty when
-	 * this is a terminal); stdin goes along */
-	json_t *argv = json_array();
+	/* over the guest agent (stdin goes along, a pty when this is a
+	 * terminal): as `docker run`, the image's Entrypoint followed by the
+	 * command given, else by its Cmd; an image with neither (or no OCI
+	 * config) gets the command, or a login shell */
+	json_t *image = NULL, *argv = json_array();
+	if (call_with("image.show", json_pack("{s:s}", "name", image_id), &image) != 0)
+		image = NULL; /* gone already: vm.exec will say what is wrong */
+	free(image_id);
+	json_t *cfg = json_object_get(image, "config");
+	json_array_extend(argv, json_object_get(cfg, "Entrypoint"));
 	if (cmdc == 0)
+		json_array_extend(argv, json_object_get(cfg, "Cmd"));
+	if (cmdc == 0 && json_array_size(argv) == 0)
 		for (int i = 0; i < 3; i++)
 			json_array_append_new(argv, json_string((const char *[]){"/bin/sh", "-c",
 				"if command -v bash >/dev/null; then exec bash -l; else exec sh -l; fi"}[i]));
 	for (int i = 0; i < cmdc; i++)
 		json_array_append_new(argv, json_string(cmdv[i]));
+	json_decref(image);
 	json_t *params = json_pack("{s:s,s:o,s:[]}", "name", name, "argv", argv, "env");
 	if (guest)
 		json_object_set_new(params, "cwd", json_string(guest));

@@ -526,11 +526,13 @@ const command commands[] = {
 	{"daemon stop", "", "", "", "stop bangerd (running VMs keep running)", cmd_daemon_stop},
 	{"daemon socket", "", "", "", "print the socket path bangerd serves", cmd_daemon_socket},
 	{"vm run", "", "[path] [-- cmd [arg...]]",
-	 "--name= --image= --kernel= --vcpu= --memory= --disk-size= --nat --rm -d --dry-run --include-untracked --json",
-	 "create a VM and open a shell in it, or run a command (exit code propagated); with a repository PATH, "
-	 "ship it to /root/repo first (the command runs there); --rm deletes the VM after",
+	 "--name= --image= --kernel= --vcpu= --memory= --disk-size= --nat --init= --rm -d --dry-run --include-untracked "
+	 "--json",
+	 "create a VM and open a shell in it, or run the image's entrypoint or a command (exit code propagated); with "
+	 "a repository PATH, ship it to /root/repo first (the command runs there); --rm deletes the VM after",
 	 cmd_vm_run},
-	{"vm create", "", "", "--name= --image= --kernel= --vcpu= --memory= --disk-size= --nat --no-start --json", "create and boot a VM (live stages on a terminal)",
+	{"vm create", "", "", "--name= --image= --kernel= --vcpu= --memory= --disk-size= --nat --init= --no-start --json",
+	 "create and boot a VM (live stages on a terminal); --init auto|banger|systemd picks its PID 1",
 	 cmd_vm_create},
 	{"vm start", "", "<vm>...", "--json", "boot stopped VMs (their disks kept)", cmd_vm_start},
 	{"vm stop", "", "<vm>...", "--json", "sync and power off VMs (bounded wait, then kill)", cmd_vm_stop},
@@ -583,7 +585,7 @@ const command commands[] = {
 	 "build an image from a tar file ('-' reads stdin): docker export, a layer, a rootfs tar", cmd_image_import},
 	{"image register", "", "<name>", "--rootfs= --kernel= --json", "record an existing rootfs.ext4 as an image",
 	 cmd_image_register},
-	{"image build", "", "[name]", "--suite= --minimal --mirror= --size= --json",
+	{"image build", "", "[name]", "--suite= --minimal --no-systemd --mirror= --size= --json",
 	 "build the default Debian image (debian-bookworm) from the package mirror; cached by content",
 	 cmd_image_build},
 	{"image pull", "", "<ref>", "--name= --size= --kernel= --json",

@@ -308,9 +308,9 @@ class VMs:
         self._ctx = ctx
 
     def create(self, name=None, image=None, kernel=None, vcpu=None, memory_mib=None, disk_size=None, nat=False,
-               start=True, ephemeral=False, on_event=None):
+               start=True, ephemeral=False, on_event=None, init=None):
         p = {k: v for k, v in dict(name=name, image=image, kernel=kernel, vcpu=vcpu, memory_mib=memory_mib,
-                                   disk_size=disk_size).items() if v is not None}
+                                   disk_size=disk_size, init=init).items() if v is not None}
         if nat:
             p["nat"] = True
         if not start:

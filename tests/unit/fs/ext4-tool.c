@@ -2,7 +2,9 @@
  *   ext4-tool build OUT SIZE|auto TAR...   build an image from tar layers
  *   ext4-tool dump IMG                     one JSON object per path
  *   ext4-tool put IMG PATH TEXT            add/replace a file
- *   ext4-tool rm IMG PATH                  remove a path */
+ *   ext4-tool rm IMG PATH                  remove a path
+ *   ext4-tool resolve IMG PATH             "exec TARGET" or "none TARGET"
+ *                                          (bng_ext4_resolve_exec) */
 #include "fs/ext4_internal.h"
 
 #include <stdio.h>
@@ -143,6 +145,14 @@ int main(int argc, char **argv)
 		if (bng_ext4_close(x))
 			return die("close");
 		printf("{\"size\": %llu, \"inodes\": %llu}\n", (unsigned long long)size, (unsigned long long)inodes);
+		return 0;
+	}
+	if (argc == 4 && !strcmp(argv[1], "resolve")) {
+		bool found;
+		char target[4096];
+		if (bng_ext4_resolve_exec(argv[2], argv[3], &found, target, sizeof(target)))
+			return die("resolve");
+		printf("%s %s\n", found ? "exec" : "none", target);
 		return 0;
 	}
 	bng_ext4 *x;
