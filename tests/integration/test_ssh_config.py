@@ -14,9 +14,11 @@ USER_CONFIG = b"# mine\nHost work\n    HostName 10.0.0.1\n    User me\n\nHost *\
 
 
 def home_env(tmp_path):
+    """A home of the test's, and the in-process engine: the CLI would
+    otherwise start a bangerd that outlives the test."""
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True, exist_ok=True)
-    return home, {"HOME": str(home)}
+    return home, {"HOME": str(home), "BANGER_URI": f"local:{os.environ['BANGER_STATE_DIR']}"}
 
 
 def test_files_follow_create_and_delete(offline, env):  # noqa: F811
