@@ -257,8 +257,8 @@ class Op:
     is not kept); est: its duration's first guess in seconds (replaced by
     measured ones)."""
 
-    def __init__(self, name, method, params, setup=None, reset=None, subject=(), est=5.0):
-        self.name, self.method, self._params = name, method, params
+    def __init__(self, name, method, params, setup=None, reset=None, subject=(), est=5.0, boots=False):
+        self.name, self.method, self._params, self.boots = name, method, params, boots
         self._setup, self._reset, self.subject, self.est = setup, reset, set(subject), est
         self.durations = []
 
@@ -337,6 +337,151 @@ def table(rows, columns=RESULT_COLUMNS):
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+# ---- the host-only operations ----
+
+def gone(h, kind, name):
+    """Removes image/kernel `name` if the trial left one."""
+    try:
+        h.call(f"{kind}.rm", {"name": name})
+    except banger.NotFound:
+        pass
+
+
+def host_ops(h, tmp, registry_host, deb):
+    """The host-only operations of the kill campaign."""
+    tar = make_tar(tmp / "big.tar", [(f"f{i}", os.urandom(4 << 20), 0o644) for i in range(16)])
+
+    def reset_pull(h):
+        gone(h, "image", "pulled")
+        subprocess.run(["rm", "-rf", str(h.cache / "oci")], check=True)  # the next pull downloads again
+
+    return [
+        Op("image import", "image.import", {"name": "imported", "tars": [str(tar)]},
+           reset=lambda h: gone(h, "image", "imported"), est=2.0),
+        Op("image pull", "image.pull", {"ref": f"{registry_host}/campaign/app:1", "name": "pulled"},
+           reset=reset_pull, est=2.0),
+        Op("kernel import", "kernel.import", {"name": "kimp", "deb": str(deb)},
+           reset=lambda h: gone(h, "kernel", "kimp"), est=8.0),
+    ]
+
+
+def push_app(registry):
+    """campaign/app:1 — two gzip layers of 6 MiB of incompressible data."""
+    from registry import LAYER_TYPES, Layer, sha256_digest
+    import gzip
+    import io
+    import tarfile
+    layers = []
+    for n in range(2):
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as t:
+            data = os.urandom(6 << 20)
+            info = tarfile.TarInfo(f"data{n}")
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+            info = tarfile.TarInfo("usr/sbin/sshd")
+            info.size, info.mode = 10, 0o755
+            t.addfile(info, io.BytesIO(b"#!/bin/sh\n"))
+        body = raw.getvalue()
+        layers.append(Layer(gzip.compress(body, compresslevel=1, mtime=0), LAYER_TYPES[("oci", "gzip")],
+                            sha256_digest(body)))
+    registry.push_image("campaign/app", "1", layers, fmt="oci")
+
+
+
+# ---- the VM operations ----
+
+def vm_state(h, name):
+    return next((v["state"] for v in h.rows("vms") if v["name"] == name), None)
+
+
+def ensure_vm(h, name, running):
+    """VM name exists, running or stopped as asked (an error row is redone)."""
+    state = vm_state(h, name)
+    if state == "error":
+        h.call("vm.delete", {"name": name})
+        state = None
+    if state is None:
+        h.call("vm.create", {"name": name, "start": running})
+    elif running and state != "running":
+        h.call("vm.start", {"name": name})
+    elif not running and state == "running":
+        h.call("vm.stop", {"name": name})
+
+
+def drop(h, kind, name):
+    try:
+        h.call(f"{kind}.delete" if kind == "vm" else f"{kind}.rm", {"name": name})
+    except banger.NotFound:
+        pass
+
+
+def make_repo(path):
+    """A small git repository for workspace.prepare."""
+    path.mkdir(parents=True, exist_ok=True)
+    for i in range(50):
+        (path / f"f{i}.txt").write_text(f"file {i}\n" * 200)
+    git = lambda *a: subprocess.run(["git", "-C", str(path), *a], check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=c", "-c", "user.email=c@example.org", "commit", "-qm", "campaign")
+    return path
+
+
+def vm_ops(h, work):
+    """Sets up the VM campaign's world (image, kernel, the bystander VM
+    `keep` with git in it) and returns its operations. `keep` is never a
+    subject: it must run through every trial with the same boot_id. Start
+    comes before stop, so a start that beat its kill saves stop a boot."""
+    debs = sorted(Path("/var/cache/banger-test").glob("linux-image-6.1.0-*-cloud-amd64_*.deb"))
+    assert debs, "no cloud kernel .deb in /var/cache/banger-test (test_kernel.py downloads it)"
+    h.call("image.build", {"minimal": True, "name": "debian-bookworm"})
+    h.call("kernel.import", {"name": "debian-cloud", "deb": str(debs[-1])})
+    t0 = time.monotonic()
+    h.call("vm.create", {"name": "keep"})
+    boot = time.monotonic() - t0
+    h.call("vm.cp", {"name": "keep", "direction": "in", "host_path": "/usr/bin/git", "guest_path": "/usr/local/bin/"})
+    repo = make_repo(Path(work) / "repo")
+    h.call("vm.create", {"name": "subj", "start": False})
+    sessions = iter(range(1 << 30))
+    return [
+        Op("vm start", "vm.start", {"name": "subj"}, setup=lambda h: ensure_vm(h, "subj", False),
+           subject={"subj"}, est=boot, boots=True),
+        Op("vm stop", "vm.stop", {"name": "subj"}, setup=lambda h: ensure_vm(h, "subj", True),
+           subject={"subj"}, est=3.0, boots=True),
+        Op("vm create", "vm.create", {"name": "fresh"}, setup=lambda h: drop(h, "vm", "fresh"),
+           reset=lambda h: drop(h, "vm", "fresh"), subject={"fresh"}, est=boot, boots=True),
+        Op("vm delete", "vm.delete", {"name": "doomed"}, setup=lambda h: ensure_vm(h, "doomed", False),
+           subject={"doomed"}, est=1.0),
+        Op("image build", "image.build", {"minimal": True, "name": "rebuilt"},
+           reset=lambda h: drop(h, "image", "rebuilt"), est=10.0),
+        Op("workspace prepare", "vm.workspace.prepare", {"name": "keep", "path": str(repo), "force": True},
+           est=5.0),
+        Op("session start", "vm.session.start",
+           lambda h: {"name": "keep", "session": f"s{next(sessions)}", "argv": ["sleep", "3600"]}, est=2.0),
+    ]
+
+
+def host_reboot(h):
+    """What a host reboot does to banger: bangerd and every VMM die, taps,
+    the bridge and the NAT table vanish, the runtime directory (a tmpfs) is
+    empty; then bangerd starts again."""
+    prefix = h.call("engine.status")["tap_pool"]["prefix"]
+    h.kill()
+    for pid in vmm_processes(h):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + 30
+    while vmm_processes(h) and time.time() < deadline:
+        time.sleep(0.1)
+    for t in host_taps():
+        if t.startswith(prefix):
+            subprocess.run(["ip", "link", "del", t], check=True)
+    subprocess.run(["ip", "link", "del", "br-banger"], capture_output=True)
+    subprocess.run(["nft", "delete", "table", "ip", "banger"], capture_output=True)
+    subprocess.run(["rm", "-rf", str(h.run)], check=True)
+    h.start()
+
+
 # ---- a registry that cuts the stream ----
 
 class CuttingProxy:
@@ -397,3 +542,148 @@ def fill(path, leave):
             except OSError:
                 break
     return filler
+
+
+# ---- faults: each returns a line for the report, raises AssertionError on a failure ----
+
+def expect_error(h, method, params):
+    try:
+        h.call(method, params)
+    except banger.Error as e:
+        return e.message
+    raise AssertionError(f"{method} succeeded where it had to fail")
+
+
+def fault_full_disk(h, method, params, leave):
+    """method with `leave` bytes free on the state's filesystem: a clear
+    error, nothing left half-written; with the space back, it works."""
+    filler = fill(h.state, leave)
+    try:
+        msg = expect_error(h, method, params)
+        assert any(s in msg for s in ("disk is full", "No space", "database or disk is full")), msg
+        bad = violations(h, network=False)
+        assert bad == [], bad
+    finally:
+        filler.unlink()
+    h.call(method, params)
+    bad = violations(h, network=False)
+    assert bad == [], bad
+    return f"{method} on a full disk: {msg}; retried with space: ok"
+
+
+def full_disk_faults(h, deb, tmp):
+    """Every writer on a full disk: image import, kernel import, vm create."""
+    tar = tmp / "full-disk.tar"
+    make_tar(tar, [("usr/sbin/sshd", b"#!/bin/sh\n", 0o755), ("payload", os.urandom(6 << 20), 0o644)])
+    return [fault_full_disk(h, "image.import", {"name": "img", "tars": [str(tar)]}, 2 << 20),
+            fault_full_disk(h, "kernel.import", {"name": "k", "deb": str(deb)}, 4 << 20),
+            fault_full_disk(h, "vm.create", {"name": "cold", "image": "img", "kernel": "k", "start": False,
+                                             "disk_size": "256M"}, 64 << 10)]
+
+
+def make_tar(path, members):
+    import io
+    import tarfile
+    with tarfile.open(path, "w") as t:
+        for name, data, mode in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            t.addfile(info, io.BytesIO(data))
+    return path
+
+
+def fault_cut_blob(h, registry_host, ref_path, name):
+    """A pull through a proxy that cuts every blob after 4 KiB: a clear
+    error, no image, nothing half in the cache (every cached blob hashes to
+    its name); the same pull without the cut works."""
+    proxy = CuttingProxy(registry_host)
+    try:
+        ref = f"{proxy.host}/{ref_path}"
+        msg = expect_error(h, "image.pull", {"ref": ref, "name": name})
+        assert proxy.cuts >= 1, "the proxy never cut a blob"
+        assert "sha256:" in msg or "blob" in msg, msg
+        assert all(i["name"] != name for i in h.call("image.list")["images"])
+        bad = violations(h, network=False)
+        assert bad == [], bad
+        import hashlib
+        blobs = h.cache / "oci" / "blobs" / "sha256"
+        for p in (blobs.iterdir() if blobs.is_dir() else []):
+            assert hashlib.sha256(p.read_bytes()).hexdigest() == p.name, f"{p} is not what its name says"
+        proxy.cut = False
+        h.call("image.pull", {"ref": ref, "name": name})
+        bad = violations(h, network=False)
+        assert bad == [], bad
+        return f"registry cut a blob after {proxy.keep} bytes: {msg}; retried: ok"
+    finally:
+        proxy.close()
+
+
+def fault_vmm_killed(h, name):
+    """kill -9 of a running VM's VMM: the VM reads stopped, with the reason,
+    and starts again."""
+    ensure_vm(h, name, True)
+    pid = h.call("vm.show", {"name": name})["vmm"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + 30
+    while pid in vmm_processes(h):
+        assert time.time() < deadline, "the VMM outlived SIGKILL"
+        time.sleep(0.1)
+    shown = h.call("vm.show", {"name": name})
+    assert shown["state"] == "stopped" and "VMM exited without banger stopping it" in (shown["stop_reason"] or ""), \
+        shown
+    assert "stopped by" in h.cli("vm", "show", name).stdout
+    bad = violations(h)
+    assert bad == [], bad
+    t0 = time.monotonic()
+    started = h.call("vm.start", {"name": name})
+    assert started["state"] == "running" and started["stop_reason"] is None, started
+    bad = violations(h)
+    assert bad == [], bad
+    return f"VMM killed: reads stopped ({shown['stop_reason']}); started again in {time.monotonic() - t0:.1f} s"
+
+
+def fault_agent_killed(h, name):
+    """kill -9 of the guest agent from inside: the next exec works once
+    systemd has restarted it, in the same boot."""
+    boot_id = h.running()[name]
+    r = h.cli("vm", "exec", name, "--", "sh", "-c", "kill -9 $(pidof banger-agent)")
+    assert r.returncode != 0 and "the guest agent restarted" in r.stderr, (r.returncode, r.stderr)
+    t0 = time.monotonic()
+    r2 = h.cli("vm", "exec", name, "--", "echo", "back")
+    took = time.monotonic() - t0
+    assert (r2.returncode, r2.stdout) == (0, "back\n"), r2.stderr
+    assert h.running()[name] == boot_id, "the guest rebooted"
+    bad = violations(h)
+    assert bad == [], bad
+    return (f"agent killed (that exec: exit {r.returncode}, {r.stderr.strip()[:80]!r}); next exec answered "
+            f"in {took:.1f} s")
+
+
+def fault_host_reboot(h):
+    """Every VMM killed, the network and runtime directory gone, bangerd
+    restarted: consistent, and every VM that ran starts again (in parallel)."""
+    import threading
+    names = sorted(h.running())
+    assert names, "nothing runs: a reboot would prove nothing"
+    host_reboot(h)
+    assert h.running() == {}, h.running()
+    bad = violations(h)
+    assert bad == [], bad
+    errors = []
+
+    def start(n):
+        try:
+            h.call("vm.start", {"name": n})
+        except banger.Error as e:
+            errors.append(f"{n}: {e}")
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=start, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(900)
+    assert errors == [], errors
+    assert sorted(h.running()) == names
+    bad = violations(h)
+    assert bad == [], bad
+    return f"host reboot: {len(names)} VMs read stopped, all started again in {time.monotonic() - t0:.1f} s"
