@@ -52,6 +52,7 @@ deb = sorted(Path("/var/cache/banger-test").glob("linux-image-6.1.0-*-cloud-amd6
 shared = os.environ.get("BANGER_CACHE_DIR", "/var/cache/banger-test/shared")
 work = Path(tempfile.mkdtemp(prefix="banger-bench-campaign-", dir="/var/tmp"))
 env = dict(os.environ)
+env.pop("LD_PRELOAD", None)  # a sanitized build's preload is for this Python only, never qemu or tar
 seed = args.seed if args.seed is not None else int(time.time())
 print(f"seed {seed}, {build}, work {work}")
 rows, found, faults, failed = [], [], [], []
@@ -68,8 +69,10 @@ def fault(fn, *a):
         log(f"FAULT FAILED: {fn.__name__}: {e}")
 
 
-registry = Registry(work / "registry")
+(work / "registry").mkdir()
+registry = None
 try:
+    registry = Registry(work / "registry")
     if args.only in (None, "host", "faults"):
         h = c.Harness(work / "host", build, env)
         h.start()
@@ -120,7 +123,8 @@ try:
                 h.cli("vm", "rm", vm["name"])
             h.stop()
 finally:
-    registry.stop()
+    if registry:
+        registry.stop()
     subprocess.run(["rm", "-rf", str(work)])
 
 if rows:

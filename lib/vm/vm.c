@@ -303,9 +303,12 @@ static int make_overlay(bng_engine *e, json_t *vm, const char *path, const char 
 	free(resolv);
 	if (rc) {
 		bng_ext4_abort(fs);
-		return rc;
+	} else {
+		rc = bng_ext4_close(fs);
 	}
-	return bng_ext4_close(fs);
+	if (rc) /* name the disk: a bare "cannot look up system" says nothing of which */
+		rc = bng_err(rc, "cannot write the VM's disk %s: %s", path, banger_error_last());
+	return rc;
 }
 
 /* ---- the hypervisor ---- */

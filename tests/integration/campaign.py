@@ -305,7 +305,8 @@ def kill_trial(h, op, rng, log=print, network=True):
     ctx.close()
     h.start()
     bad = violations(h, keep, network=network)
-    log(f"  {op.name}: {'killed' if not finished else 'done'} at {delay:.2f} s"
+    log(f"  {op.name}: " + (f"killed at {delay:.2f} s" if not finished else
+                            f"done in {op.durations[-1]:.2f} s, before the kill due at {delay:.2f} s")
         + (f": {len(bad)} violation(s): {bad}" if bad else ""))
     op.reset(h)
     return (not finished), bad
