@@ -64,8 +64,8 @@ def fault(fn, *a):
         line = fn(*a)
         faults.append(line)
         log(f"fault: {line}")
-    except AssertionError as e:
-        failed.append(f"{fn.__name__}: {e}")
+    except (AssertionError, KeyError, c.banger.Error) as e:  # a fault that fails must not end the run
+        failed.append(f"{fn.__name__}: {e!r}")
         log(f"FAULT FAILED: {fn.__name__}: {e}")
 
 

@@ -323,7 +323,11 @@ def campaign(h, ops, trials, seed=None, log=print, network=True):
         killed = count = 0
         msgs = []
         for _ in range(n):
-            k, bad = kill_trial(h, op, rng, log, network)
+            try:
+                k, bad = kill_trial(h, op, rng, log, network)
+            except banger.Error as e:  # the state after a trial is not usable: that is a finding too
+                k, bad = True, [f"the next setup or reset failed: {e}"]
+                log(f"  {op.name}: {bad[0]}")
             killed += k
             count += bool(bad)
             msgs += bad
