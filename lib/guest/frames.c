@@ -37,6 +37,10 @@ int bng_agent_frames_feed(bng_agent_frames *r, const char *data, size_t len,
 			if (r->have < BNG_FRAME_HEADER)
 				break;
 			r->need = be32(r->head + 8);
+			/* a new agent (killed and restarted by its unit) starts in line
+			 * mode, with its hello: say that, not "bad frame" */
+			if (r->head[0] == '{')
+				return bng_err(BANGER_EPROTO, "the guest agent restarted: what ran through it is lost");
 			if (r->head[0] != BNG_FRAME_MAGIC || r->need > BNG_FRAME_PAYLOAD_MAX)
 				return bng_err(BANGER_EPROTO, "bad frame from the guest agent (magic 0x%02x, %zu bytes)",
 					       r->head[0], r->need);

@@ -1,9 +1,15 @@
 /* The image module's methods (image.*) and its start-up hook: a crash
  * between publishing an image directory and inserting its row leaves a
- * directory (or a staging one) that the next engine removes. */
+ * directory (or a staging one) that the next engine removes; a pull killed
+ * half way leaves temp and lock files in the OCI cache, swept the same way. */
 #include "image.h"
+#include "../oci/oci.h"
 
-static int image_reconcile(bng_engine *e) { return bng_clean_leftovers(e, e->images_dir, "images"); }
+static int image_reconcile(bng_engine *e)
+{
+	bng_oci_cache_sweep(e->paths.cache_dir); /* best effort: a pull killed half way */
+	return bng_clean_leftovers(e, e->images_dir, "images");
+}
 
 static const bng_method image_methods[] = {
 	{"image.import", "name:str,tars:arr,size:str?,kernel:str?,source:str?",

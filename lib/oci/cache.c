@@ -261,6 +261,52 @@ static void remove_stale_temps(const oci_cache *c, const char *digest)
 	closedir(d);
 }
 
+/* Removes what killed pulls left in <cache_dir>/oci/blobs/sha256: a blob's
+ * temp files and its lock file, for each blob whose lock nobody holds (a
+ * pull running in another process keeps its own). Engine start runs it. */
+int bng_oci_cache_sweep(const char *cache_dir)
+{
+	char *blobs = bng_asprintf("%s/oci/blobs/sha256", cache_dir);
+	DIR *d = opendir(blobs);
+	if (!d) {
+		free(blobs);
+		return 0;
+	}
+	json_t *seen = json_object();
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		const char *n = de->d_name;
+		if (strspn(n, "0123456789abcdef") == 64 && (!strcmp(n + 64, ".lock") || !strncmp(n + 64, ".tmp.", 5))) {
+			char hex[65];
+			memcpy(hex, n, 64);
+			hex[64] = '\0';
+			json_object_set_new(seen, hex, json_true());
+		}
+	}
+	closedir(d);
+	const char *hex;
+	json_t *v;
+	oci_cache c = {.blobs = blobs};
+	json_object_foreach(seen, hex, v) {
+		char *digest = bng_asprintf("sha256:%s", hex);
+		char *path = blob_lock_path(&c, digest);
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		struct stat held, named;
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &held) == 0 && stat(path, &named) == 0 &&
+		    held.st_dev == named.st_dev && held.st_ino == named.st_ino) {
+			remove_stale_temps(&c, digest);
+			unlock_file(path, fd);
+		} else if (fd >= 0) {
+			close(fd); /* a pull holds it (or just replaced it): its files are its own */
+		}
+		free(path);
+		free(digest);
+	}
+	json_decref(seen);
+	free(blobs);
+	return 0;
+}
+
 int oci_writer_open(const oci_cache *c, const char *digest, oci_writer *w)
 {
 	memset(w, 0, sizeof(*w));

@@ -82,6 +82,9 @@ typedef struct bng_oci_image {
  * host:port) in env BANGER_INSECURE_REGISTRIES (comma separated). */
 int bng_oci_pull(const char *cache_dir, const char *ref, bng_op *op, bng_oci_image *out);
 void bng_oci_image_free(bng_oci_image *img);
+/* Removes the temp and lock files that killed pulls left under
+ * <cache_dir>/oci, for every blob no running pull holds. */
+int bng_oci_cache_sweep(const char *cache_dir);
 /* The image as JSON (ref, digests, config, layers, image_config); new
  * reference. */
 json_t *bng_oci_image_to_json(const bng_oci_image *img);

@@ -304,9 +304,12 @@ static int make_overlay(bng_engine *e, json_t *vm, const char *path, const char 
 	free(resolv);
 	if (rc) {
 		bng_ext4_abort(fs);
-		return rc;
+	} else {
+		rc = bng_ext4_close(fs);
 	}
-	return bng_ext4_close(fs);
+	if (rc) /* name the disk: a bare "cannot look up system" says nothing of which */
+		rc = bng_err(rc, "cannot write the VM's disk %s: %s", path, banger_error_last());
+	return rc;
 }
 
 /* ---- the hypervisor ---- */
@@ -562,6 +565,11 @@ static int halt(bng_engine *e, json_t *vm, bool graceful, int sig)
 		const char *path = agent_channel(state, &vsock);
 		if (path) /* its commands end now; the channel takes one client: ours */
 			bng_agent_link_forget(path);
+		/* a daemon that dies from here on must not leave "running" on a
+		 * guest told to power off: the next engine finishes the stop */
+		bool was_running = !strcmp(S(vm, "state"), "running");
+		if (graceful && was_running)
+			vm_update(e, vm, json_pack("{s:s}", "state", "stopping"));
 		if (graceful) {
 			int fd = -1;
 			json_t *reply = NULL;
@@ -580,8 +588,11 @@ static int halt(bng_engine *e, json_t *vm, bool graceful, int sig)
 		}
 		if (rc)
 			rc = d->kill(state, sig ? sig : SIGKILL);
-		if (rc && d->alive(state))
+		if (rc && d->alive(state)) {
+			if (graceful && was_running)
+				vm_update(e, vm, json_pack("{s:s}", "state", "running"));
 			return rc;
+		}
 	}
 	/* the VMM is gone (or was already): the driver takes back what it
 	 * handed over (a jail's file ownership) and removes what it left;
@@ -1039,13 +1050,16 @@ static int destroy(bng_engine *e, json_t *vm)
 	int rc = halt(e, vm, false, SIGKILL);
 	if (!rc)
 		kill_strays(e, vm);
+	/* the row goes first: a daemon killed half way through the removal
+	 * leaves a directory without a row, which the next engine removes, never
+	 * a row whose disk is half gone */
+	const char *id = S(vm, "id");
+	if (!rc)
+		rc = bng_store_run(&e->store, "DELETE FROM vms WHERE id = ?1", 1, &id);
 	char *dir = vm_dir(e, vm);
 	if (!rc)
 		rc = bng_rm_rf(dir);
 	free(dir);
-	const char *id = S(vm, "id");
-	if (!rc)
-		rc = bng_store_run(&e->store, "DELETE FROM vms WHERE id = ?1", 1, &id);
 	if (!rc)
 		bng_vm_ssh_files_sync(e);
 	return rc;
@@ -1092,14 +1106,23 @@ int bng_m_vm_prune(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	return 0;
 }
 
+/* Why a VM whose VMM ended without banger stopping it reads stopped. */
+#define VMM_LOST "its VMM exited without banger stopping it (killed, crashed, powered off from inside, or a host reboot)"
+
+/* A VM whose VMM is gone: everything a stop removes goes (tap, runtime
+ * directory, strays), and the row says stopped, and why. */
+static void lost(bng_engine *e, json_t *vm, const char *why)
+{
+	halt(e, vm, false, SIGKILL);
+	vm_update(e, vm, json_pack("{s:s}", "stop_reason", why));
+}
+
 /* Refreshes a row's state against reality (a VM that died is stopped). */
 static void refresh(bng_engine *e, json_t *vm)
 {
 	const bng_vmm_driver *d = driver_of(vm);
-	if (!strcmp(S(vm, "state"), "running") && !(d && d->alive(json_object_get(vm, "vmm")))) {
-		net_teardown(e, vm);
-		vm_update(e, vm, json_pack("{s:s}", "state", "stopped"));
-	}
+	if (!strcmp(S(vm, "state"), "running") && !(d && d->alive(json_object_get(vm, "vmm"))))
+		lost(e, vm, VMM_LOST);
 }
 
 int bng_m_vm_list(bng_engine *e, json_t *params, json_t **result, bng_op *op)
@@ -1335,6 +1358,34 @@ int bng_m_vm_set(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	return rc;
 }
 
+/* Removes the runtime directories (<runtime>/<12 hex>) of VMs that have
+ * no row or do not run; the socket and anything else there stay. */
+static void clean_runtime(bng_engine *e)
+{
+	DIR *d = opendir(e->paths.runtime_dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (strlen(de->d_name) != 12 || strspn(de->d_name, "0123456789abcdef") != 12)
+			continue;
+		json_t *vm = NULL;
+		if (vm_get(e, de->d_name, &vm) == 0 && !strcmp(S(vm, "state"), "running")) {
+			json_decref(vm);
+			continue;
+		}
+		if (vm && !strcmp(S(vm, "state"), "error")) { /* kept for a post-mortem */
+			json_decref(vm);
+			continue;
+		}
+		json_decref(vm);
+		char *p = bng_asprintf("%s/%s", e->paths.runtime_dir, de->d_name);
+		bng_vmm_kill_strays(de->d_name, p);
+		bng_rm_rf(p);
+		free(p);
+	}
+	if (d)
+		closedir(d);
+}
+
 int bng_vm_reconcile(bng_engine *e)
 {
 	char digest[72]; /* "sha256:" + hex */
@@ -1351,20 +1402,35 @@ int bng_vm_reconcile(bng_engine *e)
 		if (vm_get(e, json_string_value(json_object_get(row, "id")), &vm) != 0)
 			continue;
 		const char *state = S(vm, "state");
+		const bng_vmm_driver *d = driver_of(vm);
+		bool alive = d && json_is_object(json_object_get(vm, "vmm")) && d->alive(json_object_get(vm, "vmm"));
 		if (!strcmp(state, "creating")) {
 			destroy(e, vm); /* a create the daemon died in: remove every trace */
-		} else if (!strcmp(state, "running") || !strcmp(state, "starting")) {
-			const bng_vmm_driver *d = driver_of(vm);
-			if (!(d && d->alive(json_object_get(vm, "vmm")))) {
-				net_teardown(e, vm);
-				vm_update(e, vm, json_pack("{s:s}", "state", "stopped"));
-			} else if (!strcmp(state, "starting")) {
-				vm_update(e, vm, json_pack("{s:s}", "state", "running"));
-			}
+		} else if (!strcmp(state, "stopping")) {
+			halt(e, vm, false, SIGKILL); /* a stop the daemon died in: finish it */
+		} else if (!strcmp(state, "starting")) {
+			/* a start the daemon died in: its caller got an error, and the
+			 * boot's later steps (agent, boot_id, identity) never ran */
+			halt(e, vm, false, SIGKILL);
+			vm_update(e, vm, json_pack("{s:s}", "stop_reason",
+						   "bangerd stopped during its start: start it again"));
+		} else if (!strcmp(state, "running")) {
+			if (!alive)
+				lost(e, vm, VMM_LOST);
+		} else if (strcmp(state, "error")) {
+			/* stopped: a start or stop the daemon died in may have left a
+			 * VMM it had not recorded yet, the tap, the runtime directory */
+			halt(e, vm, false, SIGKILL);
 		}
 		json_decref(vm);
 	}
 	json_decref(rows);
+	/* what no row names: a VM directory whose delete the daemon died in,
+	 * the runtime directory of a VM that is gone */
+	char *vms_dir = bng_asprintf("%s/vms", e->paths.state_dir);
+	bng_clean_leftovers(e, vms_dir, "vms");
+	free(vms_dir);
+	clean_runtime(e);
 	/* the pool adopts this engine's taps no VM owns (a crash between
 	 * taking one and recording it, or the last engine's idle taps) */
 	uint32_t net;

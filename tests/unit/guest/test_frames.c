@@ -1,5 +1,5 @@
 /* The host's decoder of the agent's frames (lib/guest/frames.c): frames
- * split anywhere, empty payloads, and the two ways a stream goes bad. */
+ * split anywhere, empty payloads, and the ways a stream goes bad. */
 #include "check.h"
 #include "guest/frames.h"
 
@@ -58,8 +58,13 @@ int main(void)
 	bng_agent_frames r;
 	bng_agent_frames_init(&r);
 	got g = {0};
-	CHECK_EQ_INT(bng_agent_frames_feed(&r, "{\"id\":1}\n 0123", 13, on_frame, &g), BANGER_EPROTO);
-	CHECK_STR_CONTAINS(banger_error_last(), "magic 0x7b");
+	CHECK_EQ_INT(bng_agent_frames_feed(&r, "x{\"id\":1}\n 012", 13, on_frame, &g), BANGER_EPROTO);
+	CHECK_STR_CONTAINS(banger_error_last(), "magic 0x78");
+	bng_agent_frames_free(&r);
+	/* a line-mode hello where a frame was due: the agent restarted (killed in the guest) */
+	bng_agent_frames_init(&r);
+	CHECK_EQ_INT(bng_agent_frames_feed(&r, "{\"id\":null,\"e", 13, on_frame, &g), BANGER_EPROTO);
+	CHECK_STR_CONTAINS(banger_error_last(), "the guest agent restarted");
 	bng_agent_frames_free(&r);
 	/* nor a length over the bound, whatever follows */
 	bng_agent_frames_init(&r);
