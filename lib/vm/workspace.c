@@ -633,8 +633,29 @@ int bng_m_vm_workspace_status(bng_engine *e, json_t *params, json_t **result, bn
 		else if (!rc && strcmp(state, json_string_value(json_object_get(ws, "tree_state")) ?: ""))
 			why = "files in the host tree changed since the workspace was shipped";
 	}
+	/* whether the checkout is there at all: a prepare killed half way, or
+	 * a user, can remove it; null when the VM does not run */
+	json_t *present = json_null();
+	bng_agent_link *link = NULL;
+	json_t *running = NULL;
+	if (!rc && !strcmp(json_string_value(json_object_get(vm, "state")), "running") &&
+	    bng_vm_link(e, json_string_value(json_object_get(vm, "id")), &running, &link) == 0) {
+		bng_output c = {0};
+		int code = 0;
+		if (guest_sh(link, running, op, "[ -d \"$1/.git\" ]",
+			     json_pack("[s]", json_string_value(json_object_get(ws, "guest_path"))), &c, &code) == 0)
+			present = json_boolean(code == 0);
+		bng_output_free(&c);
+		bng_agent_link_unref(link);
+		json_decref(running);
+	}
+	bng_err_clear();
+	if (!rc && json_is_false(present) && !why)
+		why = "the checkout is missing in the guest";
 	if (!rc) {
 		*result = json_incref(ws);
+		json_object_set_new(*result, "guest_present", present);
+		present = NULL;
 		json_object_set_new(*result, "changed", json_boolean(why != NULL));
 		json_object_set_new(*result, "reason", why ? json_string(why) : json_null());
 		json_object_set_new(*result, "host_head", head ? json_string(head) : json_null());
@@ -648,6 +669,7 @@ int bng_m_vm_workspace_status(bng_engine *e, json_t *params, json_t **result, bn
 	free(digest);
 	free(state);
 	json_decref(files);
+	json_decref(present);
 	json_decref(ws);
 	json_decref(vm);
 	return rc;

@@ -101,6 +101,14 @@ char *workspace_cwd(const char *vm, bool auto_prepare, int *rc)
 	char *guest = strdup(json_string_value(json_object_get(st, "guest_path")));
 	const char *reason = json_string_value(json_object_get(st, "reason"));
 	const char *host = json_string_value(json_object_get(st, "host_path"));
+	bool missing = json_is_false(json_object_get(st, "guest_present"));
+	if (missing && !auto_prepare) { /* nowhere to start in: the guest's default directory */
+		fprintf(stderr, "warning: vm %s's workspace %s is missing in the guest (--auto-prepare ships it again)\n",
+			vm, guest);
+		free(guest);
+		json_decref(st);
+		return NULL;
+	}
 	if (json_is_true(json_object_get(st, "changed"))) {
 		if (auto_prepare) {
 			fprintf(stderr, "%s: shipping the workspace again (--auto-prepare)\n", reason);
