@@ -4,6 +4,7 @@
  * yield the same frames and the same verdict, every frame within the
  * bounds, and its JSON payloads (REPLY, STARTED, EXIT, ERROR) parsed as the
  * link parses them. */
+#include "fuzz.h"
 #include "core/internal.h"
 #include "guest/frames.h"
 
@@ -12,16 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: requirement failed: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 typedef struct {
 	size_t count;

@@ -15,10 +15,10 @@
  * same id and op; a CALL gets exactly one REPLY frame within the payload
  * limit; a parsed EXEC has a non-empty NULL-terminated argv, KEY=VALUE env
  * and a pty size in range; a frame for no stream produces nothing. */
+#include "fuzz.h"
 #include <jansson.h>
 #include <stdint.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int agent_main(int argc, char **argv);
 
 /* The agent is one program with static functions: compile it in, its main
@@ -41,14 +41,6 @@ int init_boot(bool *sshd)
 	(void)sshd;
 	return -1;
 }
-
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: requirement failed: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 /* Ops that read /proc, wait or sync(2): not for a fuzzer's inner loop. */
 static bool touches_system(const request *r)

@@ -4,6 +4,7 @@
  * file: the input itself for a vmlinux, else exactly as many bytes as the
  * bzImage records for its payload. A failure leaves no output and no temp
  * file behind. The decompressor never returns more than it was allowed. */
+#include "fuzz.h"
 #include "core/internal.h"
 #include "kernel/kernel.h"
 
@@ -15,17 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: requirement failed: %s (last error: %s)\n", __FILE__, \
-				__LINE__, #cond, banger_error_last());                             \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 #define UNPACK_MAX (1u << 20)
 

@@ -5,6 +5,7 @@
  * far stops at the initramfs instead of running cpio for every input.
  * Invariants: the import fails with a message, and leaves nothing behind:
  * no staging directory, no destination, only the .deb in the directory. */
+#include "fuzz.h"
 #include "core/internal.h"
 #include "kernel/kernel.h"
 
@@ -14,17 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: requirement failed: %s (last error: %s)\n", __FILE__, \
-				__LINE__, #cond, banger_error_last());                             \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 static char dir[64] = "";
 

@@ -3,22 +3,13 @@
  * bytes are the query. Every response must fit its limit, echo the ID, have
  * QR set, and read cleanly with the independent reader
  * (tests/dns_reader.h); answering twice must give the same bytes. */
+#include "fuzz.h"
 #include "../dns_reader.h"
 #include "dns/dns.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                                      \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: requirement failed: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                           \
-		}                                                                          \
-	} while (0)
 
 static int lookup(const char *label, uint32_t *ip, void *ud)
 {

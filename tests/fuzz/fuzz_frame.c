@@ -4,6 +4,7 @@
  * two must agree message for message (decoding may not depend on how bytes
  * arrive). Every decoded message must survive bng_frame_encode and a second
  * decode unchanged (json_equal). */
+#include "fuzz.h"
 #include "core/internal.h"
 #include "rpc/frame.h"
 
@@ -12,17 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: requirement failed: %s (last error: %s)\n", __FILE__, \
-				__LINE__, #cond, banger_error_last());                             \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 static void round_trip(json_t *msg)
 {

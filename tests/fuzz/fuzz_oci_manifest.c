@@ -8,6 +8,7 @@
  * at most 1000 layers, each with a valid digest and the compression its
  * media type names. Rejections are EPROTO, EUNSUPPORTED or ETOOBIG with a
  * message naming the image. */
+#include "fuzz.h"
 #include "core/internal.h"
 #include "oci/oci_int.h"
 
@@ -15,17 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: requirement failed: %s (last error: %s)\n", __FILE__, \
-				__LINE__, #cond, banger_error_last());                             \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 #define REF "fuzz.example/img:1"
 

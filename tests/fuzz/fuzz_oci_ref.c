@@ -4,6 +4,7 @@
  * same parts and re-formats to the same text; its default image name is a
  * valid banger name. A rejected one gives EINVAL or EUNSUPPORTED, zeroed
  * parts and a message. */
+#include "fuzz.h"
 #include "core/internal.h"
 #include "oci/oci.h"
 
@@ -11,17 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: requirement failed: %s (last error: %s)\n", __FILE__, \
-				__LINE__, #cond, banger_error_last());                             \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 static bool all_zero(const void *p, size_t n)
 {

@@ -11,6 +11,7 @@
  * With BANGER_FUZZ_FSCK=1 each applied image also passes `e2fsck -fn`: run.sh
  * does that for the seed corpus only (a process per input is too slow for
  * the fuzzing loop). */
+#include "fuzz.h"
 #include "core/internal.h"
 #include "fs/ext4_internal.h"
 
@@ -23,17 +24,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: requirement failed: %s (last error: %s)\n", __FILE__, \
-				__LINE__, #cond, banger_error_last());                             \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 #define LABEL "fuzz layer 1"
 #define IMAGE_SIZE (8ull << 20) /* the writer's minimum: cheap to create */

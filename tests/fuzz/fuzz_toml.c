@@ -3,6 +3,7 @@
  * gives an object plus a lines map whose lines exist in the input; failure
  * gives BANGER_ECONFIG, no document, and "line N: ..." with N == errline,
  * a line of the input. */
+#include "fuzz.h"
 #include "core/toml.h"
 #include "core/internal.h"
 
@@ -11,17 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                                              \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: requirement failed: %s (message: %s)\n", __FILE__,  \
-				__LINE__, #cond, banger_error_last());                             \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
