@@ -39,16 +39,7 @@ BANGER_API void banger_session_options_free(banger_session_options *o)
 
 BANGER_API int banger_session_options_set_argv(banger_session_options *o, size_t argc, const char *const *argv)
 {
-	if (!o || (argc && !argv))
-		return bng_err(BANGER_EINVAL, "banger_session_options_set_argv: options and argv are required");
-	json_t *list = json_array();
-	for (size_t i = 0; i < argc; i++)
-		if (!argv[i] || json_array_append_new(list, json_string(argv[i])) != 0) {
-			json_decref(list);
-			return bng_err(BANGER_EINVAL, "argv[%zu] is NULL or not UTF-8", i);
-		}
-	json_object_set_new(o->params, "argv", list);
-	return 0;
+	return bng_handle_set_argv(o ? o->params : NULL, "argv", argc, argv, "banger_session_options_set_argv");
 }
 
 BANGER_API int banger_session_options_set_cwd(banger_session_options *o, const char *dir)

@@ -279,18 +279,23 @@ BANGER_API void banger_exec_options_free(banger_exec_options *o)
 	}
 }
 
-BANGER_API int banger_exec_options_set_argv(banger_exec_options *o, size_t argc, const char *const *argv)
+int bng_handle_set_argv(json_t *params, const char *key, size_t argc, const char *const *argv, const char *what)
 {
-	if (!o || (argc && !argv))
-		return bng_err(BANGER_EINVAL, "banger_exec_options_set_argv: options and argv are required");
+	if (!params || (argc && !argv))
+		return bng_err(BANGER_EINVAL, "%s: options and argv are required", what);
 	json_t *list = json_array();
 	for (size_t i = 0; i < argc; i++)
 		if (!argv[i] || json_array_append_new(list, json_string(argv[i])) != 0) {
 			json_decref(list);
-			return bng_err(BANGER_EINVAL, "argv[%zu] is NULL or not UTF-8", i);
+			return bng_err(BANGER_EINVAL, "%s: argv[%zu] is NULL or not UTF-8", what, i);
 		}
-	json_object_set_new(o->params, "argv", list);
+	json_object_set_new(params, key, list);
 	return 0;
+}
+
+BANGER_API int banger_exec_options_set_argv(banger_exec_options *o, size_t argc, const char *const *argv)
+{
+	return bng_handle_set_argv(o ? o->params : NULL, "argv", argc, argv, "banger_exec_options_set_argv");
 }
 
 BANGER_API int banger_exec_options_set_cwd(banger_exec_options *o, const char *v) { return set_str(o ? o->params : NULL, "cwd", v); }
