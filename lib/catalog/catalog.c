@@ -3,8 +3,8 @@
 #include "../core/http.h"
 #include "../fs/ext4.h"
 
-#include <archive.h>
-#include <archive_entry.h>
+#include "../core/lazy_archive.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

@@ -1,7 +1,7 @@
 #include "http.h"
 #include "../core/sha256.h"
 
-#include <curl/curl.h>
+#include "lazy_curl.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>

@@ -129,7 +129,8 @@ int bng_ext4_create(bng_ext4 **out, const char *path, uint64_t size, uint64_t in
 		for (ext2_ino_t i = EXT2_ROOT_INO + 1; i < EXT2_FIRST_INODE(fs->super); i++)
 			ext2fs_inode_alloc_stats2(fs, i, +1, 0);
 	if (!err) {
-		ext2fs_mark_inode_bitmap2(fs->inode_map, EXT2_BAD_INO);
+		/* the inline ext2fs_mark_inode_bitmap2 would bind the symbol directly */
+		ext2fs_mark_generic_bmap((ext2fs_generic_bitmap)fs->inode_map, EXT2_BAD_INO);
 		ext2fs_inode_alloc_stats2(fs, EXT2_BAD_INO, +1, 0);
 		err = ext2fs_update_bb_inode(fs, NULL);
 	}

@@ -4,9 +4,8 @@
 
 #include "ext4.h"
 
-#include <et/com_err.h>
 #include <ext2fs/ext2_fs.h>
-#include <ext2fs/ext2fs.h>
+#include "../core/lazy_ext2fs.h"
 #include <stdbool.h>
 #include <sys/sysmacros.h>
 

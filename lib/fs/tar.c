@@ -3,8 +3,8 @@
  * lower layer had at its path, and whiteouts delete lower-layer paths. */
 #include "ext4_internal.h"
 
-#include <archive.h>
-#include <archive_entry.h>
+#include "../core/lazy_archive.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>

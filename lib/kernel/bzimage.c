@@ -2,7 +2,7 @@
  * compressed modules. Boot protocol facts: Documentation/x86/boot.rst. */
 #include "kernel.h"
 
-#include <archive.h>
+#include "../core/lazy_archive.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -35,17 +35,17 @@ typedef struct {
 	unsigned char magic[6];
 	size_t magic_len;
 	bool size_appended;
-	int (*support)(struct archive *);
+	int filter; /* ARCHIVE_FILTER_*, for archive_read_support_filter_by_code */
 } codec;
 
 static const codec codecs[] = {
-	{"gzip", {0x1f, 0x8b}, 2, false, archive_read_support_filter_gzip},
-	{"xz", {0xfd, '7', 'z', 'X', 'Z', 0x00}, 6, true, archive_read_support_filter_xz},
-	{"zstd", {0x28, 0xb5, 0x2f, 0xfd}, 4, true, archive_read_support_filter_zstd},
-	{"bzip2", {'B', 'Z', 'h'}, 3, true, archive_read_support_filter_bzip2},
-	{"lz4", {0x02, 0x21, 0x4c, 0x18}, 4, true, archive_read_support_filter_lz4}, /* legacy frame (lz4 -l) */
-	{"lz4", {0x04, 0x22, 0x4d, 0x18}, 4, true, archive_read_support_filter_lz4},
-	{"lzma", {0x5d, 0x00, 0x00}, 3, true, archive_read_support_filter_lzma},
+	{"gzip", {0x1f, 0x8b}, 2, false, ARCHIVE_FILTER_GZIP},
+	{"xz", {0xfd, '7', 'z', 'X', 'Z', 0x00}, 6, true, ARCHIVE_FILTER_XZ},
+	{"zstd", {0x28, 0xb5, 0x2f, 0xfd}, 4, true, ARCHIVE_FILTER_ZSTD},
+	{"bzip2", {'B', 'Z', 'h'}, 3, true, ARCHIVE_FILTER_BZIP2},
+	{"lz4", {0x02, 0x21, 0x4c, 0x18}, 4, true, ARCHIVE_FILTER_LZ4}, /* legacy frame (lz4 -l) */
+	{"lz4", {0x04, 0x22, 0x4d, 0x18}, 4, true, ARCHIVE_FILTER_LZ4},
+	{"lzma", {0x5d, 0x00, 0x00}, 3, true, ARCHIVE_FILTER_LZMA},
 };
 
 static const codec *codec_for(const unsigned char *p, size_t len)
@@ -68,7 +68,7 @@ static int unpack_stream(const codec *c, const void *data, size_t len, size_t ma
 	if (!a)
 		return bng_err(BANGER_ENOMEM, "out of memory");
 	int rc = 0;
-	if (c->support(a) != ARCHIVE_OK) {
+	if (archive_read_support_filter_by_code(a, c->filter) != ARCHIVE_OK) {
 		rc = bng_err(BANGER_EUNSUPPORTED,
 			     "%s is %s-compressed but this libarchive cannot unpack %s in process: "
 			     "install a libarchive built with %s support",

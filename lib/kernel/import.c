@@ -8,8 +8,8 @@
  * and link targets that could leave the tree fail the import. */
 #include "kmod.h"
 
-#include <archive.h>
-#include <archive_entry.h>
+#include "../core/lazy_archive.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -418,13 +418,12 @@ static la_ssize_t outer_read(struct archive *a, void *ud, const void **out)
  * means libarchive would run an external program). */
 static void support_filters(struct archive *a)
 {
-	int (*const filters[])(struct archive *) = {archive_read_support_filter_gzip, archive_read_support_filter_xz,
-						    archive_read_support_filter_zstd, archive_read_support_filter_bzip2,
-						    archive_read_support_filter_lzma};
+	const int filters[] = {ARCHIVE_FILTER_GZIP, ARCHIVE_FILTER_XZ, ARCHIVE_FILTER_ZSTD, ARCHIVE_FILTER_BZIP2,
+			       ARCHIVE_FILTER_LZMA};
 	for (size_t i = 0; i < BNG_ARRAY_LEN(filters); i++) {
 		struct archive *probe = archive_read_new();
-		if (probe && filters[i](probe) == ARCHIVE_OK)
-			filters[i](a);
+		if (probe && archive_read_support_filter_by_code(probe, filters[i]) == ARCHIVE_OK)
+			archive_read_support_filter_by_code(a, filters[i]);
 		archive_read_free(probe);
 	}
 }

@@ -4,8 +4,8 @@
  * the same inputs give the same archive. */
 #include "kmod.h"
 
-#include <archive.h>
-#include <archive_entry.h>
+#include "../core/lazy_archive.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

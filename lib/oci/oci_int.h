@@ -6,7 +6,7 @@
 #include "oci.h"
 #include "../core/sha256.h"
 
-#include <curl/curl.h>
+#include "../core/lazy_curl.h"
 
 /* "sha256:" + 64 lowercase hex: the only digests we hash, and safe to use
  * as a file name. */

@@ -4,7 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libssh2.h>
+#include "../core/lazy_ssh2.h"
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>

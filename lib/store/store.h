@@ -3,7 +3,7 @@
 #define BANGER_STORE_H
 
 #include <jansson.h>
-#include <sqlite3.h>
+#include "../core/lazy_sqlite.h"
 
 typedef struct {
 	sqlite3 *db;

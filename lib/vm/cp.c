@@ -8,8 +8,8 @@
 #include "vm.h"
 #include "../fs/ext4.h"
 
-#include <archive.h>
-#include <archive_entry.h>
+#include "../core/lazy_archive.h"
+
 #include <errno.h>
 #include <libgen.h>
 #include <pthread.h>

@@ -7,7 +7,7 @@
 #include "vm.h"
 #include "../core/internal.h"
 
-#include <curl/curl.h>
+#include "../core/lazy_curl.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -20,7 +20,7 @@
 #include "../core/proc.h"
 #include "../guest/agent.h"
 
-#include <curl/curl.h>
+#include "../core/lazy_curl.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

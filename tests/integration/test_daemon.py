@@ -235,3 +235,35 @@ def test_check_migrations_refuses_newer_schema(env):
     p = subprocess.run([str(BANGERD), "--check-migrations"], capture_output=True, text=True, timeout=10)
     assert p.returncode == 1
     assert "newer than this banger knows" in p.stderr
+
+
+ENGINE_ONLY = ("libcurl", "libssh2", "libext2fs", "libarchive", "libsqlite3")
+
+
+def mapped_libraries(pid):
+    return {Path(line.split()[-1]).name for line in open(f"/proc/{pid}/maps") if ".so" in line}
+
+
+def test_clients_do_not_load_engine_libraries(daemon):
+    """The libraries only the engine uses are opened on first use
+    (lib/core/lazy.h): a CLI that talks to bangerd never maps them, and an
+    idle bangerd maps SQLite alone; the engine loads the rest when a call
+    needs them."""
+    from conftest import BANGER, child_env
+    e = child_env()
+    e["BANGER_SOCKET"] = str(daemon.socket)
+    e["LD_DEBUG"] = "files"  # the dynamic loader names every object it opens
+    p = subprocess.run([str(BANGER), "vm", "ls"], capture_output=True, text=True, env=e, timeout=60)
+    assert p.returncode == 0, p.stderr
+    opened = {line.split("file=", 1)[1].split()[0] for line in p.stderr.splitlines() if "file=" in line}
+    assert opened and any("libbanger" in f for f in opened), p.stderr[:2000]
+    assert not [f for f in opened if f.startswith(ENGINE_ONLY)], opened
+    idle = mapped_libraries(daemon.proc.pid)
+    assert [f for f in idle if f.startswith(ENGINE_ONLY)] == [next(f for f in idle if f.startswith("libsqlite3"))]
+    # an image listing needs nothing more; a pull (libcurl) loads libcurl
+    with banger.open(f"unix:{daemon.socket}", autostart=False) as c:
+        c.call("image.list", {})
+        assert not any(f.startswith("libcurl") for f in mapped_libraries(daemon.proc.pid))
+        with pytest.raises(banger.Error):  # nothing listens on port 1
+            c.call("image.pull", {"ref": "127.0.0.1:1/nothing:1"})
+        assert any(f.startswith("libcurl") for f in mapped_libraries(daemon.proc.pid))
