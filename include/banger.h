@@ -9,4 +9,7 @@
 #include "banger/exec.h"
 #include "banger/session.h"
 #include "banger/workspace.h"
+#include "banger/progress.h"
+#include "banger/image.h"
+#include "banger/kernel.h"
 #endif

@@ -44,13 +44,7 @@ BANGER_API int banger_session_options_set_argv(banger_session_options *o, size_t
 
 BANGER_API int banger_session_options_set_cwd(banger_session_options *o, const char *dir)
 {
-	if (!o)
-		return bng_err(BANGER_EINVAL, "options are NULL");
-	if (!dir)
-		json_object_del(o->params, "cwd");
-	else if (json_object_set_new(o->params, "cwd", json_string(dir)) != 0)
-		return bng_err(BANGER_EINVAL, "cwd is not UTF-8");
-	return 0;
+	return bng_handle_set_str(o ? o->params : NULL, "cwd", dir);
 }
 
 static int append(banger_session_options *o, const char *key, const char *value)

@@ -12,14 +12,13 @@
 #include <string.h>
 
 struct banger_vm {
-	atomic_int refs;
-	banger_ctx *ctx;
-	json_t *row;
-	char *text; /* banger_vm_json */
+	bng_record rec;
 };
 
 struct banger_vm_options {
 	json_t *params;
+	banger_progress_cb progress;
+	void *progress_ud;
 };
 
 struct banger_exec_options {
@@ -34,41 +33,9 @@ struct banger_exec_result {
 	size_t out_len, err_len;
 };
 
-int bng_handle_run(banger_ctx *ctx, const char *method, json_t *params, json_t **result, banger_event_cb cb, void *ud)
-{
-	char *text = json_dumps(params, JSON_COMPACT);
-	banger_call *call;
-	int rc = banger_call_new(&call, method, text);
-	free(text);
-	if (rc)
-		return rc;
-	if (cb)
-		banger_call_set_event_cb(call, cb, ud);
-	rc = banger_call_run(ctx, call);
-	if (!rc && result)
-		*result = json_loads(banger_call_result(call), 0, NULL);
-	banger_call_unref(call);
-	return rc;
-}
+banger_ctx *bng_vm_handle_ctx(const banger_vm *vm) { return vm->rec.ctx; }
 
-banger_ctx *bng_vm_handle_ctx(const banger_vm *vm) { return vm->ctx; }
-
-static banger_vm *wrap(banger_ctx *ctx, json_t *row)
-{
-	banger_vm *vm = bng_xcalloc(1, sizeof(*vm));
-	atomic_init(&vm->refs, 1);
-	vm->ctx = banger_ctx_ref(ctx);
-	vm->row = row;
-	return vm;
-}
-
-static void set_row(banger_vm *vm, json_t *row)
-{
-	json_decref(vm->row);
-	vm->row = row;
-	free(vm->text);
-	vm->text = NULL;
-}
+static const char *field(const banger_vm *vm, const char *key) { return bng_record_str(vm ? &vm->rec : NULL, key); }
 
 /* ---- options ---- */
 
@@ -89,49 +56,23 @@ BANGER_API void banger_vm_options_free(banger_vm_options *o)
 	}
 }
 
-static int set_str(json_t *params, const char *key, const char *value)
-{
-	if (!params)
-		return bng_err(BANGER_EINVAL, "options are NULL");
-	if (!value)
-		json_object_del(params, key);
-	else if (json_object_set_new(params, key, json_string(value)) != 0)
-		return bng_err(BANGER_EINVAL, "%s is not valid UTF-8", key);
-	return 0;
-}
+#define P(o) ((o) ? (o)->params : NULL)
+BANGER_API int banger_vm_options_set_name(banger_vm_options *o, const char *v) { return bng_handle_set_str(P(o), "name", v); }
+BANGER_API int banger_vm_options_set_image(banger_vm_options *o, const char *v) { return bng_handle_set_str(P(o), "image", v); }
+BANGER_API int banger_vm_options_set_kernel(banger_vm_options *o, const char *v) { return bng_handle_set_str(P(o), "kernel", v); }
+BANGER_API int banger_vm_options_set_vcpus(banger_vm_options *o, int32_t v) { return bng_handle_set_int(P(o), "vcpu", v); }
+BANGER_API int banger_vm_options_set_memory_mib(banger_vm_options *o, int32_t v) { return bng_handle_set_int(P(o), "memory_mib", v); }
+BANGER_API int banger_vm_options_set_disk_size(banger_vm_options *o, const char *v) { return bng_handle_set_str(P(o), "disk_size", v); }
+BANGER_API int banger_vm_options_set_init(banger_vm_options *o, const char *v) { return bng_handle_set_str(P(o), "init", v); }
+BANGER_API int banger_vm_options_set_nat(banger_vm_options *o, int enabled) { return bng_handle_set_bool(P(o), "nat", enabled); }
+BANGER_API int banger_vm_options_set_start(banger_vm_options *o, int enabled) { return bng_handle_set_bool(P(o), "start", enabled); }
 
-static int set_int(json_t *params, const char *key, int32_t value)
-{
-	if (!params)
-		return bng_err(BANGER_EINVAL, "options are NULL");
-	if (value <= 0)
-		json_object_del(params, key);
-	else
-		json_object_set_new(params, key, json_integer(value));
-	return 0;
-}
-
-BANGER_API int banger_vm_options_set_name(banger_vm_options *o, const char *v) { return set_str(o ? o->params : NULL, "name", v); }
-BANGER_API int banger_vm_options_set_image(banger_vm_options *o, const char *v) { return set_str(o ? o->params : NULL, "image", v); }
-BANGER_API int banger_vm_options_set_kernel(banger_vm_options *o, const char *v) { return set_str(o ? o->params : NULL, "kernel", v); }
-BANGER_API int banger_vm_options_set_vcpus(banger_vm_options *o, int32_t v) { return set_int(o ? o->params : NULL, "vcpu", v); }
-BANGER_API int banger_vm_options_set_memory_mib(banger_vm_options *o, int32_t v) { return set_int(o ? o->params : NULL, "memory_mib", v); }
-BANGER_API int banger_vm_options_set_disk_size(banger_vm_options *o, const char *v) { return set_str(o ? o->params : NULL, "disk_size", v); }
-BANGER_API int banger_vm_options_set_init(banger_vm_options *o, const char *v) { return set_str(o ? o->params : NULL, "init", v); }
-
-BANGER_API int banger_vm_options_set_nat(banger_vm_options *o, int enabled)
+BANGER_API int banger_vm_options_set_progress_cb(banger_vm_options *o, banger_progress_cb cb, void *userdata)
 {
 	if (!o)
 		return bng_err(BANGER_EINVAL, "options are NULL");
-	json_object_set_new(o->params, "nat", json_boolean(enabled));
-	return 0;
-}
-
-BANGER_API int banger_vm_options_set_start(banger_vm_options *o, int enabled)
-{
-	if (!o)
-		return bng_err(BANGER_EINVAL, "options are NULL");
-	json_object_set_new(o->params, "start", json_boolean(enabled));
+	o->progress = cb;
+	o->progress_ud = userdata;
 	return 0;
 }
 
@@ -141,12 +82,10 @@ BANGER_API int banger_vm_create(banger_vm **out, banger_ctx *ctx, const banger_v
 {
 	if (!out || !ctx)
 		return bng_err(BANGER_EINVAL, "banger_vm_create: out and ctx are required");
-	*out = NULL;
-	json_t *params = opts ? json_deep_copy(opts->params) : json_object(), *row = NULL;
-	int rc = bng_handle_run(ctx, "vm.create", params, &row, NULL, NULL);
+	json_t *params = opts ? json_deep_copy(opts->params) : json_object();
+	int rc = bng_record_fetch((void **)out, sizeof(banger_vm), ctx, "vm.create", params,
+				  opts ? opts->progress : NULL, opts ? opts->progress_ud : NULL);
 	json_decref(params);
-	if (!rc)
-		*out = wrap(ctx, row);
 	return rc;
 }
 
@@ -154,12 +93,9 @@ BANGER_API int banger_vm_lookup(banger_vm **out, banger_ctx *ctx, const char *re
 {
 	if (!out || !ctx || !ref)
 		return bng_err(BANGER_EINVAL, "banger_vm_lookup: out, ctx and ref are required");
-	*out = NULL;
-	json_t *params = json_pack("{s:s}", "name", ref), *row = NULL;
-	int rc = params ? bng_handle_run(ctx, "vm.show", params, &row, NULL, NULL) : bng_err(BANGER_EINVAL, "ref is not UTF-8");
+	json_t *params = json_pack("{s:s}", "name", ref);
+	int rc = bng_record_fetch((void **)out, sizeof(banger_vm), ctx, "vm.show", params, NULL, NULL);
 	json_decref(params);
-	if (!rc)
-		*out = wrap(ctx, row);
 	return rc;
 }
 
@@ -167,51 +103,21 @@ BANGER_API int banger_vm_list(banger_vm ***out, size_t *count, banger_ctx *ctx, 
 {
 	if (!out || !count || !ctx)
 		return bng_err(BANGER_EINVAL, "banger_vm_list: out, count and ctx are required");
-	*out = NULL;
-	*count = 0;
-	json_t *params = json_pack("{s:b}", "all", all), *res = NULL;
-	int rc = bng_handle_run(ctx, "vm.list", params, &res, NULL, NULL);
+	json_t *params = json_pack("{s:b}", "all", all);
+	int rc = bng_record_list((void ***)out, count, sizeof(banger_vm), ctx, "vm.list", params, "vms");
 	json_decref(params);
-	if (rc)
-		return rc;
-	json_t *vms = json_object_get(res, "vms");
-	*out = bng_xcalloc(json_array_size(vms) + 1, sizeof(banger_vm *));
-	size_t i;
-	json_t *row;
-	json_array_foreach(vms, i, row) (*out)[i] = wrap(ctx, json_incref(row));
-	*count = json_array_size(vms);
-	json_decref(res);
-	return 0;
+	return rc;
 }
 
-BANGER_API void banger_vm_list_free(banger_vm **vms, size_t count)
-{
-	for (size_t i = 0; vms && i < count; i++)
-		banger_vm_unref(vms[i]);
-	free(vms);
-}
+BANGER_API void banger_vm_list_free(banger_vm **vms, size_t count) { bng_record_list_free((void **)vms, count); }
 
 BANGER_API banger_vm *banger_vm_ref(banger_vm *vm)
 {
-	if (vm)
-		atomic_fetch_add(&vm->refs, 1);
+	bng_record_ref(vm ? &vm->rec : NULL);
 	return vm;
 }
 
-BANGER_API void banger_vm_unref(banger_vm *vm)
-{
-	if (!vm || atomic_fetch_sub(&vm->refs, 1) != 1)
-		return;
-	banger_ctx_unref(vm->ctx);
-	json_decref(vm->row);
-	free(vm->text);
-	free(vm);
-}
-
-static const char *field(const banger_vm *vm, const char *key)
-{
-	return vm ? json_string_value(json_object_get(vm->row, key)) : NULL;
-}
+BANGER_API void banger_vm_unref(banger_vm *vm) { bng_record_unref(vm ? &vm->rec : NULL); }
 
 BANGER_API const char *banger_vm_name(const banger_vm *vm) { return field(vm, "name"); }
 BANGER_API const char *banger_vm_id(const banger_vm *vm) { return field(vm, "id"); }
@@ -220,23 +126,15 @@ BANGER_API const char *banger_vm_ip(const banger_vm *vm) { return field(vm, "ip"
 
 BANGER_API int32_t banger_vm_vcpus(const banger_vm *vm)
 {
-	return vm ? (int32_t)json_integer_value(json_object_get(vm->row, "vcpu")) : 0;
+	return vm ? (int32_t)json_integer_value(json_object_get(vm->rec.row, "vcpu")) : 0;
 }
 
 BANGER_API int32_t banger_vm_memory_mib(const banger_vm *vm)
 {
-	return vm ? (int32_t)json_integer_value(json_object_get(vm->row, "memory_mib")) : 0;
+	return vm ? (int32_t)json_integer_value(json_object_get(vm->rec.row, "memory_mib")) : 0;
 }
 
-BANGER_API const char *banger_vm_json(const banger_vm *vm)
-{
-	if (!vm)
-		return NULL;
-	struct banger_vm *mut = (struct banger_vm *)vm; /* a cache, not a change */
-	if (!mut->text)
-		mut->text = json_dumps(vm->row, JSON_COMPACT);
-	return mut->text;
-}
+BANGER_API const char *banger_vm_json(const banger_vm *vm) { return bng_record_json(vm ? &vm->rec : NULL); }
 
 /* Runs a verb on the VM by id; its result (the row) replaces ours when it
  * is one. */
@@ -245,10 +143,10 @@ static int verb(banger_vm *vm, const char *method)
 	if (!vm)
 		return bng_err(BANGER_EINVAL, "%s: vm is NULL", method);
 	json_t *params = json_pack("{s:s}", "name", field(vm, "id")), *row = NULL;
-	int rc = bng_handle_run(vm->ctx, method, params, &row, NULL, NULL);
+	int rc = bng_handle_run(vm->rec.ctx, method, params, &row, NULL, NULL);
 	json_decref(params);
 	if (!rc && json_is_string(json_object_get(row, "state")))
-		set_row(vm, row);
+		bng_record_set_row(&vm->rec, row);
 	else
 		json_decref(row);
 	return rc;
@@ -279,29 +177,15 @@ BANGER_API void banger_exec_options_free(banger_exec_options *o)
 	}
 }
 
-int bng_handle_set_argv(json_t *params, const char *key, size_t argc, const char *const *argv, const char *what)
-{
-	if (!params || (argc && !argv))
-		return bng_err(BANGER_EINVAL, "%s: options and argv are required", what);
-	json_t *list = json_array();
-	for (size_t i = 0; i < argc; i++)
-		if (!argv[i] || json_array_append_new(list, json_string(argv[i])) != 0) {
-			json_decref(list);
-			return bng_err(BANGER_EINVAL, "%s: argv[%zu] is NULL or not UTF-8", what, i);
-		}
-	json_object_set_new(params, key, list);
-	return 0;
-}
-
 BANGER_API int banger_exec_options_set_argv(banger_exec_options *o, size_t argc, const char *const *argv)
 {
 	return bng_handle_set_argv(o ? o->params : NULL, "argv", argc, argv, "banger_exec_options_set_argv");
 }
 
-BANGER_API int banger_exec_options_set_cwd(banger_exec_options *o, const char *v) { return set_str(o ? o->params : NULL, "cwd", v); }
-BANGER_API int banger_exec_options_set_user(banger_exec_options *o, const char *v) { return set_str(o ? o->params : NULL, "user", v); }
-BANGER_API int banger_exec_options_set_stdin(banger_exec_options *o, const char *v) { return set_str(o ? o->params : NULL, "stdin", v); }
-BANGER_API int banger_exec_options_set_timeout(banger_exec_options *o, int32_t s) { return set_int(o ? o->params : NULL, "timeout_s", s); }
+BANGER_API int banger_exec_options_set_cwd(banger_exec_options *o, const char *v) { return bng_handle_set_str(P(o), "cwd", v); }
+BANGER_API int banger_exec_options_set_user(banger_exec_options *o, const char *v) { return bng_handle_set_str(P(o), "user", v); }
+BANGER_API int banger_exec_options_set_stdin(banger_exec_options *o, const char *v) { return bng_handle_set_str(P(o), "stdin", v); }
+BANGER_API int banger_exec_options_set_timeout(banger_exec_options *o, int32_t s) { return bng_handle_set_int(P(o), "timeout_s", s); }
 
 BANGER_API int banger_exec_options_add_env(banger_exec_options *o, const char *name_value)
 {
@@ -371,7 +255,7 @@ BANGER_API int banger_vm_exec(banger_exec_result **out, banger_vm *vm, const ban
 	json_t *params = json_deep_copy(opts->params), *res = NULL;
 	json_object_set_new(params, "name", json_string(field(vm, "id")));
 	json_object_set_new(params, "stream", json_boolean(opts->cb != NULL));
-	int rc = bng_handle_run(vm->ctx, "vm.exec", params, &res, opts->cb ? on_output_event : NULL, (void *)opts);
+	int rc = bng_handle_run(vm->rec.ctx, "vm.exec", params, &res, opts->cb ? on_output_event : NULL, (void *)opts);
 	json_decref(params);
 	if (rc)
 		return rc;
@@ -463,7 +347,7 @@ BANGER_API int banger_vm_spawn(banger_process **out, banger_vm *vm, const banger
 		free(p);
 		return rc;
 	}
-	p->ctx = banger_ctx_ref(vm->ctx);
+	p->ctx = banger_ctx_ref(vm->rec.ctx);
 	p->cb = opts->cb;
 	p->ud = opts->ud;
 	if (p->cb)

@@ -18,6 +18,7 @@
 #define BANGER_VM_PUBLIC_H
 
 #include "ctx.h"
+#include "progress.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +48,8 @@ BANGER_API int banger_vm_options_set_nat(banger_vm_options *o, int enabled);
 BANGER_API int banger_vm_options_set_init(banger_vm_options *o, const char *init);
 /* Create the VM without booting it (default: boot it). */
 BANGER_API int banger_vm_options_set_start(banger_vm_options *o, int enabled);
+/* Each stage of the create as it happens (spec, resolve, network, disk, boot, ...). */
+BANGER_API int banger_vm_options_set_progress_cb(banger_vm_options *o, banger_progress_cb cb, void *userdata);
 
 /* Creates (and boots) a VM; opts may be NULL (every default). */
 BANGER_API int banger_vm_create(banger_vm **out, banger_ctx *ctx, const banger_vm_options *opts);

@@ -11,7 +11,7 @@ import time
 import pytest
 
 import banger
-from conftest import BANGERD, Daemon, run_cli
+from conftest import BANGERD, Daemon, child_env, run_cli
 from layers import EXT4_TOOL, dump, fnv, fsck, make_tar, unterminated
 
 CAP = bytes.fromhex("0100000200200000000000000000000000000000")  # cap_net_raw+ep, as ping has
@@ -349,3 +349,27 @@ def test_cli_import_from_stdin_and_layers(env, tmp_path):
     assert [line.split()[0] for line in p.stdout.splitlines()[1:]] == ["piped", "two"]
     p = run_cli("image", "import", "nothing", env_extra={"BANGER_URI": f"local:{env['BANGER_STATE_DIR']}"})
     assert p.returncode == 2 and "needs --tar" in p.stderr
+
+
+def test_typed_c_api_example(env, tmp_path):
+    """docs/examples/image-kernel.c, built against the public headers only:
+    a typed import with its progress stages, lookup by id, the lists, and
+    removal; a bad layer comes back as the library's error."""
+    exe = BANGERD.parent.parent.parent / "tests" / "image-kernel"
+    layer = tmp_path / "layer.tar"
+    make_tar(layer, [{"name": "etc", "type": "dir"}, {"name": "etc/hostname", "data": b"typed\n"}])
+    state = f"local:{env['BANGER_STATE_DIR']}"
+    p = subprocess.run([str(exe), state, "typed", str(layer)], capture_output=True, text=True, timeout=120,
+                       env=child_env())
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[:2] == ["progress scan", "progress layer 0/1"], p.stdout
+    assert "progress publish" in lines
+    imported = next(line for line in lines if line.startswith("imported typed "))
+    assert f"from tar:{layer}" in imported and int(imported.split()[-2]) > 0
+    assert "found typed" in lines and "image typed" in lines and lines[-1] == "removed typed"
+    with banger.open(state) as c, pytest.raises(banger.NotFound):
+        c.call("image.show", {"name": "typed"})
+    p = subprocess.run([str(exe), state, "typed", str(tmp_path / "missing.tar")], capture_output=True, text=True,
+                       timeout=60, env=child_env())
+    assert p.returncode == 1 and "missing.tar" in p.stderr and "error:" in p.stderr, p.stderr
