@@ -9,4 +9,5 @@
 #include "banger/exec.h"
 #include "banger/session.h"
 #include "banger/workspace.h"
+#include "banger/update.h"
 #endif
