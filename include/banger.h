@@ -12,4 +12,5 @@
 #include "banger/progress.h"
 #include "banger/image.h"
 #include "banger/kernel.h"
+#include "banger/update.h"
 #endif

@@ -26,6 +26,7 @@ LEVELS = [
     ["vm", "workspace", "session"],
     ["engine"],   # dispatch over the registered modules
     ["rpc", "api"],
+    ["update"],   # banger update: swaps the installed files, restarts bangerd through the rpc client
 ]
 
 # (from, to): why a module may include one on its own level.

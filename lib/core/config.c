@@ -33,6 +33,7 @@ static const key_spec keys[] = {
 	{"image_catalog", K_STRING, "", NULL, 0, 0},
 	{"kernel_catalog", K_STRING, "", NULL, 0, 0},
 	{"debian_mirror", K_STRING, "http://deb.debian.org/debian", NULL, 0, 0},
+	{"update_url", K_STRING, "https://releases.banger.dev/banger", NULL, 0, 0},
 	{"auto_stop_stale_after", K_DURATION, "0", NULL, 0, 0},
 	{"bridge_name", K_IFNAME, "br-banger", NULL, 0, 0},
 	{"bridge_ip", K_IPV4, "172.16.0.1", NULL, 0, 0},

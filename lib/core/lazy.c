@@ -1,4 +1,5 @@
 #include "lazy_archive.h"
+#include "lazy_crypto.h"
 #include "lazy_curl.h"
 #include "lazy_ext2fs.h"
 #include "lazy_sqlite.h"
@@ -30,6 +31,7 @@ BNG_LAZY_DEFINE(archive, ARCHIVE, "libarchive13")
 BNG_LAZY_DEFINE(ssh2, SSH2, "libssh2-1")
 BNG_LAZY_DEFINE(sqlite, SQLITE, "libsqlite3-0")
 BNG_LAZY_DEFINE(ext2fs, EXT2FS, "libext2fs2")
+BNG_LAZY_DEFINE(crypto, CRYPTO, "libssl3")
 
 static pthread_mutex_t loading = PTHREAD_MUTEX_INITIALIZER;
 

@@ -1,5 +1,5 @@
 /* Libraries only the engine needs (libcurl, libarchive, libssh2, SQLite,
- * libext2fs) are opened on first use instead of at program start, so a
+ * libext2fs, libcrypto) are opened on first use instead of at program start, so a
  * client that only talks to bangerd (`banger vm ls`, a Python script on the
  * socket) never maps them, and an idle bangerd maps only SQLite.
  *
@@ -37,6 +37,6 @@ void *bng_lazy_table(bng_lazy_lib *lib);
 #define BNG_LAZY_SLOT(sym) __typeof__(sym) *sym;
 #define BNG_LAZY_NAME(sym) #sym,
 
-extern bng_lazy_lib bng_lazy_curl, bng_lazy_archive, bng_lazy_ssh2, bng_lazy_sqlite, bng_lazy_ext2fs;
+extern bng_lazy_lib bng_lazy_curl, bng_lazy_archive, bng_lazy_ssh2, bng_lazy_sqlite, bng_lazy_ext2fs, bng_lazy_crypto;
 
 #endif

@@ -338,6 +338,8 @@ BANGER_API int banger_daemon_stop(const char *socket_path, int *pid_out)
 	return rc;
 }
 
+int bng_client_spawn_daemon(const char *exe, const char *socket_path) { return spawn_daemon(exe, socket_path); }
+
 int bng_client_ensure_daemon(const char *socket_path, const char *daemon_path)
 {
 	int fd;

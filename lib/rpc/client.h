@@ -17,4 +17,9 @@ int bng_client_exec(const char *socket_path, const char *method, json_t *params,
  * starting daemon_path (or replacing a stale daemon) as needed. */
 int bng_client_ensure_daemon(const char *socket_path, const char *daemon_path);
 
+/* Starts the bangerd at exe detached on socket_path, whatever its version,
+ * and waits (10 s) until it answers or exits (its log's last line is the
+ * error). For banger update, which checks the version itself. */
+int bng_client_spawn_daemon(const char *exe, const char *socket_path);
+
 #endif

@@ -237,7 +237,7 @@ def test_check_migrations_refuses_newer_schema(env):
     assert "newer than this banger knows" in p.stderr
 
 
-ENGINE_ONLY = ("libcurl", "libssh2", "libext2fs", "libarchive", "libsqlite3")
+ENGINE_ONLY = ("libcurl", "libssh2", "libext2fs", "libarchive", "libsqlite3", "libcrypto")
 
 
 def mapped_libraries(pid):

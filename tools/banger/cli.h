@@ -54,6 +54,9 @@ int call_default(const char *method, json_t **out);
 /* Opens the default context and runs method with params (stolen). */
 int call_with(const char *method, json_t *params, json_t **out);
 
+/* cmd_update.c */
+int cmd_update(const command *cmd, args *a);
+
 /* cmd_vm.c */
 int cmd_vm_create(const command *cmd, args *a);
 int cmd_vm_run(const command *cmd, args *a);

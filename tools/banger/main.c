@@ -601,6 +601,10 @@ const command commands[] = {
 	{"kernel list", "ls", "", "--available --json", "list kernels (--available: the catalog)", cmd_kernel_list},
 	{"kernel show", "", "<name>", "--json", "show one kernel", cmd_kernel_show},
 	{"kernel rm", "delete remove", "<name>...", "", "remove kernels and their files", cmd_kernel_rm},
+	{"update", "", "", "--check --to= --dry-run --prefix= --url= --json",
+	 "update banger from its signed releases (--check: exit 1 when a newer one exists; --to VERSION; --dry-run "
+	 "changes nothing); a failed update rolls back",
+	 cmd_update},
 	{"completion", "", "bash|zsh|fish", "", "print a shell completion script", cmd_completion},
 	{"help", "", "[command...]", "", "show help for a command", cmd_help},
 };
