@@ -649,7 +649,8 @@ int bng_m_vm_workspace_status(bng_engine *e, json_t *params, json_t **result, bn
 		bng_agent_link_unref(link);
 		json_decref(running);
 	}
-	bng_err_clear();
+	if (!rc) /* a failed probe leaves present null; rc's own message stays */
+		bng_err_clear();
 	if (!rc && json_is_false(present) && !why)
 		why = "the checkout is missing in the guest";
 	if (!rc) {
