@@ -68,6 +68,8 @@ def test_refusals(cold, tmp_path):
         cold.call("vm.workspace.prepare", {"name": "cold", "path": str(repo2)})
     with pytest.raises(banger.NotFound, match="no workspace"):
         cold.call("vm.workspace.export", {"name": "cold"})
+    with pytest.raises(banger.NotFound, match="no workspace"):
+        cold.call("vm.workspace.status", {"name": "cold"})
 
 
 def test_cli_dry_run_and_refusal(env, tmp_path, kernel_debs):  # noqa: F811
@@ -85,3 +87,6 @@ def test_cli_dry_run_and_refusal(env, tmp_path, kernel_debs):  # noqa: F811
     assert r.returncode != 0 and "not a git repository" in r.stderr
     r = run_cli("vm", "workspace", "show", "cold", env_extra=local)
     assert r.returncode != 0 and "no workspace" in r.stderr
+    # vm exec asks for the workspace first: none is no error of its own
+    r = run_cli("vm", "exec", "cold", "--", "true", env_extra=local)
+    assert r.returncode == 1 and "workspace" not in r.stderr and "not running" in r.stderr, r.stderr
