@@ -32,6 +32,7 @@ static const key_spec keys[] = {
 	{"default_kernel_name", K_STRING, "debian-cloud", NULL, 0, 0},
 	{"image_catalog", K_STRING, "", NULL, 0, 0},
 	{"kernel_catalog", K_STRING, "", NULL, 0, 0},
+	{"insecure_registries", K_STRING, "", NULL, 0, 0}, /* "host[:port], ...": plain http */
 	{"debian_mirror", K_STRING, "http://deb.debian.org/debian", NULL, 0, 0},
 	{"update_url", K_STRING, "https://releases.banger.dev/banger", NULL, 0, 0},
 	{"auto_stop_stale_after", K_DURATION, "0", NULL, 0, 0},

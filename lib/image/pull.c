@@ -53,7 +53,7 @@ static int pull_bundle(bng_engine *e, json_t *entry, const char *name, json_t *p
 static int pull_oci(bng_engine *e, const char *ref, const char *name, json_t *params, bng_op *op, json_t **result)
 {
 	bng_oci_image img;
-	int rc = bng_oci_pull(e->paths.cache_dir, ref, op, &img);
+	int rc = bng_oci_pull(e->paths.cache_dir, ref, bng_config_str(&e->config, "insecure_registries"), op, &img);
 	if (!rc) {
 		/* errors name the layer as the user knows it, not its cache path */
 		const char **layers = bng_xcalloc(img.n_layers + 1, sizeof(char *));

@@ -42,7 +42,7 @@ static bool list_has(const char *list, const char *registry, const char *host)
 	return false;
 }
 
-bool oci_registry_insecure(const char *registry)
+bool oci_registry_insecure(const char *registry, const char *insecure)
 {
 	char host[256];
 	snprintf(host, sizeof(host), "%s", registry);
@@ -51,10 +51,10 @@ bool oci_registry_insecure(const char *registry)
 		cut[host[0] == '[' ? 1 : 0] = '\0';
 	if (strcmp(host, "localhost") == 0 || strcmp(host, "127.0.0.1") == 0 || strcmp(host, "[::1]") == 0)
 		return true;
-	return list_has(getenv("BANGER_INSECURE_REGISTRIES"), registry, host);
+	return list_has(insecure, registry, host);
 }
 
-int oci_client_init(oci_client *c, const bng_oci_ref *ref, const char *ref_text, bng_op *op)
+int oci_client_init(oci_client *c, const bng_oci_ref *ref, const char *ref_text, const char *insecure, bng_op *op)
 {
 	memset(c, 0, sizeof(*c));
 	pthread_once(&curl_once, curl_init);
@@ -66,7 +66,7 @@ int oci_client_init(oci_client *c, const bng_oci_ref *ref, const char *ref_text,
 	c->op = op;
 	c->ref = ref;
 	c->ref_text = ref_text;
-	c->base = bng_asprintf("%s://%s/v2/%s", oci_registry_insecure(ref->registry) ? "http" : "https",
+	c->base = bng_asprintf("%s://%s/v2/%s", oci_registry_insecure(ref->registry, insecure) ? "http" : "https",
 			       ref->registry, ref->repository);
 	return 0;
 }
@@ -219,8 +219,8 @@ static int transport_error(oci_client *c, CURLcode cc, const char *url)
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CERTPROBLEM:
 		return bng_err(BANGER_EIO,
-			       "TLS failure talking to %s: %s (if this registry serves plain http, add it to "
-			       "BANGER_INSECURE_REGISTRIES)",
+			       "TLS failure talking to %s: %s (a registry that serves plain http belongs in "
+			       "insecure_registries)",
 			       url, why);
 	case CURLE_TOO_MANY_REDIRECTS:
 	case CURLE_UNSUPPORTED_PROTOCOL:

@@ -79,8 +79,9 @@ typedef struct bng_oci_image {
  * (BANGER_ECANCELED). A reference by digest whose blobs are all cached needs
  * no network; one by tag costs one manifest request.
  * Plain http is used for localhost, 127.0.0.1, ::1 and the hosts (host or
- * host:port) in env BANGER_INSECURE_REGISTRIES (comma separated). */
-int bng_oci_pull(const char *cache_dir, const char *ref, bng_op *op, bng_oci_image *out);
+ * host:port) in insecure_registries (comma separated; config insecure_registries). */
+int bng_oci_pull(const char *cache_dir, const char *ref, const char *insecure_registries, bng_op *op,
+		 bng_oci_image *out);
 void bng_oci_image_free(bng_oci_image *img);
 /* Removes the temp and lock files that killed pulls left under
  * <cache_dir>/oci, for every blob no running pull holds. */

@@ -120,11 +120,11 @@ typedef struct oci_resp {
 	char *url;           /* final URL after redirects */
 } oci_resp;
 
-int oci_client_init(oci_client *c, const bng_oci_ref *ref, const char *ref_text, bng_op *op);
+int oci_client_init(oci_client *c, const bng_oci_ref *ref, const char *ref_text, const char *insecure, bng_op *op);
 void oci_client_free(oci_client *c);
 void oci_resp_free(oci_resp *r);
 /* True for registries spoken to over plain http. */
-bool oci_registry_insecure(const char *registry);
+bool oci_registry_insecure(const char *registry, const char *insecure);
 
 /* GETs base + path (e.g. "/manifests/latest"). The body goes to sink when
  * given, otherwise into r->body (at most max bytes, else BANGER_ETOOBIG).

@@ -39,6 +39,7 @@ static const struct {
 
 typedef struct pull {
 	const char *ref_text;
+	const char *insecure; /* registries spoken to over plain http (config insecure_registries) */
 	bng_oci_ref ref;
 	bng_op *op;
 	oci_cache cache;
@@ -75,7 +76,7 @@ const char *bng_oci_compression_name(bng_oci_compression c)
 static int client(pull *p, oci_client **out)
 {
 	if (!p->have_client) {
-		int rc = oci_client_init(&p->client, &p->ref, p->ref_text, p->op);
+		int rc = oci_client_init(&p->client, &p->ref, p->ref_text, p->insecure, p->op);
 		if (rc)
 			return rc;
 		p->have_client = true;
@@ -529,10 +530,11 @@ out:
 	return rc;
 }
 
-int bng_oci_pull(const char *cache_dir, const char *ref, bng_op *op, bng_oci_image *out)
+int bng_oci_pull(const char *cache_dir, const char *ref, const char *insecure_registries, bng_op *op,
+		 bng_oci_image *out)
 {
 	memset(out, 0, sizeof(*out));
-	pull p = {.ref_text = ref, .op = op};
+	pull p = {.ref_text = ref, .insecure = insecure_registries, .op = op};
 	int rc = bng_oci_parse_ref(ref, &p.ref);
 	if (rc)
 		return rc;

@@ -10,7 +10,7 @@ import pytest
 
 import banger
 from layers import dump, fnv, fsck, make_tar, unterminated
-from registry import LAYER_TYPES, Layer, registry  # noqa: F401 (fixture)
+from registry import LAYER_TYPES, Layer, Proxy, registry, servers  # noqa: F401 (fixtures)
 
 CAP = bytes.fromhex("0100000200200000000000000000000000000000")
 
@@ -119,3 +119,19 @@ def test_layer_error_names_image_and_layer(registry, ctx, env, tmp_path, case): 
     assert ctx.call("image.list")["images"] == []
     assert list((env["BANGER_STATE_DIR"] / "images").iterdir()) == []
     assert lock_files(env) == []
+
+
+def test_insecure_registries_config(registry, servers, env, tmp_path):  # noqa: F811
+    """A registry that is not on loopback is spoken to over https unless
+    config.toml's insecure_registries lists it (no environment knob)."""
+    registry.push_image("team/plain", "1", [layer(tmp_path, "l1", [{"name": "etc/hostname", "data": b"plain\n"}])])
+    front = servers(Proxy(registry.host, bind="127.0.0.2"))
+    ref = f"{front.host}/team/plain:1"
+    with banger.open(f"local:{env['BANGER_STATE_DIR']}") as c, pytest.raises(banger.Error) as e:
+        c.call("image.pull", {"ref": ref, "name": "plain"})
+    assert f"https://{front.host}/v2/" in str(e.value) and "insecure_registries" in str(e.value)
+    env["BANGER_CONFIG_DIR"].mkdir(parents=True, exist_ok=True)
+    (env["BANGER_CONFIG_DIR"] / "config.toml").write_text(f'insecure_registries = "example.com, {front.host}"\n')
+    with banger.open(f"local:{env['BANGER_STATE_DIR']}") as c:
+        img = c.call("image.pull", {"ref": ref, "name": "plain"})
+    assert img["name"] == "plain" and img["source"] == f"oci:{ref}"

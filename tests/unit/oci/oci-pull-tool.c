@@ -4,7 +4,8 @@
  * succeeded, 1 otherwise, 2 on bad usage.
  *   --threads N          N concurrent pulls of REF in this process
  *   --cancel-after-ms N  cancel N ms after the start
- *   --cancel-at-bytes N  cancel once a blob download passes N bytes */
+ *   --cancel-at-bytes N  cancel once a blob download passes N bytes
+ *   --insecure LIST      registries spoken to over plain http (insecure_registries) */
 #include "oci/oci.h"
 
 #include <pthread.h>
@@ -19,7 +20,7 @@ static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int cancel_flag;
 static atomic_int finished;
 static long long cancel_at_bytes = -1;
-static const char *cache_dir, *ref;
+static const char *cache_dir, *ref, *insecure;
 
 static void print_line(const char *key, json_t *value)
 {
@@ -46,7 +47,7 @@ static void *pull_thread(void *arg)
 {
 	bng_op op = {.emit = on_event, .cancel = &cancel_flag};
 	bng_oci_image img;
-	int rc = bng_oci_pull(cache_dir, ref, &op, &img);
+	int rc = bng_oci_pull(cache_dir, ref, insecure, &op, &img);
 	if (rc) {
 		print_line("error", json_pack("{s:i,s:s,s:s}", "code", rc, "name", banger_strerror(rc), "message",
 					      banger_error_last()));
@@ -81,11 +82,14 @@ int main(int argc, char **argv)
 			cancel_ms = atol(argv[i + 1]);
 		else if (strcmp(argv[i], "--cancel-at-bytes") == 0)
 			cancel_at_bytes = atoll(argv[i + 1]);
+		else if (strcmp(argv[i], "--insecure") == 0)
+			insecure = argv[i + 1];
 		else
 			break;
 	}
 	if (argc - i != 2 || threads < 1 || threads > 64) {
-		fprintf(stderr, "usage: oci-pull-tool [--threads N] [--cancel-after-ms N] [--cancel-at-bytes N] CACHE REF\n");
+		fprintf(stderr, "usage: oci-pull-tool [--threads N] [--cancel-after-ms N] [--cancel-at-bytes N] [--insecure LIST] "
+				"CACHE REF\n");
 		return 2;
 	}
 	cache_dir = argv[i];

@@ -170,26 +170,25 @@ int main(void)
 	name_is_valid("ghcr.io/x/y:" "___");
 
 	/* Which registries are spoken to over plain http. */
-	unsetenv("BANGER_INSECURE_REGISTRIES");
-	CHECK(oci_registry_insecure("localhost"));
-	CHECK(oci_registry_insecure("localhost:5000"));
-	CHECK(oci_registry_insecure("127.0.0.1:5000"));
-	CHECK(oci_registry_insecure("[::1]:5000"));
-	CHECK(oci_registry_insecure("[::1]"));
-	CHECK(!oci_registry_insecure("127.0.0.2:5000"));
-	CHECK(!oci_registry_insecure("localhost.example.com"));
-	CHECK(!oci_registry_insecure("registry-1.docker.io"));
-	setenv("BANGER_INSECURE_REGISTRIES", " reg.lan:5000 , other.lan,[fe80::1]:80", 1);
-	CHECK(oci_registry_insecure("reg.lan:5000"));
-	CHECK(!oci_registry_insecure("reg.lan:5001"));
-	CHECK(!oci_registry_insecure("reg.lan"));
-	CHECK(oci_registry_insecure("other.lan"));
-	CHECK(oci_registry_insecure("other.lan:8443")); /* a bare host covers its ports */
-	CHECK(oci_registry_insecure("[fe80::1]:80"));
-	CHECK(!oci_registry_insecure("ghcr.io"));
-	setenv("BANGER_INSECURE_REGISTRIES", "", 1);
-	CHECK(!oci_registry_insecure("reg.lan:5000"));
-	unsetenv("BANGER_INSECURE_REGISTRIES");
+	const char *list = NULL;
+	CHECK(oci_registry_insecure("localhost", list));
+	CHECK(oci_registry_insecure("localhost:5000", list));
+	CHECK(oci_registry_insecure("127.0.0.1:5000", list));
+	CHECK(oci_registry_insecure("[::1]:5000", list));
+	CHECK(oci_registry_insecure("[::1]", list));
+	CHECK(!oci_registry_insecure("127.0.0.2:5000", list));
+	CHECK(!oci_registry_insecure("localhost.example.com", list));
+	CHECK(!oci_registry_insecure("registry-1.docker.io", list));
+	list = " reg.lan:5000 , other.lan,[fe80::1]:80";
+	CHECK(oci_registry_insecure("reg.lan:5000", list));
+	CHECK(!oci_registry_insecure("reg.lan:5001", list));
+	CHECK(!oci_registry_insecure("reg.lan", list));
+	CHECK(oci_registry_insecure("other.lan", list));
+	CHECK(oci_registry_insecure("other.lan:8443", list)); /* a bare host covers its ports */
+	CHECK(oci_registry_insecure("[fe80::1]:80", list));
+	CHECK(!oci_registry_insecure("ghcr.io", list));
+	list = "";
+	CHECK(!oci_registry_insecure("reg.lan:5000", list));
 
 	/* Digest syntax used for cache file names. */
 	CHECK(oci_digest_valid("sha256:" HEX64));
