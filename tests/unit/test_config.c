@@ -81,7 +81,7 @@ static void test_defaults(void)
 	/* every documented key (docs/config.md) and nothing else */
 	static const char *const documented[] = {
 		"log_level", "vmm", "qemu_accel", "default_kernel_name", "firecracker_bin", "ssh_key_path", "default_image_name", "image_catalog",
-		"kernel_catalog", "debian_mirror", "update_url", "auto_stop_stale_after", "bridge_name", "bridge_ip", "cidr", "tap_pool_size", "default_dns", "dns_listen",
+		"kernel_catalog", "debian_mirror", "insecure_registries", "update_url", "auto_stop_stale_after", "bridge_name", "bridge_ip", "cidr", "tap_pool_size", "default_dns", "dns_listen",
 		"vm_defaults.vcpu", "vm_defaults.memory_mib", "vm_defaults.disk_size", "file_sync",
 	};
 	for (size_t i = 0; i < sizeof(documented) / sizeof(documented[0]); i++)
