@@ -5,6 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* enum banger_error_code (BANGER_OK, BANGER_EINVAL = -1, …), generated from
+ * lib/core/errors.tsv: the codes' one table. */
+#include "banger/errors.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -14,28 +18,6 @@ extern "C" {
 #else
 #define BANGER_API
 #endif
-
-/* Error codes. Append-only: a value never changes meaning once released. */
-enum banger_error_code {
-	BANGER_OK = 0,
-	BANGER_EINVAL = -1,       /* invalid argument or parameter */
-	BANGER_ENOMEM = -2,       /* out of memory */
-	BANGER_EIO = -3,          /* I/O error on the host */
-	BANGER_ENOTFOUND = -4,    /* no such object */
-	BANGER_EEXIST = -5,       /* object already exists */
-	BANGER_EBUSY = -6,        /* resource in use (e.g. state dir locked) */
-	BANGER_EPERM = -7,        /* permission denied */
-	BANGER_ECANCELED = -8,    /* operation cancelled */
-	BANGER_EPROTO = -9,       /* malformed message or protocol violation */
-	BANGER_ENOMETHOD = -10,   /* unknown RPC method */
-	BANGER_ECONFIG = -11,     /* invalid configuration */
-	BANGER_EUNSUPPORTED = -12,/* not supported by this host or driver */
-	BANGER_ESTATE = -13,      /* state store (SQLite) error */
-	BANGER_ETIMEDOUT = -14,   /* timed out */
-	BANGER_ECONNECT = -15,    /* daemon unreachable */
-	BANGER_ETOOBIG = -16,     /* message or input over its size limit */
-	BANGER_EINTERNAL = -17,   /* a bug in banger: please report it */
-};
 
 /* Message describing the last error on the calling thread ("" if none). The
  * pointer stays valid until the next banger call on this thread. */

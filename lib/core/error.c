@@ -1,5 +1,6 @@
 /* Thread-local error state: every failing call leaves its message here. */
 #include "internal.h"
+#include "error-names.h" /* generated from lib/core/errors.tsv */
 
 #include <errno.h>
 #include <stdio.h>
@@ -67,12 +68,8 @@ BANGER_API int banger_error_last_code(void) { return last_code; }
 
 BANGER_API const char *banger_strerror(int code)
 {
-	static const char *const names[] = {
-		"OK", "EINVAL", "ENOMEM", "EIO", "ENOTFOUND", "EEXIST", "EBUSY", "EPERM",
-		"ECANCELED", "EPROTO", "ENOMETHOD", "ECONFIG", "EUNSUPPORTED", "ESTATE",
-		"ETIMEDOUT", "ECONNECT", "ETOOBIG", "EINTERNAL",
-	};
-	if (code > 0 || (size_t)-code >= BNG_ARRAY_LEN(names))
+	/* compared as ints: -INT_MIN would overflow */
+	if (code > 0 || code <= -(int)BNG_ARRAY_LEN(bng_error_names))
 		return "EUNKNOWN";
-	return names[-code];
+	return bng_error_names[-code];
 }

@@ -65,29 +65,46 @@ class Error(Exception):
         super().__init__(f"{message} [{self.name}]")
 
 
-# One subclass per error code (include/banger/common.h).
-class InvalidArgument(Error): pass
-class OutOfMemory(Error): pass
-class HostIOError(Error): pass
-class NotFound(Error): pass
-class AlreadyExists(Error): pass
-class Busy(Error): pass
-class PermissionDenied(Error): pass
-class Cancelled(Error): pass
-class ProtocolError(Error): pass
-class UnknownMethod(Error): pass
-class ConfigError(Error): pass
-class Unsupported(Error): pass
-class StateError(Error): pass
-class TimedOut(Error): pass
-class DaemonUnreachable(Error): pass
-class TooBig(Error): pass
-class InternalError(Error): pass
+# BEGIN errors: generated from lib/core/errors.tsv by scripts/gen-errors.py update; edit the table, not this
+# One subclass of Error per code; _raise picks it by code.
+class InvalidArgument(Error): """EINVAL (-1): invalid argument or parameter."""
+class OutOfMemory(Error): """ENOMEM (-2): out of memory."""
+class HostIOError(Error): """EIO (-3): I/O error on the host."""
+class NotFound(Error): """ENOTFOUND (-4): no such object."""
+class AlreadyExists(Error): """EEXIST (-5): object already exists."""
+class Busy(Error): """EBUSY (-6): resource in use (e.g. state dir locked)."""
+class PermissionDenied(Error): """EPERM (-7): permission denied."""
+class Cancelled(Error): """ECANCELED (-8): operation cancelled."""
+class ProtocolError(Error): """EPROTO (-9): malformed message or protocol violation."""
+class UnknownMethod(Error): """ENOMETHOD (-10): unknown RPC method."""
+class ConfigError(Error): """ECONFIG (-11): invalid configuration."""
+class Unsupported(Error): """EUNSUPPORTED (-12): not supported by this host or driver."""
+class StateError(Error): """ESTATE (-13): state store (SQLite) error."""
+class TimedOut(Error): """ETIMEDOUT (-14): timed out."""
+class DaemonUnreachable(Error): """ECONNECT (-15): daemon unreachable."""
+class TooBig(Error): """ETOOBIG (-16): message or input over its size limit."""
+class InternalError(Error): """EINTERNAL (-17): a bug in banger: please report it."""
 
-_BY_CODE = {-1: InvalidArgument, -2: OutOfMemory, -3: HostIOError, -4: NotFound, -5: AlreadyExists, -6: Busy,
-            -7: PermissionDenied, -8: Cancelled, -9: ProtocolError, -10: UnknownMethod, -11: ConfigError,
-            -12: Unsupported, -13: StateError, -14: TimedOut, -15: DaemonUnreachable, -16: TooBig,
-            -17: InternalError}
+_BY_CODE = {
+    -1: InvalidArgument,
+    -2: OutOfMemory,
+    -3: HostIOError,
+    -4: NotFound,
+    -5: AlreadyExists,
+    -6: Busy,
+    -7: PermissionDenied,
+    -8: Cancelled,
+    -9: ProtocolError,
+    -10: UnknownMethod,
+    -11: ConfigError,
+    -12: Unsupported,
+    -13: StateError,
+    -14: TimedOut,
+    -15: DaemonUnreachable,
+    -16: TooBig,
+    -17: InternalError,
+}
+# END errors
 __all__ += [cls.__name__ for cls in _BY_CODE.values()]
 
 
