@@ -4,6 +4,7 @@
 #ifndef BANGER_HANDLE_H
 #define BANGER_HANDLE_H
 
+#include <banger/exec.h>
 #include <banger/progress.h>
 #include <banger/vm.h>
 #include <jansson.h>
@@ -16,6 +17,11 @@ int bng_handle_run(banger_ctx *ctx, const char *method, json_t *params, json_t *
 int bng_handle_run_progress(banger_ctx *ctx, const char *method, json_t *params, json_t **result,
 			    banger_progress_cb cb, void *ud);
 banger_ctx *bng_vm_handle_ctx(const banger_vm *vm);
+/* A streaming call with input (vm.exec, vm.session.attach) run on a thread
+ * of its own as a banger_process (include/banger/exec.h); params borrowed,
+ * first_input (may be NULL) goes to its stdin first. */
+int bng_process_start(banger_process **out, banger_ctx *ctx, const char *method, json_t *params,
+		      banger_output_cb cb, void *ud, const char *first_input);
 
 /* ---- option setters over a params object; NULL/0 removes the key ---- */
 int bng_handle_set_str(json_t *params, const char *key, const char *value);

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct banger_session {
 	atomic_int refs;
@@ -306,5 +307,22 @@ BANGER_API int banger_session_logs(banger_session *s, banger_output_cb cb, void 
 		rc = bng_err(BANGER_EIO, "the guest could not read the session's logs (status %lld)",
 			     (long long)json_integer_value(json_object_get(res, "exit_code")));
 	json_decref(res);
+	return rc;
+}
+
+BANGER_API int banger_session_attach(banger_process **out, banger_session *s, int32_t rows, int32_t cols,
+				     banger_output_cb cb, void *ud)
+{
+	if (!out || !s || rows < 0 || cols < 0 || rows > 65535 || cols > 65535)
+		return bng_err(BANGER_EINVAL, "banger_session_attach: out, a session and a size of 0..65535 are required");
+	json_t *params = target(s->vm, banger_session_name(s));
+	json_object_set_new(params, "holder", json_sprintf("libbanger in pid %d", (int)getpid()));
+	if (json_is_true(json_object_get(s->doc, "tty")) && rows && cols) {
+		json_object_set_new(params, "tty", json_true());
+		json_object_set_new(params, "rows", json_integer(rows));
+		json_object_set_new(params, "cols", json_integer(cols));
+	}
+	int rc = bng_process_start(out, bng_vm_handle_ctx(s->vm), "vm.session.attach", params, cb, ud, NULL);
+	json_decref(params);
 	return rc;
 }

@@ -326,6 +326,37 @@ static void *process_main(void *arg)
 	return NULL;
 }
 
+int bng_process_start(banger_process **out, banger_ctx *ctx, const char *method, json_t *params,
+		      banger_output_cb cb, void *ud, const char *first_input)
+{
+	*out = NULL;
+	json_object_set_new(params, "stream", json_boolean(cb != NULL));
+	json_object_set_new(params, "stdin_stream", json_true());
+	char *text = json_dumps(params, JSON_COMPACT);
+	banger_process *p = bng_xcalloc(1, sizeof(*p));
+	int rc = banger_call_new(&p->call, method, text);
+	free(text);
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	p->ctx = banger_ctx_ref(ctx);
+	p->cb = cb;
+	p->ud = ud;
+	if (p->cb)
+		banger_call_set_event_cb(p->call, on_process_event, p);
+	if (first_input && *first_input)
+		banger_process_write(p, first_input, strlen(first_input));
+	if (pthread_create(&p->thread, NULL, process_main, p) != 0) {
+		banger_call_unref(p->call);
+		banger_ctx_unref(p->ctx);
+		free(p);
+		return bng_err(BANGER_ENOMEM, "%s: cannot start a thread", method);
+	}
+	*out = p;
+	return 0;
+}
+
 BANGER_API int banger_vm_spawn(banger_process **out, banger_vm *vm, const banger_exec_options *opts)
 {
 	if (!out || !vm || !opts)
@@ -335,35 +366,11 @@ BANGER_API int banger_vm_spawn(banger_process **out, banger_vm *vm, const banger
 		return bng_err(BANGER_EINVAL, "banger_vm_spawn: no command (banger_exec_options_set_argv)");
 	json_t *params = json_deep_copy(opts->params);
 	json_object_set_new(params, "name", json_string(field(vm, "id")));
-	json_object_set_new(params, "stream", json_boolean(opts->cb != NULL));
-	json_object_set_new(params, "stdin_stream", json_true());
-	json_object_del(params, "stdin");
-	char *text = json_dumps(params, JSON_COMPACT);
+	json_object_del(params, "stdin"); /* written first, as input */
+	int rc = bng_process_start(out, vm->rec.ctx, "vm.exec", params, opts->cb, opts->ud,
+				   json_string_value(json_object_get(opts->params, "stdin")));
 	json_decref(params);
-	banger_process *p = bng_xcalloc(1, sizeof(*p));
-	int rc = banger_call_new(&p->call, "vm.exec", text);
-	free(text);
-	if (rc) {
-		free(p);
-		return rc;
-	}
-	p->ctx = banger_ctx_ref(vm->rec.ctx);
-	p->cb = opts->cb;
-	p->ud = opts->ud;
-	if (p->cb)
-		banger_call_set_event_cb(p->call, on_process_event, p);
-	/* what the options said for stdin goes first */
-	const char *in = json_string_value(json_object_get(opts->params, "stdin"));
-	if (in && *in)
-		banger_process_write(p, in, strlen(in));
-	if (pthread_create(&p->thread, NULL, process_main, p) != 0) {
-		banger_call_unref(p->call);
-		banger_ctx_unref(p->ctx);
-		free(p);
-		return bng_err(BANGER_ENOMEM, "banger_vm_spawn: cannot start a thread");
-	}
-	*out = p;
-	return 0;
+	return rc;
 }
 
 static int send_msg(banger_process *p, json_t *msg)

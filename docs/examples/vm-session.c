@@ -1,6 +1,7 @@
 /* Sessions and a live process from C, in a running VM:
  *   1. a session with a pipe stdin (`cat`), fed with banger_session_send,
- *      its log read back, then stopped;
+ *      its log read back, attached to (a line in, its echo out, detached),
+ *      then stopped;
  *   2. a process on a pty: its size set, a line written to its stdin, a
  *      signal sent, its end waited for.
  *
@@ -57,6 +58,14 @@ int main(int argc, char **argv)
 	nanosleep(&moment, NULL);
 	if (banger_session_logs(s, print_output, "log: ", 0, 1) != 0)
 		return fail("session logs");
+	banger_process *attached;
+	if (banger_session_attach(&attached, s, 0, 0, print_output, "attach: ") != 0)
+		return fail("session attach");
+	banger_process_write(attached, "via attach\n", 11);
+	nanosleep(&moment, NULL);
+	banger_process_free(attached); /* detaches: cat keeps running */
+	banger_session_refresh(s);
+	printf("after detach: %s\n", banger_session_state(s));
 	if (banger_session_stop(s) != 0)
 		return fail("session stop");
 	printf("stopped: %s by %s\n", banger_session_state(s), banger_session_signal(s));

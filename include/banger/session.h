@@ -13,12 +13,12 @@
  *
  * The guest owns a session's process: it outlives the caller, bangerd and
  * every connection. Each call runs one vm.session.* method through the VM's
- * context (either transport); calls block the calling thread. Attaching
- * interactively is a stream of input and output: run "vm.session.attach"
- * with banger_call_start and banger_call_send_input (as vm.exec). */
+ * context (either transport); calls block the calling thread, except
+ * banger_session_attach, which gives a banger_process (exec.h) to talk to. */
 #ifndef BANGER_SESSION_PUBLIC_H
 #define BANGER_SESSION_PUBLIC_H
 
+#include "exec.h"
 #include "vm.h"
 
 #ifdef __cplusplus
@@ -67,6 +67,14 @@ BANGER_API int32_t banger_session_pid(const banger_session *s);
 BANGER_API int32_t banger_session_exit_code(const banger_session *s);
 /* The signal that ended it ("TERM"), else NULL. */
 BANGER_API const char *banger_session_signal(const banger_session *s);
+/* Attaches to a running session: its live output goes to cb (as it comes,
+ * on the process's thread); banger_process_write feeds its pty or pipe
+ * stdin, banger_process_resize sizes a tty session (rows and cols here are
+ * its first size; 0, 0 keeps it). One attacher at a time: a second gets
+ * BANGER_EBUSY naming the holder. banger_process_free detaches and leaves
+ * the session running; banger_process_wait waits for the session to end. */
+BANGER_API int banger_session_attach(banger_process **out, banger_session *s, int32_t rows, int32_t cols,
+				     banger_output_cb cb, void *userdata);
 /* Every field as JSON text (argv, cwd, times, attached, error ...). */
 BANGER_API const char *banger_session_json(const banger_session *s);
 BANGER_API int banger_session_refresh(banger_session *s);

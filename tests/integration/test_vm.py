@@ -1045,6 +1045,7 @@ def test_sessions_outlive_the_daemon(vmenv):
                        env=child_env(), timeout=300)
     assert p.returncode == 0, (p.stdout, p.stderr)
     assert "session c-cat: running\n" in p.stdout and "log: fed from C\n" in p.stdout, p.stdout
+    assert "attach: via attach\n" in p.stdout and "after detach: running\n" in p.stdout, p.stdout
     assert "stopped: exited by TERM\n" in p.stdout and "session(s)" in p.stdout, p.stdout
     # the size set at spawn, or the resize sent right after it (both are the call's input)
     assert re.search(r"33 101|40 120", p.stdout) and "read: hello" in p.stdout and "got TERM" in p.stdout, p.stdout
