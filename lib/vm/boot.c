@@ -3,6 +3,7 @@
  * what a wait on its agent watches, and halting it (graceful through the
  * agent, then killed), including VMM processes nobody recorded. */
 #include "vm_int.h"
+#include "../core/proc.h"
 #include "../guest/agent.h"
 #include "../image/image.h"
 #include "../kernel/store.h"
@@ -234,6 +235,8 @@ void bng_vm_kill_run_dir_strays(bng_engine *e, json_t *vm)
 {
 	char *rdir = bng_vm_run_dir(e, vm);
 	char *needle = bng_asprintf("%s/", rdir);
+	pid_t killed[16];
+	size_t nkilled = 0;
 	DIR *d = opendir("/proc");
 	struct dirent *de;
 	while (d && (de = readdir(d))) {
@@ -248,14 +251,27 @@ void bng_vm_kill_run_dir_strays(bng_engine *e, json_t *vm)
 			for (size_t i = 0; i + 1 < len; i++)
 				if (!text[i])
 					text[i] = ' '; /* NUL-separated arguments */
-			if (strstr(text, needle))
-				kill((pid_t)pid, SIGKILL);
+			if (strstr(text, needle) && kill((pid_t)pid, SIGKILL) == 0 && nkilled < BNG_ARRAY_LEN(killed))
+				killed[nkilled++] = (pid_t)pid;
 		}
 		free(text);
 		free(path);
 	}
 	if (d)
 		closedir(d);
+	/* until they are gone (bounded): a VMM still exiting holds its disk's
+	 * write lock, and the next start of this VM would trip over it */
+	for (long long until = bng_now_ms() + 3000; nkilled && bng_now_ms() < until;) {
+		size_t left = 0;
+		for (size_t i = 0; i < nkilled; i++) {
+			char st = 0;
+			if (bng_proc_stat(killed[i], &st, NULL) == 0 && st != 'Z')
+				killed[left++] = killed[i];
+		}
+		nkilled = left;
+		if (nkilled)
+			usleep(10000);
+	}
 	free(needle);
 	free(rdir);
 }
@@ -308,6 +324,9 @@ int bng_vm_halt(bng_engine *e, json_t *vm, bool graceful, int sig)
 		d->release(state);
 	char *rdir = bng_vm_run_dir(e, vm);
 	bng_vmm_kill_strays(bng_vm_str(vm, "id"), rdir);
+	/* any driver's: a start killed inside the driver's start left a VMM
+	 * that the row (still "stopped") does not name */
+	bng_vm_kill_run_dir_strays(e, vm);
 	bng_vm_net_teardown(e, vm);
 	bng_rm_rf(rdir);
 	free(rdir);

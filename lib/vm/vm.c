@@ -350,9 +350,7 @@ int bng_m_vm_kill(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 
 static int destroy(bng_engine *e, json_t *vm)
 {
-	int rc = bng_vm_halt(e, vm, false, SIGKILL);
-	if (!rc)
-		bng_vm_kill_run_dir_strays(e, vm);
+	int rc = bng_vm_halt(e, vm, false, SIGKILL); /* strays included */
 	/* the row goes first: a daemon killed half way through the removal
 	 * leaves a directory without a row, which the next engine removes, never
 	 * a row whose disk is half gone */

@@ -60,7 +60,8 @@ const bng_vmm_driver *bng_vm_driver_of(json_t *vm);
 /* Boots the VM (its row holds everything) and waits for the agent and SSH;
  * t0 times the stages it reports. */
 int bng_vm_boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0);
-/* Kills any process whose command line names this VM's runtime directory. */
+/* Kills any process whose command line names this VM's runtime directory and
+ * waits (at most 3 s) for them to be gone; bng_vm_halt calls it. */
 void bng_vm_kill_run_dir_strays(bng_engine *e, json_t *vm);
 /* Stops the VMM: graceful (agent sync + poweroff, bounded wait) when asked,
  * then signal sig (SIGKILL when 0). Leaves the row stopped and the tap gone. */
