@@ -25,7 +25,6 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,19 +39,12 @@ ap.add_argument("--seed", type=int, default=None)
 ap.add_argument("--only", choices=("host", "vm", "faults"), default=None)
 args = ap.parse_args()
 build = Path(args.build).resolve()
-sys.path.insert(0, str(root / "bindings" / "python"))
-sys.path.insert(0, str(root / "tests" / "integration"))
-os.environ["BANGER_LIBRARY"] = str(build / "lib" / "libbanger.so.0")
+sys.path.insert(0, str(root / "bench"))
+from harness import prepare  # noqa: E402
 
+deb, shared, work, env = prepare(build, "campaign")
 import campaign as c  # noqa: E402
 from registry import Registry  # noqa: E402
-
-subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-deb = sorted(Path("/var/cache/banger-test").glob("linux-image-6.1.0-*-cloud-amd64_*.deb"))[-1]
-shared = os.environ.get("BANGER_CACHE_DIR", "/var/cache/banger-test/shared")
-work = Path(tempfile.mkdtemp(prefix="banger-bench-campaign-", dir="/var/tmp"))
-env = dict(os.environ)
-env.pop("LD_PRELOAD", None)  # a sanitized build's preload is for this Python only, never qemu or tar
 seed = args.seed if args.seed is not None else int(time.time())
 print(f"seed {seed}, {build}, work {work}")
 rows, found, faults, failed = [], [], [], []

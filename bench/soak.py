@@ -33,7 +33,6 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -53,19 +52,12 @@ ap.add_argument("--bound", type=int, default=900, help="seconds every concurrent
 ap.add_argument("--only", choices=("cycles", "concurrent"), default=None)
 args = ap.parse_args()
 build = Path(args.build).resolve()
-sys.path.insert(0, str(root / "bindings" / "python"))
-sys.path.insert(0, str(root / "tests" / "integration"))
-os.environ["BANGER_LIBRARY"] = str(build / "lib" / "libbanger.so.0")
+sys.path.insert(0, str(root / "bench"))
+from harness import prepare  # noqa: E402
 
+deb, shared, work, env = prepare(build, "soak")
 import soak as s  # noqa: E402
 from registry import Registry  # noqa: E402
-
-subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-deb = sorted(Path("/var/cache/banger-test").glob("linux-image-6.1.0-*-cloud-amd64_*.deb"))[-1]
-shared = os.environ.get("BANGER_CACHE_DIR", "/var/cache/banger-test/shared")
-work = Path(tempfile.mkdtemp(prefix="banger-bench-soak-", dir="/var/tmp"))
-env = dict(os.environ)
-env.pop("LD_PRELOAD", None)  # a sanitized build's preload is for this Python only
 log = lambda line: print(line, flush=True)  # noqa: E731
 load = lambda: open("/proc/loadavg").read().split()[0]  # noqa: E731
 print(f"{build}, work {work}, image {args.image}, {args.vcpu} vcpu, {args.memory} MiB, load {load()}")
