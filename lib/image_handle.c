@@ -15,20 +15,49 @@ struct banger_kernel {
 	bng_record rec;
 };
 
-/* Both option kinds: params for the method, and who hears its progress. */
-struct banger_image_options {
+/* What both option kinds hold: params for the method, and who hears its
+ * progress. */
+typedef struct {
 	json_t *params;
 	banger_progress_cb cb;
 	void *ud;
+} options;
+
+struct banger_image_options {
+	options o;
 };
 
 struct banger_kernel_options {
-	json_t *params;
-	banger_progress_cb cb;
-	void *ud;
+	options o;
 };
 
-#define P(o) ((o) ? (o)->params : NULL)
+static void *options_new(size_t size)
+{
+	options *o = bng_xcalloc(1, size); /* the first member of either kind */
+	o->params = json_object();
+	return o;
+}
+
+static void options_free(options *o)
+{
+	if (o) {
+		json_decref(o->params);
+		free(o);
+	}
+}
+
+static int options_progress(options *o, banger_progress_cb cb, void *ud)
+{
+	if (!o)
+		return bng_err(BANGER_EINVAL, "options are NULL");
+	o->cb = cb;
+	o->ud = ud;
+	return 0;
+}
+
+#define P(x) ((x) ? (x)->o.params : NULL)
+#define CB(x) ((x) ? (x)->o.cb : NULL)
+#define UD(x) ((x) ? (x)->o.ud : NULL)
 
 /* Runs method with opts' params plus extra (stolen) and its progress
  * callback; the result becomes a handle of size bytes. */
@@ -63,18 +92,11 @@ BANGER_API int banger_image_options_new(banger_image_options **out)
 {
 	if (!out)
 		return bng_err(BANGER_EINVAL, "banger_image_options_new: out is NULL");
-	*out = bng_xcalloc(1, sizeof(**out));
-	(*out)->params = json_object();
+	*out = options_new(sizeof(**out));
 	return 0;
 }
 
-BANGER_API void banger_image_options_free(banger_image_options *o)
-{
-	if (o) {
-		json_decref(o->params);
-		free(o);
-	}
-}
+BANGER_API void banger_image_options_free(banger_image_options *o) { options_free(o ? &o->o : NULL); }
 
 BANGER_API int banger_image_options_set_name(banger_image_options *o, const char *v) { return bng_handle_set_str(P(o), "name", v); }
 BANGER_API int banger_image_options_set_size(banger_image_options *o, const char *v) { return bng_handle_set_str(P(o), "size", v); }
@@ -86,17 +108,13 @@ BANGER_API int banger_image_options_set_systemd(banger_image_options *o, int on)
 
 BANGER_API int banger_image_options_set_progress_cb(banger_image_options *o, banger_progress_cb cb, void *ud)
 {
-	if (!o)
-		return bng_err(BANGER_EINVAL, "options are NULL");
-	o->cb = cb;
-	o->ud = ud;
-	return 0;
+	return options_progress(o ? &o->o : NULL, cb, ud);
 }
 
 /* Build-only keys are not pull's or import's parameters. */
 static json_t *without_build_keys(const banger_image_options *o)
 {
-	json_t *p = json_deep_copy(P(o) ? P(o) : json_object());
+	json_t *p = P(o) ? json_deep_copy(P(o)) : json_object();
 	json_object_del(p, "suite");
 	json_object_del(p, "mirror");
 	json_object_del(p, "minimal");
@@ -110,7 +128,7 @@ BANGER_API int banger_image_pull(banger_image **out, banger_ctx *ctx, const char
 		return bng_err(BANGER_EINVAL, "banger_image_pull: out, ctx and ref are required");
 	json_t *base = without_build_keys(o);
 	int rc = fetch((void **)out, sizeof(banger_image), ctx, "image.pull", json_pack("{s:s}", "ref", ref), base,
-		       o ? o->cb : NULL, o ? o->ud : NULL);
+		       CB(o), UD(o));
 	json_decref(base);
 	return rc;
 }
@@ -126,7 +144,7 @@ BANGER_API int banger_image_import(banger_image **out, banger_ctx *ctx, size_t n
 	json_t *base = without_build_keys(o);
 	if (!rc)
 		rc = fetch((void **)out, sizeof(banger_image), ctx, "image.import", json_incref(extra), base,
-			   o ? o->cb : NULL, o ? o->ud : NULL);
+			   CB(o), UD(o));
 	json_decref(base);
 	json_decref(extra);
 	return rc;
@@ -136,10 +154,9 @@ BANGER_API int banger_image_build(banger_image **out, banger_ctx *ctx, const ban
 {
 	if (!out || !ctx)
 		return bng_err(BANGER_EINVAL, "banger_image_build: out and ctx are required");
-	json_t *base = json_deep_copy(P(o) ? P(o) : json_object());
+	json_t *base = P(o) ? json_deep_copy(P(o)) : json_object();
 	json_object_del(base, "kernel"); /* not a build parameter */
-	int rc = fetch((void **)out, sizeof(banger_image), ctx, "image.build", json_object(), base, o ? o->cb : NULL,
-		       o ? o->ud : NULL);
+	int rc = fetch((void **)out, sizeof(banger_image), ctx, "image.build", json_object(), base, CB(o), UD(o));
 	json_decref(base);
 	return rc;
 }
@@ -189,26 +206,15 @@ BANGER_API int banger_kernel_options_new(banger_kernel_options **out)
 {
 	if (!out)
 		return bng_err(BANGER_EINVAL, "banger_kernel_options_new: out is NULL");
-	*out = bng_xcalloc(1, sizeof(**out));
-	(*out)->params = json_object();
+	*out = options_new(sizeof(**out));
 	return 0;
 }
 
-BANGER_API void banger_kernel_options_free(banger_kernel_options *o)
-{
-	if (o) {
-		json_decref(o->params);
-		free(o);
-	}
-}
+BANGER_API void banger_kernel_options_free(banger_kernel_options *o) { options_free(o ? &o->o : NULL); }
 
 BANGER_API int banger_kernel_options_set_progress_cb(banger_kernel_options *o, banger_progress_cb cb, void *ud)
 {
-	if (!o)
-		return bng_err(BANGER_EINVAL, "options are NULL");
-	o->cb = cb;
-	o->ud = ud;
-	return 0;
+	return options_progress(o ? &o->o : NULL, cb, ud);
 }
 
 static int kernel_call(banger_kernel **out, banger_ctx *ctx, const char *method, json_t *params,
@@ -218,7 +224,7 @@ static int kernel_call(banger_kernel **out, banger_ctx *ctx, const char *method,
 		json_decref(params);
 		return bng_err(BANGER_EINVAL, "%s: out, ctx, a name and a path are required (UTF-8)", what);
 	}
-	return fetch((void **)out, sizeof(banger_kernel), ctx, method, params, P(o), o ? o->cb : NULL, o ? o->ud : NULL);
+	return fetch((void **)out, sizeof(banger_kernel), ctx, method, params, P(o), CB(o), UD(o));
 }
 
 BANGER_API int banger_kernel_import_deb(banger_kernel **out, banger_ctx *ctx, const char *name, const char *deb,
