@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef enum { K_STRING, K_ENUM, K_INT, K_SIZE, K_DURATION, K_IPV4, K_CIDR, K_IFNAME, K_LISTEN, K_FILE_SYNC } key_type;
+typedef enum { K_STRING, K_ENUM, K_BOOL, K_INT, K_SIZE, K_DURATION, K_IPV4, K_CIDR, K_IFNAME, K_LISTEN, K_FILE_SYNC } key_type;
 
 typedef struct {
 	const char *name;
@@ -27,6 +27,10 @@ static const key_spec keys[] = {
 	{"vmm", K_ENUM, "auto", "auto|firecracker|qemu", 0, 0},
 	{"qemu_accel", K_ENUM, "auto", "auto|kvm|tcg", 0, 0},
 	{"firecracker_bin", K_STRING, "", NULL, 0, 0},
+	{"firecracker_jailer", K_BOOL, "false", NULL, 0, 0},             /* run firecracker under its jailer (root) */
+	{"firecracker_uid", K_INT, "65534", NULL, 0, 4294967294LL},     /* the ids the jailer drops to */
+	{"firecracker_gid", K_INT, "65534", NULL, 0, 4294967294LL},
+	{"firecracker_log_max", K_SIZE, "4M", NULL, 0, 0},               /* firecracker.log/.metrics rotate past it */
 	{"ssh_key_path", K_STRING, "", NULL, 0, 0},
 	{"default_image_name", K_STRING, "debian-bookworm", NULL, 0, 0},
 	{"default_kernel_name", K_STRING, "debian-cloud", NULL, 0, 0},
@@ -160,6 +164,13 @@ static json_t *convert(const key_spec *k, json_t *raw, char **why)
 {
 	if (k->type == K_FILE_SYNC)
 		return convert_file_sync(raw, why);
+	if (k->type == K_BOOL) {
+		if (!json_is_boolean(raw)) {
+			*why = bng_asprintf("must be true or false");
+			return NULL;
+		}
+		return json_incref(raw);
+	}
 	if (k->type == K_INT) {
 		if (!json_is_integer(raw)) {
 			*why = bng_asprintf("must be an integer");
@@ -173,8 +184,17 @@ static json_t *convert(const key_spec *k, json_t *raw, char **why)
 		}
 		return json_integer(v);
 	}
-	if (k->type == K_SIZE && json_is_integer(raw) && json_integer_value(raw) > 0)
-		return json_integer(json_integer_value(raw));
+	if (k->type == K_SIZE && json_is_integer(raw)) {
+		if (json_integer_value(raw) > 0)
+			return json_integer(json_integer_value(raw));
+		*why = bng_asprintf("must be a positive number of bytes or a size like 512M (got %lld)",
+				    (long long)json_integer_value(raw));
+		return NULL;
+	}
+	if (k->type == K_SIZE && !json_is_string(raw)) {
+		*why = bng_asprintf("must be a number of bytes or a size like 512M or 8G");
+		return NULL;
+	}
 	if (k->type == K_DURATION && json_is_integer(raw) && json_integer_value(raw) >= 0)
 		return json_integer(json_integer_value(raw));
 	if (!json_is_string(raw)) {
@@ -349,6 +369,7 @@ int bng_config_parse(bng_config *cfg, const char *path, const char *text, size_t
 			continue;
 		char *why = NULL;
 		json_t *def = k->type == K_INT	     ? json_integer(strtoll(k->def, NULL, 10))
+			      : k->type == K_BOOL      ? json_boolean(!strcmp(k->def, "true"))
 			      : k->type == K_FILE_SYNC ? json_array()
 						       : json_string(k->def);
 		json_t *v = convert(k, def, &why);
@@ -401,6 +422,11 @@ const char *bng_config_str(const bng_config *cfg, const char *key)
 int64_t bng_config_int(const bng_config *cfg, const char *key)
 {
 	return json_integer_value(json_object_get(cfg->values, key));
+}
+
+bool bng_config_bool(const bng_config *cfg, const char *key)
+{
+	return json_is_true(json_object_get(cfg->values, key));
 }
 
 json_t *bng_config_to_json(const bng_config *cfg)

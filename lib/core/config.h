@@ -27,6 +27,7 @@ void bng_config_free(bng_config *cfg);
 
 const char *bng_config_str(const bng_config *cfg, const char *key);
 int64_t bng_config_int(const bng_config *cfg, const char *key);
+bool bng_config_bool(const bng_config *cfg, const char *key);
 /* {"path", "found", "values": {key: {"value", "source", "line"?, "text"?}},
  * "warnings": [...]}; "text" is the human form of sizes and durations. */
 json_t *bng_config_to_json(const bng_config *cfg);

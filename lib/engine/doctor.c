@@ -57,19 +57,18 @@ static bool check_kvm(report *r)
 	return true;
 }
 
-/* The jailer (BANGER_FIRECRACKER_JAILER=1): root, a jailer next to
+/* The jailer (config firecracker_jailer): root, a jailer next to
  * firecracker, and a jail filesystem (the VMs' state directories) that is
  * not nodev or noexec. */
 static void check_jailer(report *r, bng_engine *e, const char *fc)
 {
-	const char *on = getenv("BANGER_FIRECRACKER_JAILER");
-	if (!on || strcmp(on, "1") != 0) {
-		add(r, "jailer", "PASS", bng_strdup("not used (BANGER_FIRECRACKER_JAILER is not 1): firecracker runs unjailed"));
+	if (!bng_config_bool(&e->config, "firecracker_jailer")) {
+		add(r, "jailer", "PASS", bng_strdup("not used (firecracker_jailer is off): firecracker runs unjailed"));
 		return;
 	}
 	if (geteuid() != 0) {
-		add(r, "jailer", "FAIL", bng_strdup("BANGER_FIRECRACKER_JAILER=1 but the jailer needs root: run bangerd as "
-						    "root or unset it"));
+		add(r, "jailer", "FAIL", bng_asprintf("firecracker_jailer is on (config %s) but the jailer needs root: run "
+						      "bangerd as root or turn it off", e->config.path));
 		return;
 	}
 	char *jailer = NULL;
@@ -87,7 +86,7 @@ static void check_jailer(report *r, bng_engine *e, const char *fc)
 	}
 	char *vms = bng_asprintf("%s/vms", e->paths.state_dir);
 	if (!jailer)
-		add(r, "jailer", "FAIL", bng_asprintf("BANGER_FIRECRACKER_JAILER=1 but there is no executable `jailer` next "
+		add(r, "jailer", "FAIL", bng_asprintf("firecracker_jailer is on but there is no executable `jailer` next "
 						      "to %s: install the one from the same Firecracker release", fc ? fc : "firecracker"));
 	else if (bng_firecracker_check_jail_fs(vms) != 0)
 		add(r, "jailer", "FAIL", bng_strdup(banger_error_last()));

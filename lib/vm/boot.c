@@ -148,6 +148,10 @@ int bng_vm_boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 			.kernel_dir = bng_vm_str(kernel, "dir"), .cmdline = cmdline,
 			.disks = {{bng_vm_str(image, "rootfs"), true}, {overlay, false}}, .ndisks = 2,
 			.tap = bng_vm_str(vm, "tap"), .mac = bng_vm_str(vm, "mac"), .binary = binary, .kvm = kvm,
+			.jailer = bng_config_bool(&e->config, "firecracker_jailer"),
+			.jail_uid = (uid_t)bng_config_int(&e->config, "firecracker_uid"),
+			.jail_gid = (gid_t)bng_config_int(&e->config, "firecracker_gid"),
+			.log_max = bng_config_int(&e->config, "firecracker_log_max"),
 		};
 		const bng_vmm_driver *d = bng_vmm_driver_get(driver_name);
 		rc = d ? d->start(&cfg, op, &state) : bng_err(BANGER_EUNSUPPORTED, "no %s driver", driver_name);

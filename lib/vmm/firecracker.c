@@ -5,10 +5,10 @@
  * The contract is Firecracker v1.16.1's swagger; tests check every request we
  * send against it (tests/integration/fake_firecracker.py).
  *
- * With BANGER_FIRECRACKER_JAILER=1 (root only, `jailer` next to the
- * firecracker binary) the VMM runs under the jailer, dropped to an
- * unprivileged uid/gid (65534 unless BANGER_FIRECRACKER_UID/GID say
- * otherwise), chrooted at <dir of the writable disk>/jail/<exe>/<id>/root:
+ * With cfg->jailer (config firecracker_jailer; root only, `jailer` next to
+ * the firecracker binary) the VMM runs under the jailer, dropped to an
+ * unprivileged uid/gid (cfg->jail_uid/gid: config firecracker_uid/gid,
+ * 65534 by default), chrooted at <dir of the writable disk>/jail/<exe>/<id>/root:
  * on the images' filesystem, so the kernel, initrd and disks are hard links
  * (a read-only file from another filesystem is reflinked or copied). That
  * filesystem must not be nodev or noexec (checked at start and by doctor).
@@ -53,9 +53,8 @@
 #define FC_REQ_MS 10000
 #define FC_SNAPSHOT_MS (10 * 60 * 1000) /* writing or mapping guest memory can take a while */
 #define FC_KILL_WAIT_MS 10000
-#define FC_JAIL_ID 65534          /* nobody/nogroup */
 #define FC_BOOT_ARGS "console=ttyS0 reboot=k panic=1"
-#define FC_LOG_MAX (4 << 20)     /* firecracker.log and .metrics are rotated past this (BANGER_FIRECRACKER_LOG_MAX) */
+#define FC_LOG_MAX (4 << 20)     /* firecracker.log and .metrics are rotated past this unless cfg->log_max says */
 
 /* ---- the process: /proc facts that survive a daemon restart ---- */
 
@@ -180,23 +179,14 @@ static void append_mode(pid_t pid, const char *path)
 #endif
 }
 
-static off_t log_max(void)
-{
-	const char *v = getenv("BANGER_FIRECRACKER_LOG_MAX");
-	char *end = NULL;
-	long long n = v && *v ? strtoll(v, &end, 10) : 0;
-	return n > 0 && end && !*end ? (off_t)n : FC_LOG_MAX;
-}
-
 /* Rotates path once it has grown past the cap: its newest content goes to
  * <path>.1 (the one before is dropped) and the file starts again empty
  * (copy-and-truncate: Firecracker keeps its descriptor). Jailed, the jail's
  * uid owns the directory: nothing here follows a link it may have put
  * there. */
-static void rotate_if_big(const char *path)
+static void rotate_if_big(const char *path, off_t max)
 {
 	struct stat st;
-	off_t max = log_max();
 	if (!path || lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= max)
 		return;
 	int in = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
@@ -458,20 +448,6 @@ static int check_sock_path(const char *path, const char *what)
 static int real_file(const char *path, char **out);
 static void kill_vmms_of(const char *id, const char *api, const char *jail_root, const char *base);
 
-static bool env_on(const char *name)
-{
-	const char *v = getenv(name);
-	return v && strcmp(v, "1") == 0;
-}
-
-static unsigned env_id(const char *name, unsigned dflt)
-{
-	const char *v = getenv(name);
-	char *end = NULL;
-	unsigned long n = v && *v ? strtoul(v, &end, 10) : dflt;
-	return end && *end ? dflt : (unsigned)n;
-}
-
 /* Where the jails go: next to the VM's first writable disk (the VM's own
  * state directory, on the images' filesystem), so the disks, kernel and
  * initrd are hard links there (O(1), no EXDEV), and what the jailed VMM
@@ -589,7 +565,7 @@ static int vm_init(fc_vm *vm, const bng_vm_config *cfg, bng_op *op)
 	}
 	char real[PATH_MAX];
 	vm->binary = bng_strdup(realpath(found, real) ? real : found);
-	if (env_on("BANGER_FIRECRACKER_JAILER")) {
+	if (cfg->jailer) {
 		/* next to the configured path (often a symlink), else next to its target */
 		char *jailer = NULL;
 		const char *next_to[2] = {found, vm->binary};
@@ -603,20 +579,19 @@ static int vm_init(fc_vm *vm, const bng_vm_config *cfg, bng_op *op)
 		}
 		int rc = 0;
 		if (geteuid() != 0)
-			rc = bng_err(BANGER_EPERM, "firecracker: BANGER_FIRECRACKER_JAILER=1 but the jailer needs root: "
-				     "run bangerd as root or unset BANGER_FIRECRACKER_JAILER");
+			rc = bng_err(BANGER_EPERM, "firecracker: firecracker_jailer is on but the jailer needs root "
+				     "(this process runs as uid %u)", (unsigned)geteuid());
 		else if (!jailer)
-			rc = bng_err(BANGER_ENOTFOUND, "firecracker: BANGER_FIRECRACKER_JAILER=1 but there is no executable "
-				     "`jailer` next to %s: install the jailer from the same Firecracker release there or "
-				     "unset BANGER_FIRECRACKER_JAILER", found);
+			rc = bng_err(BANGER_ENOTFOUND, "firecracker: firecracker_jailer is on but there is no executable "
+				     "`jailer` next to %s (the jailer of the same Firecracker release belongs there)", found);
 		free(found);
 		if (rc) {
 			free(jailer);
 			return rc;
 		}
 		vm->jailer = jailer;
-		vm->uid = (uid_t)env_id("BANGER_FIRECRACKER_UID", FC_JAIL_ID);
-		vm->gid = (gid_t)env_id("BANGER_FIRECRACKER_GID", FC_JAIL_ID);
+		vm->uid = cfg->jail_uid;
+		vm->gid = cfg->jail_gid;
 		const char *exe_name = strrchr(vm->binary, '/') + 1;
 		vm->jail_base = jail_base(cfg);
 		vm->jail_dir = bng_asprintf("%s/%s/%s", vm->jail_base, exe_name, cfg->id);
@@ -1034,10 +1009,11 @@ static void abandon(fc_vm *vm)
 static json_t *make_state(const fc_vm *vm)
 {
 	char *exe = proc_exe(vm->pid);
-	json_t *st = json_pack("{s:s, s:I, s:I, s:s, s:{s:s, s:s, s:i, s:i}, s:s, s:s}", "driver", "firecracker", "pid",
-			       (json_int_t)vm->pid, "start_time", (json_int_t)vm->start_time, "control_socket",
+	json_t *st = json_pack("{s:s, s:I, s:I, s:s, s:{s:s, s:s, s:i, s:i}, s:s, s:s, s:I}", "driver", "firecracker",
+			       "pid", (json_int_t)vm->pid, "start_time", (json_int_t)vm->start_time, "control_socket",
 			       vm->api_sock, "agent", "kind", "vsock_uds", "path", vm->vsock, "port", FC_AGENT_PORT, "cid",
-			       FC_GUEST_CID, "binary", vm->binary, "run_dir", vm->cfg->run_dir);
+			       FC_GUEST_CID, "binary", vm->binary, "run_dir", vm->cfg->run_dir, "log_max",
+			       (json_int_t)(vm->cfg->log_max > 0 ? vm->cfg->log_max : FC_LOG_MAX));
 	/* what /proc/<pid>/exe says (python for a script, a path inside the
 	 * jail's mount namespace when jailed): alive() compares it verbatim */
 	if (st && exe)
@@ -1257,6 +1233,7 @@ typedef struct fc_ref {
 	const char *jail_dir;
 	json_t *owned;
 	json_t *log_files;
+	off_t log_max;
 } fc_ref;
 
 static int parse_state(json_t *state, fc_ref *r)
@@ -1270,6 +1247,9 @@ static int parse_state(json_t *state, fc_ref *r)
 	r->jail_dir = json_string_value(json_object_get(state, "jail_dir"));
 	r->owned = json_object_get(state, "owned");
 	r->log_files = json_object_get(state, "log_files");
+	/* the cap the VM was started with (a state from before it: the default) */
+	json_int_t max = json_integer_value(json_object_get(state, "log_max"));
+	r->log_max = max > 0 ? (off_t)max : FC_LOG_MAX;
 	r->start_time = json_integer_value(json_object_get(state, "start_time"));
 	const char *driver = json_string_value(json_object_get(state, "driver"));
 	if (!json_is_integer(pid) || json_integer_value(pid) <= 1 || json_integer_value(pid) > INT_MAX || !r->sock ||
@@ -1287,7 +1267,7 @@ static void cap_logs(const fc_ref *r)
 {
 	size_t i;
 	json_t *f;
-	json_array_foreach(r->log_files, i, f) rotate_if_big(json_string_value(f));
+	json_array_foreach(r->log_files, i, f) rotate_if_big(json_string_value(f), r->log_max);
 }
 
 static bool same_vmm(const fc_ref *r)

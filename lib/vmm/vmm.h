@@ -35,6 +35,11 @@ typedef struct bng_vm_config {
 	const char *mac;        /* guest MAC for the tap */
 	const char *binary;     /* VMM executable; NULL: the driver's default on PATH */
 	bool kvm;               /* qemu: -accel kvm instead of tcg */
+	/* firecracker (config firecracker_jailer, _uid, _gid, _log_max): */
+	bool jailer;            /* run it under its jailer (root only; `jailer` next to the binary) */
+	uid_t jail_uid;         /* the ids the jailer drops to (read only with jailer) */
+	gid_t jail_gid;
+	long long log_max;      /* bytes past which firecracker.log and .metrics are rotated; 0: 4 MiB */
 } bng_vm_config;
 
 enum {

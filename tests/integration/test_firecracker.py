@@ -739,7 +739,7 @@ def test_log_and_metrics_are_capped(vm):
     really starts again (O_APPEND set on Firecracker's descriptor), rather
     than growing past a hole."""
     cap = 64 * 1024
-    vm.env["BANGER_FIRECRACKER_LOG_MAX"] = str(cap)
+    vm.config["log_max"] = cap  # config firecracker_log_max
     vm.start(env={"FAKE_FC_METRICS_EVERY": "0.01"})
     metrics = vm.run / "firecracker.metrics"
     deadline = time.time() + 20
@@ -768,7 +768,7 @@ def test_log_rotation_follows_no_link_in_the_jail(jailed, tmp_path):
     """The jail's uid owns the jail root: a link it puts where the log was
     must not make the driver (root) copy or truncate another file."""
     vm = jailed
-    vm.env["BANGER_FIRECRACKER_LOG_MAX"] = "10"
+    vm.config["log_max"] = 10
     vm.start()
     victim = tmp_path / "victim"
     victim.write_text("x" * 100)
@@ -850,7 +850,8 @@ def jailed(vm, tmp_path):
     (bindir / "jailer").symlink_to(FAKE_JAILER)
     vm.config["binary"] = str(bindir / "firecracker")
     vm.jailer_log = tmp_path / "jailer.jsonl"
-    vm.env.update(BANGER_FIRECRACKER_JAILER="1", FAKE_JAILER_LOG=str(vm.jailer_log))
+    vm.config["jailer"] = True  # config firecracker_jailer
+    vm.env["FAKE_JAILER_LOG"] = str(vm.jailer_log)
     # a runtime dir of its own, short like /run/banger/<id>: the jail itself goes next to the overlay
     run = vm.run = Path(tempfile.mkdtemp(prefix="fcj-", dir="/tmp"))
     vm.config["run_dir"] = str(vm.run)
@@ -928,6 +929,22 @@ def test_jailed_start_snapshot_restore(jailed, tmp_path):
 
 
 @needs_tool
+def test_jail_ids_are_the_configured_ones(jailed, tmp_path):
+    """The jailer drops to the configured ids (config firecracker_uid and
+    firecracker_gid), which own the writable disk while the VMM runs."""
+    vm = jailed
+    vm.start(jail_uid=4242, jail_gid=4343)
+    (jail,) = [json.loads(line) for line in vm.jailer_log.read_text().splitlines()]
+    args = jail["args"]
+    assert args[args.index("--uid") + 1] == "4242" and args[args.index("--gid") + 1] == "4343", args
+    overlay = Path(vm.config["disks"][1]["path"])
+    assert (overlay.stat().st_uid, overlay.stat().st_gid) == (4242, 4343)
+    assert Path(vm.state["jail_root"]).stat().st_uid == 4242
+    assert vm.call("kill").returncode == 0
+    assert (overlay.stat().st_uid, overlay.stat().st_gid) == (0, 0)
+
+
+@needs_tool
 def test_jailed_with_runtime_dir_and_kernel_on_other_filesystems(jailed, tmp_path):
     """As root the runtime dir is /run/banger (a tmpfs) and the images live
     in the state dir: hard links from one to the other fail (EXDEV). The
@@ -984,7 +1001,7 @@ def test_jail_on_nodev_or_noexec_filesystem_is_refused(jailed, tmp_path, flags):
 
 
 def test_doctor_checks_the_jail_filesystem(tmp_path):
-    """doctor: with BANGER_FIRECRACKER_JAILER=1 the VMs' state dirs (where the
+    """doctor: with firecracker_jailer = true the VMs' state dirs (where the
     jails go) must not be nodev or noexec."""
     if os.geteuid() != 0:
         pytest.skip("the jailer needs root")
@@ -993,11 +1010,12 @@ def test_doctor_checks_the_jail_filesystem(tmp_path):
     (bindir / "firecracker").symlink_to(FAKE)
     (bindir / "jailer").symlink_to(FAKE_JAILER)
     (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "config.toml").write_text(f'firecracker_bin = "{bindir / "firecracker"}"\n')
+    config = tmp_path / "config" / "config.toml"
+    config.write_text(f'firecracker_bin = "{bindir / "firecracker"}"\nfirecracker_jailer = true\n')
     mnt = Path(tempfile.mkdtemp(prefix="fcd-", dir="/tmp"))
     env = {**child_env(), "BANGER_CONFIG_DIR": str(tmp_path / "config"), "BANGER_STATE_DIR": str(mnt / "state"),
            "BANGER_CACHE_DIR": str(tmp_path / "cache"), "BANGER_RUNTIME_DIR": str(tmp_path / "run"),
-           "BANGER_URI": f"local:{mnt / 'state'}", "BANGER_FIRECRACKER_JAILER": "1"}
+           "BANGER_URI": f"local:{mnt / 'state'}"}
     banger_cli = BUILD / "tools" / "banger" / "banger"
 
     def jailer_check(flags):
@@ -1013,8 +1031,9 @@ def test_doctor_checks_the_jail_filesystem(tmp_path):
         for flags in ("nodev", "noexec"):
             bad = jailer_check(flags)
             assert bad["status"] == "FAIL" and f"mounted {flags}" in bad["detail"] and str(mnt) in bad["detail"], bad
-        env.pop("BANGER_FIRECRACKER_JAILER")
-        assert jailer_check("nodev")["status"] == "PASS"  # not used: nothing to check
+        config.write_text(f'firecracker_bin = "{bindir / "firecracker"}"\nfirecracker_jailer = false\n')
+        off = jailer_check("nodev")
+        assert off["status"] == "PASS" and "firecracker_jailer is off" in off["detail"], off  # nothing to check
     finally:
         shutil.rmtree(mnt, ignore_errors=True)
 
@@ -1030,9 +1049,8 @@ def test_jailer_refuses_unreadable_base_image(jailed):
 
 @needs_tool
 def test_jailer_asked_for_but_missing(vm):
-    vm.env["BANGER_FIRECRACKER_JAILER"] = "1"
-    r = vm.start(expect_ok=False)
-    assert r.returncode == 1
+    r = vm.start(expect_ok=False, jailer=True)
+    assert r.returncode == 1 and "firecracker_jailer is on" in r.stderr, r.stderr
     if os.geteuid() == 0:
         assert "ENOTFOUND" in r.stderr and "no executable `jailer` next to" in r.stderr
     else:
@@ -1100,6 +1118,7 @@ def test_real_firecracker_boots(tmp_path):
 
 # ---- vm.c through this driver, end to end (bangerd in a private network namespace) ----
 
+ENGINE_JAIL_IDS = (4242, 4343)  # the jailed engine's firecracker_uid and firecracker_gid
 LISTEN_22 = ("import socket, time\n"
              "s = socket.socket(); s.bind(('0.0.0.0', 22)); s.listen(8)\n"
              "while True: time.sleep(3600)\n")
@@ -1126,11 +1145,12 @@ class FcEngine:
             "BANGER_CACHE_DIR": str(base / "cache"), "BANGER_RUNTIME_DIR": str(self.run),
             "FAKE_FC_LOG": str(self.log), "FAKE_FC_AGENT": str(AGENT), "FAKE_FC_KNOBS": str(self.knobs),
         }
-        if jailed:
-            self.env["BANGER_FIRECRACKER_JAILER"] = "1"
+        # jailed: ids of its own, so that the tests see config.toml reach the driver
+        jail = f"firecracker_jailer = true\nfirecracker_uid = {ENGINE_JAIL_IDS[0]}\n" \
+               f"firecracker_gid = {ENGINE_JAIL_IDS[1]}\n" if jailed else ""
         (base / "config").mkdir()
         (base / "config" / "config.toml").write_text(
-            f'vmm = "firecracker"\nfirecracker_bin = "{self.bindir / "firecracker"}"\n'
+            f'vmm = "firecracker"\nfirecracker_bin = "{self.bindir / "firecracker"}"\n{jail}'
             '[vm_defaults]\nvcpu = 1\nmemory_mib = 256\ndisk_size = "256M"\n')
         self.socket = self.run / "bangerd.sock"
         self.daemon = subprocess.Popen(
@@ -1274,12 +1294,12 @@ def test_jailed_vm_gets_its_disk_back_when_it_stops(fc_jailed_engine):
     overlay = vmdir / "overlay.ext4"
     jail = Path(vm["vmm"]["jail_dir"])
     assert jail.parent.parent == vmdir / "jail" and jail.is_dir()
-    assert overlay.stat().st_uid == JAIL_ID
+    assert (overlay.stat().st_uid, overlay.stat().st_gid) == ENGINE_JAIL_IDS  # config firecracker_uid/gid
     eng.ctx.call("vm.stop", {"name": "fc-jail"})
-    assert overlay.stat().st_uid == 0
+    assert (overlay.stat().st_uid, overlay.stat().st_gid) == (0, 0)
     assert not jail.exists()
     vm = eng.ctx.call("vm.start", {"name": "fc-jail"})
-    assert vm["state"] == "running" and overlay.stat().st_uid == JAIL_ID
+    assert vm["state"] == "running" and overlay.stat().st_uid == ENGINE_JAIL_IDS[0]
     eng.ctx.call("vm.delete", {"name": "fc-jail"})
     assert not vmdir.exists()
 

@@ -47,6 +47,12 @@ static void test_defaults(void)
 	CHECK_EQ_STR(bng_config_str(&cfg, "ssh_key_path"), CONFIG_DIR "/ssh/id_ed25519");
 	CHECK_EQ_STR(source_of(&cfg, "ssh_key_path"), "builtin");
 	CHECK_EQ_STR(bng_config_str(&cfg, "firecracker_bin"), "");
+	CHECK(json_is_false(json_object_get(cfg.values, "firecracker_jailer")));
+	CHECK(!bng_config_bool(&cfg, "firecracker_jailer"));
+	CHECK_EQ_STR(source_of(&cfg, "firecracker_jailer"), "builtin");
+	CHECK_EQ_INT(bng_config_int(&cfg, "firecracker_uid"), 65534);
+	CHECK_EQ_INT(bng_config_int(&cfg, "firecracker_gid"), 65534);
+	CHECK_EQ_INT(bng_config_int(&cfg, "firecracker_log_max"), 4 << 20);
 
 	/* host-aware seeds: cpus/4 capped at 4 and RAM/8 capped at 8 GiB,
 	 * never below the builtin floor; "auto" when the host value wins */
@@ -80,7 +86,8 @@ static void test_defaults(void)
 	}
 	/* every documented key (docs/config.md) and nothing else */
 	static const char *const documented[] = {
-		"log_level", "vmm", "qemu_accel", "default_kernel_name", "firecracker_bin", "ssh_key_path", "default_image_name", "image_catalog",
+		"log_level", "vmm", "qemu_accel", "default_kernel_name", "firecracker_bin", "firecracker_jailer",
+		"firecracker_uid", "firecracker_gid", "firecracker_log_max", "ssh_key_path", "default_image_name", "image_catalog",
 		"kernel_catalog", "debian_mirror", "insecure_registries", "update_url", "auto_stop_stale_after", "bridge_name", "bridge_ip", "cidr", "tap_pool_size", "default_dns", "dns_listen",
 		"vm_defaults.vcpu", "vm_defaults.memory_mib", "vm_defaults.disk_size", "file_sync",
 	};
@@ -101,6 +108,8 @@ static void test_defaults(void)
 	CHECK(json_object_get(disk, "line") == NULL);
 	CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(vals, "auto_stop_stale_after"), "text")), "0s");
 	CHECK(json_object_get(json_object_get(vals, "log_level"), "text") == NULL);
+	CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(vals, "firecracker_log_max"), "text")), "4M");
+	CHECK(json_is_false(json_object_get(json_object_get(vals, "firecracker_jailer"), "value")));
 	json_decref(j);
 	bng_config_free(&cfg);
 
@@ -184,6 +193,22 @@ static void test_overrides(void)
 	CHECK_OK(parse(&cfg, "auto_stop_stale_after = \"2m\"\n[vm_defaults]\ndisk_size = \"1TiB\"\n"));
 	CHECK_EQ_INT(bng_config_int(&cfg, "auto_stop_stale_after"), 120);
 	CHECK_EQ_INT(bng_config_int(&cfg, "vm_defaults.disk_size"), 1LL << 40);
+	bng_config_free(&cfg);
+
+	/* the firecracker jailer's settings: a boolean, ids, a size in bytes or with a unit */
+	CHECK_OK(parse(&cfg, "firecracker_jailer = true\nfirecracker_uid = 1000\nfirecracker_gid = 0\n"
+			     "firecracker_log_max = 65536\n"));
+	CHECK(bng_config_bool(&cfg, "firecracker_jailer"));
+	CHECK_EQ_STR(source_of(&cfg, "firecracker_jailer"), "config");
+	CHECK_EQ_INT(bng_config_int(&cfg, "firecracker_uid"), 1000);
+	CHECK_EQ_INT(bng_config_int(&cfg, "firecracker_gid"), 0);
+	CHECK_EQ_INT(bng_config_int(&cfg, "firecracker_log_max"), 65536);
+	bng_config_free(&cfg);
+	CHECK_OK(parse(&cfg, "firecracker_jailer = false\nfirecracker_uid = 4294967294\nfirecracker_log_max = \"64K\"\n"));
+	CHECK(!bng_config_bool(&cfg, "firecracker_jailer"));
+	CHECK_EQ_STR(source_of(&cfg, "firecracker_jailer"), "config");
+	CHECK_EQ_INT(bng_config_int(&cfg, "firecracker_uid"), 4294967294LL);
+	CHECK_EQ_INT(bng_config_int(&cfg, "firecracker_log_max"), 65536);
 	bng_config_free(&cfg);
 
 	/* [[file_sync]]: an array of tables, in file order */
@@ -314,6 +339,16 @@ static void test_errors(void)
 	EXPECT_ERROR("[[file_sync]]\nhost = \"~/a\"\nguest = \"/a\"\nowner = \"me\"\n", 1, "file_sync",
 		     "unknown key 'owner'");
 	EXPECT_ERROR("file_sync = \"~/a\"\n", 1, "file_sync", "[[file_sync]] tables");
+	EXPECT_ERROR("firecracker_jailer = 1\n", 1, "firecracker_jailer", "must be true or false");
+	EXPECT_ERROR("firecracker_jailer = \"true\"\n", 1, "firecracker_jailer", "must be true or false");
+	EXPECT_ERROR("firecracker_uid = -1\n", 1, "firecracker_uid", "between 0 and 4294967294 (got -1)");
+	EXPECT_ERROR("firecracker_gid = 4294967295\n", 1, "firecracker_gid", "between 0 and 4294967294");
+	EXPECT_ERROR("firecracker_uid = \"65534\"\n", 1, "firecracker_uid", "must be an integer");
+	EXPECT_ERROR("firecracker_gid = \"nogroup\"\n", 1, "firecracker_gid", "must be an integer");
+	EXPECT_ERROR("firecracker_log_max = 0\n", 1, "firecracker_log_max", "positive number of bytes");
+	EXPECT_ERROR("firecracker_log_max = -4096\n", 1, "firecracker_log_max", "(got -4096)");
+	EXPECT_ERROR("firecracker_log_max = \"lots\"\n", 1, "firecracker_log_max", "size like 512M or 8G (got \"lots\")");
+	EXPECT_ERROR("firecracker_log_max = true\n", 1, "firecracker_log_max", "number of bytes or a size");
 	/* the first bad key in file order is the one reported */
 	EXPECT_ERROR("vmm = 'xen'\nlog_level = 3\n", 1, "vmm", "xen");
 }

@@ -13,8 +13,9 @@
  *
  * CONFIG: {"id", "run_dir", "console_log", "process_log", "vcpus", "mem_mib",
  * "kernel_dir", "cmdline", "disks": [{"path", "read_only"}], "tap", "mac",
- * "binary", "cancel_after_ms"} (the last cancels the operation from another
- * thread after that long). */
+ * "binary", "jailer", "jail_uid", "jail_gid", "log_max", "cancel_after_ms"}
+ * (the jail ids default to 65534 like config firecracker_uid/gid; the last
+ * cancels the operation from another thread after that long). */
 #include "vmm/firecracker.h"
 
 #include <pthread.h>
@@ -57,6 +58,11 @@ static void to_config(json_t *j, bng_vm_config *cfg)
 	cfg->tap = str(j, "tap");
 	cfg->mac = str(j, "mac");
 	cfg->binary = str(j, "binary");
+	cfg->jailer = json_is_true(json_object_get(j, "jailer"));
+	json_t *uid = json_object_get(j, "jail_uid"), *gid = json_object_get(j, "jail_gid");
+	cfg->jail_uid = (uid_t)(uid ? json_integer_value(uid) : 65534);
+	cfg->jail_gid = (gid_t)(gid ? json_integer_value(gid) : 65534);
+	cfg->log_max = json_integer_value(json_object_get(j, "log_max"));
 	size_t i;
 	json_t *d;
 	json_array_foreach(json_object_get(j, "disks"), i, d)
