@@ -18,7 +18,7 @@ struct banger_workspace {
 
 struct banger_workspace_options {
 	json_t *params;
-	banger_workspace_progress_cb cb;
+	banger_progress_cb cb;
 	void *ud;
 };
 
@@ -78,7 +78,7 @@ BANGER_API int banger_workspace_options_set_force(banger_workspace_options *o, i
 	return set(o, "force", json_boolean(enabled));
 }
 
-BANGER_API int banger_workspace_options_set_progress_cb(banger_workspace_options *o, banger_workspace_progress_cb cb,
+BANGER_API int banger_workspace_options_set_progress_cb(banger_workspace_options *o, banger_progress_cb cb,
 							void *userdata)
 {
 	if (!o)
@@ -95,28 +95,6 @@ static banger_workspace *wrap(banger_vm *vm, json_t *doc)
 	ws->vm = banger_vm_ref(vm);
 	ws->doc = doc;
 	return ws;
-}
-
-static json_int_t num(json_t *ev, const char *key)
-{
-	json_t *v = json_object_get(ev, key);
-	return json_is_integer(v) ? json_integer_value(v) : -1;
-}
-
-static void on_progress(const char *event_json, void *ud)
-{
-	const banger_workspace_options *o = ud;
-	json_t *ev = json_loads(event_json, 0, NULL);
-	const char *stage = json_string_value(json_object_get(ev, "stage"));
-	if (stage) {
-		json_int_t files = num(ev, "files"), bytes = num(ev, "bytes");
-		if (files < 0)
-			files = num(ev, "total");
-		if (bytes < 0)
-			bytes = num(ev, "done");
-		o->cb(stage, files, bytes, o->ud);
-	}
-	json_decref(ev);
 }
 
 static int lookup(banger_workspace **out, banger_vm *vm)
@@ -139,8 +117,7 @@ BANGER_API int banger_workspace_prepare(banger_workspace **out, banger_vm *vm, c
 		return bng_err(BANGER_EINVAL, "banger_workspace_prepare: no repository (banger_workspace_options_set_path)");
 	json_t *params = json_deep_copy(opts->params), *res = NULL;
 	json_object_set_new(params, "name", json_string(banger_vm_id(vm)));
-	int rc = bng_handle_run(bng_vm_handle_ctx(vm), "vm.workspace.prepare", params, &res, opts->cb ? on_progress : NULL,
-				(void *)opts);
+	int rc = bng_handle_run_progress(bng_vm_handle_ctx(vm), "vm.workspace.prepare", params, &res, opts->cb, opts->ud);
 	json_decref(params);
 	json_decref(res);
 	return rc ? rc : lookup(out, vm);

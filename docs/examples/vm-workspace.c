@@ -8,10 +8,17 @@
 #include <banger.h>
 #include <stdio.h>
 
-static void progress(const char *stage, int64_t files, int64_t bytes, void *userdata)
+/* overlay says how many files (total), copy how many bytes went (done);
+ * ship's file and byte counts are fields of the whole event */
+static void progress(const banger_progress *p, void *userdata)
 {
 	(void)userdata;
-	fprintf(stderr, "%s: files %lld bytes %lld\n", stage, (long long)files, (long long)bytes);
+	fprintf(stderr, "%s:", banger_progress_stage(p));
+	if (banger_progress_total(p) >= 0)
+		fprintf(stderr, " total %lld", (long long)banger_progress_total(p));
+	if (banger_progress_done(p) >= 0)
+		fprintf(stderr, " done %lld", (long long)banger_progress_done(p));
+	fprintf(stderr, " %s\n", banger_progress_json(p));
 }
 
 int main(int argc, char **argv)

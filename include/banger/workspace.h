@@ -26,10 +26,6 @@ extern "C" {
 typedef struct banger_workspace banger_workspace;
 typedef struct banger_workspace_options banger_workspace_options;
 
-/* Progress of a prepare: stage is "clone", "overlay", "ship" or "copy";
- * files and bytes as far as that stage knows them (else -1). */
-typedef void (*banger_workspace_progress_cb)(const char *stage, int64_t files, int64_t bytes, void *userdata);
-
 BANGER_API int banger_workspace_options_new(banger_workspace_options **out);
 BANGER_API void banger_workspace_options_free(banger_workspace_options *o);
 /* The repository on the host: a path inside its working tree. Required. */
@@ -41,7 +37,10 @@ BANGER_API int banger_workspace_options_set_mode(banger_workspace_options *o, co
 BANGER_API int banger_workspace_options_set_include_untracked(banger_workspace_options *o, int enabled);
 /* Replace a guest checkout even with changes made there since shipping. */
 BANGER_API int banger_workspace_options_set_force(banger_workspace_options *o, int enabled);
-BANGER_API int banger_workspace_options_set_progress_cb(banger_workspace_options *o, banger_workspace_progress_cb cb,
+/* Progress of a prepare, as typed events (progress.h): stage "clone";
+ * "overlay" (total: the files laid over the clone); "ship" (its "files"
+ * and "bytes" in banger_progress_json); "copy" (done: bytes sent). */
+BANGER_API int banger_workspace_options_set_progress_cb(banger_workspace_options *o, banger_progress_cb cb,
 							void *userdata);
 
 /* Ships the repository into vm (running). */

@@ -776,7 +776,8 @@ def test_workspace_round_trip(vmenv, tmp_path):
                            capture_output=True, env=child_env(), timeout=300)
         assert p.returncode == 0, p.stderr
         err = p.stderr.decode()
-        assert "ship: files" in err and "/root/lib (shallow, commit" in err and "changed since shipped: no" in err
+        assert "ship: {" in err and '"files"' in err and "overlay: total " in err, err
+        assert "/root/lib (shallow, commit" in err and "changed since shipped: no" in err
         assert b"+uncommitted host edit" in p.stdout and b"README.md" in p.stdout  # lib's own host edit
         ctx.call("vm.delete", {"name": "ws"})
     with sqlite3.connect(Path(vmenv["env"]["BANGER_STATE_DIR"]) / "state.db") as db:
