@@ -301,3 +301,89 @@ def test_meson_installs_the_unit():
     installed = json.loads((BUILD / "meson-info" / "intro-installed.json").read_text())
     dest = [v for k, v in installed.items() if k.endswith("/data/bangerd.service")]
     assert len(dest) == 1 and dest[0].endswith("/lib/systemd/system/bangerd.service"), dest
+
+
+# ---- doctor: the privilege model, the programs banger runs, the service ----
+
+def doctor(sysroot, tmp, env_extra=None, prefix=()):
+    e = {"BANGER_URI": f"local:{tmp}/doctor-state"}
+    e.update(env_extra or {})
+    p = subprocess.run([*prefix, str(BANGER), "doctor", "--json"], capture_output=True, text=True, timeout=120,
+                       env={**child_env(), **sysroot.env, **e})
+    rep = json.loads(p.stdout)
+    return p.returncode, {c["name"]: c for c in rep["checks"]}, rep
+
+
+def test_doctor_reports_the_service(sysroot, tmp_path):
+    rc, checks, _ = doctor(sysroot, tmp_path)
+    assert checks["service"]["status"] == "PASS"
+    assert checks["service"]["detail"].startswith("not installed: bangerd starts on demand")
+    assert sysroot.run("install").returncode == 0
+    _, checks, _ = doctor(sysroot, tmp_path)
+    meta = json.loads(sysroot.path(META).read_text())
+    assert checks["service"]["status"] == "PASS"
+    assert checks["service"]["detail"].startswith(
+        f"bangerd.service active (banger {meta['version']}, installed {meta['installed_at']})")
+    # this engine is not the service's: doctor says whose state it checked
+    assert f"this engine's state is {tmp_path}/doctor-state, not the service's /var/lib/banger" \
+        in checks["service"]["detail"]
+    (sysroot.bin / "state").write_text("failed\n")
+    _, checks, _ = doctor(sysroot, tmp_path)
+    assert checks["service"]["status"] == "WARN"
+    assert checks["service"]["detail"].startswith("bangerd.service is failed: banger system restart")
+    sysroot.path(UNIT).unlink()  # metadata without its unit
+    _, checks, _ = doctor(sysroot, tmp_path)
+    assert checks["service"]["status"] == "WARN" and "has no unit" in checks["service"]["detail"]
+
+
+def test_doctor_names_each_missing_program_with_its_feature_and_package(sysroot, tmp_path):
+    rc, checks, rep = doctor(sysroot, tmp_path)
+    for exe in ("ssh-keygen", "ssh", "git", "debootstrap", "tar", "e2fsck", "apt-get"):
+        assert checks[exe]["status"] == "PASS", checks[exe]
+        assert checks[exe]["detail"].startswith(shutil.which(exe) + ": ")
+    assert "nft" not in checks and "ip" not in checks  # netlink: never run
+    # a PATH with only the tools the test itself needs
+    bin_dir = tmp_path / "path"
+    bin_dir.mkdir()
+    for exe in ("tar", "sh"):
+        os.symlink(shutil.which(exe), bin_dir / exe)
+    rc, checks, rep = doctor(sysroot, tmp_path, env_extra={"PATH": str(bin_dir)})
+    assert checks["tar"]["status"] == "PASS"
+    assert checks["git"] == {"name": "git", "status": "WARN", "detail":
+                             "git not found: workspaces (vm run PATH, vm workspace prepare) and the git identity "
+                             "put in guests needs it; apt-get install git"}
+    assert checks["debootstrap"]["status"] == "WARN" and "apt-get install debootstrap" in checks["debootstrap"]["detail"]
+    assert checks["e2fsck"]["status"] == "WARN" and "apt-get install e2fsprogs" in checks["e2fsck"]["detail"]
+    assert checks["ssh"]["status"] == "WARN" and "apt-get install openssh-client" in checks["ssh"]["detail"]
+    # every VM needs ssh-keygen: a FAIL, and doctor exits 1
+    assert checks["ssh-keygen"]["status"] == "FAIL"
+    assert "vm create" in checks["ssh-keygen"]["detail"] and "openssh-client" in checks["ssh-keygen"]["detail"]
+    assert rc == 1 and rep["ok"] is False
+
+
+@pytest.fixture
+def world_dir():
+    import tempfile
+    d = Path(tempfile.mkdtemp(prefix="banger-doctor-"))
+    d.chmod(0o777)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_doctor_checks_the_privileges_this_engine_has(sysroot, world_dir):
+    as_user = {k: str(world_dir / k.lower()) for k in
+               ("BANGER_CONFIG_DIR", "BANGER_STATE_DIR", "BANGER_CACHE_DIR", "BANGER_RUNTIME_DIR")}
+    as_user["HOME"] = str(world_dir)
+    rc, checks, _ = doctor(sysroot, world_dir)
+    assert checks["privileges"] == {"name": "privileges", "status": "PASS",
+                                    "detail": "running as root: enough for the bridge, taps and NAT rules"}
+    assert checks["tun"]["status"] == "PASS"
+    rc, checks, _ = doctor(sysroot, world_dir, env_extra=as_user, prefix=setpriv())
+    assert checks["privileges"]["status"] == "FAIL"
+    assert checks["privileges"]["detail"].startswith("uid 65534 without CAP_NET_ADMIN: this engine cannot make")
+    assert checks["tun"]["status"] == "FAIL" and "Permission denied" in checks["tun"]["detail"]
+    assert rc == 1
+    rc, checks, _ = doctor(sysroot, world_dir, env_extra=as_user,
+                           prefix=setpriv("--inh-caps=+net_admin", "--ambient-caps=+net_admin"))
+    assert checks["privileges"] == {"name": "privileges", "status": "PASS", "detail":
+                                    "uid 65534 with CAP_NET_ADMIN: enough for the bridge, taps and NAT rules"}
