@@ -35,7 +35,9 @@ static bool check_kvm(report *r)
 		int e = errno;
 		add(r, "kvm", "WARN",
 		    e == ENOENT ? bng_strdup("/dev/kvm is missing: VMs run under QEMU TCG (slow); firecracker needs KVM")
-				: bng_asprintf("cannot open /dev/kvm: %s (add your user to the 'kvm' group)", strerror(e)));
+				: bng_asprintf("cannot open /dev/kvm: %s (add your user to the 'kvm' group): VMs run under "
+					     "QEMU TCG meanwhile (slow); firecracker needs KVM",
+					     strerror(e)));
 		return false;
 	}
 	int api = ioctl(fd, KVM_GET_API_VERSION, 0);
@@ -102,8 +104,9 @@ int bng_m_doctor(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	(void)params;
 	report r = {.checks = json_array(), .op = op, .total = 9};
 	const bng_config *cfg = &e->config;
-	/* the modules' own checks (the vm. zone), reported last */
+	/* doctor_host.c's checks, then the modules' own (the vm. zone), reported last */
 	json_t *more = json_array();
+	bng_doctor_host_checks(e, more); /* privileges, tun, the programs banger runs, the service */
 	for (size_t m = 0; m < e->nmodules; m++)
 		if (e->modules[m]->doctor)
 			e->modules[m]->doctor(e, more);

@@ -30,6 +30,9 @@ extern const bng_module bng_debug_module;
 int bng_m_engine_status(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_config_show(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_doctor(bng_engine *e, json_t *params, json_t **result, bng_op *op);
+/* doctor_host.c: the privileges, /dev/net/tun, the programs banger runs
+ * and the system service, appended to out as doctor checks. */
+void bng_doctor_host_checks(bng_engine *e, json_t *out);
 int bng_m_debug_ticks(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_debug_echo(bng_engine *e, json_t *params, json_t **result, bng_op *op);
 int bng_m_rpc_methods(bng_engine *e, json_t *params, json_t **result, bng_op *op);

@@ -57,6 +57,12 @@ int call_with(const char *method, json_t *params, json_t **out);
 /* cmd_update.c */
 int cmd_update(const command *cmd, args *a);
 
+/* cmd_system.c */
+int cmd_system_install(const command *cmd, args *a);
+int cmd_system_status(const command *cmd, args *a);
+int cmd_system_restart(const command *cmd, args *a);
+int cmd_system_uninstall(const command *cmd, args *a);
+
 /* cmd_vm.c */
 int cmd_vm_create(const command *cmd, args *a);
 int cmd_vm_run(const command *cmd, args *a);

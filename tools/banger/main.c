@@ -605,6 +605,16 @@ const command commands[] = {
 	 "update banger from its signed releases (--check: exit 1 when a newer one exists; --to VERSION; --dry-run "
 	 "changes nothing); a failed update rolls back",
 	 cmd_update},
+	{"system install", "", "", "--user= --json",
+	 "run bangerd as a systemd service (as root): writes bangerd.service, /etc/banger/config.toml when absent "
+	 "and /var/lib/banger/install.json, then enables and starts it",
+	 cmd_system_install},
+	{"system status", "", "", "--json", "show what system install recorded and whether bangerd.service is active",
+	 cmd_system_status},
+	{"system restart", "", "", "--json", "restart bangerd.service (running VMs keep running)", cmd_system_restart},
+	{"system uninstall", "", "", "--purge",
+	 "stop, disable and remove bangerd.service, keeping state and config (--purge removes them too)",
+	 cmd_system_uninstall},
 	{"completion", "", "bash|zsh|fish", "", "print a shell completion script", cmd_completion},
 	{"help", "", "[command...]", "", "show help for a command", cmd_help},
 };
