@@ -34,6 +34,7 @@ typedef struct {
 	size_t bytes, files;
 	long long last_event_ms;
 	char tar_err[256]; /* the end of what the guest's tar said on stderr */
+	bng_output *out;   /* in: the guest command's output, when the caller wants it */
 } cp_job;
 
 static void progress(cp_job *j, size_t bytes, bool last)
@@ -244,10 +245,15 @@ static void keep_stderr(cp_job *j, const char *data, size_t len)
 	j->tar_err[have + len] = '\0';
 }
 
+/* The guest command's output: stderr's end kept for errors; both collected
+ * into the caller's bng_output when it gave one. */
 static int tar_stderr(void *ud, int fd, const char *data, size_t len)
 {
+	cp_job *j = ud;
 	if (fd == 2)
-		keep_stderr(ud, data, len);
+		keep_stderr(j, data, len);
+	if (j->out)
+		bng_output_append(j->out, fd, data, len);
 	return 0;
 }
 
@@ -279,6 +285,48 @@ static int guest_run(bng_agent_link *link, json_t *vm, json_t *argv, bng_exec_io
 	json_t *spec = json_pack("{s:o}", "argv", argv);
 	int rc = bng_vm_guest_run(link, vm, op, spec, io, 0, code, NULL);
 	json_decref(spec);
+	return rc;
+}
+
+/* Packs j->host_path as j->top into the stdin of spec run in the guest;
+ * *code gets its exit status (-1 when it never ended). */
+static int tar_in(bng_agent_link *link, json_t *vm, json_t *spec, cp_job *j, int *code)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+		return bng_err_errno(BANGER_EIO, errno, "socketpair");
+	j->tar_fd = sv[0];
+	j->exec_fd = sv[1];
+	int rc = 0;
+	if (pthread_create(&j->thread, NULL, pack_main, j) != 0)
+		rc = bng_err(BANGER_ENOMEM, "cannot start the tar thread");
+	bng_exec_io io = {.output = tar_stderr, .ud = j, .stdin_pull = pull_stdin};
+	if (!rc) {
+		rc = bng_vm_guest_run(link, vm, j->op, spec, &io, 0, code, NULL);
+		shutdown(sv[1], SHUT_RDWR); /* unblocks a producer the exec stopped reading */
+		pthread_join(j->thread, NULL);
+	}
+	close(sv[0]);
+	close(sv[1]);
+	j->tar_fd = j->exec_fd = -1;
+	return rc;
+}
+
+int bng_vm_tar_in(bng_agent_link *link, json_t *vm, const char *host_path, const char *top, json_t *spec,
+		  bng_output *out, int *code, size_t *bytes, bng_op *op)
+{
+	cp_job j = {.op = op, .tar_fd = -1, .exec_fd = -1, .out = out};
+	j.host_path = bng_strdup(host_path);
+	j.top = bng_strdup(top);
+	*code = -1;
+	int rc = tar_in(link, vm, spec, &j, code);
+	/* the producer's refusal, or its error when the command did not fail first */
+	if (j.rc == BANGER_EPERM || (j.rc && *code <= 0))
+		rc = bng_err(j.rc, "%s", j.err);
+	if (!rc && bytes)
+		*bytes = j.bytes;
+	free(j.host_path);
+	free(j.top);
 	return rc;
 }
 
@@ -314,31 +362,20 @@ int bng_m_vm_cp(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	int code = -1; /* the guest tar's exit status; -1 while it has not ended */
 	if (!rc && in && lstat(host, &st) != 0)
 		rc = bng_err_errno(BANGER_ENOTFOUND, errno, "cannot copy %s", host);
-	if (!rc && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-		rc = bng_err_errno(BANGER_EIO, errno, "socketpair");
 	if (!rc && in) {
 		/* into an existing directory as its own name, else as the name given */
 		bool into = guest_is_dir(link, vm, guest, op);
 		j.host_path = bng_strdup(host);
 		j.top = bng_strdup(into ? host_base : guest_base);
-		j.tar_fd = sv[0];
-		j.exec_fd = sv[1];
-		const char *target_dir = into ? guest : guest_dir;
-		if (pthread_create(&j.thread, NULL, pack_main, &j) != 0)
-			rc = bng_err(BANGER_ENOMEM, "cannot start the tar thread");
-		bng_exec_io io = {.output = tar_stderr, .ud = &j, .stdin_pull = pull_stdin};
-		if (!rc) {
-			/* GNU tar sets a directory's times when it leaves it, and a later
-			 * entry inside changes them again: delay to the end (busybox
-			 * tar has no such flag and no such problem) */
-			json_t *argv = json_pack("[s,s,s,s,s,s,s,s,s,s]", "sh", "-c",
-						 "if tar --version 2>/dev/null | grep -q GNU; then "
-						 "exec tar --delay-directory-restore \"$@\"; else exec tar \"$@\"; fi",
-						 "tar", "-x", "-p", "-f", "-", "-C", target_dir);
-			rc = guest_run(link, vm, argv, &io, op, &code);
-			shutdown(sv[1], SHUT_RDWR); /* unblocks a producer the exec stopped reading */
-			pthread_join(j.thread, NULL);
-		}
+		/* GNU tar sets a directory's times when it leaves it, and a later
+		 * entry inside changes them again: delay to the end. busybox tar has
+		 * no such problem and ignores TAR_OPTIONS. */
+		json_t *spec = json_pack("{s:[s,s,s,s,s,s,s],s:[s]}", "argv", "tar", "-x", "-p", "-f", "-", "-C",
+					 into ? guest : guest_dir, "env", "TAR_OPTIONS=--delay-directory-restore");
+		rc = tar_in(link, vm, spec, &j, &code);
+		json_decref(spec);
+	} else if (!rc && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		rc = bng_err_errno(BANGER_EIO, errno, "socketpair");
 	} else if (!rc) {
 		bool into = stat(host, &st) == 0 && S_ISDIR(st.st_mode);
 		j.host_path = bng_strdup(into ? host : host_dir);

@@ -40,6 +40,14 @@ void bng_output_free(bng_output *o);
 int bng_vm_guest_run(bng_agent_link *link, json_t *vm, bng_op *op, json_t *spec, const bng_exec_io *io,
 		     int timeout_ms, int *code, json_t **status);
 
+/* Streams host_path as one tar whose entries sit under top into the stdin
+ * of spec (borrowed) run in vm's guest (cp.c); out (may be NULL) collects
+ * the command's output, *code gets its exit status, *bytes (may be NULL)
+ * the stream's size. Fails on the host side's errors and refusals; a
+ * command that failed is the caller's to read in *code and out. */
+int bng_vm_tar_in(bng_agent_link *link, json_t *vm, const char *host_path, const char *top, json_t *spec,
+		  bng_output *out, int *code, size_t *bytes, bng_op *op);
+
 /* Rewrites <state>/ssh/known_hosts and <state>/ssh/config from the VM rows
  * (ssh_config.c); called whenever VMs come or go. */
 int bng_vm_ssh_files_sync(bng_engine *e);

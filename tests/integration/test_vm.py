@@ -755,6 +755,22 @@ def test_workspace_round_trip(vmenv, tmp_path):
         git(repo, "commit", "-qam", "host commit")
         assert "HEAD moved" in ctx.call("vm.workspace.status", {"name": "ws"})["reason"]
         assert cli("vm", "exec", "ws", "--cwd", "/", "--", "pwd").stdout == "/\n"  # an explicit cwd wins
+        # a host-side deletion, a file staged on the host and (asked for) an untracked one:
+        # only what differs from HEAD travels as it is, the rest is checked out in the guest,
+        # and the tree id the host works out is the guest's (a second prepare needs no force)
+        (repo / "gone.txt").unlink()
+        (repo / "staged.txt").write_text("staged on the host\n")
+        git(repo, "add", "staged.txt")
+        params = {"name": "ws", "path": str(repo), "include_untracked": True}
+        r = ctx.call("vm.workspace.prepare", {**params, "force": True})
+        assert (r["overlaid"], r["files"]) == (2, len(TRACKED) + 1) and r["sent_bytes"] > r["bytes"], r
+        assert sh("git status --porcelain") == " D gone.txt\n?? notes.txt\n?? staged.txt\n"
+        assert sh("cat staged.txt notes.txt; git diff --stat HEAD -- run.sh bin.dat | wc -l") == (
+            "staged on the host\nuntracked\n0\n")
+        ctx.call("vm.workspace.prepare", params)
+        git(repo, "rm", "-q", "--cached", "staged.txt")
+        (repo / "staged.txt").unlink()
+        git(repo, "checkout", "gone.txt")
         # submodules: refused by the shallow mode, which names full_copy; full_copy ships the
         # whole directory with its index
         lib = make_repo(tmp_path / "lib")
