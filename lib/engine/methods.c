@@ -5,7 +5,9 @@
  * all, in the order lib/modules.c registers them. */
 #include "engine.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static const bng_method engine_methods[] = {
@@ -27,6 +29,26 @@ static const bng_method debug_methods[] = {
 
 const bng_module bng_debug_module = {.name = "debug", .methods = debug_methods, .nmethods = BNG_ARRAY_LEN(debug_methods)};
 
+/* Whether this process runs as bangerd.service: systemd keeps a service's
+ * processes in a cgroup named after the unit (what a process inherits, as
+ * INVOCATION_ID, would also mark a daemon autostarted by a client that
+ * itself runs under some service). A client must not replace such a
+ * daemon: the service manager would not bring it back. */
+static bool in_service_cgroup(void)
+{
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	char line[1024];
+	bool yes = false;
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		const char *last = strrchr(line, '/');
+		yes |= last && !strcmp(last + 1, "bangerd.service");
+	}
+	if (f)
+		fclose(f);
+	return yes;
+}
+
 int bng_m_engine_status(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
 	(void)params;
@@ -41,6 +63,7 @@ int bng_m_engine_status(bng_engine *e, json_t *params, json_t **result, bng_op *
 			    banger_version(), "pid", (int)getpid(), "started_at", started, "uptime_s", uptime,
 			    "state_dir", e->paths.state_dir, "config_file", e->paths.config_file, "cache_dir",
 			    e->paths.cache_dir, "schema_version", e->store.schema_version);
+	json_object_set_new(*result, "supervised", json_boolean(in_service_cgroup()));
 	for (size_t i = 0; i < e->nmodules; i++)
 		if (e->modules[i]->status)
 			e->modules[i]->status(e, *result);

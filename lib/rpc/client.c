@@ -355,8 +355,11 @@ int bng_client_ensure_daemon(const char *socket_path, const char *daemon_path)
 			return rc;
 		const char *stamp = json_string_value(json_object_get(status, "stamp"));
 		bool same = stamp && !strcmp(stamp, banger_version());
+		/* a service's daemon is the service manager's to replace (banger
+		 * system restart): stopping it here would leave none running */
+		bool supervised = json_is_true(json_object_get(status, "supervised"));
 		json_decref(status);
-		if (same)
+		if (same || supervised)
 			return 0;
 		/* an older (or newer) bangerd: replace it with ours */
 		rc = stop_daemon(peer, socket_path);

@@ -56,6 +56,38 @@ def test_stale_daemon_is_replaced(env):
     run_cli("daemon", "stop")
 
 
+def service_cgroup():
+    """A cgroup named like systemd's for bangerd.service, in the first
+    hierarchy this host has mounted (cgroup v2, or v1's name=systemd)."""
+    for root in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup"):
+        if os.path.exists(f"{root}/cgroup.procs"):
+            d = f"{root}/banger-test.slice/bangerd.service"
+            os.makedirs(d, exist_ok=True)
+            return d
+    pytest.fail("no writable cgroup hierarchy to place a daemon in")
+
+
+def test_supervised_daemon_is_kept(env):
+    """A bangerd running as bangerd.service (its cgroup says so) is used as
+    it is even when its version differs: a client that stopped it would
+    leave the service down."""
+    old = Daemon(env, exe=BANGERD_STALE)
+    cg = service_cgroup()
+    try:
+        with open(f"{cg}/cgroup.procs", "w") as f:
+            f.write(str(old.proc.pid))
+        with banger.open(f"unix:{env['socket']}", autostart=False) as ctx:
+            st = ctx.status()
+        assert st["supervised"] is True and "-stale" in st["stamp"]
+        p = run_cli("config", "show")
+        assert p.returncode == 0, p.stderr
+        assert old.proc.poll() is None and daemon_pid(env)[0] == old.proc.pid
+    finally:
+        old.stop()
+        os.rmdir(cg)
+        os.rmdir(os.path.dirname(cg))
+
+
 def test_daemon_socket_prints_path(env):
     p = run_cli("daemon", "socket")
     assert p.stdout.strip() == str(env["socket"])
