@@ -35,20 +35,43 @@ static const char *const credentials[][2] = {
 static const char put_script[] = "set -e; umask 077; mkdir -p \"$(dirname \"$1\")\"; t=\"$1.banger-tmp\"; "
 				 "cat > \"$t\"; chmod \"$2\" \"$t\"; mv -f \"$t\" \"$1\"";
 
-/* Sets user.name/user.email with the guest's git when it has one, else
- * writes a [user] section into a missing or empty ~/.gitconfig ($3 is that
- * section, quoted for git's config format). */
-static const char git_script[] = "f=/root/.gitconfig; if command -v git >/dev/null 2>&1; then "
-				 "git config --file \"$f\" user.name \"$1\" && git config --file \"$f\" user.email \"$2\"; "
-				 "elif [ ! -s \"$f\" ]; then printf '%s' \"$3\" > \"$f\"; fi";
-
-/* Keeps every authorized key but older banger ones (comment "banger") and
- * adds $1 (stdin is unused) unless its key is there already. */
-static const char keys_script[] = "set -e; umask 077; mkdir -p /root/.ssh; f=/root/.ssh/authorized_keys; touch \"$f\"; "
-				  "k=$(printf '%s' \"$1\" | cut -d' ' -f2); "
-				  "if ! grep -qF \" $k\" \"$f\"; then grep -v ' banger$' \"$f\" > \"$f.banger-tmp\" || true; "
-				  "printf '%s\\n' \"$1\" >> \"$f.banger-tmp\"; chmod 600 \"$f.banger-tmp\"; "
-				  "mv -f \"$f.banger-tmp\" \"$f\"; fi";
+/* The three steps every start makes, in one guest shell (each program
+ * the guest starts costs ~0.1 s under emulation, so the shell's builtins
+ * do what they can). One line per step on stdout: "ok <step>" or
+ * "fail <step> <why>".
+ * git ($1 name, $2 email, $3 the [user] section quoted for git's config
+ * format; "" skips): a missing or empty ~/.gitconfig gets the section; an
+ * other one is set with the guest's git when it has one, unless it holds
+ * exactly that section already.
+ * resolv ($4; "" skips): /etc/resolv.conf replaced atomically, 0644.
+ * keys ($5, an authorized_keys line; "" skips): every authorized key but
+ * older banger ones (comment "banger") kept, $5 added unless its key is
+ * there already; 0600, replaced atomically. */
+static const char base_script[] =
+	"umask 077\n"
+	"step() { if err=$( { \"$2\"; } 2>&1 ); then echo \"ok $1\"; else echo \"fail $1 $err\" | tr '\\n' ' '; echo; fi; }\n"
+	"git_step() {\n"
+	"  f=/root/.gitconfig; c=\n"
+	"  if [ -s \"$f\" ]; then while IFS= read -r l || [ -n \"$l\" ]; do c=\"$c$l\n\"; done < \"$f\"; fi\n"
+	"  if [ ! -s \"$f\" ]; then printf '%s' \"$G3\" > \"$f\"\n"
+	"  elif [ \"$c\" != \"$G3\" ] && command -v git >/dev/null 2>&1; then\n"
+	"    git config --file \"$f\" user.name \"$G1\" && git config --file \"$f\" user.email \"$G2\"; fi\n"
+	"}\n"
+	"resolv_step() { umask 022; printf '%s' \"$R\" > /etc/resolv.conf.banger-tmp &&"
+	" mv -f /etc/resolv.conf.banger-tmp /etc/resolv.conf; }\n"
+	"keys_step() {\n"
+	"  [ -d /root/.ssh ] || mkdir -p /root/.ssh\n"
+	"  f=/root/.ssh/authorized_keys; k=${K#* }; k=${k%% *}; found=; out=\n"
+	"  if [ -f \"$f\" ]; then while IFS= read -r l || [ -n \"$l\" ]; do\n"
+	"    case \"$l\" in *\" $k\"*) found=1;; esac\n"
+	"    case \"$l\" in *' banger') ;; *) out=\"$out$l\n\";; esac\n"
+	"  done < \"$f\"; fi\n"
+	"  [ -n \"$found\" ] || { printf '%s%s\\n' \"$out\" \"$K\" > \"$f.banger-tmp\" && mv -f \"$f.banger-tmp\" \"$f\"; }\n"
+	"}\n"
+	"G1=$1 G2=$2 G3=$3 R=$4 K=$5\n"
+	"[ -z \"$G3\" ] || step git git_step\n"
+	"[ -z \"$R\" ] || step resolv resolv_step\n"
+	"[ -z \"$K\" ] || step keys keys_step\n";
 
 typedef struct {
 	bng_agent_link *link;
@@ -65,7 +88,8 @@ static void warn(sync_ctx *c, const char *fmt, const char *a, const char *b)
 }
 
 /* Runs `sh -c script sh args...` in the guest with stdin; 0 when it exits 0. */
-static int guest_sh(sync_ctx *c, const char *script, const char *const *args, const char *in, size_t in_len)
+static int guest_sh(sync_ctx *c, const char *script, const char *const *args, const char *in, size_t in_len,
+		    bng_output *keep)
 {
 	json_t *argv = json_pack("[s,s,s,s]", "sh", "-c", script, "sh");
 	for (size_t i = 0; args[i]; i++)
@@ -77,7 +101,10 @@ static int guest_sh(sync_ctx *c, const char *script, const char *const *args, co
 	int rc = bng_vm_guest_run(c->link, c->vm, c->op, spec, &io, 30000, &code, NULL);
 	if (!rc && code != 0)
 		rc = bng_err(BANGER_EIO, "exit status %d%s%.200s", code, out.len[1] ? ": " : "", out.buf[1] ? out.buf[1] : "");
-	bng_output_free(&out);
+	if (keep && !rc)
+		*keep = out;
+	else
+		bng_output_free(&out);
 	json_decref(spec);
 	return rc;
 }
@@ -115,7 +142,7 @@ static void put_file(sync_ctx *c, const char *host, const char *shown, const cha
 		return;
 	}
 	const char *args[] = {guest, mode, NULL};
-	if (guest_sh(c, put_script, args, data, len) == 0)
+	if (guest_sh(c, put_script, args, data, len, NULL) == 0)
 		json_array_append_new(c->synced, json_string(guest));
 	else
 		warn(c, "%s: could not be written in the guest: %s", guest, banger_error_last());
@@ -178,21 +205,58 @@ static char *git_quote(const char *v)
 	return out;
 }
 
-static void sync_git(bng_engine *e, sync_ctx *c, const char *vm_id)
+/* git identity, resolver and SSH key in one guest shell (base_script);
+ * a step that fails is a warning named as before. */
+static void sync_base(bng_engine *e, sync_ctx *c, const char *vm_id)
 {
 	char *name = host_git(e, "user.name", vm_id), *email = host_git(e, "user.email", vm_id);
+	char *section = NULL, *resolv = NULL, *key_line = NULL, *pubkey = NULL;
 	if (name && email) {
 		char *qn = git_quote(name), *qe = git_quote(email);
-		char *section = bng_asprintf("[user]\n\tname = %s\n\temail = %s\n", qn, qe);
-		const char *args[] = {name, email, section, NULL};
-		if (guest_sh(c, git_script, args, NULL, 0) == 0)
-			json_array_append_new(c->synced, json_string("/root/.gitconfig"));
-		else
-			warn(c, "git identity: %s%s", "could not be set in the guest: ", banger_error_last());
-		free(section);
+		section = bng_asprintf("[user]\n\tname = %s\n\temail = %s\n", qn, qe);
 		free(qn);
 		free(qe);
 	}
+	/* the vm. zone first, default_dns for the rest: the guest init writes
+	 * only default_dns (an old initramfs too), so this comes after boot */
+	if (bng_vm_dns_guest_served(e))
+		resolv = bng_asprintf("nameserver %s\nnameserver %s\noptions timeout:2\n",
+				      bng_config_str(&e->config, "bridge_ip"), bng_config_str(&e->config, "default_dns"));
+	if (bng_ssh_ensure_key(bng_config_str(&e->config, "ssh_key_path"), &pubkey) == 0)
+		key_line = bng_asprintf("%s banger", pubkey);
+	static const struct {
+		const char *step, *path, *warning;
+	} steps[] = {
+		{"git", "/root/.gitconfig", "git identity: could not be set in the guest: "},
+		{"resolv", "/etc/resolv.conf", "/etc/resolv.conf: "},
+		{"keys", "/root/.ssh/authorized_keys", "/root/.ssh/authorized_keys: "},
+	};
+	const char *values[] = {section, resolv, key_line};
+	const char *args[] = {section ? name : "", section ? email : "", section ?: "", resolv ?: "", key_line ?: "",
+			      NULL};
+	bng_output out = {0};
+	int rc = (section || resolv || key_line) ? guest_sh(c, base_script, args, NULL, 0, &out) : 0;
+	for (size_t i = 0; i < BNG_ARRAY_LEN(steps); i++) {
+		if (!values[i])
+			continue;
+		char *ok = bng_asprintf("ok %s\n", steps[i].step), *fail = bng_asprintf("fail %s ", steps[i].step);
+		const char *text = out.buf[0] ? out.buf[0] : "", *f = strstr(text, fail);
+		if (!rc && strstr(text, ok)) {
+			json_array_append_new(c->synced, json_string(steps[i].path));
+		} else {
+			const char *why = rc ? banger_error_last() : f ? f + strlen(fail) : "the guest did not say";
+			char *line = bng_asprintf("%.*s", (int)strcspn(why, "\n"), why);
+			warn(c, "%s%s", steps[i].warning, line);
+			free(line);
+		}
+		free(ok);
+		free(fail);
+	}
+	bng_output_free(&out);
+	free(section);
+	free(resolv);
+	free(key_line);
+	free(pubkey);
 	free(name);
 	free(email);
 }
@@ -207,32 +271,7 @@ int bng_vm_identity_sync(bng_engine *e, json_t *vm, bng_op *op, json_t **report)
 		json_decref(c.warnings);
 		return rc;
 	}
-	sync_git(e, &c, id);
-
-	/* the vm. zone first, default_dns for the rest: the guest init writes
-	 * only default_dns (an old initramfs too), so this comes after boot */
-	if (bng_vm_dns_guest_served(e)) {
-		char *resolv = bng_asprintf("nameserver %s\nnameserver %s\noptions timeout:2\n",
-					    bng_config_str(&e->config, "bridge_ip"), bng_config_str(&e->config, "default_dns"));
-		const char *args[] = {"/etc/resolv.conf", "644", NULL};
-		if (guest_sh(&c, put_script, args, resolv, strlen(resolv)) == 0)
-			json_array_append_new(c.synced, json_string("/etc/resolv.conf"));
-		else
-			warn(&c, "%s: %s", "/etc/resolv.conf", banger_error_last());
-		free(resolv);
-	}
-
-	char *pubkey = NULL;
-	if (bng_ssh_ensure_key(bng_config_str(&e->config, "ssh_key_path"), &pubkey) == 0) {
-		char *line = bng_asprintf("%s banger", pubkey);
-		const char *args[] = {line, NULL};
-		if (guest_sh(&c, keys_script, args, NULL, 0) == 0)
-			json_array_append_new(c.synced, json_string("/root/.ssh/authorized_keys"));
-		else
-			warn(&c, "%s: %s", "/root/.ssh/authorized_keys", banger_error_last());
-		free(line);
-	}
-	free(pubkey);
+	sync_base(e, &c, id);
 
 	char *home = owner_home();
 	if (home) {
