@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "core/http.h"
 #include "core/paths.h"
+#include "core/proc.h"
 #include "rpc/client.h"
 #include "update/update_key.h"
 
@@ -230,6 +231,7 @@ static char *join(const char *a, const char *b) { return bng_asprintf("%s/%s", a
 
 typedef struct {
 	bool running;
+	bool supervised; /* bangerd.service's: systemd restarts it, not us */
 	pid_t pid;
 	char *stamp;
 	char *state_dir;
@@ -254,6 +256,7 @@ static int daemon_probe(const char *socket_path, daemon_info *d)
 	if (rc)
 		return rc;
 	d->running = true;
+	d->supervised = json_is_true(json_object_get(st, "supervised"));
 	d->stamp = bng_strdup(json_string_value(json_object_get(st, "stamp")) ?: "");
 	const char *sd = json_string_value(json_object_get(st, "state_dir"));
 	d->state_dir = sd ? bng_strdup(sd) : NULL;
@@ -315,17 +318,41 @@ static int run_version(const char *exe, char **out)
 	return 0;
 }
 
+/* `systemctl restart bangerd.service` (BANGER_SYSTEMCTL replaces systemctl
+ * in tests), then the service's new daemon probed until it answers (30 s):
+ * systemd returns once it has started the process. */
+static int service_restart(upd *u, const char *socket_path, daemon_info *d)
+{
+	const char *exe = getenv("BANGER_SYSTEMCTL");
+	const char *argv[] = {exe && *exe ? exe : "systemctl", "restart", "bangerd.service", NULL};
+	int rc = bng_run(argv, NULL, NULL, NULL, NULL, NULL);
+	if (rc)
+		return bng_err(rc, "systemctl restart bangerd.service: %s", banger_error_last());
+	say(u, "restart", "restarted bangerd.service with systemctl");
+	for (int tries = 0; tries < 300; tries++) {
+		if (daemon_probe(socket_path, d) == 0)
+			return 0;
+		daemon_info_free(d);
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return bng_err(BANGER_ETIMEDOUT, "bangerd.service did not answer on %s within 30 s of its restart", socket_path);
+}
+
 /* The installed bangerd answers as version: restarted on the socket when
- * one ran before, else asked for --version. */
-static int health_check(upd *u, const char *prefix, const char *socket_path, bool restart, const char *version)
+ * one ran before (by systemd when it is the service's), else asked for
+ * --version. */
+static int health_check(upd *u, const char *prefix, const char *socket_path, bool restart, bool supervised,
+			const char *version)
 {
 	char *exe = join(prefix, "bin/bangerd");
 	int rc;
 	if (restart) {
-		rc = bng_client_spawn_daemon(exe, socket_path);
+		daemon_info d = {0};
+		rc = supervised ? service_restart(u, socket_path, &d) : bng_client_spawn_daemon(exe, socket_path);
 		if (!rc) {
-			daemon_info d;
-			rc = daemon_probe(socket_path, &d);
+			if (!supervised)
+				rc = daemon_probe(socket_path, &d);
 			if (rc)
 				rc = bng_err(rc, "bangerd started but did not answer engine.status: %s", banger_error_last());
 			else if (!stamp_is(d.stamp, version))
@@ -416,9 +443,20 @@ static void remove_staging_dirs(const char *prefix)
 
 /* Starts the (restored) bangerd again when one ran before the update and
  * none answers now; says what happened. */
-static void restart_previous(upd *u, const char *prefix, const char *socket_path, const char *old_stamp, char **note)
+static void restart_previous(upd *u, const char *prefix, const char *socket_path, const char *old_stamp,
+			     bool supervised, char **note)
 {
 	daemon_info d;
+	if (supervised) { /* the service's daemon may be the new one: systemd restarts the old files */
+		if (service_restart(u, socket_path, &d) == 0) {
+			*note = bng_asprintf("bangerd.service runs bangerd %s again (pid %d)", d.stamp, (int)d.pid);
+			daemon_info_free(&d);
+		} else {
+			*note = bng_asprintf("bangerd.service did not start again: %s", banger_error_last());
+		}
+		say(u, "rollback", "%s", *note);
+		return;
+	}
 	if (daemon_probe(socket_path, &d) == 0) {
 		*note = bng_asprintf("bangerd %s answers on %s", d.stamp, socket_path);
 		daemon_info_free(&d);
@@ -474,7 +512,8 @@ static int recover(upd *u, const char *prefix, const char *socket_path)
 		if (json_is_true(json_object_get(dm, "running"))) {
 			char *note = NULL;
 			restart_previous(u, prefix, json_string_value(json_object_get(dm, "socket")) ?: socket_path,
-					 json_string_value(json_object_get(dm, "stamp")), &note);
+					 json_string_value(json_object_get(dm, "stamp")),
+					 json_is_true(json_object_get(dm, "supervised")), &note);
 			free(note);
 		}
 	}
@@ -589,9 +628,10 @@ static int apply(upd *u, const params *pr, const bng_update_manifest *m, const c
 		unlink(prev); /* a stale one from an old run */
 		free(prev);
 	}
-	json_t *journal = json_pack("{s:s,s:s,s:s,s:s,s:o,s:{s:b,s:s,s:s?}}", "state", "swapping", "from", current, "to",
-				    m->version, "staging", staging, "files", jfiles, "daemon", "running", before.running,
-				    "socket", pr->socket, "stamp", before.stamp);
+	json_t *journal = json_pack("{s:s,s:s,s:s,s:s,s:o,s:{s:b,s:b,s:s,s:s?}}", "state", "swapping", "from", current,
+				    "to", m->version, "staging", staging, "files", jfiles, "daemon", "running",
+				    before.running, "supervised", before.supervised, "socket", pr->socket, "stamp",
+				    before.stamp);
 	rc = journal_write(prefix, journal);
 	char *failure = rc ? bng_asprintf("writing %s/%s: %s", prefix, JOURNAL, banger_error_last()) : NULL;
 	point("journal");
@@ -634,7 +674,9 @@ static int apply(upd *u, const params *pr, const bng_update_manifest *m, const c
 
 	/* restart and health check */
 	bool restarted = false;
-	if (!rc && before.running) {
+	if (!rc && before.running && before.supervised) {
+		restarted = true; /* systemd stops and starts it in the health check */
+	} else if (!rc && before.running) {
 		int pid = 0;
 		rc = banger_daemon_stop(pr->socket, &pid);
 		if (rc && rc != BANGER_ECONNECT)
@@ -647,7 +689,7 @@ static int apply(upd *u, const params *pr, const bng_update_manifest *m, const c
 		}
 	}
 	if (!rc) {
-		rc = health_check(u, prefix, pr->socket, before.running, m->version);
+		rc = health_check(u, prefix, pr->socket, before.running, before.supervised, m->version);
 		if (rc)
 			failure = bng_asprintf("health check: %s", banger_error_last());
 	}
@@ -665,7 +707,7 @@ static int apply(upd *u, const params *pr, const bng_update_manifest *m, const c
 	} else {
 		/* rollback: the new daemon goes, the old files and daemon come back */
 		say(u, "rollback", "the update to %s failed (%s): rolling back", m->version, failure ? failure : "?");
-		if (restarted)
+		if (restarted && !before.supervised)
 			banger_daemon_stop(pr->socket, NULL);
 		json_t *restored = json_array();
 		restore_files(prefix, jfiles, restored);
@@ -678,7 +720,7 @@ static int apply(upd *u, const params *pr, const bng_update_manifest *m, const c
 		say(u, "rollback", "restored the previous %s", names ? names : "files (none had been replaced)");
 		char *note = NULL;
 		if (before.running)
-			restart_previous(u, prefix, pr->socket, before.stamp, &note);
+			restart_previous(u, prefix, pr->socket, before.stamp, before.supervised, &note);
 		bng_rm_rf(staging);
 		char *jp = join(prefix, JOURNAL);
 		unlink(jp);

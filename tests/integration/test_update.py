@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import banger
 from conftest import BUILD, Daemon, child_env
 from httpserver import Server
 
@@ -307,3 +308,93 @@ def test_killed_update_is_rolled_back_by_the_next(rel):
     assert p.returncode == 0, p.stderr
     assert rel.status()["stamp"].startswith(NEW + " ")
     assert not list(rel.prefix.glob(".banger-update-*")) and not list(rel.prefix.glob("bin/*.prev"))
+
+
+FAKE_SYSTEMCTL = """#!/usr/bin/python3
+# systemctl for bangerd.service where systemd is not PID 1: `restart`
+# stops what runs in the unit's cgroup and starts the installed bangerd
+# there, detached, as systemd would; every call is logged.
+import os, signal, subprocess, sys, time
+cg, exe, sock, log = open(sys.argv[0] + ".conf").read().split()
+with open(log, "a") as f:
+    f.write(" ".join(sys.argv[1:]) + "\\n")
+if sys.argv[1:] != ["restart", "bangerd.service"]:
+    sys.exit(0)
+for pid in open(cg + "/cgroup.procs").read().split():
+    os.kill(int(pid), signal.SIGTERM)
+for _ in range(100):
+    if not open(cg + "/cgroup.procs").read().split():
+        break
+    time.sleep(0.1)
+def enter():
+    with open(cg + "/cgroup.procs", "w") as f:
+        f.write(str(os.getpid()))
+subprocess.Popen([exe, "--socket", sock], start_new_session=True, preexec_fn=enter,
+                 stdout=subprocess.DEVNULL, stderr=open(log + ".daemon", "a"))
+"""
+
+
+@pytest.fixture
+def service(rel, tmp_path):
+    """The installed daemon running as bangerd.service: in a cgroup of that
+    name, restarted by a systemctl that really restarts it."""
+    from test_cli import service_cgroup
+    cg = service_cgroup()
+    fake = tmp_path / "systemctl"
+    fake.write_text(FAKE_SYSTEMCTL)
+    fake.chmod(0o755)
+    log = tmp_path / "systemctl.log"
+    (tmp_path / "systemctl.conf").write_text(
+        f"{cg} {rel.prefix / 'bin' / 'bangerd'} {rel.env['socket']} {log}\n")
+    d, pid = start_daemon(rel)
+    with open(f"{cg}/cgroup.procs", "w") as f:
+        f.write(str(pid))
+    assert rel.status()["pid"] == pid
+    run = rel.run
+
+    def run_with_systemctl(*args, **kw):
+        os.environ["BANGER_SYSTEMCTL"] = str(fake)
+        try:
+            return run(*args, **kw)
+        finally:
+            del os.environ["BANGER_SYSTEMCTL"]
+    rel.run = run_with_systemctl
+    yield log, pid
+    rel.run = run
+    for p in open(f"{cg}/cgroup.procs").read().split():
+        os.kill(int(p), 15)
+    for _ in range(100):
+        if not open(f"{cg}/cgroup.procs").read().split():
+            break
+        import time
+        time.sleep(0.1)
+    os.rmdir(cg)
+    os.rmdir(os.path.dirname(cg))
+
+
+def test_update_restarts_the_service_with_systemctl(rel, service):
+    """A bangerd that runs as bangerd.service is restarted by systemd, not
+    stopped and started by the update (which would leave the service down
+    and a daemon outside it)."""
+    log, pid = service
+    rel.release()
+    p = rel.run("update")
+    assert p.returncode == 0, p.stderr
+    assert "restarted bangerd.service with systemctl" in p.stderr
+    assert log.read_text() == "restart bangerd.service\n"
+    st = rel.status()
+    assert st["stamp"].startswith(NEW + " ") and st["pid"] != pid
+    with banger.open(f"unix:{rel.env['socket']}", autostart=False) as ctx:
+        assert ctx.status()["supervised"] is True
+
+
+def test_failed_service_update_rolls_back_through_systemctl(rel, service):
+    log, pid = service
+    rel.release(bangerd=wrapper(DAEMON, "0.98.0"))  # starts, but answers as another version
+    p = rel.run("update")
+    assert p.returncode == 1, p.stderr
+    assert "not " + NEW in p.stderr and "rolled back" in p.stderr
+    assert log.read_text() == "restart bangerd.service\nrestart bangerd.service\n"
+    st = rel.status()
+    assert st["stamp"].startswith(rel.current + " ") and st["pid"] != pid
+    assert "bangerd.service runs bangerd" in p.stderr
