@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -1204,3 +1205,88 @@ def test_systemd_image_under_bangers_init_runs_its_sshd(vmenv):
     p = cli("vm", "ssh", "dinit", "--", "sh", "-c", "cat /proc/1/comm; ls /etc/ssh/ | grep -c _key$")
     assert p.returncode == 0 and p.stdout == "banger-agent\n1\n", p.stdout + p.stderr
     assert cli("vm", "rm", "dinit").returncode == 0
+
+
+def guest_libs(dest, *exes):
+    """The shared libraries exes need that a minimal Debian guest may lack,
+    copied under dest by soname (the guest is the same Debian release):
+    ldd's closure of the binaries and of the libraries bangerd opens on
+    first use (SQLite for the store, libcrypto for updates), C runtime
+    aside."""
+    sonames = ["libsqlite3.so.0", "libcrypto.so.3"]
+    paths = [str(x) for x in exes]
+    for so in sonames:
+        found = subprocess.run(["sh", "-c", f"ldconfig -p | awk '$1 == \"{so}\" {{print $NF; exit}}'"],
+                               capture_output=True, text=True).stdout.strip()
+        assert found, f"{so} is not installed on this host"
+        paths.append(found)
+    keep = {}
+    for p in paths:
+        for line in subprocess.run(["ldd", p], capture_output=True, text=True, check=True).stdout.splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[1] == "=>" and parts[2].startswith("/"):
+                keep[parts[0]] = parts[2]
+        if ".so" in os.path.basename(p):
+            keep[os.path.basename(p)] = p
+    dest.mkdir(parents=True)
+    for name, path in keep.items():
+        if not re.match(r"(libc|libm|libpthread|libdl|librt|ld-linux.*)\.so", name):
+            shutil.copy2(path, dest / name)  # follows the symlink: the real file under the soname
+
+
+def test_system_service_under_real_systemd(vmenv, tmp_path):
+    """`banger system install|status|restart|uninstall` against a real
+    systemd (PID 1 of a Debian guest): the unit loads and starts, bangerd
+    serves on /run/banger/bangerd.sock, status reports it, a restart keeps
+    what runs in the service's cgroup beside bangerd (KillMode=process,
+    SendSIGKILL=no: that is where VMMs live), and uninstall stops and
+    removes it while state and config stay."""
+    libs = tmp_path / "banger-libs"
+    guest_libs(libs, BANGER, BANGERD)
+    shutil.copy2(BANGER.parents[2] / "lib" / "libbanger.so.0", libs / "libbanger.so.0")
+    with banger.open(f"unix:{vmenv['daemon'].socket}", autostart=False) as ctx:
+        ctx.call("vm.create", {"name": "svc"})
+
+        def sh(script, ok=True):
+            # the ASan build's own runtime: its leak check is the unit tests' job
+            r = ctx.call("vm.exec", {"name": "svc", "argv": ["sh", "-c", script], "env": ["ASAN_OPTIONS=detect_leaks=0"]})
+            if ok:
+                assert r["exit_code"] == 0, r
+            return r
+        for src in (BANGER, BANGERD):
+            ctx.call("vm.cp", {"name": "svc", "direction": "in", "host_path": str(src), "guest_path": "/usr/local/bin/"})
+        ctx.call("vm.cp", {"name": "svc", "direction": "in", "host_path": str(libs), "guest_path": "/usr/local/lib/banger-libs"})
+        sh("echo /usr/local/lib/banger-libs > /etc/ld.so.conf.d/banger.conf && ldconfig")
+        assert sh("cat /proc/1/comm")["stdout"] == "systemd\n"
+        r = sh("banger system install")
+        assert "bangerd.service" in r["stdout"] + r["stderr"], r
+        unit = sh("cat /etc/systemd/system/bangerd.service")["stdout"]
+        assert "ExecStart=/usr/local/bin/bangerd --socket /run/banger/bangerd.sock" in unit
+        # systemd itself judges the unit it loaded
+        sh("systemd-analyze verify /etc/systemd/system/bangerd.service")
+        assert sh("systemctl is-active bangerd.service; systemctl is-enabled bangerd.service")["stdout"] == (
+            "active\nenabled\n")
+        st = json.loads(sh("banger system status --json")["stdout"])
+        assert st["active"] == "active", st
+        # the CLI reaches the service's daemon on root's default socket; it runs as the service
+        status = json.loads(sh("banger daemon status --json")["stdout"])
+        assert status["socket"] == "/run/banger/bangerd.sock" and status["running"] is True, status
+        main_pid = int(sh("systemctl show -p MainPID --value bangerd.service")["stdout"])
+        assert status["pid"] == main_pid
+        # a long-running process in the service's cgroup, as a VMM bangerd spawned is
+        sh("cg=/sys/fs/cgroup/system.slice/bangerd.service; setsid sleep 600 </dev/null >/dev/null 2>&1 &"
+           " echo $! > /tmp/child; echo $(cat /tmp/child) > $cg/cgroup.procs")
+        child = sh("cat /tmp/child")["stdout"].strip()
+        sh("banger system restart")
+        new_pid = int(sh("systemctl show -p MainPID --value bangerd.service")["stdout"])
+        assert new_pid != main_pid and sh("systemctl is-active bangerd.service")["stdout"] == "active\n"
+        assert sh(f"cat /proc/{child}/comm")["stdout"] == "sleep\n"  # outlived the restart
+        assert json.loads(sh("banger daemon status --json")["stdout"])["pid"] == new_pid
+        # uninstall: stopped, disabled, the unit gone; state and config stay
+        sh("banger system uninstall")
+        r = sh("systemctl is-active bangerd.service", ok=False)
+        assert r["stdout"].strip() in ("inactive", "unknown") and r["exit_code"] != 0, r
+        assert sh("test -e /etc/systemd/system/bangerd.service; echo $?; test -d /var/lib/banger && echo state;"
+                  " test -f /etc/banger/config.toml && echo config")["stdout"] == "1\nstate\nconfig\n"
+        sh(f"kill {child}")
+        ctx.call("vm.delete", {"name": "svc"})
