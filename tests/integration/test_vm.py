@@ -1290,3 +1290,50 @@ def test_system_service_under_real_systemd(vmenv, tmp_path):
                   " test -f /etc/banger/config.toml && echo config")["stdout"] == "1\nstate\nconfig\n"
         sh(f"kill {child}")
         ctx.call("vm.delete", {"name": "svc"})
+
+
+def test_update_keeps_running_vms(vmenv, tmp_path):
+    """banger update with a VM running: the daemon is replaced by the
+    release's, the VM keeps running in the same boot (its boot_id), and the
+    new daemon adopts it (exec works). The installed banger is a prefix
+    holding the update-test builds (their trusted key comes from the
+    environment), as in test_update.py."""
+    from httpserver import Server
+    from test_update import CLI as UCLI, DAEMON as UDAEMON, NEW, make_key, publish, wrapper
+    key, pub = make_key(tmp_path / "release.pem")
+    prefix = tmp_path / "prefix"
+    (prefix / "bin").mkdir(parents=True)
+    shutil.copy2(UCLI, prefix / "bin" / "banger")
+    shutil.copy2(UDAEMON, prefix / "bin" / "bangerd")
+    releases = tmp_path / "releases"
+    releases.mkdir()
+    publish(releases, NEW, {"bin/banger": wrapper(UCLI, NEW), "bin/bangerd": wrapper(UDAEMON, NEW)}, key)
+    srv = Server(releases)
+    socket = vmenv["daemon"].socket
+    vmenv["daemon"].stop()  # this test's daemon is the installed one
+
+    def pcli(*args):
+        e = {k: v for k, v in child_env().items() if k not in ("BANGER_TEST_VERSION", "BANGERD")}
+        e.update(BANGER_TEST_UPDATE_KEY=str(pub), BANGER_URI=f"unix:{socket}")
+        return subprocess.run([str(prefix / "bin" / "banger"), *args], capture_output=True, text=True,
+                              timeout=600, env=e)
+    try:
+        old = Daemon({"socket": socket}, exe=prefix / "bin" / "bangerd")
+        p = pcli("vm", "create", "--name", "upd", "--json")
+        assert p.returncode == 0, p.stderr
+        boot_id = json.loads(p.stdout)["boot_id"]
+        p = pcli("update", "--url", srv.url)
+        assert p.returncode == 0, p.stderr
+        assert "running VMs keep running" in p.stderr
+        assert old.proc.wait(30) == 0
+        st = json.loads(pcli("daemon", "status", "--json").stdout)
+        assert st["stamp"].startswith(NEW + " ")
+        vm = json.loads(pcli("vm", "show", "upd", "--json").stdout)
+        assert (vm["state"], vm["boot_id"]) == ("running", boot_id), vm
+        p = pcli("vm", "exec", "upd", "--", "cat", "/proc/sys/kernel/random/boot_id")
+        assert p.returncode == 0 and p.stdout.strip() == boot_id, p.stderr
+        assert pcli("vm", "rm", "upd").returncode == 0
+    finally:
+        pcli("daemon", "stop")
+        srv.close()
+        vmenv["daemon"] = Daemon({"socket": socket})
