@@ -32,10 +32,8 @@ static int lock_state(bng_engine *e)
 			fclose(f);
 		}
 		free(cpath);
-		return bng_err(BANGER_EBUSY,
-			       "state directory %s is in use by pid %ld (%s); stop it (banger daemon stop) or use "
-			       "another state directory",
-			       e->paths.state_dir, pid, comm);
+		return bng_err(BANGER_EBUSY, "state directory %s is in use by pid %ld (%s)", e->paths.state_dir, pid,
+			       comm);
 	}
 	char pid[32];
 	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());

@@ -25,7 +25,7 @@ int bng_ext2_err(errcode_t e, const char *fmt, ...)
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	if (e == EXT2_ET_BLOCK_ALLOC_FAIL || e == EXT2_ET_INODE_ALLOC_FAIL || e == EXT2_ET_DIR_NO_SPACE)
-		return bng_err(BANGER_EIO, "%s: the image is full (%s); give it more room with --size", what,
+		return bng_err(BANGER_EIO, "%s: the image is full (%s)", what,
 			       error_message(e));
 	if (e == ENOSPC || e == EXT2_ET_SHORT_WRITE)
 		return bng_err(BANGER_EIO, "%s: the host disk is full (%s)", what, error_message(e));

@@ -148,8 +148,7 @@ int bng_m_image_build(bng_engine *e, json_t *params, json_t **result, bng_op *op
 		}
 		json_decref(existing);
 		free(default_name);
-		return bng_err(BANGER_EEXIST, "image '%s' exists with other contents; remove it first (banger image rm %s)",
-			       name, name);
+		return bng_err(BANGER_EEXIST, "image '%s' exists with other contents", name);
 	}
 
 	char *cache_dir = bng_asprintf("%s/rootfs", e->paths.cache_dir);

@@ -31,7 +31,7 @@ static void decorate(json_t *img)
 
 int bng_image_get(bng_engine *e, const char *ref, json_t **image)
 {
-	int rc = bng_store_get(&e->store, "images", image_columns, ref, "image", "banger image list", image);
+	int rc = bng_store_get(&e->store, "images", image_columns, ref, "image", image);
 	if (!rc)
 		decorate(*image);
 	return rc;
@@ -45,9 +45,7 @@ static int name_free(bng_engine *e, const char *name)
 		return 0;
 	if (!rc) {
 		json_decref(img);
-		rc = bng_err(BANGER_EEXIST, "image '%s' already exists; remove it first (banger image rm %s) or pick "
-					    "another --name",
-			     name, name);
+		rc = bng_err(BANGER_EEXIST, "image '%s' already exists", name);
 	}
 	return rc;
 }
@@ -102,7 +100,7 @@ int bng_image_build(bng_engine *e, const char *name, const char *const *tars, co
 
 	rc = name_free(e, name);
 	if (!rc && size_str && (rc = bng_parse_size(size_str, &size)) == 0 && size < (64ull << 20))
-		rc = bng_err(BANGER_EINVAL, "--size %s is too small: images need at least 64M", size_str);
+		rc = bng_err(BANGER_EINVAL, "size %s is too small: images need at least 64M", size_str);
 	if (!rc) {
 		/* read the layers once up front for content-aware sizing and inodes */
 		bng_op_event(op, json_pack("{s:s}", "stage", "scan"));
@@ -111,7 +109,7 @@ int bng_image_build(bng_engine *e, const char *name, const char *const *tars, co
 			rc = bng_tar_scan(tars[i], labels ? labels[i] : NULL, &st);
 		uint64_t auto_size = bng_ext4_size_for(&st, &inodes);
 		if (!rc && size && size < st.data_bytes)
-			rc = bng_err(BANGER_EINVAL, "--size %s is smaller than the content (%llu bytes)", size_str,
+			rc = bng_err(BANGER_EINVAL, "size %s is smaller than the content (%llu bytes)", size_str,
 				     (unsigned long long)st.data_bytes);
 		if (!size)
 			size = auto_size;
@@ -205,7 +203,7 @@ int bng_m_image_register(bng_engine *e, json_t *params, json_t **result, bng_op 
 	if (rc)
 		return rc;
 	if (rootfs[0] != '/')
-		return bng_err(BANGER_EINVAL, "--rootfs must be an absolute path (got '%s')", rootfs);
+		return bng_err(BANGER_EINVAL, "rootfs must be an absolute path (got '%s')", rootfs);
 	bng_ext4 *fs;
 	rc = bng_ext4_open(&fs, rootfs); /* it must be an ext4 image we can read */
 	if (rc)

@@ -32,7 +32,7 @@ static void decorate(json_t *k)
 
 int bng_kernel_get(bng_engine *e, const char *ref, json_t **kernel)
 {
-	int rc = bng_store_get(&e->store, "kernels", columns, ref, "kernel", "banger kernel list", kernel);
+	int rc = bng_store_get(&e->store, "kernels", columns, ref, "kernel", kernel);
 	if (!rc)
 		decorate(*kernel);
 	return rc;
@@ -57,7 +57,7 @@ static int claim(bng_engine *e, const char *name, bng_op *op, char **key)
 		bng_engine_release(e, *key);
 		free(*key);
 		*key = NULL;
-		return bng_err(BANGER_EEXIST, "kernel '%s' already exists; remove it first (banger kernel rm %s)", name, name);
+		return bng_err(BANGER_EEXIST, "kernel '%s' already exists", name);
 	}
 	return 0;
 }
@@ -96,7 +96,7 @@ int bng_m_kernel_import(bng_engine *e, json_t *params, json_t **result, bng_op *
 	const char *from = json_string_value(json_object_get(params, "from"));
 	const char *deb = json_string_value(json_object_get(params, "deb"));
 	if (!from == !deb)
-		return bng_err(BANGER_EINVAL, "kernel import needs exactly one of --from DIR or --deb FILE");
+		return bng_err(BANGER_EINVAL, "kernel.import needs exactly one of from (a directory) or deb (a package)");
 	const char *src = from ? from : deb;
 	if (src[0] != '/')
 		return bng_err(BANGER_EINVAL, "kernel import: %s must be an absolute path", src);
@@ -130,8 +130,7 @@ int bng_m_kernel_pull(bng_engine *e, json_t *params, json_t **result, bng_op *op
 	json_t *entry = bng_catalog_find(catalog, "kernels", name);
 	if (!entry) {
 		json_decref(catalog);
-		return bng_err(BANGER_ENOTFOUND, "kernel '%s' is not in the catalog; run 'banger kernel list --available'",
-			       name);
+		return bng_err(BANGER_ENOTFOUND, "kernel '%s' is not in the catalog", name);
 	}
 	char *key = NULL;
 	rc = claim(e, name, op, &key);

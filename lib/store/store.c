@@ -306,7 +306,7 @@ int bng_store_check(const char *path, json_t **report)
 }
 
 int bng_store_get(bng_store *st, const char *table, const char *columns, const char *ref, const char *what,
-		  const char *hint, json_t **row)
+		  json_t **row)
 {
 	json_t *rows;
 	char *sql = bng_asprintf("SELECT %s FROM %s WHERE name = ?1 OR id = ?1", columns, table);
@@ -315,7 +315,7 @@ int bng_store_get(bng_store *st, const char *table, const char *columns, const c
 	if (rc)
 		return rc;
 	if (json_array_size(rows) == 0)
-		rc = bng_err(BANGER_ENOTFOUND, "%s '%s' not found; run '%s'", what, ref ? ref : "", hint);
+		rc = bng_err(BANGER_ENOTFOUND, "%s '%s' not found", what, ref ? ref : "");
 	else
 		*row = json_incref(json_array_get(rows, 0));
 	json_decref(rows);

@@ -32,9 +32,9 @@ int bng_store_query(bng_store *st, json_t **rows, const char *sql, int n, const 
 int bng_store_run(bng_store *st, const char *sql, int n, const char *const *params);
 
 /* The row of table whose name or id is ref; BANGER_ENOTFOUND "<what> '<ref>'
- * not found; run '<hint>'" when there is none. */
+ * not found" when there is none. */
 int bng_store_get(bng_store *st, const char *table, const char *columns, const char *ref, const char *what,
-		  const char *hint, json_t **row);
+		  json_t **row);
 
 /* Deletes row (with "id" and "name") from table unless a VM uses it
  * (vms.<vm_column> = its id): BANGER_EBUSY naming those VMs. The store's

@@ -118,7 +118,7 @@ int bng_vm_boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 			bng_vm_stage(op, "network", t0);
 	}
 	if (!rc && json_is_true(json_object_get(vm, "nat")) && (rc = bng_vm_nat_sync(e)) != 0)
-		rc = bng_err(rc, "%s (or create the VM without --nat)", banger_error_last());
+		rc = bng_err(rc, "%s (needed by the VM's nat)", banger_error_last());
 	char *dir = bng_vm_dir(e, vm), *rdir = bng_vm_run_dir(e, vm);
 	char *overlay = bng_asprintf("%s/overlay.ext4", dir);
 	char *console = bng_asprintf("%s/console.log", dir);
@@ -197,7 +197,7 @@ int bng_vm_boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 		char *host_key = NULL;
 		rc = bng_ssh_wait(&t, SSH_TIMEOUT_MS, op, &host_key);
 		if (rc)
-			rc = bng_err(rc, "%s; the VM is kept for a post-mortem: banger vm logs %s", banger_error_last(),
+			rc = bng_err(rc, "%s; the VM '%s' is kept for a post-mortem", banger_error_last(),
 				     bng_vm_str(vm, "name"));
 		else
 			rc = bng_vm_update(e, vm, json_pack("{s:s}", "host_key", host_key));

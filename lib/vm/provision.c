@@ -46,8 +46,8 @@ static int provision_kernel(bng_engine *e, const char *name, bng_op *op)
 	if (!rc)
 		rc = bng_run(depends, NULL, NULL, on_depends, &pkg, op);
 	if (!rc && !pkg)
-		rc = bng_err(BANGER_ENOTFOUND, "apt cannot resolve linux-image-cloud-amd64: import a kernel yourself "
-					       "(banger kernel import %s --deb FILE)", name);
+		rc = bng_err(BANGER_ENOTFOUND, "apt cannot resolve linux-image-cloud-amd64 to provision kernel '%s'",
+			     name);
 	char *script = NULL;
 	if (!rc) {
 		pkg[strcspn(pkg, " \t<>")] = '\0';
@@ -113,7 +113,7 @@ int bng_vm_resolve_image_kernel(bng_engine *e, json_t *params, json_t **image, j
 			rc = bng_image_get(e, iname, image);
 	}
 	if (rc)
-		return bng_err(rc, "%s (build the default with 'banger image build' or pull one)", banger_error_last());
+		return rc;
 	const char *kname = json_string_value(json_object_get(params, "kernel"));
 	if (!kname)
 		kname = json_string_value(json_object_get(*image, "kernel"));
@@ -129,8 +129,7 @@ int bng_vm_resolve_image_kernel(bng_engine *e, json_t *params, json_t **image, j
 	if (rc) {
 		json_decref(*image);
 		*image = NULL;
-		return bng_err(rc, "%s (import one: banger kernel import %s --deb linux-image-*.deb)", banger_error_last(),
-			       kname);
+		return rc;
 	}
 	return 0;
 }

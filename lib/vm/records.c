@@ -13,7 +13,7 @@ static const char columns[] = "id, name, image_id, kernel_id, vcpu, memory_mib, 
 
 int bng_vm_get(bng_engine *e, const char *ref, json_t **vm)
 {
-	int rc = bng_store_get(&e->store, "vms", columns, ref, "vm", "banger vm list --all", vm);
+	int rc = bng_store_get(&e->store, "vms", columns, ref, "vm", vm);
 	if (!rc)
 	{
 		json_t *vmm = json_object_get(*vm, "vmm");

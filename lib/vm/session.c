@@ -40,9 +40,7 @@ static const char *session_param(json_t *params, int *rc)
 static int guest_error(int code, const char *said, const char *vm_name)
 {
 	if (!strncmp(said, "usage: banger-agent [--device", 29))
-		return bng_err(BANGER_EUNSUPPORTED, "vm '%s' runs a guest agent without sessions: restart it "
-						    "(banger vm restart %s) to get the current one",
-			       vm_name, vm_name);
+		return bng_err(BANGER_EUNSUPPORTED, "vm '%s' runs a guest agent without sessions", vm_name);
 	static const int codes[] = {BANGER_EIO, BANGER_EIO, BANGER_EINVAL, BANGER_ENOTFOUND,
 				    BANGER_EEXIST, BANGER_EBUSY, BANGER_EUNSUPPORTED};
 	int rc = code > 0 && code < (int)BNG_ARRAY_LEN(codes) ? codes[code] : BANGER_EIO;
@@ -137,7 +135,7 @@ static int remembered(bng_engine *e, json_t *vm, const char *only, json_t **out)
 
 static int vm_row(bng_engine *e, const char *ref, json_t **vm)
 {
-	return bng_store_get(&e->store, "vms", "id, name, state", ref, "vm", "banger vm list --all", vm);
+	return bng_store_get(&e->store, "vms", "id, name, state", ref, "vm", vm);
 }
 
 /* ---- methods ---- */

@@ -89,7 +89,7 @@ static int pick_init(json_t *image, const char *want, const char **mode)
 	if (rc)
 		return rc;
 	if (!strcmp(want, "systemd") && !found)
-		return bng_err(BANGER_EUNSUPPORTED, "image '%s' has no /sbin/init to run: create the VM with --init banger",
+		return bng_err(BANGER_EUNSUPPORTED, "image '%s' has no /sbin/init to run",
 			       bng_vm_str(image, "name"));
 	if (!strcmp(want, "systemd") || (found && strstr(target, "systemd")))
 		*mode = "systemd";
@@ -153,8 +153,7 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	    systemd)
 		/* the systemd boot waits for sshd: say so now, not after a 90 s wait */
 		rc = bng_err(BANGER_EUNSUPPORTED,
-			     "image '%s' has no SSH server (/usr/sbin/sshd): install openssh-server in it, create the VM "
-			     "with --nat so banger installs it on first boot, or with --init banger (no SSH, exec only)",
+			     "image '%s' has no SSH server (/usr/sbin/sshd), which a systemd boot without nat needs",
 			     bng_vm_str(image, "name"));
 	if (!rc) {
 		char *disk_text = bng_format_size(disk);
@@ -608,8 +607,7 @@ int bng_m_vm_set(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	if (rc)
 		return rc;
 	if (strcmp(bng_vm_str(vm, "state"), "stopped"))
-		rc = bng_err(BANGER_EBUSY, "vm '%s' must be stopped to change it (banger vm stop %s)", bng_vm_str(vm, "name"),
-			     bng_vm_str(vm, "name"));
+		rc = bng_err(BANGER_EBUSY, "vm '%s' must be stopped to change it", bng_vm_str(vm, "name"));
 	json_t *fields = json_object();
 	json_t *v;
 	if (!rc && (v = json_object_get(params, "vcpu"))) {

@@ -195,7 +195,7 @@ static const char *said(bng_output *c) { return c->len[1] ? c->buf[1] : (c->len[
 static int vm_row(bng_engine *e, json_t *params, json_t **vm)
 {
 	return bng_store_get(&e->store, "vms", "id, name, state", json_string_value(json_object_get(params, "name")),
-			     "vm", "banger vm list --all", vm);
+			     "vm", vm);
 }
 
 /* The repository at path: its top level and HEAD commit; refuses bare
@@ -255,8 +255,8 @@ static int inspect(const char *scratch, const char *path, bool full_copy, char *
 	free(gm);
 	if (submodules && !full_copy)
 		return bng_err(BANGER_EUNSUPPORTED,
-			       "%s has submodules (.gitmodules): the shallow mode does not ship them; use the "
-			       "full_copy mode (--mode full_copy), which copies the whole repository",
+			       "%s has submodules (.gitmodules): the shallow mode does not ship them; the "
+			       "full_copy mode (mode full_copy) copies the whole repository",
 			       *top);
 	return 0;
 }
@@ -713,8 +713,7 @@ static int workspace_row(bng_engine *e, json_t *vm, json_t **ws)
 				 " include_untracked FROM workspaces WHERE vm_id = ?1",
 				 1, &id);
 	if (!rc && json_array_size(rows) == 0)
-		rc = bng_err(BANGER_ENOTFOUND, "VM '%s' has no workspace; run 'banger vm workspace prepare %s PATH'",
-			     json_string_value(json_object_get(vm, "name")), json_string_value(json_object_get(vm, "name")));
+		rc = bng_err(BANGER_ENOTFOUND, "VM '%s' has no workspace", json_string_value(json_object_get(vm, "name")));
 	if (!rc) {
 		*ws = json_incref(json_array_get(rows, 0));
 		json_object_set(*ws, "vm", json_object_get(vm, "name"));

@@ -1,5 +1,6 @@
 """Every API behaviour, over both transports (the ctx fixture runs each test
 against the local engine and against bangerd)."""
+import dataclasses
 import threading
 import time
 
@@ -77,6 +78,30 @@ def test_progress_events_arrive_before_result(ctx):
     assert res == {"ticks": 5}
     assert [e["done"] for e in events] == [1, 2, 3, 4, 5]
     assert all(e["total"] == 5 and e["stage"] == "tick" for e in events)
+
+
+def test_progress_callbacks_get_typed_events(ctx):
+    events, raw = [], []
+    res = ctx.call("debug.ticks", {"count": 3, "interval_ms": 1}, on_event=raw.append, progress=events.append)
+    assert res == {"ticks": 3}
+    assert all(type(p) is banger.Progress for p in events)
+    assert [(p.stage, p.done, p.total) for p in events] == [("tick", 1, 3), ("tick", 2, 3), ("tick", 3, 3)]
+    assert all(p.seconds is None and p.message is None and p.warning is None for p in events)
+    assert [p.raw for p in events] == raw  # the dict as sent, fields added later included
+    call = ctx.start("debug.ticks", {"count": 2, "interval_ms": 1}, progress=events.append)
+    assert call.result(timeout=10) == {"ticks": 2} and [p.done for p in events[3:]] == [1, 2]
+
+
+def test_progress_reads_an_event_as_the_c_adapter_does():
+    p = banger.Progress.from_event({"stage": "boot", "seconds": 2, "done": True, "total": 1.5, "extra": [1]})
+    assert (p.stage, p.seconds, p.done, p.total, p.message) == ("boot", 2.0, None, None, None)
+    assert type(p.seconds) is float and p.raw["extra"] == [1]
+    w = banger.Progress.from_event({"stage": "identity", "warning": "no key"})
+    assert (w.message, w.warning) == ("no key", "no key")
+    m = banger.Progress.from_event({"stage": 3, "message": "", "warning": "w", "seconds": "1"})
+    assert (m.stage, m.message, m.warning, m.seconds) == (None, "", "w", None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        m.stage = "x"
 
 
 def test_cancel_a_long_call(ctx):

@@ -10,6 +10,7 @@ import pytest
 
 import banger
 from conftest import BANGERD_STALE, Daemon, run_cli
+from layers import make_tar
 
 
 def daemon_pid(env):
@@ -127,6 +128,41 @@ def test_local_uri_needs_no_daemon(env):
     p = run_cli("config", "show", "--json", env_extra={"BANGER_URI": f"local:{env['tmp']}/st"})
     assert p.returncode == 0
     assert not env["socket"].exists()
+
+
+def test_the_cli_adds_the_advice_the_library_leaves_out(env, tmp_path):
+    """The library's message says what is wrong (and a Python caller sees just
+    that); the CLI adds what to type, and prints what it printed before."""
+    local = {"BANGER_URI": f"local:{env['BANGER_STATE_DIR']}"}
+    tar = make_tar(tmp_path / "t.tar", [{"name": "a", "data": b"a"}])
+    assert run_cli("image", "import", "one", "--tar", str(tar), env_extra=local).returncode == 0
+    cases = [
+        (["image", "import", "one", "--tar", str(tar)], "image.import", {"name": "one", "tars": [str(tar)]},
+         "image 'one' already exists", "; remove it first (banger image rm one) or pick another --name"),
+        (["vm", "show", "nosuch"], "vm.show", {"name": "nosuch"},
+         "vm 'nosuch' not found", "; run 'banger vm list --all'"),
+        (["image", "show", "nosuch"], "image.show", {"name": "nosuch"},
+         "image 'nosuch' not found", "; run 'banger image list'"),
+        (["kernel", "show", "nosuch"], "kernel.show", {"name": "nosuch"},
+         "kernel 'nosuch' not found", "; run 'banger kernel list'"),
+        (["vm", "create", "--image", "nosuch", "--no-start"], "vm.create", {"image": "nosuch", "start": False},
+         "image 'nosuch' not found",
+         "; run 'banger image list' (build the default with 'banger image build' or pull one)"),
+        (["vm", "create", "--image", "one", "--kernel", "nok", "--no-start"], "vm.create",
+         {"image": "one", "kernel": "nok", "start": False}, "kernel 'nok' not found",
+         "; run 'banger kernel list' (import one: banger kernel import nok --deb linux-image-*.deb)"),
+    ]
+    for argv, *_, said, advice in cases:
+        p = run_cli(*argv, env_extra=local)
+        assert (p.returncode, p.stderr) == (1, f"banger: {said}{advice}\n"), argv
+    # only where the command makes it true: `image show` does not suggest building one
+    p = run_cli("image", "show", "nosuch", env_extra=local)
+    assert "build the default" not in p.stderr
+    with banger.open(f"local:{env['BANGER_STATE_DIR']}") as ctx:
+        for _, method, params, said, _ in cases:
+            with pytest.raises(banger.Error) as ei:
+                ctx.call(method, params)
+            assert ei.value.message == said, method
 
 
 def test_unknown_command_and_flag(env):

@@ -131,6 +131,21 @@ def test_symlinked_parent_inside_the_image_is_followed(ctx, tmp_path):
     assert t["/lib"]["type"] == "symlink"
 
 
+def test_import_reports_typed_progress(ctx, tmp_path):
+    one = make_tar(tmp_path / "one.tar", [{"name": "a", "data": b"a"}])
+    two = make_tar(tmp_path / "two.tar", [{"name": "b", "data": b"b"}, {"name": "c", "type": "dir"}])
+    events = []
+    img = ctx.images.import_tars("staged", [one, two], progress=events.append)
+    assert img["name"] == "staged"
+    assert all(isinstance(p, banger.Progress) for p in events)
+    stages = [p.stage for p in events]
+    assert stages[0] == "scan" and stages[-1] == "publish"
+    assert [(p.done, p.total) for p in events if p.stage == "layer"] == [(0, 2), (1, 2)]
+    unpacked = [p.raw for p in events if p.stage == "unpack"]
+    assert [(u["entries"], u["finished"]) for u in unpacked] == [(1, True), (2, True)]
+    assert all(p.done is None and p.total is None for p in events if p.stage != "layer")
+
+
 def resolve(image, path):
     out = subprocess.run([str(EXT4_TOOL), "resolve", str(image), path], capture_output=True, text=True, check=True)
     return out.stdout.split()

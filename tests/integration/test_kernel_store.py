@@ -15,14 +15,17 @@ from test_kernel import kernel_debs  # noqa: F401 (session fixture: the real .de
 def test_import_list_show_rm(ctx, env, kernel_debs):  # noqa: F811
     deb = kernel_debs[0]
     events = []
-    k = ctx.call("kernel.import", {"name": "cloud", "deb": str(deb)}, on_event=events.append)
+    k = ctx.kernels.import_deb("cloud", deb, progress=events.append)
     assert k["name"] == "cloud" and k["source"] == f"deb:{deb}"
     assert k["version"].endswith("-cloud-amd64")
     for f in ("vmlinux", "vmlinuz", "initrd.img"):
         assert os.path.exists(k["files"][f]["path"])
     with open(k["files"]["vmlinux"]["path"], "rb") as f:
         assert f.read(4) == b"\x7fELF"
-    assert {"extract", "initramfs"} <= {e["stage"] for e in events}
+    assert all(isinstance(p, banger.Progress) for p in events)
+    assert {"extract", "initramfs"} <= {p.stage for p in events}
+    extract = [p for p in events if p.stage == "extract" and p.total is not None]
+    assert extract and all(0 <= p.done <= p.total for p in extract) and extract[-1].done == extract[-1].total
     assert [x["name"] for x in ctx.call("kernel.list")["kernels"]] == ["cloud"]
     assert ctx.call("kernel.show", {"name": k["id"]})["dir"] == k["dir"]
     with pytest.raises(banger.AlreadyExists):

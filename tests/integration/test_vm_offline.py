@@ -52,7 +52,7 @@ def test_image_without_sshd_needs_nat_then_gets_first_boot_install(offline, env,
     ctx.call("image.import", {"name": "bare", "tars": [str(tar)]})
     with pytest.raises(banger.Unsupported) as err:
         ctx.call("vm.create", {"name": "nossh", "image": "bare", "kernel": "k", "start": False})
-    assert "no SSH server" in str(err.value) and "--nat" in str(err.value)
+    assert "no SSH server" in str(err.value) and "without nat" in str(err.value)
     with pytest.raises(banger.NotFound):
         ctx.call("vm.show", {"name": "nossh"})  # nothing left of it
     vm = ctx.call("vm.create", {"name": "nossh", "image": "bare", "kernel": "k", "start": False, "nat": True})

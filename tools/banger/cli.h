@@ -42,6 +42,8 @@ const char *flag_value(const args *a, const char *name); /* NULL if absent */
 bool flag_set(const args *a, const char *name);
 int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int api_fail(int err);
+/* msg with the CLI's advice for err added (malloc'd): the library says what is wrong, the CLI what to type. */
+char *with_hint(int err, const char *msg);
 bool use_color(FILE *f);
 const char *paint(FILE *f, const char *status);
 void print_table(const char *const *cells, size_t ncols, size_t nrows);

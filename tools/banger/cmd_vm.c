@@ -641,7 +641,7 @@ static void *run_job(void *arg)
 		json_object_update(params, j->extra);
 	j->rc = call_with(j->method, params, &j->result);
 	if (j->rc)
-		j->error = strdup(banger_error_last());
+		j->error = with_hint(j->rc, banger_error_last());
 	return NULL;
 }
 

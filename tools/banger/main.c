@@ -48,12 +48,135 @@ int fail(int code, const char *fmt, ...)
 	return code;
 }
 
-/* Exit code for a failed API call, with its message printed. */
+/* ---- advice on what to type ----
+ *
+ * The library's messages say what is wrong (docs/CONVENTIONS.md); the
+ * commands that put it right are the CLI's to give. Each row adds its hint
+ * to a message with the code that holds `before`, then a name without
+ * quotes, then `after`: right after `after`, at the end of the message
+ * (END), or in place of before..after (SWAP). "{}" in the hint is that
+ * name. `cmds`: the commands the row is for, '|' between them ("image" is
+ * every image command), or NULL for all. */
+enum { AFTER, END, SWAP };
+static const struct cli_hint {
+	const char *cmds;
+	int code;
+	const char *before, *after;
+	int where;
+	const char *hint;
+} cli_hints[] = {
+	{NULL, BANGER_ENOTFOUND, "vm '", "' not found", AFTER, "; run 'banger vm list --all'"},
+	{NULL, BANGER_ENOTFOUND, "image '", "' not found", AFTER, "; run 'banger image list'"},
+	{NULL, BANGER_ENOTFOUND, "kernel '", "' not found", AFTER, "; run 'banger kernel list'"},
+	{NULL, BANGER_ENOTFOUND, "kernel '", "' is not in the catalog", AFTER, "; run 'banger kernel list --available'"},
+	{NULL, BANGER_EEXIST, "kernel '", "' already exists", AFTER, "; remove it first (banger kernel rm {})"},
+	{NULL, BANGER_EEXIST, "image '", "' already exists", AFTER,
+	 "; remove it first (banger image rm {}) or pick another --name"},
+	{NULL, BANGER_EEXIST, "image '", "' exists with other contents", AFTER, "; remove it first (banger image rm {})"},
+	{"image", BANGER_EIO, "the image is full (", ")", AFTER, "; give it more room with --size"},
+	{NULL, BANGER_EUNSUPPORTED, "image '", "' has no /sbin/init to run", AFTER, ": create the VM with --init banger"},
+	{NULL, BANGER_EUNSUPPORTED, "image '", "' has no SSH server (/usr/sbin/sshd)", END,
+	 ": install openssh-server in it, create the VM with --nat so banger installs it on first boot, or with --init "
+	 "banger (no SSH, exec only)"},
+	{NULL, BANGER_EBUSY, "vm '", "' must be stopped to change it", AFTER, " (banger vm stop {})"},
+	{NULL, 0, "the VM '", "' is kept for a post-mortem", AFTER, ": banger vm logs {}"},
+	{NULL, BANGER_EUNSUPPORTED, "vm '", "' runs a guest agent without sessions", AFTER,
+	 ": restart it (banger vm restart {}) to get the current one"},
+	{NULL, BANGER_ENOTFOUND, "VM '", "' has no workspace", AFTER, "; run 'banger vm workspace prepare {} PATH'"},
+	{NULL, BANGER_EBUSY, "is in use by pid ", ")", AFTER, "; stop it (banger daemon stop) or use another state directory"},
+	{NULL, 0, "(needed by the VM's nat", ")", SWAP, "(or create the VM without --nat)"},
+	{"vm create|vm run", BANGER_ENOTFOUND, "image '", "'", END,
+	 " (build the default with 'banger image build' or pull one)"},
+	{"vm create|vm run", BANGER_ENOTFOUND, "kernel '", "'", END,
+	 " (import one: banger kernel import {} --deb linux-image-*.deb)"},
+};
+
+static const char *current_command; /* the running command's path */
+
+static bool hint_applies(const struct cli_hint *h)
+{
+	if (!h->cmds)
+		return true;
+	if (!current_command)
+		return false;
+	for (const char *p = h->cmds; *p;) {
+		size_t n = strcspn(p, "|");
+		if (!strncmp(current_command, p, n) && (current_command[n] == ' ' || !current_command[n]))
+			return true;
+		p += n + (p[n] == '|');
+	}
+	return false;
+}
+
+/* Whether msg has h's before, name and after: where `before` starts and
+ * `after` ends in *from, *to, the name in *name, *name_len. */
+static bool hint_match(const struct cli_hint *h, const char *msg, const char **from, const char **to,
+		       const char **name, size_t *name_len)
+{
+	for (const char *p = strstr(msg, h->before); p; p = strstr(p + 1, h->before)) {
+		const char *n = p + strlen(h->before);
+		const char *a = strstr(n, h->after);
+		if (a && !memchr(n, '\'', (size_t)(a - n))) {
+			*from = p;
+			*to = a + strlen(h->after);
+			*name = n;
+			*name_len = (size_t)(a - n);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void hint_append(char **out, size_t *len, const char *text, size_t n)
+{
+	*out = realloc(*out, *len + n + 1);
+	memcpy(*out + *len, text, n);
+	*len += n;
+	(*out)[*len] = '\0';
+}
+
+/* msg with the CLI's hints for err added (malloc'd). */
+char *with_hint(int err, const char *msg)
+{
+	char *out = strdup(msg);
+	size_t len = strlen(out);
+	for (size_t i = 0; i < sizeof(cli_hints) / sizeof(cli_hints[0]); i++) {
+		const struct cli_hint *h = &cli_hints[i];
+		const char *from, *to, *name;
+		size_t name_len;
+		if ((h->code && h->code != err) || !hint_applies(h) || !hint_match(h, out, &from, &to, &name, &name_len))
+			continue;
+		/* out = out[0, head) + hint + out[at_off, len) */
+		size_t at_off = h->where == END ? len : (size_t)(to - out), name_off = (size_t)(name - out);
+		size_t head = h->where == SWAP ? (size_t)(from - out) : at_off;
+		char *next = NULL;
+		size_t next_len = 0;
+		hint_append(&next, &next_len, out, head);
+		for (const char *t = h->hint; *t;) {
+			const char *brace = strstr(t, "{}");
+			size_t n = brace ? (size_t)(brace - t) : strlen(t);
+			hint_append(&next, &next_len, t, n);
+			if (!brace)
+				break;
+			hint_append(&next, &next_len, out + name_off, name_len);
+			t = brace + 2;
+		}
+		hint_append(&next, &next_len, out + at_off, len - at_off);
+		free(out);
+		out = next;
+		len = next_len;
+	}
+	return out;
+}
+
+/* Exit code for a failed API call, with its message (and the CLI's hint) printed. */
 int api_fail(int err)
 {
 	if (err == BANGER_ECANCELED && interrupted)
 		return fail(EXIT_INTERRUPTED, "interrupted");
-	fail(1, "%s", banger_error_last());
+	char *msg = with_hint(err, banger_error_last());
+	fail(1, "%s", msg);
+	free(msg);
 	return err == BANGER_ECONNECT ? EXIT_DAEMON : 1;
 }
 
@@ -669,6 +792,7 @@ int main(int argc, char **argv)
 		i += used - 1;
 	}
 	a.json = flag_set(&a, "--json");
+	current_command = cmd->path;
 	int rc = cmd->run(cmd, &a);
 	free(pos);
 	return rc;

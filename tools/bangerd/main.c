@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,7 +124,10 @@ int main(int argc, char **argv)
 		rc = banger_ctx_open(&ctx, uri, opts);
 	banger_opts_free(opts);
 	if (rc != 0) {
-		fprintf(stderr, "bangerd: %s\n", banger_error_last());
+		/* the library says what is wrong; what to do about it is ours to say */
+		bool busy = rc == BANGER_EBUSY && strstr(banger_error_last(), "is in use by pid");
+		fprintf(stderr, "bangerd: %s%s\n", banger_error_last(),
+			busy ? "; stop it (banger daemon stop) or use another state directory" : "");
 		return 1;
 	}
 	if (!level) {

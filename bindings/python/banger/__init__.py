@@ -5,15 +5,21 @@ a method of the library's dispatch table, called with JSON params.
     with banger.open("local:/tmp/state") as ctx:     # in-process engine
         print(ctx.call("engine.status")["version"])
     with banger.open() as ctx:                        # bangerd, started on demand
-        ctx.call("debug.ticks", {"count": 3}, on_event=print)
+        ctx.call("debug.ticks", {"count": 3}, progress=print)   # banger.Progress objects
+        ctx.call("debug.ticks", {"count": 3}, on_event=print)   # the raw event dicts
 """
+from __future__ import annotations
+
 import ctypes
 import ctypes.util
+import dataclasses
 import json
 import os
 import threading
+from typing import Optional
 
-__all__ = ["open", "version", "Context", "Call", "Error", "VM", "Session", "ExecResult", "CommandFailed"]
+__all__ = ["open", "version", "Context", "Call", "Error", "Progress", "VM", "Session", "ExecResult",
+           "CommandFailed"]
 
 _lib = None
 _EVENT_CB = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_void_p)
@@ -119,11 +125,44 @@ def version():
     return _load().banger_version().decode()
 
 
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """A progress event of a long call, read as C's banger_progress reads it
+    (include/banger/progress.h): stage ("pull", "layer", "boot", ...); done
+    and total (units: bytes, layers, ...) and seconds (how long the stage
+    took), None when the event has none; message (its message, else its
+    warning) and warning (its warning only); raw, the whole event dict."""
+    stage: Optional[str]
+    done: Optional[int]
+    total: Optional[int]
+    seconds: Optional[float]
+    message: Optional[str]
+    warning: Optional[str]
+    raw: dict
+
+    @classmethod
+    def from_event(cls, ev):
+        def count(key):
+            v = ev.get(key)
+            return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+        def text(key):
+            v = ev.get(key)
+            return v if isinstance(v, str) else None
+
+        secs = ev.get("seconds")
+        secs = float(secs) if isinstance(secs, (int, float)) and not isinstance(secs, bool) else None
+        message = text("message")
+        return cls(text("stage"), count("done"), count("total"), secs,
+                   message if message is not None else text("warning"), text("warning"), ev)
+
+
 class Call:
     """One method call. Run it with Context.call, or in the background with
-    Context.start (then .cancel() and .result())."""
+    Context.start (then .cancel() and .result()). on_event(dict) gets each
+    event as sent; progress(Progress) gets each one typed."""
 
-    def __init__(self, method, params=None, on_event=None):
+    def __init__(self, method, params=None, on_event=None, progress=None):
         lib = _load()
         self._ptr = ctypes.c_void_p()
         rc = lib.banger_call_new(ctypes.byref(self._ptr), method.encode(),
@@ -131,14 +170,18 @@ class Call:
         if rc:
             _raise(rc)
         self._on_event = on_event
+        self._progress = progress
         self._cb = _EVENT_CB(self._deliver)  # keep alive as long as the call
         lib.banger_call_set_event_cb(self._ptr, self._cb, None)
         self._thread = None
         self._outcome = None
 
     def _deliver(self, event_json, _ud):
+        ev = json.loads(event_json)
         if self._on_event:
-            self._on_event(json.loads(event_json))
+            self._on_event(ev)
+        if self._progress and isinstance(ev, dict):  # as C's adapter: objects only
+            self._progress(Progress.from_event(ev))
 
     def _run(self, ctx):
         lib = _load()
@@ -214,15 +257,16 @@ class Context:
     def transport(self):
         return _load().banger_ctx_transport(self._ptr).decode()
 
-    def call(self, method, params=None, on_event=None):
-        """Runs method to completion; on_event(dict) gets progress events."""
-        c = Call(method, params, on_event)
+    def call(self, method, params=None, on_event=None, progress=None):
+        """Runs method to completion; on_event(dict) or progress(Progress)
+        gets its events."""
+        c = Call(method, params, on_event, progress)
         c._run(self)
         return c.result()
 
-    def start(self, method, params=None, on_event=None):
+    def start(self, method, params=None, on_event=None, progress=None):
         """Runs method on a background thread and returns its Call."""
-        c = Call(method, params, on_event)
+        c = Call(method, params, on_event, progress)
         c._ctx = self  # keeps the context open while the call runs
         c._thread = threading.Thread(target=c._run, args=(self,), daemon=True)
         c._thread.start()

@@ -6,7 +6,7 @@
             print(r.exit_code, r.stdout)
             for stream, data in vm.stream("sh", "-c", "seq 3"):
                 print(stream, data)
-            vm.cp_to("./src", "/root/")
+            vm.cp_to("./src", "/root/", progress=print)  # banger.Progress events
 """
 import base64
 import queue
@@ -231,18 +231,21 @@ class VM:
         """Starts argv and returns a Stream of its output as it comes."""
         return Stream(self._ctx, self._exec_params(argv, cwd, env, user, timeout))
 
-    def cp_to(self, host_path, guest_path):
+    def cp_to(self, host_path, guest_path, progress=None):
         import os
         return self._ctx.call("vm.cp", {"name": self.id, "direction": "in", "host_path": os.path.abspath(host_path),
-                                        "guest_path": guest_path})
+                                        "guest_path": guest_path}, progress=progress)
 
-    def cp_from(self, guest_path, host_path):
+    def cp_from(self, guest_path, host_path, progress=None):
         import os
         return self._ctx.call("vm.cp", {"name": self.id, "direction": "out",
-                                        "host_path": os.path.abspath(host_path), "guest_path": guest_path})
+                                        "host_path": os.path.abspath(host_path), "guest_path": guest_path},
+                              progress=progress)
 
-    def workspace_prepare(self, path, guest_path=None, include_untracked=False, dry_run=False, force=False):
-        """The git repository at path into the guest (vm.workspace.prepare)."""
+    def workspace_prepare(self, path, guest_path=None, include_untracked=False, dry_run=False, force=False,
+                          progress=None):
+        """The git repository at path into the guest (vm.workspace.prepare);
+        progress(banger.Progress) gets its stages."""
         import os
         params = {"name": self.id, "path": os.path.abspath(path)}
         if guest_path:
@@ -250,7 +253,7 @@ class VM:
         for key, on in (("include_untracked", include_untracked), ("dry_run", dry_run), ("force", force)):
             if on:
                 params[key] = True
-        return self._ctx.call("vm.workspace.prepare", params)
+        return self._ctx.call("vm.workspace.prepare", params, progress=progress)
 
     def workspace_export(self, base_commit=None):
         """The guest checkout's changes as bytes for `git apply`, and the changed files."""
@@ -276,18 +279,19 @@ class VM:
     def logs(self):
         return self._ctx.call("vm.logs", {"name": self.id})["console"]
 
-    def _verb(self, method, **extra):
-        self.row = self._ctx.call(method, {"name": self.id, **extra})
+    def _verb(self, method, progress=None, **extra):
+        self.row = self._ctx.call(method, {"name": self.id, **extra}, progress=progress)
         return self
 
-    def start(self):
-        return self._verb("vm.start")
+    def start(self, progress=None):
+        """Boots it; progress(banger.Progress) gets the boot's stages."""
+        return self._verb("vm.start", progress)
 
     def stop(self):
         return self._verb("vm.stop")
 
-    def restart(self):
-        return self._verb("vm.restart")
+    def restart(self, progress=None):
+        return self._verb("vm.restart", progress)
 
     def kill(self, signal=None):
         return self._verb("vm.kill", **({"signal": signal} if signal else {}))
@@ -308,14 +312,16 @@ class VMs:
         self._ctx = ctx
 
     def create(self, name=None, image=None, kernel=None, vcpu=None, memory_mib=None, disk_size=None, nat=False,
-               start=True, ephemeral=False, on_event=None, init=None):
+               start=True, ephemeral=False, on_event=None, init=None, progress=None):
+        """A new VM; progress(banger.Progress) gets its stages (on_event(dict)
+        the raw events)."""
         p = {k: v for k, v in dict(name=name, image=image, kernel=kernel, vcpu=vcpu, memory_mib=memory_mib,
                                    disk_size=disk_size, init=init).items() if v is not None}
         if nat:
             p["nat"] = True
         if not start:
             p["start"] = False
-        return VM(self._ctx, self._ctx.call("vm.create", p, on_event=on_event), ephemeral)
+        return VM(self._ctx, self._ctx.call("vm.create", p, on_event=on_event, progress=progress), ephemeral)
 
     def get(self, name):
         return VM(self._ctx, self._ctx.call("vm.show", {"name": name}))
@@ -347,20 +353,22 @@ class _Store:
 
 
 class Images(_Store):
+    """ctx.images; pull, build and import_tars take progress(banger.Progress)."""
     kind = "image"
 
-    def pull(self, ref, name=None, **kw):
-        return self._ctx.call("image.pull", {"ref": ref, **({"name": name} if name else {}), **kw})
+    def pull(self, ref, name=None, progress=None, **kw):
+        return self._ctx.call("image.pull", {"ref": ref, **({"name": name} if name else {}), **kw}, progress=progress)
 
-    def build(self, **kw):
-        return self._ctx.call("image.build", kw)
+    def build(self, progress=None, **kw):
+        return self._ctx.call("image.build", kw, progress=progress)
 
-    def import_tars(self, name, tars, **kw):
-        return self._ctx.call("image.import", {"name": name, "tars": [str(t) for t in tars], **kw})
+    def import_tars(self, name, tars, progress=None, **kw):
+        return self._ctx.call("image.import", {"name": name, "tars": [str(t) for t in tars], **kw},
+                              progress=progress)
 
 
 class Kernels(_Store):
     kind = "kernel"
 
-    def import_deb(self, name, deb):
-        return self._ctx.call("kernel.import", {"name": name, "deb": str(deb)})
+    def import_deb(self, name, deb, progress=None):
+        return self._ctx.call("kernel.import", {"name": name, "deb": str(deb)}, progress=progress)
