@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -555,8 +556,23 @@ int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, b
 		guest = "/root/repo";
 	if (!path || path[0] != '/')
 		return bng_err(BANGER_EINVAL, "vm.workspace.prepare: path must be an absolute host path");
-	if (guest[0] != '/' || !strcmp(guest, "/"))
-		return bng_err(BANGER_EINVAL, "vm.workspace.prepare: guest_path must be an absolute path below /");
+	/* the last name is the top of the tar stream: one plain name per component */
+	char guest_buf[PATH_MAX];
+	size_t glen = strlen(guest);
+	while (glen > 1 && guest[glen - 1] == '/')
+		glen--;
+	bool plain = guest[0] == '/' && glen > 1 && glen < sizeof(guest_buf);
+	if (plain) {
+		memcpy(guest_buf, guest, glen);
+		guest_buf[glen] = '\0';
+		guest = guest_buf;
+		const char *last = strrchr(guest, '/') + 1;
+		plain = !strstr(guest, "//") && !strstr(guest, "/./") && !strstr(guest, "/../") && strcmp(last, ".") &&
+			strcmp(last, "..");
+	}
+	if (!plain)
+		return bng_err(BANGER_EINVAL, "vm.workspace.prepare: guest_path must be an absolute path below / "
+					      "without . or .. components");
 	if (!mode)
 		mode = "shallow";
 	if (strcmp(mode, "shallow") && strcmp(mode, "full_copy"))

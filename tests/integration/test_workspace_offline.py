@@ -60,6 +60,14 @@ def test_refusals(cold, tmp_path):
         cold.call("vm.workspace.prepare", {"name": "cold", "path": str(repo), "dry_run": True})
     with pytest.raises(banger.InvalidArgument, match="absolute"):
         cold.call("vm.workspace.prepare", {"name": "cold", "path": "relative"})
+    # the guest path's last name tops the tar stream: plain names only, trailing slashes dropped
+    for bad in ("/", "//", "relative", "/root/../etc", "/root/./repo", "/root//repo", "/root/..", "/root/."):
+        with pytest.raises(banger.InvalidArgument, match="guest_path"):
+            cold.call("vm.workspace.prepare", {"name": "cold", "path": str(repo), "guest_path": bad,
+                                               "mode": "full_copy", "dry_run": True})
+    r = cold.call("vm.workspace.prepare", {"name": "cold", "path": str(repo), "guest_path": "/work/x//",
+                                           "mode": "full_copy", "dry_run": True})
+    assert r["guest_path"] == "/work/x"
     with pytest.raises(banger.NotFound):
         cold.call("vm.workspace.prepare", {"name": "nope", "path": str(repo), "dry_run": True})
     # a real prepare on a stopped VM is refused before anything is written
