@@ -374,9 +374,9 @@ static const char guest_prepare[] =
 	" git config --global --get-all safe.directory 2>/dev/null | grep -qxF \"$1\" ||"
 	" git config --global --add safe.directory \"$1\"\n"
 	"if [ -n \"$4\" ]; then\n"
-	/* a worker per CPU: inflating and writing the files is most of it */
-	"  git -c checkout.workers=0 -c checkout.thresholdForParallelism=1000 checkout-index -u -z --stdin \\\n"
-	"    < .git/banger-checkout\n"
+	/* $W: 0 (a worker per CPU) for many files, where inflating and writing
+	 * them is most of it; 1 for a few, where starting workers costs more */
+	"  git -c checkout.workers=\"$W\" checkout-index -u -z --stdin < .git/banger-checkout\n"
 	"  rm -f .git/banger-checkout\n"
 	"  echo \"$4\"\n"
 	"  exit 0\n"
@@ -385,10 +385,10 @@ static const char guest_prepare[] =
 /* Replaces guest with stage's tree in one guest command (refused over
  * changes made in the guest since the shipping whose tree id was
  * shipped_tree, unless force); shallow_tree is a shallow checkout's tree
- * id (NULL for a full copy); *tree gets the new checkout's tree id, *sent
- * the stream's size. */
+ * id (NULL for a full copy), checkout_files how many files it checks out;
+ * *tree gets the new checkout's tree id, *sent the stream's size. */
 static int ship(bng_engine *e, json_t *vm, const char *stage, const char *guest, const char *shipped_tree,
-		bool force, const char *shallow_tree, char **tree, size_t *sent, bng_op *op)
+		bool force, const char *shallow_tree, size_t checkout_files, char **tree, size_t *sent, bng_op *op)
 {
 	bng_agent_link *link;
 	json_t *running;
@@ -396,9 +396,10 @@ static int ship(bng_engine *e, json_t *vm, const char *stage, const char *guest,
 	if (rc)
 		return rc;
 	char *base = bng_strdup(strrchr(guest, '/') + 1);
-	json_t *spec = json_pack("{s:[s,s,s,s,s,s,s,s],s:[s,s]}", "argv", "sh", "-c", guest_prepare, "sh", guest,
+	json_t *spec = json_pack("{s:[s,s,s,s,s,s,s,s],s:[s,s,s]}", "argv", "sh", "-c", guest_prepare, "sh", guest,
 				 shipped_tree ? shipped_tree : "", force ? "force" : "", shallow_tree ? shallow_tree : "",
-				 "env", "HOME=/root", "TAR_OPTIONS=--delay-directory-restore");
+				 "env", "HOME=/root", "TAR_OPTIONS=--delay-directory-restore",
+				 checkout_files >= 1000 ? "W=0" : "W=1");
 	bng_output c = {0};
 	int code = -1;
 	rc = bng_vm_tar_in(link, running, stage, base, spec, &c, &code, sent, op);
@@ -683,7 +684,7 @@ int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, b
 			const char *was = json_string_value(json_object_get(row0, "guest_path"));
 			rc = ship(e, vm, full ? top : stage, guest,
 				  was && !strcmp(was, guest) ? json_string_value(json_object_get(row0, "guest_tree")) : NULL,
-				  force, shallow_tree, &tree, &sent, op);
+				  force, shallow_tree, shipped - overlaid, &tree, &sent, op);
 			json_decref(prev);
 		}
 		if (!rc) {
