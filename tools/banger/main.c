@@ -54,6 +54,10 @@ int api_fail(int err)
 	if (err == BANGER_ECANCELED && interrupted)
 		return fail(EXIT_INTERRUPTED, "interrupted");
 	fail(1, "%s", banger_error_last());
+	if (err == BANGER_EPERM && strstr(banger_error_last(), "root helper bangerd-root"))
+		fprintf(stderr, "hint: start the helper for this user (as root: `bangerd-root --owner %lu`), or run "
+				"bangerd as root (`sudo banger system install`)\n",
+			(unsigned long)getuid());
 	return err == BANGER_ECONNECT ? EXIT_DAEMON : 1;
 }
 
