@@ -91,8 +91,10 @@ static int call(json_t *req)
 		ssize_t w = send(fd, text + off, n + 1 - off, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && errno == EPIPE)
+			break; /* it hung up on us (a refused uid): read why */
 		if (w <= 0) {
-			rc = bng_err_errno(BANGER_ECONNECT, errno, "root helper %s: sending %s", path, verb);
+			rc = bng_err_errno(BANGER_EIO, errno, "root helper %s: sending %s", path, verb);
 			goto out;
 		}
 		off += (size_t)w;
@@ -103,12 +105,14 @@ static int call(json_t *req)
 		ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
 		if (r < 0 && errno == EINTR)
 			continue;
+		if (r < 0 && errno == ECONNRESET)
+			r = 0;
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			rc = bng_err(BANGER_ETIMEDOUT, "root helper %s: no answer to %s within 30 s", path, verb);
 			goto out;
 		}
 		if (r <= 0) {
-			rc = bng_err(BANGER_ECONNECT, "root helper %s closed the connection without answering %s "
+			rc = bng_err(BANGER_EIO, "root helper %s closed the connection without answering %s "
 				     "(is this uid its configured owner?)", path, verb);
 			goto out;
 		}
@@ -155,6 +159,11 @@ int bng_root_nat_sync(const char *tag, const char *bridge, json_t *ips)
 int bng_root_ip_forward_enable(void)
 {
 	return call(json_pack("{s:s}", "verb", "ip_forward.enable"));
+}
+
+int bng_root_ping(void)
+{
+	return call(json_pack("{s:s}", "verb", "ping"));
 }
 
 /* ---- server policy ---- */
@@ -350,14 +359,17 @@ json_t *bng_root_handle(const bng_root_policy *p, uid_t peer_uid, const char *li
 		rc = do_tap_delete(peer_uid, req);
 	else if (!strcmp(verb, "nat.sync"))
 		rc = do_nat_sync(p, req);
-	else if (!strcmp(verb, "ip_forward.enable")) {
+	else if (!strcmp(verb, "ping")) {
+		static const char *const keys[] = {"verb", NULL};
+		rc = only_keys(req, keys); /* nothing to do: "you are served" */
+	} else if (!strcmp(verb, "ip_forward.enable")) {
 		static const char *const keys[] = {"verb", NULL};
 		rc = only_keys(req, keys);
 		if (!rc)
 			rc = bng_net_ip_forward_enable();
 	} else
 		rc = bng_err(BANGER_ENOMETHOD, "unknown verb \"%s\": the helper does only bridge.ensure, tap.create, "
-			     "tap.delete, nat.sync and ip_forward.enable", verb_p);
+			     "tap.delete, nat.sync, ip_forward.enable and ping", verb_p);
 done:
 	json_decref(req);
 	json_t *resp;

@@ -40,6 +40,8 @@ int bng_root_tap_create(const char *name, const char *bridge);
 int bng_root_tap_delete(const char *name, bool missing_ok);
 int bng_root_nat_sync(const char *tag, const char *bridge, json_t *ips);
 int bng_root_ip_forward_enable(void);
+/* Whether the helper serves this uid (doctor): changes nothing. */
+int bng_root_ping(void);
 
 /* ---- server policy ---- */
 

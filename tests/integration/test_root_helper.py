@@ -62,8 +62,8 @@ class Helper:
         self.proc, self.sock, self.log = proc, sock, log
         self.ns = ["nsenter", f"--net=/proc/{proc.pid}/ns/net"]
 
-    def as_uid(self, uid, argv, **kw):
-        env = dict(os.environ, BANGER_ROOT_SOCKET=self.sock, ASAN_OPTIONS="detect_leaks=0")
+    def as_uid(self, uid, argv, env_extra=None, **kw):
+        env = dict(os.environ, BANGER_ROOT_SOCKET=self.sock, ASAN_OPTIONS="detect_leaks=0", **(env_extra or {}))
         return subprocess.run(self.ns + ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"] + argv,
                               capture_output=True, text=True, timeout=30, env=env, **kw)
 
@@ -277,3 +277,32 @@ def test_helper_unit_is_hardened_and_passes_systemd_analyze_verify(tmp_path):
     copy.write_text(copy.read_text().replace("KillMode=process", "KillMode=processes"))
     p = subprocess.run([exe, "verify", str(copy)], capture_output=True, text=True, timeout=60)
     assert p.stdout + p.stderr != ""  # the check can fail
+
+
+def test_doctor_passes_privileges_through_the_helper(helper):
+    """banger doctor as uid 65534: its privileges row passes when the helper
+    serves that uid, and fails naming the helper for uid 65533."""
+    from conftest import BANGER
+    assert helper.client("ping").stdout.strip() == "ok"
+    r = helper.client("ping", uid=OTHER)
+    assert r.returncode == 1 and r.stdout.startswith("error EPERM") and "may not use the root helper" in r.stdout
+    base = tempfile.mkdtemp(prefix="banger-root-doctor-")
+    os.chmod(base, 0o755)
+    try:
+        rows = {}
+        for uid in (OWNER, OTHER):
+            home = os.path.join(base, str(uid))
+            os.mkdir(home)
+            os.chown(home, uid, uid)
+            env = {k: os.path.join(home, k.lower()) for k in
+                   ("BANGER_CONFIG_DIR", "BANGER_STATE_DIR", "BANGER_CACHE_DIR", "BANGER_RUNTIME_DIR")}
+            env.update(HOME=home, BANGER_URI=f"local:{home}/state")
+            r = helper.as_uid(uid, [str(BANGER), "doctor", "--json"], env_extra=env)
+            rows[uid] = {c["name"]: c for c in json.loads(r.stdout)["checks"]}["privileges"]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    assert rows[OWNER]["status"] == "PASS", rows[OWNER]
+    assert "through the root helper bangerd-root on " + helper.sock in rows[OWNER]["detail"]
+    assert rows[OTHER]["status"] == "FAIL", rows[OTHER]
+    assert rows[OTHER]["detail"].startswith("uid 65533 without CAP_NET_ADMIN: this engine cannot make")
+    assert "may not use the root helper" in rows[OTHER]["detail"]

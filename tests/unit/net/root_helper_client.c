@@ -4,8 +4,9 @@
  * "error NAME: message" and exits 0 or 1.
  *   root-helper-client bridge NAME IP PREFIX | tap-create NAME BRIDGE |
  *                      tap-delete NAME | tap-delete-if-exists NAME |
- *                      nat TAG BRIDGE [IP...] | forward */
+ *                      nat TAG BRIDGE [IP...] | forward | ping */
 #include "net/net.h"
+#include "net/root_helper.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@ int main(int argc, char **argv)
 			json_array_append_new(ips, json_string(argv[i]));
 		rc = bng_net_nat_sync(argv[2], argv[3], ips);
 		json_decref(ips);
+	} else if (!strcmp(v, "ping") && argc == 2) {
+		rc = bng_root_ping();
 	} else if (!strcmp(v, "forward") && argc == 2) {
 		rc = bng_net_ip_forward_enable();
 	} else {

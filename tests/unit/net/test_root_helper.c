@@ -94,6 +94,8 @@ int main(void)
 	CHECK_EQ_STR(handle(&p, "{\"verb\":\"nat.sync\",\"tag\":\"1a2b\",\"bridge\":\"br-banger\",\"ips\":\"172.16.0.5\"}"),
 		     "EINVAL");
 	CHECK_EQ_STR(handle(&p, "{\"verb\":\"ip_forward.enable\",\"value\":0}"), "EINVAL");
+	CHECK_EQ_STR(handle(&p, "{\"verb\":\"ping\"}"), "");
+	CHECK_EQ_STR(handle(&p, "{\"verb\":\"ping\",\"cmd\":\"id\"}"), "EINVAL");
 
 	/* oversized: refused by length, before parsing */
 	size_t n = BNG_ROOT_MAX_REQUEST + 100;
