@@ -6,6 +6,7 @@
  * service (`banger system install`, tools/banger/cmd_system.c). */
 #include "engine.h"
 #include "../core/proc.h"
+#include "../net/root_helper.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,11 +50,17 @@ static void check_privileges(json_t *out)
 	if (cap_eff() & (1ULL << CAP_NET_ADMIN_BIT))
 		check(out, "privileges", "PASS",
 		      bng_asprintf("uid %u with CAP_NET_ADMIN: enough for the bridge, taps and NAT rules", (unsigned)uid));
+	else if (bng_root_ping() == 0)
+		check(out, "privileges", "PASS",
+		      bng_asprintf("uid %u without CAP_NET_ADMIN: the bridge, taps and NAT rules go through the root "
+				   "helper bangerd-root on %s, which serves this uid",
+				   (unsigned)uid, bng_root_socket_path()));
 	else
 		check(out, "privileges", "FAIL",
 		      bng_asprintf("uid %u without CAP_NET_ADMIN: this engine cannot make the bridge, taps or NAT rules, "
-				   "so VMs cannot start; run bangerd as root (banger system install, as root)",
-				   (unsigned)uid));
+				   "so VMs cannot start, and the root helper does not serve it (%s); run bangerd as root "
+				   "(banger system install, as root) or start bangerd-root --owner %u",
+				   (unsigned)uid, banger_error_last(), (unsigned)uid));
 }
 
 static void check_tun(json_t *out)

@@ -6,6 +6,7 @@
  * them. Extended ACKs are switched on so errors carry the kernel's reason. */
 #include "net.h"
 #include "nl.h"
+#include "root_helper.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,6 +40,8 @@ struct link_info {
 	unsigned int flags;  /* IFF_* */
 	unsigned int master; /* ifindex of the bridge it is enslaved to, or 0 */
 	char kind[32];       /* IFLA_INFO_KIND: "bridge", "tun", "" for hardware */
+	bool tun_is_tap;     /* kind "tun": IFLA_TUN_TYPE is IFF_TAP */
+	int64_t tun_owner;   /* kind "tun": IFLA_TUN_OWNER, -1 when unset or unknown */
 	char name[IFNAMSIZ];
 };
 
@@ -63,6 +66,7 @@ static int parse_link(const struct nlmsghdr *h, struct link_info *li)
 	li->found = true;
 	li->index = ifi->ifi_index;
 	li->flags = ifi->ifi_flags;
+	li->tun_owner = -1;
 	const struct nlattr *attr;
 	mnl_attr_for_each(attr, h, sizeof(*ifi)) {
 		switch (mnl_attr_get_type(attr)) {
@@ -78,6 +82,18 @@ static int parse_link(const struct nlmsghdr *h, struct link_info *li)
 			mnl_attr_for_each_nested(sub, attr) {
 				if (mnl_attr_get_type(sub) == IFLA_INFO_KIND)
 					copy_attr_str(li->kind, sizeof(li->kind), sub);
+				if (mnl_attr_get_type(sub) != IFLA_INFO_DATA)
+					continue;
+				const struct nlattr *d;
+				mnl_attr_for_each_nested(d, sub) {
+					if (mnl_attr_get_type(d) == IFLA_TUN_TYPE &&
+					    mnl_attr_validate(d, MNL_TYPE_U8) == 0)
+						li->tun_is_tap = mnl_attr_get_u8(d) == IFF_TAP;
+					if (mnl_attr_get_type(d) == IFLA_TUN_OWNER &&
+					    mnl_attr_validate(d, MNL_TYPE_U32) == 0 &&
+					    mnl_attr_get_u32(d) != (uint32_t)-1)
+						li->tun_owner = mnl_attr_get_u32(d);
+				}
 			}
 			break;
 		}
@@ -155,6 +171,9 @@ static int add_ipv4(struct nl *nl, int index, struct in_addr addr, int prefix_le
 
 int bng_net_bridge_ensure(const char *name, const char *ip, int prefix_len)
 {
+	if (bng_net_via_helper())
+		return bng_root_bridge_ensure(name, ip, prefix_len);
+
 	int rc = bng_net_check_ifname(name);
 	if (rc)
 		return rc;
@@ -288,6 +307,8 @@ static int make_persistent_tap(const char *name, uid_t owner, gid_t group)
 
 int bng_net_tap_create(const char *name, const char *bridge, uid_t owner, gid_t group)
 {
+	if (bng_net_via_helper())
+		return bng_root_tap_create(name, bridge); /* owned by our uid */
 	int rc = bng_net_check_ifname(name);
 	if (rc || (rc = bng_net_check_ifname(bridge)))
 		return rc;
@@ -330,6 +351,8 @@ out:
 
 static int link_delete(const char *name, bool missing_ok)
 {
+	if (bng_net_via_helper())
+		return bng_root_tap_delete(name, missing_ok); /* the helper deletes only our taps */
 	int rc = bng_net_check_ifname(name);
 	if (rc)
 		return rc;
@@ -439,6 +462,27 @@ int bng_net_link_set_up(const char *name, bool up)
 		rc = bng_err(BANGER_ENOTFOUND, "there is no network device named %s", name);
 	else if (e)
 		rc = net_fail(&nl, e, "bringing network device %s %s", name, up ? "up" : "down");
+	nl_close(&nl);
+	return rc;
+}
+
+int bng_net_tap_info(const char *name, bool *found, bool *is_tap, int64_t *owner)
+{
+	int rc = bng_net_check_ifname(name);
+	if (rc)
+		return rc;
+	struct nl nl;
+	if ((rc = nl_open(&nl, NETLINK_ROUTE)))
+		return rc;
+	struct link_info li;
+	int e = get_link(&nl, name, &li);
+	if (e) {
+		rc = net_fail(&nl, e, "looking up network device %s", name);
+	} else {
+		*found = li.found;
+		*is_tap = li.found && !strcmp(li.kind, "tun") && li.tun_is_tap;
+		*owner = li.found ? li.tun_owner : -1;
+	}
 	nl_close(&nl);
 	return rc;
 }

@@ -4,6 +4,7 @@
  * batch, so the kernel's rules always equal what the caller asked for. */
 #include "net.h"
 #include "nl.h"
+#include "root_helper.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -115,8 +116,10 @@ static int read_acks(struct nl *nl, uint32_t first_seq, int acks)
 	return 0;
 }
 
-static int enable_forwarding(void)
+int bng_net_ip_forward_enable(void)
 {
+	if (bng_net_via_helper())
+		return bng_root_ip_forward_enable();
 	int fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write(fd, "1\n", 2) != 2) {
 		int e = errno;
@@ -131,6 +134,8 @@ static int enable_forwarding(void)
 
 int bng_net_nat_sync(const char *tag, const char *bridge, json_t *ips)
 {
+	if (bng_net_via_helper())
+		return bng_root_nat_sync(tag, bridge, ips); /* forwarding too */
 	char chain[64];
 	snprintf(chain, sizeof(chain), "postrouting-%s", tag);
 	size_t count = json_array_size(ips);
@@ -207,6 +212,6 @@ int bng_net_nat_sync(const char *tag, const char *bridge, json_t *ips)
 	nl_close(&nl);
 	free(addrs);
 	if (!rc && count)
-		rc = enable_forwarding();
+		rc = bng_net_ip_forward_enable();
 	return rc;
 }

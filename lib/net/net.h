@@ -6,7 +6,15 @@
  * netlink socket per call, so every function is safe to call from any
  * thread. Functions return 0 or a negative BANGER_E* code and leave a
  * message in banger_error_last(); they never print. Creating or changing
- * devices needs root or CAP_NET_ADMIN (BANGER_EPERM otherwise). */
+ * devices needs root or CAP_NET_ADMIN (BANGER_EPERM otherwise).
+ *
+ * When the process is not root (euid != 0) and lacks CAP_NET_ADMIN, the
+ * privileged calls
+ * (bridge_ensure, tap_create, link_delete*, nat_sync, ip_forward_enable)
+ * go to the root helper, bangerd-root, over its socket instead
+ * (root_helper.h, docs/privileges.md): a tap it makes is owned by this
+ * process's uid, and it deletes only taps of banger's naming that this uid
+ * owns. As root nothing changes. */
 #ifndef BANGER_NET_H
 #define BANGER_NET_H
 
@@ -58,6 +66,11 @@ int bng_net_link_exists(const char *name, bool *exists);
  * a crash. The caller owns *names; it is untouched on error. */
 int bng_net_link_list(const char *prefix, json_t **names);
 
+/* Whether a device called `name` exists (*found), is a tap (*is_tap) and
+ * the uid that owns it (*owner; -1 for no owner or not a tap). Read-only:
+ * needs no privilege. */
+int bng_net_tap_info(const char *name, bool *found, bool *is_tap, int64_t *owner);
+
 /* Brings device `name` up or down. */
 int bng_net_link_set_up(const char *name, bool up);
 
@@ -69,6 +82,9 @@ int bng_net_link_set_up(const char *name, bool up);
  * IPv4 forwarding. An empty array deletes the chain (and creates nothing
  * where there was none). One tag per engine. */
 int bng_net_nat_sync(const char *tag, const char *bridge, json_t *ips);
+
+/* Writes 1 to /proc/sys/net/ipv4/ip_forward (nat_sync does it too). */
+int bng_net_ip_forward_enable(void);
 
 /* ---- pure helpers (addr.c) ---- */
 

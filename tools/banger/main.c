@@ -177,6 +177,10 @@ int api_fail(int err)
 	char *msg = with_hint(err, banger_error_last());
 	fail(1, "%s", msg);
 	free(msg);
+	if (err == BANGER_EPERM && strstr(banger_error_last(), "root helper bangerd-root"))
+		fprintf(stderr, "hint: start the helper for this user (as root: `bangerd-root --owner %lu`), or run "
+				"bangerd as root (`sudo banger system install`)\n",
+			(unsigned long)getuid());
 	return err == BANGER_ECONNECT ? EXIT_DAEMON : 1;
 }
 
