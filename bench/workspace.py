@@ -112,8 +112,10 @@ for label, repo in (("banger", root), ("synthetic", syn)):  # synthetic last: ex
     shipped = du(clone / label)  # what the baseline sent: the same depth-10 clone plus its checkout
     shutil.rmtree(clone)
     print(f"{label:10s} prepare {tp:7.2f} s   baseline (clone --depth 10 + vm cp) {tb:7.2f} s   "
-          f"ratio {tp / tb:.2f} (goal <= 0.7)   shipped {r['files']} files {r['bytes']} B + depth-10 history; "
-          f"baseline {shipped} B; whole history {history} B")
+          f"ratio {tp / tb:.2f} (goal <= 0.7)\n"
+          f"{'':10s} sent {r['sent_bytes']} B (a work tree of {r['files']} files, {r['bytes']} B, {r['overlaid']} sent"
+          f" as they are, the rest checked out from the depth-10 history); baseline {shipped} B;"
+          f" whole history {history} B")
 
 # export with 100 files changed in the guest
 script = ("cd /root/synthetic && for f in $(ls src/d0 | head -n 100); do echo edit >> src/d0/$f; done; "
