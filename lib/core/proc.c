@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@ int bng_run(const char *const *argv, const char *stdout_path, const char *log_pa
 		close(pfd[1]);
 		return bng_err_errno(BANGER_EIO, e, "cannot create %s", stdout_path);
 	}
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		int e = errno;
@@ -35,6 +37,11 @@ int bng_run(const char *const *argv, const char *stdout_path, const char *log_pa
 	}
 	if (pid == 0) {
 		setpgid(0, 0); /* cancel kills the whole group */
+		/* A helper dies with us: one left running after a kill -9 would
+		 * write into the scratch directory the next start cleared. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
 		int null = open("/dev/null", O_RDONLY);
 		dup2(null, 0);
 		dup2(out_fd >= 0 ? out_fd : pfd[1], 1);

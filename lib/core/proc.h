@@ -14,7 +14,8 @@ typedef void (*bng_line_cb)(const char *line, void *ud);
 /* Runs argv[0] (searched on PATH) with argv, stdin from stdin_path (NULL:
  * /dev/null), stdout to stdout_path (NULL: merged with stderr into the log).
  * Every output line is appended to log_path (may be NULL) and passed to cb.
- * Cancelling the op kills the child's process group. Returns 0 if it exits 0,
+ * Cancelling the op kills the child's process group; the child is killed
+ * when the calling thread's process dies. Returns 0 if it exits 0,
  * otherwise BANGER_EIO naming the program, its status and the last line. */
 int bng_run(const char *const *argv, const char *stdout_path, const char *log_path, bng_line_cb cb, void *ud,
 	    bng_op *op);

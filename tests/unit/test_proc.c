@@ -1,10 +1,12 @@
-/* lib/core/proc.c: bng_spawn_detached, how VMMs are started. */
+/* lib/core/proc.c: bng_spawn_detached, how VMMs are started, and bng_run's
+ * helpers dying with their parent. */
 #include "check.h"
 
 #include "core/proc.h"
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 /* The file's text once the child wrote its last line ("done"). */
 static char *wait_output(const char *path)
@@ -74,12 +76,47 @@ static void test_failures(const char *dir)
 	close(fd);
 }
 
+/* A helper bng_run started dies when its parent is killed with SIGKILL
+ * (a daemon killed mid-operation must not leave git or tar writing). */
+static void test_run_dies_with_parent(const char *dir)
+{
+	char pidfile[512], script[2048];
+	snprintf(pidfile, sizeof(pidfile), "%s/helper.pid", dir);
+	snprintf(script, sizeof(script), "echo $$ > %s.tmp && mv %s.tmp %s && exec sleep 60", pidfile, pidfile, pidfile);
+	pid_t runner = fork();
+	CHECK(runner >= 0);
+	if (runner == 0) {
+		const char *argv[] = {"sh", "-c", script, NULL};
+		bng_run(argv, NULL, NULL, NULL, NULL, NULL);
+		_exit(0);
+	}
+	char *text = NULL;
+	for (int i = 0; i < 500 && bng_read_file(pidfile, &text, NULL) != 0; i++)
+		usleep(10000);
+	CHECK(text != NULL);
+	pid_t helper = text ? (pid_t)atoi(text) : 0;
+	free(text);
+	CHECK(helper > 0 && kill(helper, 0) == 0);
+	kill(runner, SIGKILL);
+	waitpid(runner, NULL, 0);
+	bool gone = false;
+	for (int i = 0; i < 500 && !gone; i++) {
+		gone = bng_proc_gone(helper, 0);
+		if (!gone)
+			usleep(10000);
+	}
+	CHECK(gone);
+	if (!gone && helper > 0)
+		kill(helper, SIGKILL);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/banger-proc-XXXXXX";
 	CHECK(mkdtemp(dir) != NULL);
 	test_detached(dir);
 	test_failures(dir);
+	test_run_dies_with_parent(dir);
 	check_rm_rf(dir);
 	return check_summary();
 }
