@@ -13,6 +13,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -67,9 +68,9 @@ def snapshot(prefix):
     return out
 
 
-@pytest.fixture
-def rel(env, tmp_path):
-    """An installed prefix, a key pair, a release server and a runner."""
+def installed(tmp_path):
+    """A key pair, a prefix holding the update-test builds and an empty
+    release directory: (key, pub, prefix, releases)."""
     key, pub = make_key(tmp_path / "release.pem")
     prefix = tmp_path / "prefix"
     (prefix / "bin").mkdir(parents=True)
@@ -77,6 +78,13 @@ def rel(env, tmp_path):
     shutil.copy2(DAEMON, prefix / "bin" / "bangerd")
     root = tmp_path / "releases"
     root.mkdir()
+    return key, pub, prefix, root
+
+
+@pytest.fixture
+def rel(env, tmp_path):
+    """An installed prefix, a key pair, a release server and a runner."""
+    key, pub, prefix, root = installed(tmp_path)
     srv = Server(root)
 
     class R:
@@ -366,7 +374,6 @@ def service(rel, tmp_path):
     for _ in range(100):
         if not open(f"{cg}/cgroup.procs").read().split():
             break
-        import time
         time.sleep(0.1)
     os.rmdir(cg)
     os.rmdir(os.path.dirname(cg))

@@ -1299,14 +1299,8 @@ def test_update_keeps_running_vms(vmenv, tmp_path):
     holding the update-test builds (their trusted key comes from the
     environment), as in test_update.py."""
     from httpserver import Server
-    from test_update import CLI as UCLI, DAEMON as UDAEMON, NEW, make_key, publish, wrapper
-    key, pub = make_key(tmp_path / "release.pem")
-    prefix = tmp_path / "prefix"
-    (prefix / "bin").mkdir(parents=True)
-    shutil.copy2(UCLI, prefix / "bin" / "banger")
-    shutil.copy2(UDAEMON, prefix / "bin" / "bangerd")
-    releases = tmp_path / "releases"
-    releases.mkdir()
+    from test_update import CLI as UCLI, DAEMON as UDAEMON, NEW, installed, publish, wrapper
+    key, pub, prefix, releases = installed(tmp_path)
     publish(releases, NEW, {"bin/banger": wrapper(UCLI, NEW), "bin/bangerd": wrapper(UDAEMON, NEW)}, key)
     srv = Server(releases)
     socket = vmenv["daemon"].socket
