@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef enum { K_STRING, K_ENUM, K_BOOL, K_INT, K_SIZE, K_DURATION, K_IPV4, K_CIDR, K_IFNAME, K_LISTEN, K_FILE_SYNC } key_type;
+typedef enum { K_STRING, K_ENUM, K_BOOL, K_INT, K_SIZE, K_DURATION, K_IPV4, K_CIDR, K_IFNAME, K_LISTEN, K_FILE_SYNC, K_KARGS } key_type;
 
 typedef struct {
 	const char *name;
@@ -32,6 +32,10 @@ static const key_spec keys[] = {
 	{"firecracker_gid", K_INT, "65534", NULL, 0, 4294967294LL},
 	{"firecracker_log_max", K_SIZE, "4M", NULL, 0, 0},               /* firecracker.log/.metrics rotate past it */
 	{"ssh_key_path", K_STRING, "", NULL, 0, 0},
+	/* Guest kernel arguments before banger's own. The default skips the
+	 * crypto self-tests and the kprobe-events setup: 0.4 s of each boot
+	 * under TCG. */
+	{"kernel_args", K_KARGS, "cryptomgr.notests=1 initcall_blacklist=init_kprobe_trace,crypto_kdf108_init", NULL, 0, 0},
 	{"default_image_name", K_STRING, "debian-bookworm", NULL, 0, 0},
 	{"default_kernel_name", K_STRING, "debian-cloud", NULL, 0, 0},
 	{"image_catalog", K_STRING, "", NULL, 0, 0},
@@ -266,6 +270,19 @@ static json_t *convert(const key_spec *k, json_t *raw, char **why)
 			return NULL;
 		}
 		break;
+	case K_KARGS: { /* printable, quotes paired (they group words for the kernel), short */
+		size_t quotes = 0, n = strlen(s);
+		bool ok = n <= 512;
+		for (const char *c = s; ok && *c; c++) {
+			ok = (unsigned char)*c >= 0x20 && *c != 0x7f;
+			quotes += *c == '"';
+		}
+		if (!ok || quotes % 2) {
+			*why = bng_asprintf("must be kernel arguments on one line, at most 512 bytes, with paired double quotes");
+			return NULL;
+		}
+		break;
+	}
 	default:
 		break;
 	}

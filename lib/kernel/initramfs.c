@@ -1,4 +1,4 @@
-/* The generated initramfs: a gzip cpio (newc) with a static busybox, the
+/* The generated initramfs: an uncompressed cpio (newc) with a static busybox, the
  * guest init script and the modules a distro kernel needs to reach its
  * root disk, written with libarchive. Entries carry mtime 0 and uid 0, so
  * the same inputs give the same archive. */
@@ -322,13 +322,12 @@ int bng_initramfs_build(const char *modules_root, const char *kver, const char *
 		goto out;
 	}
 	c.a = archive_write_new();
-	if (!c.a || archive_write_set_format_cpio_newc(c.a) != ARCHIVE_OK ||
-	    archive_write_add_filter_gzip(c.a) != ARCHIVE_OK) {
-		rc = bng_err(BANGER_EUNSUPPORTED, "this libarchive cannot write gzip cpio archives in process");
+	/* Uncompressed: inflating 3 MB under TCG delayed /init by ~0.15 s, and
+	 * the disk it saves is small next to the kernel's. */
+	if (!c.a || archive_write_set_format_cpio_newc(c.a) != ARCHIVE_OK) {
+		rc = bng_err(BANGER_EUNSUPPORTED, "this libarchive cannot write cpio archives in process");
 		goto out;
 	}
-	archive_write_set_filter_option(c.a, "gzip", "compression-level", "9");
-	archive_write_set_filter_option(c.a, "gzip", "timestamp", NULL); /* reproducible header */
 	archive_write_set_bytes_in_last_block(c.a, 1); /* no padding to 10 KiB blocks */
 	if (archive_write_open_fd(c.a, fd) != ARCHIVE_OK) {
 		rc = cpio_err(&c, "the header");

@@ -136,9 +136,10 @@ int bng_vm_boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 		bng_net_parse_cidr(bng_config_str(&e->config, "cidr"), &net, &prefix);
 		/* banger's own init: the agent as PID 1 (guest/agent/init.c) */
 		bool own_init = !strcmp(bng_vm_str(vm, "init") ?: "", "banger");
-		char *cmdline = bng_asprintf("banger.root=/dev/vda banger.overlay=/dev/vdb banger.ip=%s/%d,%s,%s "
+		const char *extra = bng_config_str(&e->config, "kernel_args");
+		char *cmdline = bng_asprintf("%s%sbanger.root=/dev/vda banger.overlay=/dev/vdb banger.ip=%s/%d,%s,%s "
 					     "systemd.hostname=%s%s",
-					     bng_vm_str(vm, "ip"), prefix, bng_config_str(&e->config, "bridge_ip"),
+					     extra, *extra ? " " : "", bng_vm_str(vm, "ip"), prefix, bng_config_str(&e->config, "bridge_ip"),
 					     bng_config_str(&e->config, "default_dns"), bng_vm_str(vm, "name"),
 					     own_init ? " banger.init=\"/usr/local/libexec/banger-agent --init\"" : "");
 		bng_vm_config cfg = {

@@ -195,14 +195,14 @@ static unsigned long host_tsc_khz(void)
 }
 
 typedef struct {
-	char *qmp, *agent, *vmlinuz, *initrd;
+	char *qmp, *agent, *kernel, *initrd;
 } qpaths;
 
 static void qpaths_free(qpaths *p)
 {
 	free(p->qmp);
 	free(p->agent);
-	free(p->vmlinuz);
+	free(p->kernel);
 	free(p->initrd);
 }
 
@@ -233,7 +233,7 @@ static void build_argv(strv *a, const bng_vm_config *cfg, const char *exe, const
 	arg(a, "-nographic");
 	arg(a, "-no-reboot");
 	arg(a, "-kernel");
-	arg(a, p->vmlinuz);
+	arg(a, p->kernel);
 	if (with_initrd) {
 		arg(a, "-initrd");
 		arg(a, p->initrd);
@@ -302,6 +302,81 @@ static void build_argv(strv *a, const bng_vm_config *cfg, const char *exe, const
 	arg(a, "chardev=qmp,mode=control");
 }
 
+/* ---- the kernel ---- */
+
+static uint64_t rd_le(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+	while (n--)
+		v = v << 8 | p[n];
+	return v;
+}
+
+/* Whether an x86-64 ELF kernel carries Xen's PVH entry note
+ * (XEN_ELFNOTE_PHYS32_ENTRY): qemu then boots it directly, without the
+ * bzImage's real-mode setup and decompression (about 0.5 s under TCG). */
+static bool elf_has_pvh_entry(const char *path)
+{
+	enum { PT_NOTE = 4, XEN_ELFNOTE_PHYS32_ENTRY = 18, MAX_NOTES = 64 << 10 };
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	unsigned char eh[64];
+	bool found = false;
+	if (pread(fd, eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) || memcmp(eh, "\x7f" "ELF", 4) != 0 || eh[4] != 2 ||
+	    eh[5] != 1 || rd_le(eh + 18, 2) != 62 || rd_le(eh + 54, 2) != 56)
+		goto out;
+	uint64_t phoff = rd_le(eh + 32, 8);
+	unsigned phnum = (unsigned)rd_le(eh + 56, 2);
+	for (unsigned i = 0; i < phnum && !found; i++) {
+		unsigned char ph[56];
+		if (phoff > INT64_MAX - 56 * (uint64_t)phnum ||
+		    pread(fd, ph, sizeof(ph), (off_t)(phoff + 56 * (uint64_t)i)) != (ssize_t)sizeof(ph))
+			break;
+		uint64_t off = rd_le(ph + 8, 8), size = rd_le(ph + 32, 8);
+		if (rd_le(ph, 4) != PT_NOTE || size > MAX_NOTES || off > INT64_MAX)
+			continue;
+		unsigned char *notes = malloc(size ? size : 1);
+		if (notes && pread(fd, notes, size, (off_t)off) == (ssize_t)size) {
+			/* namesz, descsz, type, then name and desc, each 4-aligned */
+			for (uint64_t at = 0; at + 12 <= size && !found;) {
+				uint64_t namesz = rd_le(notes + at, 4), descsz = rd_le(notes + at + 4, 4);
+				uint64_t type = rd_le(notes + at + 8, 4);
+				uint64_t next = at + 12 + ((namesz + 3) & ~3ull) + ((descsz + 3) & ~3ull);
+				if (next > size)
+					break;
+				found = type == XEN_ELFNOTE_PHYS32_ENTRY && namesz == 4 && !memcmp(notes + at + 12, "Xen", 4);
+				at = next;
+			}
+		}
+		free(notes);
+	}
+out:
+	close(fd);
+	return found;
+}
+
+/* The ELF vmlinux when it can boot through PVH, else the bzImage. */
+static int pick_kernel(const char *kernel_dir, char **out)
+{
+	char *elf = bng_asprintf("%s/vmlinux", kernel_dir);
+	if (elf_has_pvh_entry(elf)) {
+		*out = elf;
+		return 0;
+	}
+	char *bz = bng_asprintf("%s/vmlinuz", kernel_dir);
+	if (access(bz, R_OK) == 0) {
+		free(elf);
+		*out = bz;
+		return 0;
+	}
+	int rc = bng_err_errno(BANGER_ENOTFOUND, errno, "kernel %s is missing, and %s cannot boot through PVH: "
+			       "re-import the kernel", bz, elf);
+	free(elf);
+	free(bz);
+	return rc;
+}
+
 static bool path_fits_socket(const char *path)
 {
 	struct sockaddr_un sa;
@@ -354,7 +429,6 @@ static int qemu_start(const bng_vm_config *cfg, bng_op *op, json_t **state)
 	qpaths p = {
 		.qmp = bng_asprintf("%s/qmp.sock", run_dir),
 		.agent = bng_asprintf("%s/agent.sock", run_dir),
-		.vmlinuz = bng_asprintf("%s/vmlinuz", cfg->kernel_dir),
 		.initrd = bng_asprintf("%s/initrd.img", cfg->kernel_dir),
 	};
 	strv argv = {0};
@@ -367,10 +441,8 @@ static int qemu_start(const bng_vm_config *cfg, bng_op *op, json_t **state)
 			     p.agent);
 		goto out;
 	}
-	if (access(p.vmlinuz, R_OK) != 0) {
-		rc = bng_err_errno(BANGER_ENOTFOUND, errno, "kernel %s is missing: re-import the kernel", p.vmlinuz);
+	if ((rc = pick_kernel(cfg->kernel_dir, &p.kernel)))
 		goto out;
-	}
 	/* A kernel with built-in drivers can boot without an initramfs. */
 	bool with_initrd = access(p.initrd, R_OK) == 0;
 	build_argv(&argv, cfg, exe, &p, with_initrd);

@@ -6,7 +6,6 @@ Needs qemu-system-x86, busybox-static and e2fsprogs, and apt access to
 Debian's mirror the first time (the .debs are cached in $BANGER_TEST_CACHE,
 default /var/cache/banger-test). Driven through tests/unit/kernel/kernel-tool.
 """
-import gzip
 import hashlib
 import json
 import os
@@ -191,8 +190,8 @@ def test_import_deb(kernel, kernel_debs):
     assert len(list(moddir.rglob("*.ko"))) > 500
     assert not list(moddir.rglob("*.ko.*"))
 
-    # The initramfs: gzip'd newc cpio.
-    head = gzip.open(kdir / "initrd.img").read(6)
+    # The initramfs: an uncompressed newc cpio (the guest boots sooner).
+    head = (kdir / "initrd.img").read_bytes()[:6]
     assert head == b"070701"
 
 

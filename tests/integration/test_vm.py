@@ -215,6 +215,11 @@ def test_lifecycle_keeps_writes_and_changes_boot_id(vmenv):
         ports = ctx.call("vm.ports", {"name": "life"})["ports"]
         assert any(p["port"] == 22 and p["process"] == "sshd" for p in ports)
         assert "banger-init: switching root" in ctx.call("vm.logs", {"name": "life"})["console"]
+        # the fast-boot defaults: config's kernel_args first, the ELF vmlinux booted through PVH
+        cmdline = ctx.call("vm.exec", {"name": "life", "argv": ["cat", "/proc/cmdline"]})["stdout"]
+        assert cmdline.startswith("console=ttyS0 ") and " cryptomgr.notests=1 initcall_blacklist=" in cmdline
+        vmm_log = (Path(vmenv["env"]["BANGER_STATE_DIR"]) / "vms" / vm["id"] / "vmm.log").read_text()
+        assert "/vmlinux -initrd " in vmm_log and "/vmlinuz " not in vmm_log
         # the image's base stayed pristine: the write lives in the VM's overlay
         base = subprocess.run([os.path.join(BANGERD.parent.parent.parent, "tests/unit/fs/ext4-tool"), "dump",
                                vmenv["image"]["rootfs"]], capture_output=True, text=True).stdout

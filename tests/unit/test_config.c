@@ -34,6 +34,7 @@ static void test_defaults(void)
 	CHECK_EQ_STR(source_of(&cfg, "log_level"), "builtin");
 	CHECK_EQ_STR(bng_config_str(&cfg, "vmm"), "auto");
 	CHECK_EQ_STR(bng_config_str(&cfg, "bridge_name"), "br-banger");
+	CHECK_STR_CONTAINS(bng_config_str(&cfg, "kernel_args"), "cryptomgr.notests=1");
 	CHECK_EQ_STR(bng_config_str(&cfg, "bridge_ip"), "172.16.0.1");
 	CHECK_EQ_STR(bng_config_str(&cfg, "cidr"), "172.16.0.0/24");
 	CHECK_EQ_STR(bng_config_str(&cfg, "default_dns"), "1.1.1.1");
@@ -87,7 +88,7 @@ static void test_defaults(void)
 	/* every documented key (docs/config.md) and nothing else */
 	static const char *const documented[] = {
 		"log_level", "vmm", "qemu_accel", "default_kernel_name", "firecracker_bin", "firecracker_jailer",
-		"firecracker_uid", "firecracker_gid", "firecracker_log_max", "ssh_key_path", "default_image_name", "image_catalog",
+		"firecracker_uid", "firecracker_gid", "firecracker_log_max", "ssh_key_path", "kernel_args", "default_image_name", "image_catalog",
 		"kernel_catalog", "debian_mirror", "insecure_registries", "update_url", "auto_stop_stale_after", "bridge_name", "bridge_ip", "cidr", "tap_pool_size", "default_dns", "dns_listen",
 		"vm_defaults.vcpu", "vm_defaults.memory_mib", "vm_defaults.disk_size", "file_sync",
 	};
@@ -325,6 +326,8 @@ static void test_errors(void)
 	EXPECT_ERROR("bridge_name = \"a-very-long-bridge\"\n", 1, "bridge_name", "1..15 characters");
 	EXPECT_ERROR("bridge_name = \"\"\n", 1, "bridge_name", "1..15 characters");
 	EXPECT_ERROR("bridge_name = \"br 0\"\n", 1, "bridge_name", "interface name");
+	EXPECT_ERROR("kernel_args = \"a=\\\"b c\"\n", 1, "kernel_args", "paired double quotes");
+	EXPECT_ERROR("kernel_args = \"quiet\\nloglevel=1\"\n", 1, "kernel_args", "on one line");
 	EXPECT_ERROR("log_level = 3\n", 1, "log_level", "must be a string");
 	EXPECT_ERROR("log_level = \"loud\"\n", 1, "log_level", "debug|info|warn|error");
 	EXPECT_ERROR("auto_stop_stale_after = \"soon\"\n", 1, "auto_stop_stale_after", "duration like");

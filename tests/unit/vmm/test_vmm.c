@@ -262,6 +262,62 @@ static void test_start_failures(void)
 }
 
 /* State that names a live process which is not this VM's qemu. */
+/* A minimal x86-64 ELF: one PT_NOTE segment holding one note. */
+static void write_elf_with_note(const char *path, const char *name, uint32_t type)
+{
+	unsigned char f[160] = {0x7f, 'E', 'L', 'F', 2, 1, 1};
+	f[18] = 62;   /* EM_X86_64 */
+	f[32] = 64;   /* e_phoff */
+	f[54] = 56;   /* e_phentsize */
+	f[56] = 1;    /* e_phnum */
+	f[64] = 4;    /* p_type PT_NOTE */
+	f[72] = 120;  /* p_offset */
+	f[96] = 20;   /* p_filesz: 12 + "Xen\0" + a 4-byte desc */
+	f[120] = 4;   /* namesz */
+	f[124] = 4;   /* descsz */
+	memcpy(f + 128, &type, 4);
+	memcpy(f + 132, name, 4);
+	check_write_file(path, (const char *)f, sizeof(f));
+}
+
+/* qemu boots the ELF vmlinux through PVH when it carries Xen's
+ * PHYS32_ENTRY note, else the bzImage; vmm.log records the command line. */
+static void test_kernel_choice(void)
+{
+	json_t *state = NULL;
+	bng_vm_config cfg = base_config();
+	char *log = path_in("vmm.log"), *elf = path_in("kernel/vmlinux"), *bz = path_in("kernel/vmlinuz");
+	cfg.binary = write_script("qemu-fails", "#!/bin/sh\necho no >&2\nexit 1\n");
+	char *want_elf = bng_asprintf("-kernel %s ", elf), *want_bz = bng_asprintf("-kernel %s ", bz);
+	const struct {
+		const char *name;
+		uint32_t type;
+		bool pvh;
+	} cases[] = {{"Xen", 18, true}, {"Xen", 17, false}, {"Xe!", 18, false}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		write_elf_with_note(elf, cases[i].name, cases[i].type);
+		check_write_file(log, "", 0);
+		CHECK_EQ_INT(bng_vmm_qemu.start(&cfg, NULL, &state), BANGER_EIO);
+		char *text = NULL;
+		CHECK_OK(bng_read_file(log, &text, NULL));
+		CHECK_STR_CONTAINS(text, cases[i].pvh ? want_elf : want_bz);
+		free(text);
+	}
+	/* A truncated ELF falls back too; with no bzImage both are named. */
+	check_write_file(elf, "\x7f" "ELF\2\1", 6);
+	unlink(bz);
+	CHECK_ERR(bng_vmm_qemu.start(&cfg, NULL, &state), BANGER_ENOTFOUND, "cannot boot through PVH");
+	check_write_file(bz, "", 0);
+	unlink(elf);
+	CHECK(state == NULL);
+	free(want_elf);
+	free(want_bz);
+	free((char *)cfg.binary);
+	free(log);
+	free(elf);
+	free(bz);
+}
+
 static void test_state_guards(void)
 {
 	pid_t child = fork();
@@ -307,6 +363,7 @@ int main(void)
 	test_registry();
 	test_config_errors();
 	test_start_failures();
+	test_kernel_choice();
 	test_state_guards();
 	check_rm_rf(dir);
 	free(dir);
