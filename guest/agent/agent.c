@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "init.h"
+#include "initramfs.h"
 #include "session.h"
 
 #ifndef BANGER_AGENT_VERSION
@@ -2581,6 +2582,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	if (getpid() == 1 && strcmp(argv[0], "/init") == 0)
+		return initramfs_main(); /* the kernel ran banger's initramfs */
 	if (argc > 1 && strcmp(argv[1], "session") == 0)
 		return session_main(argc - 1, argv + 1); /* a verb the host runs as a command */
 	if (argc == 2 && strcmp(argv[1], "--init") == 0) {

@@ -79,3 +79,19 @@ void bng_paths_free(bng_paths *p)
 	free(p->lock);
 	memset(p, 0, sizeof(*p));
 }
+
+char *bng_agent_binary(void)
+{
+	const char *env = getenv("BANGER_AGENT");
+	if (env && *env)
+		return bng_strdup(env);
+#ifdef BANGER_BUILD_AGENT
+	if (access(BANGER_BUILD_AGENT, X_OK) == 0)
+		return bng_strdup(BANGER_BUILD_AGENT);
+#endif
+#ifdef BANGER_LIBEXEC_AGENT
+	if (access(BANGER_LIBEXEC_AGENT, X_OK) == 0)
+		return bng_strdup(BANGER_LIBEXEC_AGENT);
+#endif
+	return NULL;
+}

@@ -19,5 +19,8 @@ void bng_paths_init(bng_paths *p, const char *state_dir_override);
 void bng_paths_free(bng_paths *p);
 /* The default daemon socket path (malloc'd). */
 char *bng_paths_default_socket(void);
+/* The guest agent binary (malloc'd): $BANGER_AGENT, the build tree, the
+ * install dir; NULL when none is there. */
+char *bng_agent_binary(void);
 
 #endif

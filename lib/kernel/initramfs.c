@@ -1,10 +1,12 @@
-/* The generated initramfs: an uncompressed cpio (newc) with a static busybox, the
- * guest init script and the modules a distro kernel needs to reach its
- * root disk, written with libarchive. Entries carry mtime 0 and uid 0, so
+/* The generated initramfs: an uncompressed cpio (newc) with a static busybox,
+ * the guest agent as /init (the guest init script, its fallback, as /init.sh)
+ * and the modules a distro kernel needs to reach its root disk, written with
+ * libarchive. Entries carry mtime 0 and uid 0, so
  * the same inputs give the same archive. */
 #include "kmod.h"
 
 #include "../core/lazy_archive.h"
+#include "../core/paths.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,8 +45,9 @@ static const char *const applets[] = {
 #define MAX_INIT (1u << 20)
 
 /* A static executable has no PT_INTERP program header: the initramfs has
- * no dynamic loader or libc. */
-static int check_static_elf(const char *path)
+ * no dynamic loader or libc. what names the program, fix says what to do
+ * when it is dynamically linked. */
+static int check_static_elf_as(const char *path, const char *what, const char *fix)
 {
 	char *buf;
 	size_t len;
@@ -54,7 +57,7 @@ static int check_static_elf(const char *path)
 	const unsigned char *e = (const unsigned char *)buf;
 	if (len < 64 || memcmp(e, "\177ELF", 4) != 0 || e[4] != 2 || e[5] != 1) {
 		free(buf);
-		return bng_err(BANGER_EINVAL, "busybox %s is not an x86-64 ELF executable", path);
+		return bng_err(BANGER_EINVAL, "%s %s is not an x86-64 ELF executable", what, path);
 	}
 	uint64_t phoff = 0;
 	for (int i = 7; i >= 0; i--)
@@ -62,20 +65,24 @@ static int check_static_elf(const char *path)
 	uint16_t phentsize = (uint16_t)(e[0x36] | e[0x37] << 8), phnum = (uint16_t)(e[0x38] | e[0x39] << 8);
 	if (phentsize < 56 || phoff > len || (uint64_t)phnum * phentsize > len - phoff) {
 		free(buf);
-		return bng_err(BANGER_EINVAL, "busybox %s has a corrupt ELF header", path);
+		return bng_err(BANGER_EINVAL, "%s %s has a corrupt ELF header", what, path);
 	}
 	for (uint16_t i = 0; i < phnum; i++) {
 		const unsigned char *ph = e + phoff + (size_t)i * phentsize;
 		if ((ph[0] | ph[1] << 8 | ph[2] << 16 | (uint32_t)ph[3] << 24) == 3 /* PT_INTERP */) {
 			free(buf);
-			return bng_err(BANGER_EINVAL,
-				       "busybox %s is dynamically linked and cannot run in the initramfs: install "
-				       "busybox-static (apt-get install busybox-static) or set BANGER_BUSYBOX",
-				       path);
+			return bng_err(BANGER_EINVAL, "%s %s is dynamically linked and cannot run in the initramfs: %s",
+				       what, path, fix);
 		}
 	}
 	free(buf);
 	return 0;
+}
+
+static int check_static_elf(const char *path)
+{
+	return check_static_elf_as(path, "busybox",
+				   "install busybox-static (apt-get install busybox-static) or set BANGER_BUSYBOX");
 }
 
 int bng_kernel_find_busybox(char **out)
@@ -227,7 +234,7 @@ static int add_modules(cpio *c, const char *root, const char *kver, bng_kmod **o
 }
 
 static int write_initramfs(cpio *c, const char *root, const char *kver, const char *busybox, const char *init,
-			   size_t init_len, bng_kmod **order, size_t n)
+			   size_t init_len, const char *agent, size_t agent_len, bng_kmod **order, size_t n)
 {
 	static const char *const dirs[] = {"bin", "sbin", "dev", "etc", "lib", "newroot", "proc", "run", "sys", "tmp"};
 	int rc = 0;
@@ -252,8 +259,11 @@ static int write_initramfs(cpio *c, const char *root, const char *kver, const ch
 		rc = cpio_entry(c, p, S_IFLNK | 0777, NULL, 0, "busybox", 0, 0);
 		free(p);
 	}
+	/* With the agent as /init, the script is its fallback (init.sh). */
+	if (!rc && agent)
+		rc = cpio_file(c, "init", 0755, agent, agent_len);
 	if (!rc)
-		rc = cpio_file(c, "init", 0755, init, init_len);
+		rc = cpio_file(c, agent ? "init.sh" : "init", 0755, init, init_len);
 	if (!rc)
 		rc = add_modules(c, root, kver, order, n);
 	return rc;
@@ -277,7 +287,8 @@ int bng_initramfs_build(const char *modules_root, const char *kver, const char *
 		kv = bng_strdup(b && b[1] ? b + 1 : modules_root);
 	}
 
-	char *bb = NULL, *init_buf = NULL, *tmp = NULL;
+	char *bb = NULL, *init_buf = NULL, *tmp = NULL, *agent = NULL;
+	size_t agent_len = 0;
 	bng_kmod_index idx = {0};
 	bng_kmod **order = NULL;
 	size_t norder = 0;
@@ -304,6 +315,15 @@ int bng_initramfs_build(const char *modules_root, const char *kver, const char *
 		init = init_buf;
 	} else {
 		init = bng_kernel_init_script(&init_len);
+		/* The agent does the script's usual work without a program per
+		 * step (guest/agent/initramfs.c); without one the script does. */
+		char *path = bng_agent_binary();
+		if (path && check_static_elf_as(path, "the guest agent", "rebuild it with -static") == 0 &&
+		    (rc = bng_read_file(path, &agent, &agent_len)) != 0) {
+			free(path);
+			goto out;
+		}
+		free(path);
 	}
 	if ((rc = bng_kmod_index_load(&idx, modules_root)))
 		goto out;
@@ -333,7 +353,7 @@ int bng_initramfs_build(const char *modules_root, const char *kver, const char *
 		rc = cpio_err(&c, "the header");
 		goto out;
 	}
-	if ((rc = write_initramfs(&c, modules_root, kv, bb, init, init_len, order, norder)))
+	if ((rc = write_initramfs(&c, modules_root, kv, bb, init, init_len, agent, agent_len, order, norder)))
 		goto out;
 	if (archive_write_close(c.a) != ARCHIVE_OK) {
 		rc = cpio_err(&c, "the trailer");
@@ -371,6 +391,7 @@ out:
 	free(order);
 	bng_kmod_index_free(&idx);
 	free(init_buf);
+	free(agent);
 	free(bb);
 	free(kv);
 	return rc;

@@ -3,6 +3,7 @@
  * the first-boot SSH installer), and the guest agent with its systemd
  * unit, put in again at every later boot. */
 #include "vm_int.h"
+#include "../core/paths.h"
 #include "../fs/ext4.h"
 
 #include <stdlib.h>
@@ -43,27 +44,10 @@ static int put_guest_service(bng_ext4 *fs, const char *name, const void *data, s
 	return rc;
 }
 
-/* The guest agent binary: $BANGER_AGENT, the build tree, the install dir. */
-static char *agent_binary(void)
-{
-	const char *env = getenv("BANGER_AGENT");
-	if (env && *env)
-		return bng_strdup(env);
-#ifdef BANGER_BUILD_AGENT
-	if (access(BANGER_BUILD_AGENT, X_OK) == 0)
-		return bng_strdup(BANGER_BUILD_AGENT);
-#endif
-#ifdef BANGER_LIBEXEC_AGENT
-	if (access(BANGER_LIBEXEC_AGENT, X_OK) == 0)
-		return bng_strdup(BANGER_LIBEXEC_AGENT);
-#endif
-	return NULL;
-}
-
 /* Puts this banger's guest agent and its unit in the VM's layer. */
 static int put_agent(bng_ext4 *fs)
 {
-	char *agent = agent_binary(), *data = NULL;
+	char *agent = bng_agent_binary(), *data = NULL;
 	size_t len = 0;
 	int rc = agent ? bng_read_file(agent, &data, &len)
 		       : bng_err(BANGER_ENOTFOUND, "the guest agent (banger-agent) was not found: reinstall banger or "

@@ -4,6 +4,7 @@ Python binding. Run inside a private network namespace (tests/run does:
 `unshare --net`), so bridges and taps never touch the host and leftovers of
 an earlier run cannot collide."""
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -943,50 +944,60 @@ def test_reach_and_identity(vmenv, tmp_path, monkeypatch):
         vmenv["daemon"] = Daemon({"socket": vmenv["run"] / "bangerd.sock"})
 
 
+@contextlib.contextmanager
+def top_config(vmenv, keys):
+    """The daemon restarted with top-level keys put before the test config,
+    then restarted with it as it was."""
+    config = Path(vmenv["env"]["BANGER_CONFIG_DIR"]) / "config.toml"
+    saved = config.read_text()
+    config.write_text(keys + saved)
+    vmenv["daemon"].stop()
+    vmenv["daemon"] = Daemon({"socket": vmenv["run"] / "bangerd.sock"})
+    try:
+        yield
+    finally:
+        config.write_text(saved)
+        vmenv["daemon"].stop()
+        vmenv["daemon"] = Daemon({"socket": vmenv["run"] / "bangerd.sock"})
+
+
 def test_idle_vm_is_stopped(vmenv):
     """auto_stop_stale_after: a command or an SSH login that lasts longer
     than the limit keeps the VM up; once nobody uses it, the daemon stops it
     and says why. A key that never did anything only warns."""
-    config = Path(vmenv["env"]["BANGER_CONFIG_DIR"]) / "config.toml"
-    saved = config.read_text()
-    config.write_text('auto_stop_stale_after = "12s"\nstats_poll_interval = "5s"\n' + saved)
-    vmenv["daemon"].stop()
-    vmenv["daemon"] = Daemon({"socket": vmenv["run"] / "bangerd.sock"})
-    try:
-        r = cli("config", "show")
-        assert "config.toml:2: 'stats_poll_interval' is no longer used: remove it (ignored)" in r.stderr, r.stderr
-        st = json.loads(cli("daemon", "status", "--json").stdout)["auto_stop"]
-        assert (st["enabled"], st["after_s"], st["check_every_s"], st["stopped"]) == (True, 12, 2, [])
-        r = cli("vm", "create", "--name", "idle")
-        assert r.returncode == 0, r.stderr
+    with top_config(vmenv, 'auto_stop_stale_after = "12s"\nstats_poll_interval = "5s"\n'):
+        try:
+            r = cli("config", "show")
+            assert "config.toml:2: 'stats_poll_interval' is no longer used: remove it (ignored)" in r.stderr, r.stderr
+            st = json.loads(cli("daemon", "status", "--json").stdout)["auto_stop"]
+            assert (st["enabled"], st["after_s"], st["check_every_s"], st["stopped"]) == (True, 12, 2, [])
+            r = cli("vm", "create", "--name", "idle")
+            assert r.returncode == 0, r.stderr
 
-        def state():
-            return json.loads(cli("vm", "show", "idle", "--json").stdout)
+            def state():
+                return json.loads(cli("vm", "show", "idle", "--json").stdout)
 
-        r = cli("vm", "exec", "idle", "--", "sleep", "20")
-        assert r.returncode == 0, r.stderr
-        assert state()["state"] == "running"
-        r = cli("vm", "ssh", "idle", "--", "sleep", "20")
-        assert r.returncode == 0, r.stderr
-        assert state()["state"] == "running"
-        t0 = time.monotonic()
-        while state()["state"] in ("running", "stopping") and time.monotonic() - t0 < 90:  # stopping: under way
-            time.sleep(1)
-        waited = time.monotonic() - t0
-        vm = state()
-        assert vm["state"] == "stopped", vm
-        assert 9 <= waited <= 45, waited
-        assert re.fullmatch(r"auto_stop_stale_after: no use for 1[2-9]s", vm["stop_reason"]), vm
-        assert re.search(r"^stopped by\s+auto_stop_stale_after", cli("vm", "show", "idle").stdout, re.M)
-        st = json.loads(cli("daemon", "status", "--json").stdout)["auto_stop"]
-        assert [s["name"] for s in st["stopped"]] == ["idle"]
-        assert "1 stopped" in cli("daemon", "status").stdout
-        assert not leaked_taps(vmenv)
-    finally:
-        cli("vm", "rm", "idle")
-        config.write_text(saved)
-        vmenv["daemon"].stop()
-        vmenv["daemon"] = Daemon({"socket": vmenv["run"] / "bangerd.sock"})
+            r = cli("vm", "exec", "idle", "--", "sleep", "20")
+            assert r.returncode == 0, r.stderr
+            assert state()["state"] == "running"
+            r = cli("vm", "ssh", "idle", "--", "sleep", "20")
+            assert r.returncode == 0, r.stderr
+            assert state()["state"] == "running"
+            t0 = time.monotonic()
+            while state()["state"] in ("running", "stopping") and time.monotonic() - t0 < 90:  # stopping: under way
+                time.sleep(1)
+            waited = time.monotonic() - t0
+            vm = state()
+            assert vm["state"] == "stopped", vm
+            assert 9 <= waited <= 45, waited
+            assert re.fullmatch(r"auto_stop_stale_after: no use for 1[2-9]s", vm["stop_reason"]), vm
+            assert re.search(r"^stopped by\s+auto_stop_stale_after", cli("vm", "show", "idle").stdout, re.M)
+            st = json.loads(cli("daemon", "status", "--json").stdout)["auto_stop"]
+            assert [s["name"] for s in st["stopped"]] == ["idle"]
+            assert "1 stopped" in cli("daemon", "status").stdout
+            assert not leaked_taps(vmenv)
+        finally:
+            cli("vm", "rm", "idle")
 
 
 def test_sessions_outlive_the_daemon(vmenv):
@@ -1175,6 +1186,28 @@ def test_busybox_image_boots_under_bangers_init(vmenv, registry, tmp_path):  # n
     p = cli("vm", "run", "--rm", "--image", "busybox", "--", "echo $GREETING; exit 7")
     assert (p.returncode, p.stdout) == (7, "hello\n"), p.stderr
     assert leaked_taps(vmenv) == []
+
+
+def test_debug_boot_takes_the_init_script(vmenv, registry, tmp_path):  # noqa: F811
+    """The initramfs's /init is the agent (C); with banger.debug (here from
+    config's kernel_args) it hands the boot to its busybox script,
+    /init.sh, which logs the command line. Either way the guest comes up."""
+    if cli("image", "show", "busybox").returncode != 0:
+        busybox_image(registry, tmp_path)
+    with top_config(vmenv, 'kernel_args = "banger.debug"\n'):
+        try:
+            r = cli("vm", "create", "--name", "dbg", "--image", "busybox")
+            assert r.returncode == 0, r.stderr
+            console = cli("vm", "logs", "dbg").stdout
+            assert "banger-init: command line: " in console and "banger-init: switching root" in console, console
+            assert cli("vm", "exec", "dbg", "--", "echo", "up").stdout == "up\n"
+        finally:
+            cli("vm", "rm", "dbg")
+    # without it the C init does the work: no command-line line
+    assert cli("vm", "create", "--name", "fast", "--image", "busybox").returncode == 0
+    console = cli("vm", "logs", "fast").stdout
+    assert "banger-init: command line: " not in console and "banger-init: switching root" in console, console
+    assert cli("vm", "rm", "fast").returncode == 0
 
 
 def test_minbase_without_systemd_boots_and_serves_ssh(vmenv):

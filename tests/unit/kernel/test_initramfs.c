@@ -8,7 +8,7 @@
 
 #define KVER "6.9.9-test"
 
-static char *dir, *root, *busybox;
+static char *dir, *root, *busybox, *agent;
 
 static void put_module(const char *rel, const char *name, const char *depends, const char *softdep, const char *codec)
 {
@@ -185,7 +185,11 @@ static void check_archive(const char *out, const char *init_text)
 	CHECK_EQ_STR(l.filter, "none");
 	CHECK_STR_CONTAINS(l.format, "SVR4"); /* newc: "SVR4 cpio nocrc" */
 	CHECK(parents_first(&l));
+	/* The agent (BANGER_AGENT, a fake static ELF here) is /init, the
+	 * script its fallback. */
 	entry *e = find(&l, "init");
+	CHECK(e && e->type == AE_IFREG && e->len == 5000 + 64 && !memcmp(e->data, "\177ELF", 4));
+	e = find(&l, "init.sh");
 	CHECK(e && e->type == AE_IFREG);
 	if (e)
 		CHECK_EQ_STR(e->data, init_text);
@@ -340,6 +344,16 @@ static void test_errors(void)
 	CHECK_EQ_INT(bng_initramfs_build(root, KVER, dyn, NULL, out, NULL), BANGER_EINVAL);
 	CHECK_STR_CONTAINS(banger_error_last(), "busybox-static");
 	CHECK(!fx_exists(out));
+	/* A dynamically linked agent is left out: the script is /init. */
+	setenv("BANGER_AGENT", dyn, 1);
+	CHECK_OK(bng_initramfs_build(root, KVER, busybox, NULL, out, NULL));
+	listing l = read_archive(out);
+	entry *e = find(&l, "init");
+	CHECK(e && e->data && !strcmp(e->data, bng_kernel_init_script(NULL)));
+	CHECK(find(&l, "init.sh") == NULL);
+	free_listing(&l);
+	unlink(out);
+	setenv("BANGER_AGENT", agent, 1);
 	setenv("BANGER_BUSYBOX", dyn, 1);
 	char *found = NULL;
 	CHECK_EQ_INT(bng_kernel_find_busybox(&found), BANGER_EINVAL);
@@ -420,6 +434,12 @@ int main(void)
 	fx_buf bb = fx_elf(10000, false);
 	fx_write(busybox, &bb);
 	free(bb.p);
+	agent = malloc(strlen(dir) + 16);
+	sprintf(agent, "%s/agent", dir);
+	fx_buf ag = fx_elf(5000, false);
+	fx_write(agent, &ag);
+	free(ag.p);
+	setenv("BANGER_AGENT", agent, 1);
 	make_tree();
 	test_from_modinfo();
 	test_from_depmod();
@@ -430,5 +450,6 @@ int main(void)
 	free(dir);
 	free(root);
 	free(busybox);
+	free(agent);
 	return check_summary();
 }
