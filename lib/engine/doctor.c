@@ -19,12 +19,18 @@ typedef struct {
 	int total;
 } report;
 
-static void add(report *r, const char *name, const char *status, char *detail)
+static void add_fix(report *r, const char *name, const char *status, char *detail, const char *remedy)
 {
-	json_array_append_new(r->checks, json_pack("{s:s,s:s,s:s}", "name", name, "status", status, "detail", detail));
+	json_array_append_new(r->checks, json_pack("{s:s,s:s,s:s,s:s*}", "name", name, "status", status, "detail",
+						   detail, "remedy", remedy));
 	bng_op_event(r->op, json_pack("{s:s,s:s,s:s,s:i,s:i}", "stage", "check", "name", name, "status", status, "done",
 				      (int)json_array_size(r->checks), "total", r->total));
 	free(detail);
+}
+
+static void add(report *r, const char *name, const char *status, char *detail)
+{
+	add_fix(r, name, status, detail, NULL);
 }
 
 /* KVM is usable when /dev/kvm opens, speaks API 12 and creates a VM. */
@@ -180,11 +186,15 @@ int bng_m_doctor(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	size_t nwarn = json_array_size(cfg->warnings);
 	if (!cfg->file_found)
 		add(&r, "config", "PASS", bng_asprintf("no %s: using defaults", cfg->path));
-	else if (nwarn)
-		add(&r, "config", "WARN", bng_asprintf("%s: %s%s", cfg->path, json_string_value(json_array_get(cfg->warnings, 0)),
-						       nwarn > 1 ? " (and more: banger config show)" : ""));
-	else
+	else if (nwarn) {
+		char *others = nwarn > 1 ? bng_asprintf(" (and %zu more)", nwarn - 1) : bng_strdup("");
+		add_fix(&r, "config", "WARN",
+			bng_asprintf("%s: %s%s", cfg->path, json_string_value(json_array_get(cfg->warnings, 0)), others),
+			nwarn > 1 ? "config-show" : NULL);
+		free(others);
+	} else {
 		add(&r, "config", "PASS", bng_strdup(cfg->path));
+	}
 
 	char *disk = bng_format_size((uint64_t)bng_config_int(cfg, "vm_defaults.disk_size"));
 	add(&r, "vm defaults", "PASS",
@@ -198,9 +208,10 @@ int bng_m_doctor(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 
 	size_t i;
 	json_t *c;
-	json_array_foreach(more, i, c) add(&r, json_string_value(json_object_get(c, "name")),
-					   json_string_value(json_object_get(c, "status")),
-					   bng_strdup(json_string_value(json_object_get(c, "detail"))));
+	json_array_foreach(more, i, c) add_fix(&r, json_string_value(json_object_get(c, "name")),
+					       json_string_value(json_object_get(c, "status")),
+					       bng_strdup(json_string_value(json_object_get(c, "detail"))),
+					       json_string_value(json_object_get(c, "remedy")));
 	json_decref(more);
 
 	*result = json_pack("{s:o,s:s?}", "checks", r.checks, "driver", driver);

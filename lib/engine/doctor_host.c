@@ -17,10 +17,18 @@
 
 #define CAP_NET_ADMIN_BIT 12
 
+/* remedy (NULL for none) names what fixes the row, for the caller to put
+ * in its own words: the CLI turns "system-install" into the command. */
+static void check_fix(json_t *out, const char *name, const char *status, char *detail, const char *remedy)
+{
+	json_array_append_new(out, json_pack("{s:s,s:s,s:s,s:s*}", "name", name, "status", status, "detail", detail,
+					     "remedy", remedy));
+	free(detail);
+}
+
 static void check(json_t *out, const char *name, const char *status, char *detail)
 {
-	json_array_append_new(out, json_pack("{s:s,s:s,s:s}", "name", name, "status", status, "detail", detail));
-	free(detail);
+	check_fix(out, name, status, detail, NULL);
 }
 
 /* The effective capability set of this process (/proc/self/status CapEff). */
@@ -56,11 +64,11 @@ static void check_privileges(json_t *out)
 				   "helper bangerd-root on %s, which serves this uid",
 				   (unsigned)uid, bng_root_socket_path()));
 	else
-		check(out, "privileges", "FAIL",
-		      bng_asprintf("uid %u without CAP_NET_ADMIN: this engine cannot make the bridge, taps or NAT rules, "
-				   "so VMs cannot start, and the root helper does not serve it (%s); run bangerd as root "
-				   "(banger system install, as root) or start bangerd-root --owner %u",
-				   (unsigned)uid, banger_error_last(), (unsigned)uid));
+		check_fix(out, "privileges", "FAIL",
+			  bng_asprintf("uid %u without CAP_NET_ADMIN: this engine cannot make the bridge, taps or NAT "
+				       "rules, so VMs cannot start, and the root helper does not serve it (%s)",
+				       (unsigned)uid, banger_error_last()),
+			  "root-helper");
 }
 
 static void check_tun(json_t *out)
@@ -85,7 +93,7 @@ static const struct {
 	const char *exe, *feature, *package, *missing;
 } tools[] = {
 	{"ssh-keygen", "SSH keys: the managed key and each VM's host key (vm create)", "openssh-client", "FAIL"},
-	{"ssh", "banger vm ssh and ssh <name>.vm", "openssh-client", "WARN"},
+	{"ssh", "SSH into VMs (vm ssh, ssh <name>.vm)", "openssh-client", "WARN"},
 	{"git", "workspaces (vm run PATH, vm workspace prepare) and the git identity put in guests", "git", "WARN"},
 	{"debootstrap", "image build (the Debian image from the mirror, and the default image where no catalog has one)",
 	 "debootstrap", "WARN"},
@@ -129,17 +137,16 @@ static void check_service(json_t *out, bng_engine *e)
 	int meta_errno = meta ? 0 : access(meta_path, R_OK) == 0 ? EINVAL : errno;
 	bool has_unit = access(unit, F_OK) == 0;
 	if (!meta && meta_errno == ENOENT && !has_unit) {
-		check(out, "service", "PASS",
-		      bng_strdup("not installed: bangerd starts on demand (banger system install, as root, runs it under "
-				 "systemd)"));
+		check(out, "service", "PASS", bng_strdup("not installed: bangerd starts on demand"));
 	} else if (!meta) {
-		check(out, "service", "WARN",
-		      meta_errno == EACCES
-			      ? bng_asprintf("cannot read %s: %s (as root, banger system status)", meta_path, strerror(EACCES))
-			      : bng_asprintf("%s %s: banger system install again", has_unit ? "no readable" : "no", meta_path));
+		if (meta_errno == EACCES)
+			check_fix(out, "service", "WARN", bng_asprintf("cannot read %s: %s", meta_path, strerror(EACCES)),
+				  "system-status");
+		else
+			check_fix(out, "service", "WARN",
+				  bng_asprintf("%s %s", has_unit ? "no readable" : "no", meta_path), "system-install");
 	} else if (!has_unit) {
-		check(out, "service", "WARN",
-		      bng_asprintf("%s has no unit %s: banger system install again (as root)", meta_path, unit));
+		check_fix(out, "service", "WARN", bng_asprintf("%s has no unit %s", meta_path, unit), "system-install");
 	} else {
 		const char *exe = getenv("BANGER_SYSTEMCTL");
 		const char *argv[] = {exe && *exe ? exe : "systemctl", "is-active", "bangerd.service", NULL};
@@ -157,10 +164,10 @@ static void check_service(json_t *out, bng_engine *e)
 			      bng_asprintf("bangerd.service active (banger %s, installed %s)%s", version ? version : "?",
 					   at ? at : "?", other));
 		else
-			check(out, "service", "WARN",
-			      bng_asprintf("bangerd.service is %s: banger system restart (as root); journalctl -u bangerd "
-					   "says why%s",
-					   state ? state : "unknown (systemctl did not say)", other));
+			check_fix(out, "service", "WARN",
+				  bng_asprintf("bangerd.service is %s (journalctl -u bangerd says why)%s",
+					       state ? state : "unknown (systemctl did not say)", other),
+				  "system-restart");
 		free(other);
 		free(state);
 	}

@@ -883,13 +883,13 @@ BANGER_API int banger_update(const char *params_json, banger_event_cb progress, 
 		lock_fd = open(pr.prefix, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
 			rc = bng_err_errno(lock_fd < 0 ? BANGER_EIO : BANGER_EBUSY, errno,
-					   "another banger update is running on %s", pr.prefix);
+					   "another update is running on %s", pr.prefix);
 			goto out;
 		}
 		if (interrupted)
 			recover(&u, pr.prefix, pr.socket);
 	} else if (interrupted) {
-		say(&u, "recover", "an interrupted update left %s/%s: the next banger update rolls it back", pr.prefix,
+		say(&u, "recover", "an interrupted update left %s/%s: the next update rolls it back", pr.prefix,
 		    JOURNAL);
 	}
 

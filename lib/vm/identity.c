@@ -129,7 +129,7 @@ static void put_file(sync_ctx *c, const char *host, const char *shown, const cha
 		return;
 	}
 	if (st.st_size > (off_t)SYNC_MAX_BYTES) {
-		warn(c, "%s: not synced: %s", shown, "larger than 16 MiB (use banger vm cp)");
+		warn(c, "%s: not synced: %s", shown, "larger than 16 MiB (copy it into the VM instead)");
 		return;
 	}
 	char mode_text[8];

@@ -330,10 +330,19 @@ def test_doctor_reports_the_service(sysroot, tmp_path):
     (sysroot.bin / "state").write_text("failed\n")
     _, checks, _ = doctor(sysroot, tmp_path)
     assert checks["service"]["status"] == "WARN"
-    assert checks["service"]["detail"].startswith("bangerd.service is failed: banger system restart")
+    assert checks["service"]["detail"].startswith("bangerd.service is failed (journalctl -u bangerd says why)")
+    # the library names the remedy, the CLI words it
+    assert checks["service"]["remedy"] == "system-restart" and "banger system" not in checks["service"]["detail"]
+    text = subprocess.run([str(BANGER), "doctor"], capture_output=True, text=True, timeout=120,
+                          env={**child_env(), **sysroot.env, "BANGER_URI": f"local:{tmp_path}/doctor-state"}).stdout
+    assert "bangerd.service is failed (journalctl -u bangerd says why); this engine's state is " in text
+    (line,) = [x for x in text.splitlines() if x.startswith("WARN  service ")]
+    assert line.endswith("; this engine's state is " + f"{tmp_path}/doctor-state, not the service's /var/lib/banger"
+                         ": banger system restart (as root)"), line
     sysroot.path(UNIT).unlink()  # metadata without its unit
     _, checks, _ = doctor(sysroot, tmp_path)
     assert checks["service"]["status"] == "WARN" and "has no unit" in checks["service"]["detail"]
+    assert checks["service"]["remedy"] == "system-install"
 
 
 def test_doctor_names_each_missing_program_with_its_feature_and_package(sysroot, tmp_path):
@@ -381,6 +390,7 @@ def test_doctor_checks_the_privileges_this_engine_has(sysroot, world_dir):
     rc, checks, _ = doctor(sysroot, world_dir, env_extra=as_user, prefix=setpriv())
     assert checks["privileges"]["status"] == "FAIL"
     assert checks["privileges"]["detail"].startswith("uid 65534 without CAP_NET_ADMIN: this engine cannot make")
+    assert checks["privileges"]["remedy"] == "root-helper"
     assert checks["tun"]["status"] == "FAIL" and "Permission denied" in checks["tun"]["detail"]
     assert rc == 1
     rc, checks, _ = doctor(sysroot, world_dir, env_extra=as_user,

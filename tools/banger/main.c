@@ -427,6 +427,23 @@ static int cmd_config_show(const command *cmd, args *a)
 	return 0;
 }
 
+/* What a doctor row's remedy (lib/engine/doctor*.c) means at this CLI. */
+static const char *const doctor_remedies[][2] = {
+	{"system-install", "banger system install (as root)"},
+	{"system-restart", "banger system restart (as root)"},
+	{"system-status", "as root: banger system status"},
+	{"config-show", "banger config show lists them"},
+	{"root-helper", "run bangerd as root (banger system install, as root) or start bangerd-root --owner UID as root"},
+};
+
+static const char *doctor_remedy(const char *remedy)
+{
+	for (size_t i = 0; remedy && i < sizeof(doctor_remedies) / sizeof(doctor_remedies[0]); i++)
+		if (!strcmp(remedy, doctor_remedies[i][0]))
+			return doctor_remedies[i][1];
+	return NULL;
+}
+
 static int cmd_doctor(const command *cmd, args *a)
 {
 	(void)cmd;
@@ -468,8 +485,10 @@ static int cmd_doctor(const command *cmd, args *a)
 	} else {
 		json_array_foreach(checks, i, c) {
 			const char *st = json_string_value(json_object_get(c, "status"));
-			printf("%s%s%s  %-12s %s\n", paint(stdout, st), st, use_color(stdout) ? "\033[0m" : "",
-			       json_string_value(json_object_get(c, "name")), json_string_value(json_object_get(c, "detail")));
+			const char *fix = doctor_remedy(json_string_value(json_object_get(c, "remedy")));
+			printf("%s%s%s  %-12s %s%s%s\n", paint(stdout, st), st, use_color(stdout) ? "\033[0m" : "",
+			       json_string_value(json_object_get(c, "name")), json_string_value(json_object_get(c, "detail")),
+			       fix ? ": " : "", fix ? fix : "");
 		}
 	}
 	json_decref(checks);
