@@ -400,14 +400,14 @@ def vm_state(h, name):
     return next((v["state"] for v in h.rows("vms") if v["name"] == name), None)
 
 
-def ensure_vm(h, name, running):
+def ensure_vm(h, name, running, nat=False):
     """VM name exists, running or stopped as asked (an error row is redone)."""
     state = vm_state(h, name)
     if state == "error":
         h.call("vm.delete", {"name": name})
         state = None
     if state is None:
-        h.call("vm.create", {"name": name, "start": running})
+        h.call("vm.create", {"name": name, "start": running, "nat": nat})
     elif running and state != "running":
         h.call("vm.start", {"name": name})
     elif not running and state == "running":
@@ -447,14 +447,15 @@ def vm_ops(h, work):
     boot = time.monotonic() - t0
     h.call("vm.cp", {"name": "keep", "direction": "in", "host_path": "/usr/bin/git", "guest_path": "/usr/local/bin/"})
     repo = make_repo(Path(work) / "repo")
-    h.call("vm.create", {"name": "subj", "start": False})
+    # the VMs that boot in trials have NAT: a kill must not leave (or lose) their masquerade rule
+    h.call("vm.create", {"name": "subj", "start": False, "nat": True})
     sessions = iter(range(1 << 30))
     return [
-        Op("vm start", "vm.start", {"name": "subj"}, setup=lambda h: ensure_vm(h, "subj", False),
+        Op("vm start", "vm.start", {"name": "subj"}, setup=lambda h: ensure_vm(h, "subj", False, nat=True),
            subject={"subj"}, est=boot, boots=True),
-        Op("vm stop", "vm.stop", {"name": "subj"}, setup=lambda h: ensure_vm(h, "subj", True),
+        Op("vm stop", "vm.stop", {"name": "subj"}, setup=lambda h: ensure_vm(h, "subj", True, nat=True),
            subject={"subj"}, est=3.0, boots=True),
-        Op("vm create", "vm.create", {"name": "fresh"}, setup=lambda h: drop(h, "vm", "fresh"),
+        Op("vm create", "vm.create", {"name": "fresh", "nat": True}, setup=lambda h: drop(h, "vm", "fresh"),
            reset=lambda h: drop(h, "vm", "fresh"), subject={"fresh"}, est=boot, boots=True),
         Op("vm delete", "vm.delete", {"name": "doomed"}, setup=lambda h: ensure_vm(h, "doomed", False),
            subject={"doomed"}, est=1.0),
