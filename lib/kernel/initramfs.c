@@ -396,3 +396,23 @@ out:
 	free(kv);
 	return rc;
 }
+
+int bng_kernel_initramfs_refresh(const char *kernel_dir, const char *kver, bool *rebuilt)
+{
+	*rebuilt = false;
+	char *initrd = bng_asprintf("%s/initrd.img", kernel_dir);
+	unsigned char head[2] = {0};
+	int fd = open(initrd, O_RDONLY | O_CLOEXEC), rc = 0;
+	bool old = fd >= 0 && read(fd, head, sizeof(head)) == (ssize_t)sizeof(head) && head[0] == 0x1f && head[1] == 0x8b;
+	if (fd >= 0)
+		close(fd);
+	if (old) {
+		char *mods = bng_asprintf("%s/modules/%s", kernel_dir, kver ? kver : "");
+		struct stat st;
+		rc = bng_initramfs_build(kver && stat(mods, &st) == 0 ? mods : NULL, kver, NULL, NULL, initrd, NULL);
+		*rebuilt = rc == 0;
+		free(mods);
+	}
+	free(initrd);
+	return rc;
+}

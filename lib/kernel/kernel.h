@@ -6,7 +6,8 @@
  * A kernel directory holds:
  *   vmlinuz        the bzImage (QEMU boots it; absent if only a vmlinux was given)
  *   vmlinux        the uncompressed ELF kernel (Firecracker boots it)
- *   initrd.img     the generated gzip cpio (busybox + modules + guest/init/init)
+ *   initrd.img     the generated cpio, uncompressed (the agent as /init, busybox,
+ *                  guest/init/init as /init.sh, the modules)
  *   modules/<ver>/ the whole modules tree (plain .ko) with a modules.dep
  *   config         the kernel's build config, when the source had one
  *   manifest.json  {kernel_version, source, created_at, sha256{...}, modules[...]}
@@ -16,6 +17,7 @@
 
 #include "../core/op.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define BNG_KERNEL_VMLINUZ "vmlinuz"
@@ -44,8 +46,10 @@ int bng_kernel_import_dir(const char *src_dir, const char *dest_dir, bng_op *op,
  * is already an ELF vmlinux is copied. */
 int bng_vmlinux_from_bzimage(const char *bzimage, const char *out_elf);
 
-/* Builds a gzip-compressed cpio (newc) initramfs at out_path (atomically):
- * /bin/busybox and its applet links, /init, /dev/console, the mount points,
+/* Builds an uncompressed cpio (newc) initramfs at out_path (atomically):
+ * /bin/busybox and its applet links, /init (the static guest agent found by
+ * bng_agent_binary, with the init script as /init.sh; the script itself
+ * when there is no static agent or init_script is given), /dev/console, the mount points,
  * and the modules for virtio (mmio, pci, blk, net, console), vsock, overlay
  * and ext4 with their dependencies, in load order, under
  * /lib/modules/<kver>/, plus /etc/banger-modules ("name path" lines in load
@@ -63,6 +67,12 @@ int bng_initramfs_build(const char *modules_root, const char *kver, const char *
 /* Writes modules.dep and modules.softdep (depmod's formats) for the modules
  * under modules_root, computed from each module's .modinfo. */
 int bng_kernel_depmod(const char *modules_root);
+
+/* Rebuilds kernel_dir's initrd.img when it is one an older banger made (a
+ * gzip cpio around the busybox script), from the directory's modules tree
+ * for kver: kernels imported before keep booting, the faster way. *rebuilt
+ * says whether it did. */
+int bng_kernel_initramfs_refresh(const char *kernel_dir, const char *kver, bool *rebuilt);
 
 /* Finds a statically linked busybox (see bng_initramfs_build); *out is
  * malloc'd. Fails with a message naming busybox-static if none is found. */

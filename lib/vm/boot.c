@@ -6,6 +6,7 @@
 #include "../core/proc.h"
 #include "../guest/agent.h"
 #include "../image/image.h"
+#include "../kernel/kernel.h"
 #include "../kernel/store.h"
 #include "../net/net.h"
 #include "../ssh/ssh.h"
@@ -106,6 +107,10 @@ int bng_vm_boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 	int rc = bng_image_get(e, bng_vm_str(vm, "image_id"), &image);
 	if (!rc)
 		rc = bng_kernel_get(e, bng_vm_str(vm, "kernel_id"), &kernel);
+	bool rebuilt = false;
+	if (!rc && (rc = bng_kernel_initramfs_refresh(bng_vm_str(kernel, "dir"), bng_vm_str(kernel, "version"),
+						       &rebuilt)) == 0 && rebuilt)
+		bng_op_event(op, json_pack("{s:s,s:s}", "stage", "initramfs", "kernel", bng_vm_str(kernel, "name")));
 	const char *driver_name = NULL;
 	bool kvm = false;
 	char *binary = NULL;

@@ -411,6 +411,31 @@ static void test_errors(void)
 	CHECK(!fx_exists(out));
 }
 
+/* An initrd.img from an older banger (gzip) is rebuilt from the kernel
+ * directory's modules tree; a current one is left alone. */
+static void test_refresh(void)
+{
+	char kdir[1024], mods[1100], initrd[1100];
+	snprintf(kdir, sizeof(kdir), "%s/kdir", dir);
+	snprintf(mods, sizeof(mods), "%s/modules", kdir);
+	snprintf(initrd, sizeof(initrd), "%s/initrd.img", kdir);
+	mkdir(kdir, 0755);
+	char *lib_modules = bng_asprintf("%s/lib/modules", dir);
+	CHECK(symlink(lib_modules, mods) == 0); /* kdir/modules/KVER is the fixture tree */
+	free(lib_modules);
+	setenv("BANGER_BUSYBOX", busybox, 1);
+	bool rebuilt = true;
+	CHECK_OK(bng_kernel_initramfs_refresh(kdir, KVER, &rebuilt)); /* no initrd at all: nothing to do */
+	CHECK(!rebuilt && !fx_exists(initrd));
+	check_write_file(initrd, "\x1f\x8b\x08\x00old", 8);
+	CHECK_OK(bng_kernel_initramfs_refresh(kdir, KVER, &rebuilt));
+	CHECK(rebuilt);
+	check_archive(initrd, bng_kernel_init_script(NULL));
+	CHECK_OK(bng_kernel_initramfs_refresh(kdir, KVER, &rebuilt));
+	CHECK(!rebuilt);
+	unsetenv("BANGER_BUSYBOX");
+}
+
 static void test_init_script(void)
 {
 	size_t len;
@@ -446,6 +471,7 @@ int main(void)
 	test_everything_builtin();
 	test_errors();
 	test_init_script();
+	test_refresh();
 	check_rm_rf(dir);
 	free(dir);
 	free(root);
