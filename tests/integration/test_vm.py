@@ -1287,9 +1287,12 @@ def test_system_service_under_real_systemd(vmenv, tmp_path):
     serves on /run/banger/bangerd.sock, status reports it, a restart keeps
     what runs in the service's cgroup beside bangerd (KillMode=process,
     SendSIGKILL=no: that is where VMMs live), and uninstall stops and
-    removes it while state and config stay."""
+    removes it while state and config stay. Then the root helper's unit,
+    bangerd-root@.service, as meson built it: it verifies, starts with its
+    hardening for owner 65534, and that uid's doctor reaches it."""
+    helper = BANGER.parents[1] / "bangerd-root" / "bangerd-root"
     libs = tmp_path / "banger-libs"
-    guest_libs(libs, BANGER, BANGERD)
+    guest_libs(libs, BANGER, BANGERD, helper)
     shutil.copy2(BANGER.parents[2] / "lib" / "libbanger.so.0", libs / "libbanger.so.0")
     with banger.open(f"unix:{vmenv['daemon'].socket}", autostart=False) as ctx:
         ctx.call("vm.create", {"name": "svc"})
@@ -1300,7 +1303,7 @@ def test_system_service_under_real_systemd(vmenv, tmp_path):
             if ok:
                 assert r["exit_code"] == 0, r
             return r
-        for src in (BANGER, BANGERD):
+        for src in (BANGER, BANGERD, helper):
             ctx.call("vm.cp", {"name": "svc", "direction": "in", "host_path": str(src), "guest_path": "/usr/local/bin/"})
         ctx.call("vm.cp", {"name": "svc", "direction": "in", "host_path": str(libs), "guest_path": "/usr/local/lib/banger-libs"})
         sh("echo /usr/local/lib/banger-libs > /etc/ld.so.conf.d/banger.conf && ldconfig")
@@ -1336,6 +1339,20 @@ def test_system_service_under_real_systemd(vmenv, tmp_path):
         assert sh("test -e /etc/systemd/system/bangerd.service; echo $?; test -d /var/lib/banger && echo state;"
                   " test -f /etc/banger/config.toml && echo config")["stdout"] == "1\nstate\nconfig\n"
         sh(f"kill {child}")
+        # the root helper's unit (its ExecStart is the installed /usr/local/bin/bangerd-root)
+        unit_src = BANGER.parents[2] / "data" / "bangerd-root@.service"
+        ctx.call("vm.cp", {"name": "svc", "direction": "in", "host_path": str(unit_src),
+                           "guest_path": "/etc/systemd/system/"})
+        sh("systemctl daemon-reload && systemd-analyze verify /etc/systemd/system/bangerd-root@.service")
+        sh("systemctl start bangerd-root@65534.service")
+        assert sh("systemctl is-active bangerd-root@65534.service; stat -c '%a %U' /run/banger/root.sock")[
+            "stdout"] == "active\n666 root\n"
+        r = sh("mkdir -m 0777 -p /tmp/nb && setpriv --reuid 65534 --regid 65534 --clear-groups env HOME=/tmp/nb"
+               " ASAN_OPTIONS=detect_leaks=0 BANGER_URI=local:/tmp/nb/state banger doctor --json", ok=False)
+        (row,) = [c for c in json.loads(r["stdout"])["checks"] if c["name"] == "privileges"]
+        assert row["status"] == "PASS" and "through the root helper bangerd-root on /run/banger/root.sock" in \
+            row["detail"], row
+        sh("systemctl stop bangerd-root@65534.service")
         ctx.call("vm.delete", {"name": "svc"})
 
 
