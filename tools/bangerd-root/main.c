@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -202,6 +203,27 @@ static int open_socket(const char *path)
 	return fd;
 }
 
+/* Tells systemd (Type=notify) that the socket is there, so a unit ordered
+ * after this one finds it: one datagram to $NOTIFY_SOCKET, no libsystemd. */
+static void notify_ready(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t n = path ? strlen(path) : 0;
+	if (!n || n >= sizeof(sa.sun_path) || (path[0] != '/' && path[0] != '@'))
+		return;
+	memcpy(sa.sun_path, path, n);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0'; /* an abstract socket */
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+		logf_("telling systemd it is ready: %s", strerror(errno));
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	const char *socket_path = BNG_ROOT_SOCKET_DEFAULT, *config_path = "/etc/banger/config.toml";
@@ -266,6 +288,7 @@ int main(int argc, char **argv)
 		return 1;
 	logf_("serving %s for uid %ld: bridge %s %s/%d", socket_path, owner, policy.bridge, policy.bridge_ip,
 	      policy.prefix_len);
+	notify_ready();
 	while (!stopping) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
