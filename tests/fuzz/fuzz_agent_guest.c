@@ -42,6 +42,12 @@ int init_boot(bool *sshd)
 	return -1;
 }
 
+/* nor is the initramfs's /init (initramfs.c), PID 1 before the root exists */
+int initramfs_main(void)
+{
+	return 2;
+}
+
 /* Ops that read /proc, wait or sync(2): not for a fuzzer's inner loop. */
 static bool touches_system(const request *r)
 {
