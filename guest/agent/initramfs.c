@@ -37,16 +37,21 @@
 #define DEVICE_WAIT_MS 10000
 #define POLL_MS 10
 
+static void vsay(const char *prefix, const char *fmt, va_list ap)
+{
+	char line[512];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	printf("banger-init: %s%s\n", prefix, line);
+	fflush(stdout);
+}
+
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
 {
-	char line[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsay("", fmt, ap);
 	va_end(ap);
-	printf("banger-init: %s\n", line);
-	fflush(stdout);
 }
 
 static void power_off(void)
@@ -60,12 +65,10 @@ static void power_off(void)
 static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void fatal(const char *fmt, ...)
 {
-	char line[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsay("FATAL: ", fmt, ap);
 	va_end(ap);
-	say("FATAL: %s", line);
 	power_off();
 	_exit(1);
 }
