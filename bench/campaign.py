@@ -7,8 +7,8 @@ same harness, tests/integration/campaign.py, with a few trials):
      import (host only), then of vm create, start, stop, delete, image
      build, workspace prepare and session start while a bystander VM runs;
      after each restart every invariant is checked (campaign.violations);
-  2. faults: a full disk under image import, kernel import and vm create; a
-     registry that cuts a blob; the VMM killed; the guest agent killed; a
+  2. faults: a full disk under image import, kernel import, vm create and
+     image pull; a registry that cuts a blob; the VMM killed; the guest agent killed; a
      host reboot.
 
 Prints a table (operation, trials, killed mid-way, completed before the
@@ -85,7 +85,7 @@ try:
         try:
             h.start()
             try:
-                for line in c.full_disk_faults(h, deb, work):
+                for line in c.full_disk_faults(h, deb, work, registry.host):
                     faults.append(line)
                     log(f"fault: {line}")
             except AssertionError as e:

@@ -577,14 +577,19 @@ def fault_full_disk(h, method, params, leave):
     return f"{method} on a full disk: {msg}; retried with space: ok"
 
 
-def full_disk_faults(h, deb, tmp):
-    """Every writer on a full disk: image import, kernel import, vm create."""
+def full_disk_faults(h, deb, tmp, registry_host=None):
+    """Every writer on a full disk: image import, kernel import, vm create,
+    and with a registry holding campaign/app:1 (push_app), image pull."""
     tar = tmp / "full-disk.tar"
     make_tar(tar, [("usr/sbin/sshd", b"#!/bin/sh\n", 0o755), ("payload", os.urandom(6 << 20), 0o644)])
-    return [fault_full_disk(h, "image.import", {"name": "img", "tars": [str(tar)]}, 2 << 20),
-            fault_full_disk(h, "kernel.import", {"name": "k", "deb": str(deb)}, 4 << 20),
-            fault_full_disk(h, "vm.create", {"name": "cold", "image": "img", "kernel": "k", "start": False,
-                                             "disk_size": "256M"}, 64 << 10)]
+    lines = [fault_full_disk(h, "image.import", {"name": "img", "tars": [str(tar)]}, 2 << 20),
+             fault_full_disk(h, "kernel.import", {"name": "k", "deb": str(deb)}, 4 << 20),
+             fault_full_disk(h, "vm.create", {"name": "cold", "image": "img", "kernel": "k", "start": False,
+                                              "disk_size": "256M"}, 64 << 10)]
+    if registry_host:  # 12 MiB of layers into a blob cache and an image on 4 MiB
+        lines.append(fault_full_disk(h, "image.pull", {"ref": f"{registry_host}/campaign/app:1", "name": "full"},
+                                     4 << 20))
+    return lines
 
 
 def make_tar(path, members):

@@ -57,9 +57,10 @@ def small_disk(env, tmp_path):
         subprocess.run(["umount", "-l", str(h.state)], check=True)
 
 
-def test_full_disk_under_every_writer(small_disk, kernel_debs, tmp_path):  # noqa: F811
+def test_full_disk_under_every_writer(small_disk, kernel_debs, registry, tmp_path):  # noqa: F811
     h = small_disk
-    for line in full_disk_faults(h, kernel_debs[0], tmp_path):
+    push_app(registry)
+    for line in full_disk_faults(h, kernel_debs[0], tmp_path, registry.host):
         print("\n" + line)
     assert [v["name"] for v in h.call("vm.list", {"all": True})["vms"]] == ["cold"]
 
