@@ -44,11 +44,12 @@ int bng_qemu_kvm_usable(const char *kernel_dir, const char *qemu_binary, int tim
 	*why = NULL;
 	if (!kernel_dir || timeout_ms <= 0)
 		return bng_err(BANGER_EINVAL, "KVM probe: needs a kernel directory and a positive timeout");
-	char *vmlinuz = bng_asprintf("%s/vmlinuz", kernel_dir);
-	int found = access(vmlinuz, R_OK);
-	free(vmlinuz);
-	if (found != 0)
-		return bng_err_errno(BANGER_ENOTFOUND, errno, "KVM probe: no kernel at %s/vmlinuz", kernel_dir);
+	/* the kernel the driver will boot (a vmlinux-only kernel dir is fine) */
+	char *kernel = NULL;
+	int rc = bng_qemu_kernel_path(kernel_dir, &kernel);
+	free(kernel);
+	if (rc)
+		return bng_err(rc, "KVM probe: no kernel to boot: %s", banger_error_last());
 
 	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm < 0) {
@@ -85,7 +86,7 @@ int bng_qemu_kvm_usable(const char *kernel_dir, const char *qemu_binary, int tim
 	};
 	json_t *state = NULL;
 	long long t0 = bng_now_ms();
-	int rc = bng_vmm_qemu.start(&cfg, NULL, &state);
+	rc = bng_vmm_qemu.start(&cfg, NULL, &state);
 	if (rc) {
 		*why = bng_asprintf("qemu cannot start a VM under KVM (%s): using TCG", banger_error_last());
 		goto out;

@@ -356,8 +356,7 @@ out:
 	return found;
 }
 
-/* The ELF vmlinux when it can boot through PVH, else the bzImage. */
-static int pick_kernel(const char *kernel_dir, char **out)
+int bng_qemu_kernel_path(const char *kernel_dir, char **out)
 {
 	char *elf = bng_asprintf("%s/vmlinux", kernel_dir);
 	if (elf_has_pvh_entry(elf)) {
@@ -441,7 +440,7 @@ static int qemu_start(const bng_vm_config *cfg, bng_op *op, json_t **state)
 			     p.agent);
 		goto out;
 	}
-	if ((rc = pick_kernel(cfg->kernel_dir, &p.kernel)))
+	if ((rc = bng_qemu_kernel_path(cfg->kernel_dir, &p.kernel)))
 		goto out;
 	/* A kernel with built-in drivers can boot without an initramfs. */
 	bool with_initrd = access(p.initrd, R_OK) == 0;

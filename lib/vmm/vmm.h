@@ -117,6 +117,11 @@ bool bng_vmm_process_gone(json_t *state);
  * none, the row names). */
 void bng_vmm_kill_strays(const char *id, const char *run_dir);
 
+/* The kernel qemu boots from kernel_dir (malloc'd into *path): the ELF
+ * vmlinux when it has a PVH entry, else the bzImage vmlinuz; ENOTFOUND
+ * when neither can boot. */
+int bng_qemu_kernel_path(const char *kernel_dir, char **path);
+
 /* Whether qemu can run guests under KVM here: boots kernel_dir's kernel
  * and initramfs with banger.probe=1 under -accel kvm and waits up to
  * timeout_ms for init's "banger-init: probe ok" (a /dev/kvm that opens may
