@@ -19,12 +19,18 @@ typedef struct {
 	int total;
 } report;
 
+/* Appends a row (taken over) and reports it as a check event. */
+static void add_row(report *r, json_t *row)
+{
+	json_array_append_new(r->checks, row);
+	bng_op_event(r->op, json_pack("{s:s,s:O,s:O,s:i,s:i}", "stage", "check", "name", json_object_get(row, "name"),
+				      "status", json_object_get(row, "status"), "done", (int)json_array_size(r->checks),
+				      "total", r->total));
+}
+
 static void add_fix(report *r, const char *name, const char *status, char *detail, const char *remedy)
 {
-	json_array_append_new(r->checks, json_pack("{s:s,s:s,s:s,s:s*}", "name", name, "status", status, "detail",
-						   detail, "remedy", remedy));
-	bng_op_event(r->op, json_pack("{s:s,s:s,s:s,s:i,s:i}", "stage", "check", "name", name, "status", status, "done",
-				      (int)json_array_size(r->checks), "total", r->total));
+	add_row(r, json_pack("{s:s,s:s,s:s,s:s*}", "name", name, "status", status, "detail", detail, "remedy", remedy));
 	free(detail);
 }
 
@@ -208,10 +214,7 @@ int bng_m_doctor(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 
 	size_t i;
 	json_t *c;
-	json_array_foreach(more, i, c) add_fix(&r, json_string_value(json_object_get(c, "name")),
-					       json_string_value(json_object_get(c, "status")),
-					       bng_strdup(json_string_value(json_object_get(c, "detail"))),
-					       json_string_value(json_object_get(c, "remedy")));
+	json_array_foreach(more, i, c) add_row(&r, json_incref(c)); /* the host checks' rows as they are */
 	json_decref(more);
 
 	*result = json_pack("{s:o,s:s?}", "checks", r.checks, "driver", driver);
