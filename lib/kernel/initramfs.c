@@ -45,44 +45,38 @@ static const char *const applets[] = {
 #define MAX_INIT (1u << 20)
 
 /* A static executable has no PT_INTERP program header: the initramfs has
- * no dynamic loader or libc. what names the program, fix says what to do
- * when it is dynamically linked. */
-static int check_static_elf_as(const char *path, const char *what, const char *fix)
+ * no dynamic loader or libc. what names the program (read from path into
+ * buf), fix says what to do when it is dynamically linked. */
+static int static_elf(const char *buf, size_t len, const char *path, const char *what, const char *fix)
 {
-	char *buf;
-	size_t len;
-	int rc = bng_read_file(path, &buf, &len);
-	if (rc)
-		return rc;
 	const unsigned char *e = (const unsigned char *)buf;
-	if (len < 64 || memcmp(e, "\177ELF", 4) != 0 || e[4] != 2 || e[5] != 1) {
-		free(buf);
+	if (len < 64 || memcmp(e, "\177ELF", 4) != 0 || e[4] != 2 || e[5] != 1)
 		return bng_err(BANGER_EINVAL, "%s %s is not an x86-64 ELF executable", what, path);
-	}
 	uint64_t phoff = 0;
 	for (int i = 7; i >= 0; i--)
 		phoff = phoff << 8 | e[0x20 + i];
 	uint16_t phentsize = (uint16_t)(e[0x36] | e[0x37] << 8), phnum = (uint16_t)(e[0x38] | e[0x39] << 8);
-	if (phentsize < 56 || phoff > len || (uint64_t)phnum * phentsize > len - phoff) {
-		free(buf);
+	if (phentsize < 56 || phoff > len || (uint64_t)phnum * phentsize > len - phoff)
 		return bng_err(BANGER_EINVAL, "%s %s has a corrupt ELF header", what, path);
-	}
 	for (uint16_t i = 0; i < phnum; i++) {
 		const unsigned char *ph = e + phoff + (size_t)i * phentsize;
-		if ((ph[0] | ph[1] << 8 | ph[2] << 16 | (uint32_t)ph[3] << 24) == 3 /* PT_INTERP */) {
-			free(buf);
+		if ((ph[0] | ph[1] << 8 | ph[2] << 16 | (uint32_t)ph[3] << 24) == 3 /* PT_INTERP */)
 			return bng_err(BANGER_EINVAL, "%s %s is dynamically linked and cannot run in the initramfs: %s",
 				       what, path, fix);
-		}
 	}
-	free(buf);
 	return 0;
 }
 
 static int check_static_elf(const char *path)
 {
-	return check_static_elf_as(path, "busybox",
-				   "install busybox-static (apt-get install busybox-static) or set BANGER_BUSYBOX");
+	char *buf = NULL;
+	size_t len = 0;
+	int rc = bng_read_file(path, &buf, &len);
+	if (!rc)
+		rc = static_elf(buf, len, path, "busybox",
+				"install busybox-static (apt-get install busybox-static) or set BANGER_BUSYBOX");
+	free(buf);
+	return rc;
 }
 
 int bng_kernel_find_busybox(char **out)
@@ -318,10 +312,13 @@ int bng_initramfs_build(const char *modules_root, const char *kver, const char *
 		/* The agent does the script's usual work without a program per
 		 * step (guest/agent/initramfs.c); without one the script does. */
 		char *path = bng_agent_binary();
-		if (path && check_static_elf_as(path, "the guest agent", "rebuild it with -static") == 0 &&
-		    (rc = bng_read_file(path, &agent, &agent_len)) != 0) {
+		if (path && (rc = bng_read_file(path, &agent, &agent_len)) != 0) {
 			free(path);
 			goto out;
+		}
+		if (agent && static_elf(agent, agent_len, path, "the guest agent", "rebuild it with -static") != 0) {
+			free(agent);
+			agent = NULL;
 		}
 		free(path);
 	}
