@@ -27,6 +27,11 @@ char *bng_strdup(const char *s);
 char *bng_asprintf(const char *fmt, ...) BNG_PRINTF(1, 2);
 char *bng_vasprintf(const char *fmt, va_list ap);
 bool bng_str_has_prefix(const char *s, const char *prefix);
+/* o[key] when it is a string, else NULL: a field of a JSON row or params. */
+static inline const char *bng_jstr(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
 
 /* ---- files (core/util.c) ---- */
 /* mkdir -p with the given mode for created components. */

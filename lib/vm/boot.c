@@ -54,7 +54,7 @@ static int pick_driver(bng_engine *e, json_t *kernel, bng_op *op, const char **d
 		bool usable = false;
 		char *why = NULL;
 		bng_op_event(op, json_pack("{s:s}", "stage", "probe-kvm"));
-		if (bng_qemu_kvm_usable(bng_vm_str(kernel, "dir"), NULL, 15000, &usable, &why) != 0)
+		if (bng_qemu_kvm_usable(bng_jstr(kernel, "dir"), NULL, 15000, &usable, &why) != 0)
 			usable = false;
 		pthread_mutex_lock(&e->reserve_lock);
 		e->kvm_usable = usable;
@@ -76,9 +76,9 @@ const char *bng_vm_agent_channel(json_t *vmm_state, bool *vsock)
 	return json_string_value(json_object_get(agent, "path"));
 }
 
-const bng_vmm_driver *bng_vm_driver_of(json_t *vm)
+const bng_vmm_driver *bng_vm_driver_of(const bng_vm_row *vm)
 {
-	return bng_vmm_driver_get(bng_vm_str(vm, "driver"));
+	return bng_vmm_driver_get(vm->driver);
 }
 
 static bool vmm_gone(void *state) { return bng_vmm_process_gone(state); }
@@ -101,28 +101,28 @@ static int boot_failed(int rc, const char *stage_name, const char *console)
 /* Boots the VM (its row holds everything) and waits for the agent and SSH.
  * A VM being created stays "creating" until it is ready, so a daemon that
  * dies half way removes it at next start instead of adopting it. */
-int bng_vm_boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
+int bng_vm_boot(bng_engine *e, bng_vm_row *vm, bng_op *op, struct timespec *t0)
 {
 	json_t *image = NULL, *kernel = NULL;
-	int rc = bng_image_get(e, bng_vm_str(vm, "image_id"), &image);
+	int rc = bng_image_get(e, vm->image_id, &image);
 	if (!rc)
-		rc = bng_kernel_get(e, bng_vm_str(vm, "kernel_id"), &kernel);
+		rc = bng_kernel_get(e, vm->kernel_id, &kernel);
 	bool rebuilt = false;
-	if (!rc && (rc = bng_kernel_initramfs_refresh(bng_vm_str(kernel, "dir"), bng_vm_str(kernel, "version"),
+	if (!rc && (rc = bng_kernel_initramfs_refresh(bng_jstr(kernel, "dir"), bng_jstr(kernel, "version"),
 						       &rebuilt)) == 0 && rebuilt)
-		bng_op_event(op, json_pack("{s:s,s:s}", "stage", "initramfs", "kernel", bng_vm_str(kernel, "name")));
+		bng_op_event(op, json_pack("{s:s,s:s}", "stage", "initramfs", "kernel", bng_jstr(kernel, "name")));
 	const char *driver_name = NULL;
 	bool kvm = false;
 	char *binary = NULL;
 	if (!rc)
 		rc = pick_driver(e, kernel, op, &driver_name, &kvm, &binary);
-	bool creating = !strcmp(bng_vm_str(vm, "state"), "creating");
+	bool creating = !strcmp(vm->state, "creating");
 	if (!rc && !creating) { /* create sets the network up before the disk */
 		rc = bng_vm_net_setup(e, vm);
 		if (!rc)
 			bng_vm_stage(op, "network", t0);
 	}
-	if (!rc && json_is_true(json_object_get(vm, "nat")) && (rc = bng_vm_nat_sync(e)) != 0)
+	if (!rc && vm->nat && (rc = bng_vm_nat_sync(e)) != 0)
 		rc = bng_err(rc, "%s (needed by the VM's nat)", banger_error_last());
 	char *dir = bng_vm_dir(e, vm), *rdir = bng_vm_run_dir(e, vm);
 	char *overlay = bng_asprintf("%s/overlay.ext4", dir);
@@ -140,20 +140,19 @@ int bng_vm_boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 		int prefix = 24;
 		bng_net_parse_cidr(bng_config_str(&e->config, "cidr"), &net, &prefix);
 		/* banger's own init: the agent as PID 1 (guest/agent/init.c) */
-		bool own_init = !strcmp(bng_vm_str(vm, "init") ?: "", "banger");
+		bool own_init = !strcmp(vm->init ?: "", "banger");
 		const char *extra = bng_config_str(&e->config, "kernel_args");
 		char *cmdline = bng_asprintf("%s%sbanger.root=/dev/vda banger.overlay=/dev/vdb banger.ip=%s/%d,%s,%s "
 					     "systemd.hostname=%s%s",
-					     extra, *extra ? " " : "", bng_vm_str(vm, "ip"), prefix, bng_config_str(&e->config, "bridge_ip"),
-					     bng_config_str(&e->config, "default_dns"), bng_vm_str(vm, "name"),
+					     extra, *extra ? " " : "", vm->ip, prefix, bng_config_str(&e->config, "bridge_ip"),
+					     bng_config_str(&e->config, "default_dns"), vm->name,
 					     own_init ? " banger.init=\"/usr/local/libexec/banger-agent --init\"" : "");
 		bng_vm_config cfg = {
-			.id = bng_vm_str(vm, "id"), .run_dir = rdir, .console_log = console, .process_log = vmmlog,
-			.vcpus = (int)json_integer_value(json_object_get(vm, "vcpu")),
-			.mem_mib = (int)json_integer_value(json_object_get(vm, "memory_mib")),
-			.kernel_dir = bng_vm_str(kernel, "dir"), .cmdline = cmdline,
-			.disks = {{bng_vm_str(image, "rootfs"), true}, {overlay, false}}, .ndisks = 2,
-			.tap = bng_vm_str(vm, "tap"), .mac = bng_vm_str(vm, "mac"), .binary = binary, .kvm = kvm,
+			.id = vm->id, .run_dir = rdir, .console_log = console, .process_log = vmmlog,
+			.vcpus = vm->vcpu, .mem_mib = vm->memory_mib,
+			.kernel_dir = bng_jstr(kernel, "dir"), .cmdline = cmdline,
+			.disks = {{bng_jstr(image, "rootfs"), true}, {overlay, false}}, .ndisks = 2,
+			.tap = vm->tap, .mac = vm->mac, .binary = binary, .kvm = kvm,
 			.jailer = bng_config_bool(&e->config, "firecracker_jailer"),
 			.jail_uid = (uid_t)bng_config_int(&e->config, "firecracker_uid"),
 			.jail_gid = (gid_t)bng_config_int(&e->config, "firecracker_gid"),
@@ -166,8 +165,12 @@ int bng_vm_boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 	if (!rc) {
 		char started[32];
 		bng_now_iso(started);
-		rc = bng_vm_update(e, vm, json_pack("{s:s,s:s,s:O,s:s}", "state", creating ? "creating" : "starting", "driver",
-						driver_name, "vmm", state, "started_at", started));
+		bng_vm_put(&vm->state, creating ? "creating" : "starting");
+		bng_vm_put(&vm->driver, driver_name);
+		bng_vm_put(&vm->started_at, started);
+		json_decref(vm->vmm);
+		vm->vmm = json_incref(state);
+		rc = bng_vm_save(e, vm, BNG_VM_STATE | BNG_VM_DRIVER | BNG_VM_VMM | BNG_VM_STARTED_AT);
 		bng_vm_stage(op, "boot", t0);
 	}
 	json_t *health = NULL;
@@ -185,9 +188,9 @@ int bng_vm_boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 	json_t *has_sshd = json_object_get(health, "sshd");
 	bool sshd = !json_is_boolean(has_sshd) || json_is_true(has_sshd);
 	if (!rc) {
-		rc = bng_vm_update(e, vm, json_pack("{s:O,s:s}", "boot_id", json_object_get(health, "boot_id"), "sshd",
-						sshd ? "1" : "0"));
-		json_object_set_new(vm, "sshd", json_boolean(sshd));
+		bng_vm_put(&vm->boot_id, bng_jstr(health, "boot_id"));
+		vm->sshd = sshd;
+		rc = bng_vm_save(e, vm, BNG_VM_BOOT_ID | BNG_VM_SSHD);
 		bng_vm_stage(op, "agent", t0);
 	}
 	/* a busy host boots slowly: the agent tells when sshd listens */
@@ -197,31 +200,36 @@ int bng_vm_boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 	 * ready: a handshake here would only repeat the caller's own (one SSH
 	 * session costs seconds of an emulated CPU). A VM from before keys were
 	 * made at create learns and pins its key in a handshake, bounded. */
-	if (!rc && sshd && !bng_vm_str(vm, "host_key")) {
-		bng_ssh_target t = {.host = bng_vm_str(vm, "ip"), .port = 22, .user = "root",
+	if (!rc && sshd && !vm->host_key) {
+		bng_ssh_target t = {.host = vm->ip, .port = 22, .user = "root",
 				    .key_path = bng_config_str(&e->config, "ssh_key_path")};
 		char *host_key = NULL;
 		rc = bng_ssh_wait(&t, SSH_TIMEOUT_MS, op, &host_key);
 		if (rc)
 			rc = bng_err(rc, "%s; the VM '%s' is kept for a post-mortem", banger_error_last(),
-				     bng_vm_str(vm, "name"));
+				     vm->name);
 		else
-			rc = bng_vm_update(e, vm, json_pack("{s:s}", "host_key", host_key));
+			rc = bng_vm_set(e, vm, BNG_VM_HOST_KEY, host_key);
 		free(host_key);
 	}
 	if (!rc) {
 		if (sshd)
 			bng_vm_stage(op, "ssh", t0);
-		rc = bng_vm_update(e, vm, json_pack("{s:s,s:n,s:n}", "state", "running", "error", "stop_reason"));
-		bng_vm_activity(bng_vm_str(vm, "id"), 0); /* its idle clock starts at boot */
+		bng_vm_put(&vm->state, "running");
+		bng_vm_put(&vm->error, NULL);
+		bng_vm_put(&vm->stop_reason, NULL);
+		rc = bng_vm_save(e, vm, BNG_VM_STATE | BNG_VM_ERROR | BNG_VM_STOP_REASON);
+		bng_vm_activity(vm->id, 0); /* its idle clock starts at boot */
 	}
 	json_t *identity = NULL;
 	if (!rc && bng_vm_identity_sync(e, vm, op, &identity) == 0)
 		bng_vm_stage(op, "identity", t0);
 	json_decref(identity);
-	if (rc && strcmp(bng_vm_str(vm, "state"), "creating")) {
+	if (rc && strcmp(vm->state, "creating")) {
 		char *msg = bng_strdup(banger_error_last());
-		bng_vm_update(e, vm, json_pack("{s:s,s:s}", "state", "error", "error", msg));
+		bng_vm_put(&vm->state, "error");
+		bng_vm_put(&vm->error, msg);
+		bng_vm_save(e, vm, BNG_VM_STATE | BNG_VM_ERROR);
 		bng_err(rc, "%s", msg);
 		free(msg);
 	}
@@ -241,7 +249,7 @@ int bng_vm_boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0)
 /* Kills any process whose command line names this VM's runtime directory:
  * a VMM the daemon started but died before recording (its pid is then
  * known to nobody else). */
-void bng_vm_kill_run_dir_strays(bng_engine *e, json_t *vm)
+void bng_vm_kill_run_dir_strays(bng_engine *e, const bng_vm_row *vm)
 {
 	char *rdir = bng_vm_run_dir(e, vm);
 	char *needle = bng_asprintf("%s/", rdir);
@@ -288,9 +296,9 @@ void bng_vm_kill_run_dir_strays(bng_engine *e, json_t *vm)
 
 /* Stops the VMM: graceful (agent sync + poweroff, bounded wait), then kill.
  * Leaves the row stopped and the tap gone. */
-int bng_vm_halt(bng_engine *e, json_t *vm, bool graceful, int sig)
+int bng_vm_halt(bng_engine *e, bng_vm_row *vm, bool graceful, int sig)
 {
-	json_t *state = json_object_get(vm, "vmm");
+	json_t *state = vm->vmm;
 	const bng_vmm_driver *d = bng_vm_driver_of(vm);
 	if (d && json_is_object(state) && d->alive(state)) {
 		int rc = BANGER_ETIMEDOUT;
@@ -300,9 +308,9 @@ int bng_vm_halt(bng_engine *e, json_t *vm, bool graceful, int sig)
 			bng_agent_link_forget(path);
 		/* a daemon that dies from here on must not leave "running" on a
 		 * guest told to power off: the next engine finishes the stop */
-		bool was_running = !strcmp(bng_vm_str(vm, "state"), "running");
+		bool was_running = !strcmp(vm->state, "running");
 		if (graceful && was_running)
-			bng_vm_update(e, vm, json_pack("{s:s}", "state", "stopping"));
+			bng_vm_set(e, vm, BNG_VM_STATE, "stopping");
 		if (graceful) {
 			int fd = -1;
 			json_t *reply = NULL;
@@ -323,7 +331,7 @@ int bng_vm_halt(bng_engine *e, json_t *vm, bool graceful, int sig)
 			rc = d->kill(state, sig ? sig : SIGKILL);
 		if (rc && d->alive(state)) {
 			if (graceful && was_running)
-				bng_vm_update(e, vm, json_pack("{s:s}", "state", "running"));
+				bng_vm_set(e, vm, BNG_VM_STATE, "running");
 			return rc;
 		}
 	}
@@ -333,17 +341,17 @@ int bng_vm_halt(bng_engine *e, json_t *vm, bool graceful, int sig)
 	if (d && json_is_object(state) && d->release)
 		d->release(state);
 	char *rdir = bng_vm_run_dir(e, vm);
-	bng_vmm_kill_strays(bng_vm_str(vm, "id"), rdir);
+	bng_vmm_kill_strays(vm->id, rdir);
 	/* any driver's: a start killed inside the driver's start left a VMM
 	 * that the row (still "stopped") does not name */
 	bng_vm_kill_run_dir_strays(e, vm);
 	bng_vm_net_teardown(e, vm);
 	bng_rm_rf(rdir);
 	free(rdir);
-	return bng_vm_update(e, vm, json_pack("{s:s}", "state", "stopped"));
+	return bng_vm_set(e, vm, BNG_VM_STATE, "stopped");
 }
 
-bng_agent_watch bng_vm_watch(json_t *vm, bng_op *op)
+bng_agent_watch bng_vm_watch(const bng_vm_row *vm, bng_op *op)
 {
-	return (bng_agent_watch){.op = op, .vm_gone = vmm_gone, .ud = json_object_get(vm, "vmm")};
+	return (bng_agent_watch){.op = op, .vm_gone = vmm_gone, .ud = vm->vmm};
 }

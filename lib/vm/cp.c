@@ -280,7 +280,7 @@ static int push_output(void *ud, int fd, const char *data, size_t len)
 /* ---- the method ---- */
 
 /* Runs argv (stolen) in the guest with io; *code gets its exit status. */
-static int guest_run(bng_agent_link *link, json_t *vm, json_t *argv, bng_exec_io *io, bng_op *op, int *code)
+static int guest_run(bng_agent_link *link, const bng_vm_row *vm, json_t *argv, bng_exec_io *io, bng_op *op, int *code)
 {
 	json_t *spec = json_pack("{s:o}", "argv", argv);
 	int rc = bng_vm_guest_run(link, vm, op, spec, io, 0, code, NULL);
@@ -290,7 +290,7 @@ static int guest_run(bng_agent_link *link, json_t *vm, json_t *argv, bng_exec_io
 
 /* Packs j->host_path as j->top into the stdin of spec run in the guest;
  * *code gets its exit status (-1 when it never ended). */
-static int tar_in(bng_agent_link *link, json_t *vm, json_t *spec, cp_job *j, int *code)
+static int tar_in(bng_agent_link *link, const bng_vm_row *vm, json_t *spec, cp_job *j, int *code)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
@@ -312,7 +312,7 @@ static int tar_in(bng_agent_link *link, json_t *vm, json_t *spec, cp_job *j, int
 	return rc;
 }
 
-int bng_vm_tar_in(bng_agent_link *link, json_t *vm, const char *host_path, const char *top, json_t *spec,
+int bng_vm_tar_in(bng_agent_link *link, const bng_vm_row *vm, const char *host_path, const char *top, json_t *spec,
 		  bng_output *out, int *code, size_t *bytes, bng_op *op)
 {
 	cp_job j = {.op = op, .tar_fd = -1, .exec_fd = -1, .out = out};
@@ -330,7 +330,7 @@ int bng_vm_tar_in(bng_agent_link *link, json_t *vm, const char *host_path, const
 	return rc;
 }
 
-static bool guest_is_dir(bng_agent_link *link, json_t *vm, const char *path, bng_op *op)
+static bool guest_is_dir(bng_agent_link *link, const bng_vm_row *vm, const char *path, bng_op *op)
 {
 	int code = -1;
 	return guest_run(link, vm, json_pack("[s,s,s]", "test", "-d", path), NULL, op, &code) == 0 && code == 0;
@@ -346,7 +346,7 @@ int bng_m_vm_cp(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 		return bng_err(BANGER_EINVAL, "vm.cp: direction is \"in\" (host to guest) or \"out\"");
 	if (!host || host[0] != '/' || !guest || guest[0] != '/')
 		return bng_err(BANGER_EINVAL, "vm.cp: host_path and guest_path must be absolute paths");
-	json_t *vm;
+	bng_vm_row *vm;
 	bng_agent_link *link;
 	int rc = bng_vm_link(e, json_string_value(json_object_get(params, "name")), &vm, &link);
 	if (rc)
@@ -430,6 +430,6 @@ int bng_m_vm_cp(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	free(host_base);
 	free(guest_base);
 	bng_agent_link_unref(link);
-	json_decref(vm);
+	bng_vm_free(vm);
 	return rc;
 }

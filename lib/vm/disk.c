@@ -79,16 +79,16 @@ int bng_vm_refresh_agent(const char *overlay)
 /* Creates the sparse overlay disk and writes what makes this VM itself
  * into its upper layer: SSH key, hostname, resolver, the guest agent. The
  * image's base is never touched. */
-int bng_vm_make_overlay(bng_engine *e, json_t *vm, const char *path, const char *pubkey, const char *host_key,
+int bng_vm_make_overlay(bng_engine *e, const bng_vm_row *vm, const char *path, const char *pubkey, const char *host_key,
 			bool first_boot)
 {
 	bng_ext4 *fs;
-	int rc = bng_ext4_create(&fs, path, (uint64_t)json_integer_value(json_object_get(vm, "disk_size")), 0);
+	int rc = bng_ext4_create(&fs, path, vm->disk_size, 0);
 	if (rc)
 		return rc;
 	char *keys = bng_asprintf("%s banger\n", pubkey); /* "banger": replaced when the key changes */
-	char *hosts = bng_asprintf("127.0.0.1 localhost\n127.0.1.1 %s\n", bng_vm_str(vm, "name"));
-	char *hostname = bng_asprintf("%s\n", bng_vm_str(vm, "name"));
+	char *hosts = bng_asprintf("127.0.0.1 localhost\n127.0.1.1 %s\n", vm->name);
+	char *hostname = bng_asprintf("%s\n", vm->name);
 	char *resolv = bng_asprintf("nameserver %s\n", bng_config_str(&e->config, "default_dns"));
 	rc = bng_ext4_put_dir(fs, "upper", 0755, 0, 0);
 	if (!rc)
@@ -106,7 +106,7 @@ int bng_vm_make_overlay(bng_engine *e, json_t *vm, const char *path, const char 
 	if (!rc) /* its host key, made on the host; the image's keygen unit then has nothing to do */
 		rc = bng_ext4_put_file(fs, "upper/etc/ssh/ssh_host_ed25519_key", host_key, strlen(host_key), 0600, 0, 0);
 	if (!rc) {
-		char *pub = bng_asprintf("%s\n", bng_vm_str(vm, "host_key"));
+		char *pub = bng_asprintf("%s\n", vm->host_key);
 		rc = bng_ext4_put_file(fs, "upper/etc/ssh/ssh_host_ed25519_key.pub", pub, strlen(pub), 0644, 0, 0);
 		free(pub);
 	}

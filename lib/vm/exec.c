@@ -49,12 +49,12 @@ void bng_output_free(bng_output *o)
 	*o = (bng_output){0};
 }
 
-int bng_vm_guest_run(bng_agent_link *link, json_t *vm, bng_op *op, json_t *spec, const bng_exec_io *io,
+int bng_vm_guest_run(bng_agent_link *link, const bng_vm_row *vm, bng_op *op, json_t *spec, const bng_exec_io *io,
 		     int timeout_ms, int *code, json_t **status_out)
 {
 	bng_agent_watch watch = bng_vm_watch(vm, op);
 	json_t *status = NULL;
-	const char *id = json_string_value(json_object_get(vm, "id"));
+	const char *id = vm->id;
 	bng_vm_activity(id, +1); /* never idle while a command runs */
 	int rc = bng_agent_link_exec(link, spec, io, timeout_ms, &watch, &status);
 	bng_vm_activity(id, -1);
@@ -123,10 +123,10 @@ static void put_output(json_t *result, const char *name, const char *data, size_
 /* An OCI image's config (Env, WorkingDir, User) as defaults for a command,
  * as `docker exec` has them: the caller's env adds to and overrides the
  * image's (the agent keeps the last value of a name), its cwd and user win. */
-static void image_defaults(bng_engine *e, json_t *vm, json_t *spec)
+static void image_defaults(bng_engine *e, const bng_vm_row *vm, json_t *spec)
 {
 	json_t *image = NULL;
-	if (bng_image_get(e, json_string_value(json_object_get(vm, "image_id")), &image) != 0)
+	if (bng_image_get(e, vm->image_id, &image) != 0)
 		return;
 	json_t *cfg = json_object_get(image, "config");
 	json_t *env = json_array(), *v;
@@ -161,7 +161,7 @@ static void stdin_taken(void *ud, size_t total)
 
 int bng_m_vm_exec(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
-	json_t *vm;
+	bng_vm_row *vm;
 	bng_agent_link *link;
 	json_t *argv = json_object_get(params, "argv");
 	if (json_array_size(argv) == 0)
@@ -204,6 +204,6 @@ int bng_m_vm_exec(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	json_decref(status);
 	json_decref(spec);
 	bng_agent_link_unref(link);
-	json_decref(vm);
+	bng_vm_free(vm);
 	return rc;
 }

@@ -75,7 +75,7 @@ static const char base_script[] =
 
 typedef struct {
 	bng_agent_link *link;
-	json_t *vm;
+	bng_vm_row *vm;
 	bng_op *op;
 	json_t *synced, *warnings;
 } sync_ctx;
@@ -261,10 +261,10 @@ static void sync_base(bng_engine *e, sync_ctx *c, const char *vm_id)
 	free(email);
 }
 
-int bng_vm_identity_sync(bng_engine *e, json_t *vm, bng_op *op, json_t **report)
+int bng_vm_identity_sync(bng_engine *e, const bng_vm_row *vm, bng_op *op, json_t **report)
 {
 	sync_ctx c = {.op = op, .synced = json_array(), .warnings = json_array()};
-	const char *id = json_string_value(json_object_get(vm, "id"));
+	const char *id = vm->id;
 	int rc = bng_vm_link(e, id, &c.vm, &c.link);
 	if (rc) {
 		json_decref(c.synced);
@@ -314,6 +314,6 @@ int bng_vm_identity_sync(bng_engine *e, json_t *vm, bng_op *op, json_t **report)
 	json_array_foreach(c.warnings, i, w) bng_op_event(op, json_pack("{s:s,s:O}", "stage", "identity", "warning", w));
 	*report = json_pack("{s:o,s:o}", "synced", c.synced, "warnings", c.warnings);
 	bng_agent_link_unref(c.link);
-	json_decref(c.vm);
+	bng_vm_free(c.vm);
 	return 0;
 }

@@ -87,7 +87,7 @@ struct bng_idle {
  * (an agent without the op, a guest busy elsewhere): never stop blind. */
 static bool guest_connected(bng_engine *e, const char *id)
 {
-	json_t *vm;
+	bng_vm_row *vm;
 	bng_agent_link *link;
 	if (bng_vm_link_quiet(e, id, &vm, &link))
 		return true;
@@ -98,7 +98,7 @@ static bool guest_connected(bng_engine *e, const char *id)
 		connected = json_integer_value(json_object_get(reply, "connections")) > 0;
 	json_decref(reply);
 	bng_agent_link_unref(link);
-	json_decref(vm);
+	bng_vm_free(vm);
 	return connected;
 }
 

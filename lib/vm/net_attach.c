@@ -9,13 +9,13 @@
 
 /* Gives a VM that is about to boot a tap of its own, warm from the pool
  * when it has one; the row records it until the VM stops. */
-int bng_vm_net_setup(bng_engine *e, json_t *vm)
+int bng_vm_net_setup(bng_engine *e, bng_vm_row *vm)
 {
 	char tap[16];
 	bool warm = false;
 	int rc = bng_tap_pool_take(e->tap_pool, tap, &warm);
 	if (!rc) {
-		rc = bng_vm_update(e, vm, json_pack("{s:s}", "tap", tap));
+		rc = bng_vm_set(e, vm, BNG_VM_TAP, tap);
 		if (rc)
 			bng_net_link_delete_if_exists(tap);
 	}
@@ -54,12 +54,12 @@ int bng_vm_nat_sync(bng_engine *e)
 
 /* Deletes the VM's tap; the row forgets it, so a stale name never reaches a
  * tap the pool has since handed to another VM. */
-void bng_vm_net_teardown(bng_engine *e, json_t *vm)
+void bng_vm_net_teardown(bng_engine *e, bng_vm_row *vm)
 {
-	if (bng_vm_str(vm, "tap") && *bng_vm_str(vm, "tap")) {
-		bng_net_link_delete_if_exists(bng_vm_str(vm, "tap"));
-		bng_vm_update(e, vm, json_pack("{s:s}", "tap", ""));
-		if (json_is_true(json_object_get(vm, "nat")))
+	if (*vm->tap) {
+		bng_net_link_delete_if_exists(vm->tap);
+		bng_vm_set(e, vm, BNG_VM_TAP, "");
+		if (vm->nat)
 			bng_vm_nat_sync(e);
 	}
 }

@@ -48,10 +48,10 @@ static bool is_wildcard(const char *a) { return !strcmp(a, "0.0.0.0") || !strcmp
 static bool is_loopback(const char *a) { return !strncmp(a, "127.", 4) || !strcmp(a, "::1"); }
 
 /* Builds the enriched rows from the agent's list (borrowed). */
-static json_t *enrich(json_t *vm, json_t *raw)
+static json_t *enrich(const bng_vm_row *vm, json_t *raw)
 {
-	const char *name = json_string_value(json_object_get(vm, "name"));
-	const char *ip = json_string_value(json_object_get(vm, "ip"));
+	const char *name = vm->name;
+	const char *ip = vm->ip;
 	json_t *rows = json_array();
 	json_t *seen = json_object(); /* "tcp/22/sshd" for wildcard binds already listed */
 	size_t i;
@@ -102,7 +102,7 @@ static json_t *enrich(json_t *vm, json_t *raw)
 
 int bng_m_vm_ports(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
-	json_t *vm;
+	bng_vm_row *vm;
 	bng_agent_link *link;
 	int rc = bng_vm_link(e, json_string_value(json_object_get(params, "name")), &vm, &link);
 	if (rc)
@@ -114,6 +114,6 @@ int bng_m_vm_ports(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 		*result = json_pack("{s:o}", "ports", enrich(vm, json_object_get(reply, "ports")));
 	json_decref(reply);
 	bng_agent_link_unref(link);
-	json_decref(vm);
+	bng_vm_free(vm);
 	return rc;
 }

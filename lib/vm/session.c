@@ -52,10 +52,10 @@ static int guest_error(int code, const char *said, const char *vm_name)
 
 /* Runs `banger-agent session <args...>` (args stolen) in vm's guest; its
  * stdout parsed as JSON into *out (may be NULL). */
-static int guest_session(bng_engine *e, const char *vm_ref, json_t *args, const char *in, json_t **vm_out,
+static int guest_session(bng_engine *e, const char *vm_ref, json_t *args, const char *in, bng_vm_row **vm_out,
 			 json_t **out)
 {
-	json_t *vm;
+	bng_vm_row *vm;
 	bng_agent_link *link;
 	int rc = bng_vm_link(e, vm_ref, &vm, &link);
 	if (rc) {
@@ -73,7 +73,7 @@ static int guest_session(bng_engine *e, const char *vm_ref, json_t *args, const 
 	json_decref(spec);
 	bng_agent_link_unref(link);
 	if (!rc && code)
-		rc = guest_error(code, o.len[1] ? o.buf[1] : (o.buf[0] ? o.buf[0] : ""), json_string_value(json_object_get(vm, "name")));
+		rc = guest_error(code, o.len[1] ? o.buf[1] : (o.buf[0] ? o.buf[0] : ""), vm->name);
 	if (!rc && out) {
 		json_error_t jerr;
 		*out = json_loads(o.buf[0] ? o.buf[0] : "", 0, &jerr);
@@ -84,16 +84,16 @@ static int guest_session(bng_engine *e, const char *vm_ref, json_t *args, const 
 	if (!rc && vm_out)
 		*vm_out = vm;
 	else
-		json_decref(vm);
+		bng_vm_free(vm);
 	return rc;
 }
 
 /* ---- the store's copy ---- */
 
-static void remember(bng_engine *e, json_t *vm, json_t *s)
+static void remember(bng_engine *e, const bng_vm_row *vm, json_t *s)
 {
 	char *doc = json_dumps(s, JSON_COMPACT);
-	const char *p[3] = {json_string_value(json_object_get(vm, "id")), json_string_value(json_object_get(s, "name")), doc};
+	const char *p[3] = {vm->id, json_string_value(json_object_get(s, "name")), doc};
 	if (p[0] && p[1])
 		bng_store_run(&e->store,
 			      "INSERT INTO sessions (vm_id, name, doc) VALUES (?1, ?2, ?3)"
@@ -104,9 +104,9 @@ static void remember(bng_engine *e, json_t *vm, json_t *s)
 
 /* The sessions the store knows for a VM that is not running: any that was
  * running ended with the VM. */
-static int remembered(bng_engine *e, json_t *vm, const char *only, json_t **out)
+static int remembered(bng_engine *e, const bng_vm_row *vm, const char *only, json_t **out)
 {
-	const char *p[2] = {json_string_value(json_object_get(vm, "id")), only};
+	const char *p[2] = {vm->id, only};
 	json_t *rows;
 	int rc = bng_store_query(&e->store, &rows,
 				 only ? "SELECT doc FROM sessions WHERE vm_id = ?1 AND name = ?2 ORDER BY name"
@@ -133,10 +133,6 @@ static int remembered(bng_engine *e, json_t *vm, const char *only, json_t **out)
 	return 0;
 }
 
-static int vm_row(bng_engine *e, const char *ref, json_t **vm)
-{
-	return bng_store_get(&e->store, "vms", "id, name, state", ref, "vm", vm);
-}
 
 /* ---- methods ---- */
 
@@ -186,17 +182,19 @@ int bng_m_vm_session_start(bng_engine *e, json_t *params, json_t **result, bng_o
 		json_array_append(args, v);
 	}
 	const char *vm_ref = json_string_value(json_object_get(params, "name"));
-	json_t *vm = NULL, *started = NULL, *shown = NULL;
+	bng_vm_row *vm = NULL;
+	json_t *started = NULL, *shown = NULL;
 	rc = guest_session(e, vm_ref, args, NULL, &vm, &started);
 	json_decref(started);
-	json_decref(vm);
+	bng_vm_free(vm);
+	vm = NULL;
 	if (!rc)
 		rc = guest_session(e, vm_ref, json_pack("[s,s]", "show", name), NULL, &vm, &shown);
 	if (!rc) {
 		remember(e, vm, shown);
-		json_object_set(shown, "vm", json_object_get(vm, "name"));
+		json_object_set_new(shown, "vm", json_string(vm->name));
 		*result = shown;
-		json_decref(vm);
+		bng_vm_free(vm);
 	}
 	return rc;
 }
@@ -204,13 +202,14 @@ int bng_m_vm_session_start(bng_engine *e, json_t *params, json_t **result, bng_o
 int bng_m_vm_session_list(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
 	(void)op;
-	json_t *vm, *list = NULL;
+	bng_vm_row *vm;
+	json_t *list = NULL;
 	const char *ref = json_string_value(json_object_get(params, "name"));
-	int rc = vm_row(e, ref, &vm);
+	int rc = bng_vm_get(e, ref, &vm);
 	if (rc)
 		return rc;
-	if (!strcmp(json_string_value(json_object_get(vm, "state")), "running")) {
-		json_decref(vm);
+	if (!strcmp(vm->state, "running")) {
+		bng_vm_free(vm);
 		vm = NULL;
 		rc = guest_session(e, ref, json_pack("[s]", "list"), NULL, &vm, &list);
 		size_t i;
@@ -220,8 +219,8 @@ int bng_m_vm_session_list(bng_engine *e, json_t *params, json_t **result, bng_op
 		rc = remembered(e, vm, NULL, &list);
 	}
 	if (!rc)
-		*result = json_pack("{s:O,s:o}", "vm", json_object_get(vm, "name"), "sessions", list);
-	json_decref(vm);
+		*result = json_pack("{s:s,s:o}", "vm", vm->name, "sessions", list);
+	bng_vm_free(vm);
 	return rc;
 }
 
@@ -232,13 +231,14 @@ int bng_m_vm_session_show(bng_engine *e, json_t *params, json_t **result, bng_op
 	const char *name = session_param(params, &rc);
 	if (rc)
 		return rc;
-	json_t *vm, *s = NULL;
+	bng_vm_row *vm;
+	json_t *s = NULL;
 	const char *ref = json_string_value(json_object_get(params, "name"));
-	rc = vm_row(e, ref, &vm);
+	rc = bng_vm_get(e, ref, &vm);
 	if (rc)
 		return rc;
-	if (!strcmp(json_string_value(json_object_get(vm, "state")), "running")) {
-		json_decref(vm);
+	if (!strcmp(vm->state, "running")) {
+		bng_vm_free(vm);
 		vm = NULL;
 		rc = guest_session(e, ref, json_pack("[s,s]", "show", name), NULL, &vm, &s);
 		if (!rc)
@@ -248,14 +248,14 @@ int bng_m_vm_session_show(bng_engine *e, json_t *params, json_t **result, bng_op
 		rc = remembered(e, vm, name, &list);
 		if (!rc && !(s = json_incref(json_array_get(list, 0))))
 			rc = bng_err(BANGER_ENOTFOUND, "no session '%s' in vm '%s'", name,
-				     json_string_value(json_object_get(vm, "name")));
+				     vm->name);
 		json_decref(list);
 	}
 	if (!rc) {
-		json_object_set(s, "vm", json_object_get(vm, "name"));
+		json_object_set_new(s, "vm", json_string(vm->name));
 		*result = s;
 	}
-	json_decref(vm);
+	bng_vm_free(vm);
 	return rc;
 }
 
@@ -349,9 +349,10 @@ int bng_m_vm_session_send(bng_engine *e, json_t *params, json_t **result, bng_op
 
 static int signal_verb(bng_engine *e, json_t *params, json_t *args, json_t **result)
 {
-	json_t *vm = NULL, *how = NULL;
+	bng_vm_row *vm = NULL;
+	json_t *how = NULL;
 	int rc = guest_session(e, json_string_value(json_object_get(params, "name")), args, NULL, &vm, &how);
-	json_decref(vm);
+	bng_vm_free(vm);
 	if (!rc)
 		rc = bng_m_vm_session_show(e, params, result, NULL);
 	if (!rc)

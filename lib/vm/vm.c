@@ -34,9 +34,9 @@
 
 /* ---- methods ---- */
 
-static int lock_vm(bng_engine *e, json_t *vm, bng_op *op, char **key)
+static int lock_vm(bng_engine *e, const bng_vm_row *vm, bng_op *op, char **key)
 {
-	*key = bng_asprintf("vm:%s", bng_vm_str(vm, "id"));
+	*key = bng_asprintf("vm:%s", vm->id);
 	int rc = bng_engine_reserve(e, *key, op);
 	if (rc) {
 		free(*key);
@@ -52,17 +52,28 @@ static void unlock_vm(bng_engine *e, char *key)
 	free(key);
 }
 
+/* The VM's row as read now, as the wire shows it (the methods' result). */
+static int fresh_json(bng_engine *e, const char *id, json_t **result)
+{
+	bng_vm_row *vm;
+	int rc = bng_vm_get(e, id, &vm);
+	if (!rc)
+		*result = bng_vm_json(vm);
+	bng_vm_free(vm);
+	return rc;
+}
+
 /* Resolves params.name to a locked VM row (re-read under the lock). */
-static int locked(bng_engine *e, json_t *params, bng_op *op, json_t **vm, char **key)
+static int locked(bng_engine *e, json_t *params, bng_op *op, bng_vm_row **vm, char **key)
 {
 	int rc = bng_vm_get(e, json_string_value(json_object_get(params, "name")), vm);
 	if (rc)
 		return rc;
 	rc = lock_vm(e, *vm, op, key);
-	json_t *fresh = NULL;
+	bng_vm_row *fresh = NULL;
 	if (!rc)
-		rc = bng_vm_get(e, bng_vm_str(*vm, "id"), &fresh);
-	json_decref(*vm);
+		rc = bng_vm_get(e, (*vm)->id, &fresh);
+	bng_vm_free(*vm);
 	*vm = fresh;
 	if (rc) {
 		unlock_vm(e, *key);
@@ -85,12 +96,12 @@ static int pick_init(json_t *image, const char *want, const char **mode)
 		return 0;
 	bool found = false;
 	char target[4096];
-	int rc = bng_ext4_resolve_exec(bng_vm_str(image, "rootfs"), "sbin/init", &found, target, sizeof(target));
+	int rc = bng_ext4_resolve_exec(bng_jstr(image, "rootfs"), "sbin/init", &found, target, sizeof(target));
 	if (rc)
 		return rc;
 	if (!strcmp(want, "systemd") && !found)
 		return bng_err(BANGER_EUNSUPPORTED, "image '%s' has no /sbin/init to run",
-			       bng_vm_str(image, "name"));
+			       bng_jstr(image, "name"));
 	if (!strcmp(want, "systemd") || (found && strstr(target, "systemd")))
 		*mode = "systemd";
 	return 0;
@@ -140,7 +151,8 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	if (!rc && json_object_get(params, "disk_size") &&
 	    (rc = bng_parse_size(json_string_value(json_object_get(params, "disk_size")), &disk)) == 0 && disk < (64u << 20))
 		rc = bng_err(BANGER_EINVAL, "disk size must be at least 64M");
-	json_t *image = NULL, *kernel = NULL, *vm = NULL;
+	json_t *image = NULL, *kernel = NULL;
+	bng_vm_row *vm = NULL;
 	char *key = NULL;
 	if (!rc)
 		rc = bng_vm_resolve_image_kernel(e, params, &image, &kernel, op);
@@ -149,12 +161,12 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	if (!rc)
 		rc = pick_init(image, json_string_value(json_object_get(params, "init")), &init);
 	bool systemd = init && !strcmp(init, "systemd");
-	if (!rc && (rc = bng_ext4_exists(bng_vm_str(image, "rootfs"), "usr/sbin/sshd", &sshd)) == 0 && !sshd && !nat &&
+	if (!rc && (rc = bng_ext4_exists(bng_jstr(image, "rootfs"), "usr/sbin/sshd", &sshd)) == 0 && !sshd && !nat &&
 	    systemd)
 		/* the systemd boot waits for sshd: say so now, not after a 90 s wait */
 		rc = bng_err(BANGER_EUNSUPPORTED,
 			     "image '%s' has no SSH server (/usr/sbin/sshd), which a systemd boot without nat needs",
-			     bng_vm_str(image, "name"));
+			     bng_jstr(image, "name"));
 	if (!rc) {
 		char *disk_text = bng_format_size(disk);
 		char *spec = bng_asprintf("%lld vcpu | %lld MiB | %s disk", (long long)vcpu, (long long)mem, disk_text);
@@ -166,35 +178,40 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 		key = bng_asprintf("vm-name:%s", name);
 		rc = bng_engine_reserve(e, "vm-create", op);
 		if (!rc) {
-			json_t *existing;
+			bng_vm_row *existing;
 			if (bng_vm_get(e, name, &existing) == 0) {
-				json_decref(existing);
+				bng_vm_free(existing);
 				rc = bng_err(BANGER_EEXIST, "vm '%s' already exists", name);
 			}
 		}
-		char id[13], ip[16] = "", mac[18], tap[1] = ""; /* a tap is taken at boot */
+		char id[13], ip[16] = "", mac[18], created[32];
 		bng_random_id(id);
 		bng_net_mac_from_id(id, mac);
+		bng_now_iso(created);
 		if (!rc)
 			rc = allocate_ip(e, ip);
 		if (!rc) {
-			char created[32], vcpu_s[24], mem_s[24], disk_s[24];
-			bng_now_iso(created);
-			snprintf(vcpu_s, sizeof(vcpu_s), "%lld", (long long)vcpu);
-			snprintf(mem_s, sizeof(mem_s), "%lld", (long long)mem);
-			snprintf(disk_s, sizeof(disk_s), "%llu", (unsigned long long)disk);
 			/* the row exists from here on, in state "creating": a crash is cleaned up at next start */
-			const char *p[] = {id,  name, bng_vm_str(image, "id"), bng_vm_str(kernel, "id"), vcpu_s, mem_s, disk_s, ip, mac,
-					   tap, created, nat ? "1" : "0", init, sshd || systemd ? "1" : "0"};
-			rc = bng_store_run(&e->store,
-					   "INSERT INTO vms (id, name, image_id, kernel_id, vcpu, memory_mib, disk_size, state,"
-					   " driver, ip, mac, tap, created_at, nat, init, sshd) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
-					   " ?7, 'creating', 'none', ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-					   14, p);
+			vm = bng_xcalloc(1, sizeof(*vm));
+			const struct { char **field; const char *value; } strings[] = {
+				{&vm->id, id}, {&vm->name, name}, {&vm->image_id, bng_jstr(image, "id")},
+				{&vm->kernel_id, bng_jstr(kernel, "id")}, {&vm->state, "creating"}, {&vm->driver, "none"},
+				{&vm->ip, ip}, {&vm->mac, mac}, {&vm->tap, ""} /* a tap is taken at boot */,
+				{&vm->created_at, created}, {&vm->init, init}};
+			for (size_t i = 0; i < BNG_ARRAY_LEN(strings); i++)
+				bng_vm_put(strings[i].field, strings[i].value);
+			vm->vcpu = (int)vcpu;
+			vm->memory_mib = (int)mem;
+			vm->disk_size = disk;
+			vm->nat = nat;
+			vm->sshd = sshd || systemd;
+			rc = bng_vm_insert(e, vm);
+			if (rc) {
+				bng_vm_free(vm);
+				vm = NULL;
+			}
 		}
 		bng_engine_release(e, "vm-create");
-		if (!rc)
-			rc = bng_vm_get(e, id, &vm);
 	}
 	char *vkey = NULL;
 	if (!rc)
@@ -214,7 +231,7 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 			rc = bng_ssh_ensure_key(bng_config_str(&e->config, "ssh_key_path"), &pubkey);
 		char *host_priv = NULL, *host_pub = NULL;
 		if (!rc && (rc = bng_ssh_new_host_key(dir, &host_priv, &host_pub)) == 0)
-			rc = bng_vm_update(e, vm, json_pack("{s:s}", "host_key", host_pub)); /* pinned before it ever boots */
+			rc = bng_vm_set(e, vm, BNG_VM_HOST_KEY, host_pub); /* pinned before it ever boots */
 		if (!rc)
 			rc = bng_vm_make_overlay(e, vm, overlay, pubkey, host_priv, !sshd && systemd);
 		if (host_priv)
@@ -228,22 +245,24 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	}
 	if (!rc && !json_is_false(json_object_get(params, "start"))) {
 		rc = bng_vm_boot(e, vm, op, &t0);
-		if (rc && json_object_get(vm, "vmm") && !json_is_null(json_object_get(vm, "vmm"))) {
+		if (rc && vm->vmm) {
 			/* it booted but never became reachable: keep it for a post-mortem (vm logs) */
 			char *msg = bng_strdup(banger_error_last());
-			bng_vm_update(e, vm, json_pack("{s:s,s:s}", "state", "error", "error", msg));
+			bng_vm_put(&vm->state, "error");
+			bng_vm_put(&vm->error, msg);
+			bng_vm_save(e, vm, BNG_VM_STATE | BNG_VM_ERROR);
 			bng_err(rc, "%s", msg);
 			free(msg);
 		}
 	} else if (!rc) {
-		rc = bng_vm_update(e, vm, json_pack("{s:s}", "state", "stopped"));
+		rc = bng_vm_set(e, vm, BNG_VM_STATE, "stopped");
 	}
-	if (rc && vm && !strcmp(bng_vm_str(vm, "state") ?: "", "creating")) {
+	if (rc && vm && !strcmp(vm->state, "creating")) {
 		/* failed before its VMM ever ran: nothing of it stays */
 		char *msg = bng_strdup(banger_error_last());
 		bng_vm_halt(e, vm, false, 0);
 		bng_rm_rf(dir);
-		const char *id = bng_vm_str(vm, "id");
+		const char *id = vm->id;
 		bng_store_run(&e->store, "DELETE FROM vms WHERE id = ?1", 1, &id);
 		bng_err(rc, "%s", msg);
 		free(msg);
@@ -251,10 +270,10 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	if (!rc) {
 		bng_vm_stage(op, "ready", &t0);
 		bng_vm_ssh_files_sync(e); /* best effort: `ssh <name>.vm` */
-		rc = bng_vm_get(e, bng_vm_str(vm, "id"), result);
+		rc = fresh_json(e, vm->id, result);
 	}
 	unlock_vm(e, vkey);
-	json_decref(vm);
+	bng_vm_free(vm);
 	json_decref(image);
 	json_decref(kernel);
 	free(key);
@@ -264,43 +283,43 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 }
 
 /* What start/stop/restart/kill do to a VM, under its lock. */
-typedef int (*vm_action)(bng_engine *e, json_t *vm, json_t *params, bng_op *op);
+typedef int (*vm_action)(bng_engine *e, bng_vm_row *vm, json_t *params, bng_op *op);
 
 /* Locks the VM named in params, runs action, returns the VM's fresh row. */
 static int with_locked_vm(bng_engine *e, json_t *params, bng_op *op, json_t **result, vm_action action)
 {
-	json_t *vm;
+	bng_vm_row *vm;
 	char *key;
 	int rc = locked(e, params, op, &vm, &key);
 	if (rc)
 		return rc;
 	rc = action(e, vm, params, op);
 	if (!rc)
-		rc = bng_vm_get(e, bng_vm_str(vm, "id"), result);
+		rc = fresh_json(e, vm->id, result);
 	unlock_vm(e, key);
-	json_decref(vm);
+	bng_vm_free(vm);
 	return rc;
 }
 
-static int do_start(bng_engine *e, json_t *vm, json_t *params, bng_op *op)
+static int do_start(bng_engine *e, bng_vm_row *vm, json_t *params, bng_op *op)
 {
 	(void)params;
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	const bng_vmm_driver *d = bng_vm_driver_of(vm);
-	if (!strcmp(bng_vm_str(vm, "state"), "running") && d && d->alive(json_object_get(vm, "vmm")))
-		return bng_err(BANGER_EBUSY, "vm '%s' is already running", bng_vm_str(vm, "name"));
+	if (!strcmp(vm->state, "running") && d && d->alive(vm->vmm))
+		return bng_err(BANGER_EBUSY, "vm '%s' is already running", vm->name);
 	return bng_vm_boot(e, vm, op, &t0);
 }
 
-static int do_stop(bng_engine *e, json_t *vm, json_t *params, bng_op *op)
+static int do_stop(bng_engine *e, bng_vm_row *vm, json_t *params, bng_op *op)
 {
 	(void)params;
 	(void)op;
 	return bng_vm_halt(e, vm, true, 0);
 }
 
-static int do_restart(bng_engine *e, json_t *vm, json_t *params, bng_op *op)
+static int do_restart(bng_engine *e, bng_vm_row *vm, json_t *params, bng_op *op)
 {
 	(void)params;
 	struct timespec t0;
@@ -309,7 +328,7 @@ static int do_restart(bng_engine *e, json_t *vm, json_t *params, bng_op *op)
 	return rc ? rc : bng_vm_boot(e, vm, op, &t0);
 }
 
-static int do_kill(bng_engine *e, json_t *vm, json_t *params, bng_op *op)
+static int do_kill(bng_engine *e, bng_vm_row *vm, json_t *params, bng_op *op)
 {
 	(void)op;
 	const char *sig = json_string_value(json_object_get(params, "signal"));
@@ -347,13 +366,13 @@ int bng_m_vm_kill(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	return with_locked_vm(e, params, op, result, do_kill);
 }
 
-static int destroy(bng_engine *e, json_t *vm)
+static int destroy(bng_engine *e, bng_vm_row *vm)
 {
 	int rc = bng_vm_halt(e, vm, false, SIGKILL); /* strays included */
 	/* the row goes first: a daemon killed half way through the removal
 	 * leaves a directory without a row, which the next engine removes, never
 	 * a row whose disk is half gone */
-	const char *id = bng_vm_str(vm, "id");
+	const char *id = vm->id;
 	if (!rc)
 		rc = bng_store_run(&e->store, "DELETE FROM vms WHERE id = ?1", 1, &id);
 	char *dir = bng_vm_dir(e, vm);
@@ -367,16 +386,16 @@ static int destroy(bng_engine *e, json_t *vm)
 
 int bng_m_vm_delete(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
-	json_t *vm;
+	bng_vm_row *vm;
 	char *key;
 	int rc = locked(e, params, op, &vm, &key);
 	if (rc)
 		return rc;
 	rc = destroy(e, vm);
 	if (!rc)
-		*result = json_pack("{s:O,s:O}", "id", json_object_get(vm, "id"), "name", json_object_get(vm, "name"));
+		*result = json_pack("{s:s,s:s}", "id", vm->id, "name", vm->name);
 	unlock_vm(e, key);
-	json_decref(vm);
+	bng_vm_free(vm);
 	return rc;
 }
 
@@ -411,17 +430,17 @@ int bng_m_vm_prune(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 
 /* A VM whose VMM is gone: everything a stop removes goes (tap, runtime
  * directory, strays), and the row says stopped, and why. */
-static void lost(bng_engine *e, json_t *vm, const char *why)
+static void lost(bng_engine *e, bng_vm_row *vm, const char *why)
 {
 	bng_vm_halt(e, vm, false, SIGKILL);
-	bng_vm_update(e, vm, json_pack("{s:s}", "stop_reason", why));
+	bng_vm_set(e, vm, BNG_VM_STOP_REASON, why);
 }
 
 /* Refreshes a row's state against reality (a VM that died is stopped). */
-static void refresh(bng_engine *e, json_t *vm)
+static void refresh(bng_engine *e, bng_vm_row *vm)
 {
 	const bng_vmm_driver *d = bng_vm_driver_of(vm);
-	if (!strcmp(bng_vm_str(vm, "state"), "running") && !(d && d->alive(json_object_get(vm, "vmm"))))
+	if (!strcmp(vm->state, "running") && !(d && d->alive(vm->vmm)))
 		lost(e, vm, VMM_LOST);
 }
 
@@ -439,13 +458,13 @@ int bng_m_vm_list(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	size_t i;
 	json_t *row;
 	json_array_foreach(rows, i, row) {
-		json_t *vm;
+		bng_vm_row *vm;
 		if (bng_vm_get(e, json_string_value(json_object_get(row, "id")), &vm) != 0)
 			continue;
 		refresh(e, vm);
-		if (all || !strcmp(bng_vm_str(vm, "state"), "running"))
-			json_array_append(out, vm);
-		json_decref(vm);
+		if (all || !strcmp(vm->state, "running"))
+			json_array_append_new(out, bng_vm_json(vm));
+		bng_vm_free(vm);
 	}
 	json_decref(rows);
 	*result = json_pack("{s:o}", "vms", out);
@@ -455,34 +474,36 @@ int bng_m_vm_list(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 int bng_m_vm_show(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
 	(void)op;
-	json_t *vm;
+	bng_vm_row *vm;
 	int rc = bng_vm_get(e, json_string_value(json_object_get(params, "name")), &vm);
 	if (rc)
 		return rc;
 	refresh(e, vm);
 	char *dir = bng_vm_dir(e, vm);
 	char *known = bng_asprintf("%s/known_hosts", dir);
-	if (bng_vm_str(vm, "host_key")) { /* for `ssh` run by the CLI: this VM's key only */
-		char *line = bng_asprintf("%s %s\n", bng_vm_str(vm, "ip"), bng_vm_str(vm, "host_key"));
+	if (vm->host_key) { /* for `ssh` run by the CLI: this VM's key only */
+		char *line = bng_asprintf("%s %s\n", vm->ip, vm->host_key);
 		bng_write_file_atomic(known, line, strlen(line), 0600);
 		free(line);
 	}
-	json_object_set_new(vm, "ssh", json_pack("{s:s,s:i,s:s,s:s,s:s}", "host", bng_vm_str(vm, "ip"), "port", 22,
+	json_t *shown = bng_vm_json(vm);
+	json_object_set_new(shown, "ssh", json_pack("{s:s,s:i,s:s,s:s,s:s}", "host", vm->ip, "port", 22,
 						  "user", "root", "key", bng_config_str(&e->config, "ssh_key_path"),
 						  "known_hosts", known));
 	char *console = bng_asprintf("%s/console.log", dir);
-	json_object_set_new(vm, "console_log", json_string(console));
+	json_object_set_new(shown, "console_log", json_string(console));
 	free(console);
 	free(known);
 	free(dir);
-	*result = vm;
+	bng_vm_free(vm);
+	*result = shown;
 	return 0;
 }
 
 int bng_m_vm_logs(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
 	(void)op;
-	json_t *vm;
+	bng_vm_row *vm;
 	int rc = bng_vm_get(e, json_string_value(json_object_get(params, "name")), &vm);
 	if (rc)
 		return rc;
@@ -500,53 +521,53 @@ int bng_m_vm_logs(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	free(text);
 	free(path);
 	free(dir);
-	json_decref(vm);
+	bng_vm_free(vm);
 	return 0;
 }
 
-int bng_vm_link(bng_engine *e, const char *ref, json_t **vm, bng_agent_link **link)
+int bng_vm_link(bng_engine *e, const char *ref, bng_vm_row **vm, bng_agent_link **link)
 {
 	int rc = bng_vm_link_quiet(e, ref, vm, link);
 	if (!rc)
-		bng_vm_activity(bng_vm_str(*vm, "id"), 0);
+		bng_vm_activity((*vm)->id, 0);
 	return rc;
 }
 
 int bng_vm_stop_for(bng_engine *e, const char *ref, const char *reason)
 {
 	json_t *params = json_pack("{s:s}", "name", ref);
-	json_t *vm;
+	bng_vm_row *vm;
 	char *key;
 	int rc = locked(e, params, NULL, &vm, &key);
 	json_decref(params);
 	if (rc)
 		return rc;
 	/* checked again under the lock: a user may have stopped or restarted it */
-	if (strcmp(bng_vm_str(vm, "state"), "running"))
-		rc = bng_err(BANGER_EBUSY, "vm '%s' is no longer running", bng_vm_str(vm, "name"));
+	if (strcmp(vm->state, "running"))
+		rc = bng_err(BANGER_EBUSY, "vm '%s' is no longer running", vm->name);
 	if (!rc)
 		rc = bng_vm_halt(e, vm, true, 0);
 	if (!rc)
-		rc = bng_vm_update(e, vm, json_pack("{s:s}", "stop_reason", reason));
+		rc = bng_vm_set(e, vm, BNG_VM_STOP_REASON, reason);
 	unlock_vm(e, key);
-	json_decref(vm);
+	bng_vm_free(vm);
 	return rc;
 }
 
-int bng_vm_link_quiet(bng_engine *e, const char *ref, json_t **vm, bng_agent_link **link)
+int bng_vm_link_quiet(bng_engine *e, const char *ref, bng_vm_row **vm, bng_agent_link **link)
 {
 	*link = NULL;
 	int rc = bng_vm_get(e, ref, vm);
 	if (rc)
 		return rc;
 	bool vsock;
-	const char *path = bng_vm_agent_channel(json_object_get(*vm, "vmm"), &vsock);
-	if (strcmp(bng_vm_str(*vm, "state"), "running") || !path)
-		rc = bng_err(BANGER_EUNSUPPORTED, "vm '%s' is not running", bng_vm_str(*vm, "name"));
+	const char *path = bng_vm_agent_channel((*vm)->vmm, &vsock);
+	if (strcmp((*vm)->state, "running") || !path)
+		rc = bng_err(BANGER_EUNSUPPORTED, "vm '%s' is not running", (*vm)->name);
 	else
 		rc = bng_agent_link_get(path, vsock, 30000, link); /* a guest just booted may be slow to answer */
 	if (rc) {
-		json_decref(*vm);
+		bng_vm_free(*vm);
 		*vm = NULL;
 	}
 	return rc;
@@ -554,7 +575,7 @@ int bng_vm_link_quiet(bng_engine *e, const char *ref, json_t **vm, bng_agent_lin
 
 static int agent_op(bng_engine *e, json_t *params, const char *what, json_t **reply)
 {
-	json_t *vm;
+	bng_vm_row *vm;
 	bng_agent_link *link;
 	int rc = bng_vm_link(e, json_string_value(json_object_get(params, "name")), &vm, &link);
 	if (rc)
@@ -562,19 +583,19 @@ static int agent_op(bng_engine *e, json_t *params, const char *what, json_t **re
 	bng_agent_watch watch = bng_vm_watch(vm, NULL);
 	rc = bng_agent_link_call(link, what, 15000, &watch, reply);
 	bng_agent_link_unref(link);
-	json_decref(vm);
+	bng_vm_free(vm);
 	return rc;
 }
 
 int bng_m_vm_stats(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
 	(void)op;
-	json_t *vm;
+	bng_vm_row *vm;
 	int rc = bng_vm_get(e, json_string_value(json_object_get(params, "name")), &vm);
 	if (rc)
 		return rc;
-	json_int_t pid = json_integer_value(json_object_get(json_object_get(vm, "vmm"), "pid"));
-	*result = json_pack("{s:O,s:O}", "name", json_object_get(vm, "name"), "state", json_object_get(vm, "state"));
+	json_int_t pid = json_integer_value(json_object_get(vm->vmm, "pid")); /* the driver's state */
+	*result = json_pack("{s:s,s:s}", "name", vm->name, "state", vm->state);
 	char *path = bng_asprintf("/proc/%lld/stat", (long long)pid);
 	char *text = NULL;
 	if (pid > 0 && bng_read_file(path, &text, NULL) == 0) {
@@ -592,41 +613,42 @@ int bng_m_vm_stats(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	free(text);
 	free(path);
 	json_t *health = NULL;
-	if (!strcmp(bng_vm_str(vm, "state"), "running") && agent_op(e, params, "health", &health) == 0)
+	if (!strcmp(vm->state, "running") && agent_op(e, params, "health", &health) == 0)
 		json_object_set(*result, "guest_uptime_s", json_object_get(health, "uptime_s"));
 	json_decref(health);
-	json_decref(vm);
+	bng_vm_free(vm);
 	return 0;
 }
 
 int bng_m_vm_set(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
-	json_t *vm;
+	bng_vm_row *vm;
 	char *key;
 	int rc = locked(e, params, op, &vm, &key);
 	if (rc)
 		return rc;
-	if (strcmp(bng_vm_str(vm, "state"), "stopped"))
-		rc = bng_err(BANGER_EBUSY, "vm '%s' must be stopped to change it", bng_vm_str(vm, "name"));
-	json_t *fields = json_object();
+	if (strcmp(vm->state, "stopped"))
+		rc = bng_err(BANGER_EBUSY, "vm '%s' must be stopped to change it", vm->name);
+	unsigned changed = 0;
 	json_t *v;
 	if (!rc && (v = json_object_get(params, "vcpu"))) {
 		if (json_integer_value(v) < 1 || json_integer_value(v) > 64)
 			rc = bng_err(BANGER_EINVAL, "vcpu must be between 1 and 64");
-		json_object_set_new(fields, "vcpu", json_sprintf("%lld", (long long)json_integer_value(v)));
+		vm->vcpu = (int)json_integer_value(v);
+		changed |= BNG_VM_VCPU;
 	}
 	if (!rc && (v = json_object_get(params, "memory_mib"))) {
-		if (json_integer_value(v) < 128)
-			rc = bng_err(BANGER_EINVAL, "memory must be at least 128 MiB");
-		json_object_set_new(fields, "memory_mib", json_sprintf("%lld", (long long)json_integer_value(v)));
+		if (json_integer_value(v) < 128 || json_integer_value(v) > (1 << 20))
+			rc = bng_err(BANGER_EINVAL, "memory must be between 128 and 1048576 MiB");
+		vm->memory_mib = (int)json_integer_value(v);
+		changed |= BNG_VM_MEMORY_MIB;
 	}
 	if (!rc && (v = json_object_get(params, "disk_size"))) {
 		uint64_t size;
 		rc = bng_parse_size(json_string_value(v), &size);
-		uint64_t cur = (uint64_t)json_integer_value(json_object_get(vm, "disk_size"));
-		if (!rc && size < cur)
+		if (!rc && size < vm->disk_size)
 			rc = bng_err(BANGER_EINVAL, "disks only grow: %s is smaller than the current size", json_string_value(v));
-		if (!rc && size > cur) {
+		if (!rc && size > vm->disk_size) {
 			/* grow the sparse file, then the filesystem in it (e2fsprogs) */
 			char *dir = bng_vm_dir(e, vm);
 			char *overlay = bng_asprintf("%s/overlay.ext4", dir);
@@ -640,16 +662,16 @@ int bng_m_vm_set(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 				rc = bng_err(rc, "cannot grow the filesystem in %s: %s", overlay, banger_error_last());
 			free(overlay);
 			free(dir);
-			json_object_set_new(fields, "disk_size", json_sprintf("%llu", (unsigned long long)size));
+			vm->disk_size = size;
+			changed |= BNG_VM_DISK_SIZE;
 		}
 	}
 	if (!rc)
-		rc = bng_vm_update(e, vm, json_incref(fields));
-	json_decref(fields);
+		rc = bng_vm_save(e, vm, changed);
 	if (!rc)
-		rc = bng_vm_get(e, bng_vm_str(vm, "id"), result);
+		rc = fresh_json(e, vm->id, result);
 	unlock_vm(e, key);
-	json_decref(vm);
+	bng_vm_free(vm);
 	return rc;
 }
 
@@ -662,16 +684,16 @@ static void clean_runtime(bng_engine *e)
 	while (d && (de = readdir(d))) {
 		if (strlen(de->d_name) != 12 || strspn(de->d_name, "0123456789abcdef") != 12)
 			continue;
-		json_t *vm = NULL;
-		if (bng_vm_get(e, de->d_name, &vm) == 0 && !strcmp(bng_vm_str(vm, "state"), "running")) {
-			json_decref(vm);
+		bng_vm_row *vm = NULL;
+		if (bng_vm_get(e, de->d_name, &vm) == 0 && !strcmp(vm->state, "running")) {
+			bng_vm_free(vm);
 			continue;
 		}
-		if (vm && !strcmp(bng_vm_str(vm, "state"), "error")) { /* kept for a post-mortem */
-			json_decref(vm);
+		if (vm && !strcmp(vm->state, "error")) { /* kept for a post-mortem */
+			bng_vm_free(vm);
 			continue;
 		}
-		json_decref(vm);
+		bng_vm_free(vm);
 		char *p = bng_asprintf("%s/%s", e->paths.runtime_dir, de->d_name);
 		bng_vmm_kill_strays(de->d_name, p);
 		bng_rm_rf(p);
@@ -693,12 +715,12 @@ int bng_vm_reconcile(bng_engine *e)
 	size_t i;
 	json_t *row;
 	json_array_foreach(rows, i, row) {
-		json_t *vm;
+		bng_vm_row *vm;
 		if (bng_vm_get(e, json_string_value(json_object_get(row, "id")), &vm) != 0)
 			continue;
-		const char *state = bng_vm_str(vm, "state");
+		const char *state = vm->state;
 		const bng_vmm_driver *d = bng_vm_driver_of(vm);
-		bool alive = d && json_is_object(json_object_get(vm, "vmm")) && d->alive(json_object_get(vm, "vmm"));
+		bool alive = d && json_is_object(vm->vmm) && d->alive(vm->vmm);
 		if (!strcmp(state, "creating")) {
 			destroy(e, vm); /* a create the daemon died in: remove every trace */
 		} else if (!strcmp(state, "stopping")) {
@@ -707,8 +729,7 @@ int bng_vm_reconcile(bng_engine *e)
 			/* a start the daemon died in: its caller got an error, and the
 			 * boot's later steps (agent, boot_id, identity) never ran */
 			bng_vm_halt(e, vm, false, SIGKILL);
-			bng_vm_update(e, vm, json_pack("{s:s}", "stop_reason",
-						   "bangerd stopped during its start: start it again"));
+			bng_vm_set(e, vm, BNG_VM_STOP_REASON, "bangerd stopped during its start: start it again");
 		} else if (!strcmp(state, "running")) {
 			if (!alive)
 				lost(e, vm, VMM_LOST);
@@ -717,7 +738,7 @@ int bng_vm_reconcile(bng_engine *e)
 			 * VMM it had not recorded yet, the tap, the runtime directory */
 			bng_vm_halt(e, vm, false, SIGKILL);
 		}
-		json_decref(vm);
+		bng_vm_free(vm);
 	}
 	json_decref(rows);
 	/* what no row names: a VM directory whose delete the daemon died in,

@@ -13,17 +13,17 @@
 
 /* ---- the row (records.c) ---- */
 
-/* The VM row ref names (id or name) as *vm (a new reference), with vmm
- * parsed and nat/sshd as booleans. */
-int bng_vm_get(bng_engine *e, const char *ref, json_t **vm);
-/* A string field of a VM row (NULL when absent or not a string). */
-const char *bng_vm_str(json_t *vm, const char *key);
-/* Sets columns from fields ({"state": "running", "vmm": {...}}) on the row
- * and in vm; takes fields' reference. */
-int bng_vm_update(bng_engine *e, json_t *vm, json_t *fields);
+/* Sets one string column (value may be NULL) on vm and in its row. */
+int bng_vm_set(bng_engine *e, bng_vm_row *vm, enum bng_vm_column column, const char *value);
+/* Replaces a string field of a row (value may be NULL), for bng_vm_save. */
+void bng_vm_put(char **field, const char *value);
+/* Adds vm as a new row (every column). */
+int bng_vm_insert(bng_engine *e, const bng_vm_row *vm);
+/* Writes the columns which (BNG_VM_* bits) names from vm into its row. */
+int bng_vm_save(bng_engine *e, const bng_vm_row *vm, unsigned which);
 /* <state>/vms/<id> and <runtime>/<id> (to free). */
-char *bng_vm_dir(bng_engine *e, json_t *vm);
-char *bng_vm_run_dir(bng_engine *e, json_t *vm);
+char *bng_vm_dir(bng_engine *e, const bng_vm_row *vm);
+char *bng_vm_run_dir(bng_engine *e, const bng_vm_row *vm);
 /* Reports a finished stage with how long it took since *t0, and restarts
  * *t0. */
 void bng_vm_stage(bng_op *op, const char *name, struct timespec *t0);
@@ -32,20 +32,20 @@ void bng_vm_stage(bng_op *op, const char *name, struct timespec *t0);
 
 /* Gives a VM that is about to boot a tap of its own, warm from the pool
  * when it has one; the row records it until the VM stops. */
-int bng_vm_net_setup(bng_engine *e, json_t *vm);
+int bng_vm_net_setup(bng_engine *e, bng_vm_row *vm);
 /* The "ip" column of a query's rows, as a JSON array. */
 int bng_vm_query_ips(bng_engine *e, const char *sql, json_t **ips);
 /* Makes the engine's NAT chain masquerade exactly the VMs that have NAT
  * and a network right now (a tap). */
 int bng_vm_nat_sync(bng_engine *e);
 /* Deletes the VM's tap and makes its row forget it. */
-void bng_vm_net_teardown(bng_engine *e, json_t *vm);
+void bng_vm_net_teardown(bng_engine *e, bng_vm_row *vm);
 
 /* ---- the per-VM disk (disk.c) ---- */
 
 /* Creates the sparse overlay disk at path with what makes this VM itself
  * in its upper layer (and the first-boot SSH installer when first_boot). */
-int bng_vm_make_overlay(bng_engine *e, json_t *vm, const char *path, const char *pubkey, const char *host_key,
+int bng_vm_make_overlay(bng_engine *e, const bng_vm_row *vm, const char *path, const char *pubkey, const char *host_key,
 			bool first_boot);
 /* Puts this banger's guest agent into the stopped VM's overlay again. */
 int bng_vm_refresh_agent(const char *overlay);
@@ -56,16 +56,16 @@ int bng_vm_refresh_agent(const char *overlay);
  * Firecracker's hybrid vsock. */
 const char *bng_vm_agent_channel(json_t *vmm_state, bool *vsock);
 /* The driver that runs vm (NULL for none). */
-const bng_vmm_driver *bng_vm_driver_of(json_t *vm);
+const bng_vmm_driver *bng_vm_driver_of(const bng_vm_row *vm);
 /* Boots the VM (its row holds everything) and waits for the agent and SSH;
  * t0 times the stages it reports. */
-int bng_vm_boot(bng_engine *e, json_t *vm, bng_op *op, struct timespec *t0);
+int bng_vm_boot(bng_engine *e, bng_vm_row *vm, bng_op *op, struct timespec *t0);
 /* Kills any process whose command line names this VM's runtime directory and
  * waits (at most 3 s) for them to be gone; bng_vm_halt calls it. */
-void bng_vm_kill_run_dir_strays(bng_engine *e, json_t *vm);
+void bng_vm_kill_run_dir_strays(bng_engine *e, const bng_vm_row *vm);
 /* Stops the VMM: graceful (agent sync + poweroff, bounded wait) when asked,
  * then signal sig (SIGKILL when 0). Leaves the row stopped and the tap gone. */
-int bng_vm_halt(bng_engine *e, json_t *vm, bool graceful, int sig);
+int bng_vm_halt(bng_engine *e, bng_vm_row *vm, bool graceful, int sig);
 
 /* ---- the image and kernel (provision.c) ---- */
 

@@ -176,7 +176,7 @@ static json_t *name_or_b64(const char *name, size_t len, json_t *b64)
 
 /* Runs `sh -c script sh args...` (args stolen) in the guest as root with HOME=/root; its
  * exit code in *code, output in *out. */
-static int guest_sh(bng_agent_link *link, json_t *vm, bng_op *op, const char *script, json_t *args, bng_output *out,
+static int guest_sh(bng_agent_link *link, const bng_vm_row *vm, bng_op *op, const char *script, json_t *args, bng_output *out,
 		    int *code)
 {
 	json_t *argv = json_pack("[s,s,s,s]", "sh", "-c", script, "sh");
@@ -193,10 +193,9 @@ static const char *said(bng_output *c) { return c->len[1] ? c->buf[1] : (c->len[
 
 /* ---- vm.workspace.prepare ---- */
 
-static int vm_row(bng_engine *e, json_t *params, json_t **vm)
+static int vm_row(bng_engine *e, json_t *params, bng_vm_row **vm)
 {
-	return bng_store_get(&e->store, "vms", "id, name, state", json_string_value(json_object_get(params, "name")),
-			     "vm", vm);
+	return bng_vm_get(e, bng_jstr(params, "name"), vm);
 }
 
 /* The repository at path: its top level and HEAD commit; refuses bare
@@ -387,12 +386,12 @@ static const char guest_prepare[] =
  * shipped_tree, unless force); shallow_tree is a shallow checkout's tree
  * id (NULL for a full copy), checkout_files how many files it checks out;
  * *tree gets the new checkout's tree id, *sent the stream's size. */
-static int ship(bng_engine *e, json_t *vm, const char *stage, const char *guest, const char *shipped_tree,
+static int ship(bng_engine *e, const bng_vm_row *vm, const char *stage, const char *guest, const char *shipped_tree,
 		bool force, const char *shallow_tree, size_t checkout_files, char **tree, size_t *sent, bng_op *op)
 {
 	bng_agent_link *link;
-	json_t *running;
-	int rc = bng_vm_link(e, json_string_value(json_object_get(vm, "id")), &running, &link);
+	bng_vm_row *running;
+	int rc = bng_vm_link(e, vm->id, &running, &link);
 	if (rc)
 		return rc;
 	char *base = bng_strdup(strrchr(guest, '/') + 1);
@@ -421,7 +420,7 @@ static int ship(bng_engine *e, json_t *vm, const char *stage, const char *guest,
 	json_decref(spec);
 	free(base);
 	bng_agent_link_unref(link);
-	json_decref(running);
+	bng_vm_free(running);
 	return rc;
 }
 
@@ -579,7 +578,7 @@ int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, b
 	if (strcmp(mode, "shallow") && strcmp(mode, "full_copy"))
 		return bng_err(BANGER_EINVAL, "workspace mode '%s': shallow (default) or full_copy", mode);
 	bool full = !strcmp(mode, "full_copy");
-	json_t *vm = NULL;
+	bng_vm_row *vm = NULL;
 	int rc = 0;
 	if (json_object_get(params, "name"))
 		rc = vm_row(e, params, &vm);
@@ -591,7 +590,7 @@ int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, b
 	if (bng_mkdir_p(e->tmp_dir, 0700) != 0 || !mkdtemp(scratch)) {
 		rc = bng_err_errno(BANGER_EIO, errno, "cannot make a staging directory in %s", e->tmp_dir);
 		free(scratch);
-		json_decref(vm);
+		bng_vm_free(vm);
 		return rc;
 	}
 	char *top = NULL, *head = NULL, *digest = NULL, *tree = NULL, *shallow_tree = NULL;
@@ -677,7 +676,7 @@ int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, b
 			bng_op_event(op, json_pack("{s:s,s:I,s:I}", "stage", "ship", "files", (json_int_t)shipped, "bytes",
 						   (json_int_t)bytes));
 			json_t *prev = NULL;
-			const char *id = json_string_value(json_object_get(vm, "id"));
+			const char *id = vm->id;
 			bng_store_query(&e->store, &prev, "SELECT guest_path, guest_tree FROM workspaces WHERE vm_id = ?1",
 					1, &id);
 			json_t *row0 = json_array_get(prev, 0);
@@ -691,7 +690,7 @@ int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, b
 			char now[32];
 			bng_now_iso(now);
 			char *state = tree_state(top, head, files);
-			const char *row[] = {json_string_value(json_object_get(vm, "id")), top, guest, mode, head, digest,
+			const char *row[] = {vm->id, top, guest, mode, head, digest,
 					     now, state, untracked ? "1" : "0", tree};
 			rc = bng_store_run(&e->store,
 					   "INSERT OR REPLACE INTO workspaces (vm_id, host_path, guest_path, mode, head_commit,"
@@ -715,25 +714,25 @@ int bng_m_vm_workspace_prepare(bng_engine *e, json_t *params, json_t **result, b
 	free(head);
 	free(digest);
 	json_decref(files);
-	json_decref(vm);
+	bng_vm_free(vm);
 	return rc;
 }
 
 /* ---- vm.workspace.show ---- */
 
-static int workspace_row(bng_engine *e, json_t *vm, json_t **ws)
+static int workspace_row(bng_engine *e, const bng_vm_row *vm, json_t **ws)
 {
 	json_t *rows = NULL;
-	const char *id = json_string_value(json_object_get(vm, "id"));
+	const char *id = vm->id;
 	int rc = bng_store_query(&e->store, &rows,
 				 "SELECT host_path, guest_path, mode, head_commit, files_digest, created_at, tree_state,"
 				 " include_untracked FROM workspaces WHERE vm_id = ?1",
 				 1, &id);
 	if (!rc && json_array_size(rows) == 0)
-		rc = bng_err(BANGER_ENOTFOUND, "VM '%s' has no workspace", json_string_value(json_object_get(vm, "name")));
+		rc = bng_err(BANGER_ENOTFOUND, "VM '%s' has no workspace", vm->name);
 	if (!rc) {
 		*ws = json_incref(json_array_get(rows, 0));
-		json_object_set(*ws, "vm", json_object_get(vm, "name"));
+		json_object_set_new(*ws, "vm", json_string(vm->name));
 		json_object_set_new(*ws, "include_untracked",
 				    json_boolean(json_integer_value(json_object_get(*ws, "include_untracked"))));
 	}
@@ -744,11 +743,11 @@ static int workspace_row(bng_engine *e, json_t *vm, json_t **ws)
 int bng_m_vm_workspace_show(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
 	(void)op;
-	json_t *vm;
+	bng_vm_row *vm;
 	int rc = vm_row(e, params, &vm);
 	if (!rc)
 		rc = workspace_row(e, vm, result);
-	json_decref(vm);
+	bng_vm_free(vm);
 	return rc;
 }
 
@@ -756,7 +755,8 @@ int bng_m_vm_workspace_show(bng_engine *e, json_t *params, json_t **result, bng_
 
 int bng_m_vm_workspace_status(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
-	json_t *vm, *ws = NULL;
+	bng_vm_row *vm;
+	json_t *ws = NULL;
 	int rc = vm_row(e, params, &vm);
 	if (!rc)
 		rc = workspace_row(e, vm, &ws);
@@ -785,9 +785,9 @@ int bng_m_vm_workspace_status(bng_engine *e, json_t *params, json_t **result, bn
 	 * a user, can remove it; null when the VM does not run */
 	json_t *present = json_null();
 	bng_agent_link *link = NULL;
-	json_t *running = NULL;
-	if (!rc && !strcmp(json_string_value(json_object_get(vm, "state")), "running") &&
-	    bng_vm_link(e, json_string_value(json_object_get(vm, "id")), &running, &link) == 0) {
+	bng_vm_row *running = NULL;
+	if (!rc && !strcmp(vm->state, "running") &&
+	    bng_vm_link(e, vm->id, &running, &link) == 0) {
 		bng_output c = {0};
 		int code = 0;
 		if (guest_sh(link, running, op, "[ -d \"$1/.git\" ]",
@@ -795,7 +795,7 @@ int bng_m_vm_workspace_status(bng_engine *e, json_t *params, json_t **result, bn
 			present = json_boolean(code == 0);
 		bng_output_free(&c);
 		bng_agent_link_unref(link);
-		json_decref(running);
+		bng_vm_free(running);
 	}
 	if (!rc) /* a failed probe leaves present null; rc's own message stays */
 		bng_err_clear();
@@ -820,7 +820,7 @@ int bng_m_vm_workspace_status(bng_engine *e, json_t *params, json_t **result, bn
 	json_decref(files);
 	json_decref(present);
 	json_decref(ws);
-	json_decref(vm);
+	bng_vm_free(vm);
 	return rc;
 }
 
@@ -858,7 +858,8 @@ static void put_name(json_t *f, const char *key, const char *name)
 
 int bng_m_vm_workspace_export(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
-	json_t *vm, *ws = NULL;
+	bng_vm_row *vm;
+	json_t *ws = NULL;
 	int rc = vm_row(e, params, &vm);
 	if (!rc)
 		rc = workspace_row(e, vm, &ws);
@@ -868,9 +869,9 @@ int bng_m_vm_workspace_export(bng_engine *e, json_t *params, json_t **result, bn
 	if (!rc && (!base || !*base || base[0] == '-'))
 		rc = bng_err(BANGER_EINVAL, "vm.workspace.export: invalid base_commit");
 	bng_agent_link *link = NULL;
-	json_t *running = NULL;
+	bng_vm_row *running = NULL;
 	if (!rc)
-		rc = bng_vm_link(e, json_string_value(json_object_get(vm, "id")), &running, &link);
+		rc = bng_vm_link(e, vm->id, &running, &link);
 	bng_output c = {0};
 	int code = 0;
 	if (!rc)
@@ -924,8 +925,8 @@ out:
 	bng_output_free(&c);
 	if (link)
 		bng_agent_link_unref(link);
-	json_decref(running);
+	bng_vm_free(running);
 	json_decref(ws);
-	json_decref(vm);
+	bng_vm_free(vm);
 	return rc;
 }
