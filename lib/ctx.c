@@ -415,8 +415,13 @@ BANGER_API int banger_call_start(banger_ctx *ctx, banger_call *c, struct uv_loop
 	a->done_cb = done_cb;
 	a->done_ud = ud;
 	a->wake.data = a;
-	if (uv_async_init(loop, &a->wake, on_wake) != 0)
-		goto fail;
+	if (uv_async_init(loop, &a->wake, on_wake) != 0) {
+		pthread_mutex_destroy(&a->lock);
+		banger_ctx_unref(ctx);
+		banger_call_unref(c);
+		free(a);
+		return bng_err(BANGER_EIO, "cannot attach %s to the event loop", c->method);
+	}
 	c->async = a;
 	if (uv_thread_create(&a->thread, worker, a) != 0) {
 		c->async = NULL;
@@ -425,10 +430,4 @@ BANGER_API int banger_call_start(banger_ctx *ctx, banger_call *c, struct uv_loop
 		return bng_err(BANGER_EIO, "cannot start a worker thread for %s", c->method);
 	}
 	return 0;
-fail:
-	pthread_mutex_destroy(&a->lock);
-	banger_ctx_unref(ctx);
-	banger_call_unref(c);
-	free(a);
-	return bng_err(BANGER_EIO, "cannot attach %s to the event loop", c->method);
 }

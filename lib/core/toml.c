@@ -113,25 +113,26 @@ static char *parse_string(parser *ps)
 	}
 	size_t cap = (size_t)(ps->end - ps->p) * 2 + 8, n = 0;
 	char *buf = bng_xmalloc(cap);
+	int rc = 0;
 	for (;;) {
 		if (ps->p >= ps->end || *ps->p == '\n') {
-			fail(ps, "unterminated string");
-			goto bad;
+			rc = fail(ps, "unterminated string");
+			goto out;
 		}
 		char c = *ps->p++;
 		if (c == quote)
 			break;
 		if ((unsigned char)c < 0x20 && c != '\t') {
-			fail(ps, "control character in string");
-			goto bad;
+			rc = fail(ps, "control character in string");
+			goto out;
 		}
 		if (c != '\\' || quote == '\'') {
 			buf[n++] = c;
 			continue;
 		}
 		if (ps->p >= ps->end) {
-			fail(ps, "unterminated string");
-			goto bad;
+			rc = fail(ps, "unterminated string");
+			goto out;
 		}
 		char e = *ps->p++;
 		switch (e) {
@@ -148,29 +149,31 @@ static char *parse_string(parser *ps)
 			unsigned long cp = 0;
 			for (int i = 0; i < digits; i++) {
 				if (ps->p >= ps->end || !isxdigit((unsigned char)*ps->p)) {
-					fail(ps, "invalid \\%c escape: expected %d hex digits", e, digits);
-					goto bad;
+					rc = fail(ps, "invalid \\%c escape: expected %d hex digits", e, digits);
+					goto out;
 				}
 				char h = *ps->p++;
 				cp = cp * 16 + (unsigned long)(isdigit((unsigned char)h) ? h - '0' : (tolower((unsigned char)h) - 'a' + 10));
 			}
 			if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-				fail(ps, "invalid unicode escape U+%lX", cp);
-				goto bad;
+				rc = fail(ps, "invalid unicode escape U+%lX", cp);
+				goto out;
 			}
 			put_utf8(buf, &n, cp);
 			break;
 		}
 		default:
-			fail(ps, "invalid escape '\\%c' in string", e);
-			goto bad;
+			rc = fail(ps, "invalid escape '\\%c' in string", e);
+			goto out;
 		}
 	}
 	buf[n] = '\0';
+out:
+	if (rc) {
+		free(buf);
+		buf = NULL;
+	}
 	return buf;
-bad:
-	free(buf);
-	return NULL;
 }
 
 static char *parse_key_part(parser *ps)
@@ -223,6 +226,13 @@ static json_t *parse_key(parser *ps)
 
 static json_t *parse_value(parser *ps, int depth);
 
+/* Records that the number text breaks TOML's integer syntax; returns NULL. */
+static json_t *invalid_value(parser *ps, const char *text)
+{
+	fail(ps, "invalid value '%s'", text);
+	return NULL;
+}
+
 static json_t *parse_integer(parser *ps)
 {
 	char buf[80];
@@ -254,11 +264,11 @@ static json_t *parse_integer(parser *ps)
 	int base = 10;
 	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'o' || s[1] == 'b')) {
 		if (buf[0] == '+' || buf[0] == '-')
-			goto invalid;
+			return invalid_value(ps, buf);
 		base = s[1] == 'x' ? 16 : s[1] == 'o' ? 8 : 2;
 		s += 2;
 	} else if (s[0] == '0' && s[1] != '\0') {
-		goto invalid; /* leading zeros are not allowed */
+		return invalid_value(ps, buf); /* leading zeros are not allowed */
 	}
 	char digits[80];
 	size_t d = 0;
@@ -266,7 +276,7 @@ static json_t *parse_integer(parser *ps)
 	for (; *s; s++) {
 		if (*s == '_') {
 			if (!prev_digit || !s[1] || s[1] == '_')
-				goto invalid;
+				return invalid_value(ps, buf);
 			prev_digit = false;
 			continue;
 		}
@@ -275,20 +285,17 @@ static json_t *parse_integer(parser *ps)
 	}
 	digits[d] = '\0';
 	if (d == 0)
-		goto invalid;
+		return invalid_value(ps, buf);
 	char *endp;
 	errno = 0;
 	unsigned long long v = strtoull(digits, &endp, base);
 	if (*endp || digits[0] == '-' || digits[0] == '+')
-		goto invalid;
+		return invalid_value(ps, buf);
 	if (errno == ERANGE || v > (unsigned long long)INT64_MAX + (neg ? 1u : 0u)) {
 		fail(ps, "integer '%s' out of range", buf);
 		return NULL;
 	}
 	return json_integer(neg ? (json_int_t)(0 - v) : (json_int_t)v);
-invalid:
-	fail(ps, "invalid value '%s'", buf);
-	return NULL;
 }
 
 static json_t *parse_array(parser *ps, int depth)

@@ -256,14 +256,14 @@ int bng_kernel_vmlinux(const char *path, const char *bzimage, const char *out_el
 	if (size >= 4 && !memcmp(k, "\177ELF", 4)) { /* already a vmlinux */
 		if (!(rc = out_open(&o, out_elf)))
 			rc = out_close(&o, out_write(&o, k, size));
-		goto done;
+		goto out;
 	}
 	if (size < HDR_END || memcmp(k + HDR_MAGIC, "HdrS", 4) != 0 || le16(k + HDR_BOOT_FLAG) != 0xaa55) {
 		rc = bng_err(BANGER_EINVAL,
 			     "%s is not an x86 bzImage (no \"HdrS\" boot header) nor an ELF vmlinux: give the "
 			     "vmlinuz from /boot or a kernel build's arch/x86/boot/bzImage",
 			     bzimage);
-		goto done;
+		goto out;
 	}
 	uint16_t version = le16(k + HDR_VERSION);
 	if (version < 0x208) {
@@ -271,7 +271,7 @@ int bng_kernel_vmlinux(const char *path, const char *bzimage, const char *out_el
 			     "%s uses x86 boot protocol %u.%02u, older than 2.08 (Linux 2.6.26): it has no payload "
 			     "fields; use a newer kernel",
 			     bzimage, version >> 8, version & 0xff);
-		goto done;
+		goto out;
 	}
 	size_t setup_sects = k[HDR_SETUP_SECTS] ? k[HDR_SETUP_SECTS] : 4; /* 0 means 4, for old loaders */
 	size_t pm_start = (setup_sects + 1) * 512;
@@ -281,7 +281,7 @@ int bng_kernel_vmlinux(const char *path, const char *bzimage, const char *out_el
 			     "%s is truncated or corrupt: its header puts the compressed kernel at %zu+%zu bytes "
 			     "but the file has %zu",
 			     bzimage, pm_start + off, len, size);
-		goto done;
+		goto out;
 	}
 	const unsigned char *payload = k + pm_start + off;
 	const codec *c = codec_for(payload, len);
@@ -290,11 +290,11 @@ int bng_kernel_vmlinux(const char *path, const char *bzimage, const char *out_el
 			     "%s: unknown compression for the kernel payload (magic %02x %02x %02x %02x); banger "
 			     "reads gzip, xz, zstd, lzma, bzip2 and lz4 kernels (rebuild without LZO)",
 			     bzimage, payload[0], payload[1], payload[2], payload[3]);
-		goto done;
+		goto out;
 	}
 	uint32_t want = le32(payload + len - 4);
 	if ((rc = out_open(&o, out_elf)))
-		goto done;
+		goto out;
 	size_t total = 0;
 	rc = unpack_stream(c, payload, c->size_appended ? len - 4 : len, MAX_VMLINUX, bzimage, out_write, &o, &total);
 	if (!rc && !o.elf_checked)
@@ -303,7 +303,7 @@ int bng_kernel_vmlinux(const char *path, const char *bzimage, const char *out_el
 		rc = bng_err(BANGER_EINVAL, "%s is corrupt: its kernel unpacked to %zu bytes but the image records %u",
 			     bzimage, total, want);
 	rc = out_close(&o, rc);
-done:
+out:
 	if (size)
 		munmap((void *)k, size);
 	return rc;

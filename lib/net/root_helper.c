@@ -337,13 +337,13 @@ json_t *bng_root_handle(const bng_root_policy *p, uid_t peer_uid, const char *li
 	json_t *req = NULL;
 	if (len > BNG_ROOT_MAX_REQUEST) {
 		rc = bng_err(BANGER_ETOOBIG, "request over %d bytes", BNG_ROOT_MAX_REQUEST);
-		goto done;
+		goto out;
 	}
 	json_error_t jerr;
 	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!json_is_object(req)) {
 		rc = bng_err(BANGER_EPROTO, "not a JSON object%s%s", req ? "" : ": ", req ? "" : jerr.text);
-		goto done;
+		goto out;
 	}
 	const char *verb = str_arg(req, "verb");
 	printable(verb_p, sizeof(verb_p), verb);
@@ -370,7 +370,7 @@ json_t *bng_root_handle(const bng_root_policy *p, uid_t peer_uid, const char *li
 	} else
 		rc = bng_err(BANGER_ENOMETHOD, "unknown verb \"%s\": the helper does only bridge.ensure, tap.create, "
 			     "tap.delete, nat.sync, ip_forward.enable and ping", verb_p);
-done:
+out:
 	json_decref(req);
 	json_t *resp;
 	char msg[512];

@@ -83,19 +83,16 @@ int oci_cache_open(oci_cache *c, const char *cache_dir)
 	c->root = bng_asprintf("%s/oci", cache_dir);
 	c->blobs = bng_asprintf("%s/blobs/sha256", c->root);
 	int rc = bng_mkdir_p(c->blobs, 0755);
-	if (rc)
-		goto fail;
-	char *layout = bng_asprintf("%s/oci-layout", c->root);
-	if (access(layout, F_OK) != 0) {
-		static const char marker[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
-		rc = write_unique(layout, marker, sizeof(marker) - 1);
+	if (!rc) {
+		char *layout = bng_asprintf("%s/oci-layout", c->root);
+		if (access(layout, F_OK) != 0) {
+			static const char marker[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
+			rc = write_unique(layout, marker, sizeof(marker) - 1);
+		}
+		free(layout);
 	}
-	free(layout);
 	if (rc)
-		goto fail;
-	return 0;
-fail:
-	oci_cache_close(c);
+		oci_cache_close(c);
 	return rc;
 }
 

@@ -234,13 +234,16 @@ static int perform(oci_client *c, const char *url, const char *accept, bool with
 {
 	CURL *h = c->curl;
 	struct curl_slist *hdrs = NULL, *tmp;
-	char *line = NULL;
+	char *line = NULL, *ua = NULL;
+	int rc = 0;
 	if (accept) {
 		line = bng_asprintf("Accept: %s", accept);
 		tmp = curl_slist_append(hdrs, line);
 		free(line);
-		if (!tmp)
-			goto nomem;
+		if (!tmp) {
+			rc = bng_err(BANGER_ENOMEM, "out of memory building a request");
+			goto out;
+		}
 		hdrs = tmp;
 	}
 	if (with_token && c->token) {
@@ -249,8 +252,10 @@ static int perform(oci_client *c, const char *url, const char *accept, bool with
 		line = bng_asprintf("Authorization: Bearer %s", c->token);
 		tmp = curl_slist_append(hdrs, line);
 		free(line);
-		if (!tmp)
-			goto nomem;
+		if (!tmp) {
+			rc = bng_err(BANGER_ENOMEM, "out of memory building a request");
+			goto out;
+		}
 		hdrs = tmp;
 	}
 	c->errbuf[0] = '\0';
@@ -266,7 +271,7 @@ static int perform(oci_client *c, const char *url, const char *accept, bool with
 	/* Give up on a transfer that moves nothing for a minute. */
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
-	char *ua = bng_asprintf("banger/%s", banger_version_number());
+	ua = bng_asprintf("banger/%s", banger_version_number());
 	curl_easy_setopt(h, CURLOPT_USERAGENT, ua);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
@@ -279,21 +284,19 @@ static int perform(oci_client *c, const char *url, const char *accept, bool with
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	CURLcode cc = curl_easy_perform(h);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-	curl_slist_free_all(hdrs);
-	free(ua);
 	char *eff = NULL;
 	if (curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff) {
 		free(x->r->url);
 		x->r->url = bng_strdup(eff);
 	}
 	if (x->abort_rc)
-		return x->abort_rc;
-	if (cc != CURLE_OK)
-		return transport_error(c, cc, x->r->url ? x->r->url : url);
-	return 0;
-nomem:
+		rc = x->abort_rc;
+	else if (cc != CURLE_OK)
+		rc = transport_error(c, cc, x->r->url ? x->r->url : url);
+out:
 	curl_slist_free_all(hdrs);
-	return bng_err(BANGER_ENOMEM, "out of memory building a request");
+	free(ua);
+	return rc;
 }
 
 /* ---- bearer tokens ---- */

@@ -907,20 +907,17 @@ BANGER_API int banger_update(const char *params_json, banger_event_cb progress, 
 		json_object_set_new(report, "result", json_string(cmp > 0 ? "available" : "up-to-date"));
 		say(&u, "check", cmp > 0 ? "banger %s is installed; %s (%s) is available" : "banger %s is installed; the release is %s (%s)",
 		    current, target, m.date);
-		goto done;
-	}
-	if (cmp == 0 || (cmp < 0 && !pr.to)) {
+	} else if (cmp == 0 || (cmp < 0 && !pr.to)) {
 		json_object_set_new(report, "result", json_string("up-to-date"));
 		say(&u, "check", cmp == 0 ? "banger %s is installed: nothing to do" : "banger %s is newer than the latest release %s: nothing to do (--to downgrades)", current, target);
-		goto done;
+	} else {
+		say(&u, "plan", "%s banger %s -> %s in %s", pr.dry_run ? "would update" : "updating", current, target, pr.prefix);
+		rc = pr.dry_run ? dry_run(&u, &pr, &m, report) : apply(&u, &pr, &m, current, report);
 	}
-	say(&u, "plan", "%s banger %s -> %s in %s", pr.dry_run ? "would update" : "updating", current, target, pr.prefix);
-	rc = pr.dry_run ? dry_run(&u, &pr, &m, report) : apply(&u, &pr, &m, current, report);
-	if (rc)
-		goto out;
-done:
-	json_object_set(report, "log", u.log);
-	*report_json = json_dumps(report, JSON_INDENT(2));
+	if (!rc) {
+		json_object_set(report, "log", u.log);
+		*report_json = json_dumps(report, JSON_INDENT(2));
+	}
 out:
 	json_decref(report);
 	json_decref(u.log);
