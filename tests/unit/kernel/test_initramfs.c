@@ -449,6 +449,63 @@ static void test_init_script(void)
 		CHECK_STR_CONTAINS(s, markers[i]);
 }
 
+/* Appended module signatures: stripped when the kernel's config says it
+ * does not require them, kept when it does or cannot be read. */
+static size_t module_len_in(const char *out, const char *name)
+{
+	listing l = read_archive(out);
+	entry *e = find(&l, name);
+	size_t len = e && e->type == AE_IFREG ? e->len : 0;
+	CHECK(e == NULL || !memcmp(e->data, "\177ELF", 4));
+	free_listing(&l);
+	return len;
+}
+
+static void test_signatures(void)
+{
+	char path[1024], out[1024], config[1024];
+	snprintf(path, sizeof(path), "%s/kernel/fs/overlayfs/overlay.ko", root);
+	snprintf(out, sizeof(out), "%s/initrd-sig.img", dir);
+	snprintf(config, sizeof(config), "%s/../../config", root);
+	char *plain = NULL;
+	size_t plain_len = 0;
+	CHECK_OK(bng_read_file(path, &plain, &plain_len));
+	/* a 300-byte PKCS#7 blob, struct module_signature (id_type 2, sig_len
+	 * big endian at 8..11), the marker */
+	fx_buf signed_mod = {0};
+	fx_put(&signed_mod, plain, plain_len);
+	fx_put_zero(&signed_mod, 300);
+	unsigned char info[12] = {0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 300 >> 8, 300 & 0xff};
+	fx_put(&signed_mod, info, sizeof(info));
+	fx_put(&signed_mod, "~Module signature appended~\n", 28);
+	fx_write(path, &signed_mod);
+	const char *name = "lib/modules/" KVER "/kernel/fs/overlayfs/overlay.ko";
+
+	unlink(config); /* unknown: kept */
+	CHECK_OK(bng_initramfs_build(root, KVER, busybox, NULL, out, NULL));
+	CHECK_EQ_INT(module_len_in(out, name), signed_mod.len);
+	static const char forced[] = "CONFIG_MODULE_SIG=y\nCONFIG_MODULE_SIG_FORCE=y\n";
+	check_write_file(config, forced, sizeof(forced) - 1);
+	CHECK_OK(bng_initramfs_build(root, KVER, busybox, NULL, out, NULL));
+	CHECK_EQ_INT(module_len_in(out, name), signed_mod.len);
+	static const char optional[] = "CONFIG_MODULE_SIG=y\n# CONFIG_MODULE_SIG_FORCE is not set\n";
+	check_write_file(config, optional, sizeof(optional) - 1);
+	CHECK_OK(bng_initramfs_build(root, KVER, busybox, NULL, out, NULL));
+	CHECK_EQ_INT(module_len_in(out, name), plain_len);
+	/* a marker whose lengths overrun the file is left alone */
+	unsigned char huge[12] = {0, 0, 2, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff};
+	memcpy(signed_mod.p + signed_mod.len - 40, huge, sizeof(huge));
+	fx_write(path, &signed_mod);
+	CHECK_OK(bng_initramfs_build(root, KVER, busybox, NULL, out, NULL));
+	CHECK_EQ_INT(module_len_in(out, name), signed_mod.len);
+
+	check_write_file(path, plain, plain_len);
+	unlink(config);
+	unlink(out);
+	free(signed_mod.p);
+	free(plain);
+}
+
 int main(void)
 {
 	dir = check_tmpdir("initramfs");
@@ -472,6 +529,7 @@ int main(void)
 	test_errors();
 	test_init_script();
 	test_refresh();
+	test_signatures();
 	check_rm_rf(dir);
 	free(dir);
 	free(root);
