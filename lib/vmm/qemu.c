@@ -194,6 +194,21 @@ static unsigned long host_tsc_khz(void)
 	return host_tsc_khz_value;
 }
 
+/* The kernel's CONFIG_HZ from <kernel dir>/config, 0 when unknown. */
+static unsigned long kernel_hz(const char *kernel_dir)
+{
+	char *path = bng_asprintf("%s/config", kernel_dir ? kernel_dir : ""), *text = NULL;
+	unsigned long hz = 0;
+	if (kernel_dir && bng_read_file(path, &text, NULL) == 0) {
+		const char *v = strstr(text, "\nCONFIG_HZ=");
+		if (v)
+			hz = strtoul(v + 11, NULL, 10);
+	}
+	free(text);
+	free(path);
+	return hz >= 100 && hz <= 1000 ? hz : 0;
+}
+
 typedef struct {
 	char *qmp, *agent, *kernel, *initrd;
 } qpaths;
@@ -238,9 +253,13 @@ static void build_argv(strv *a, const bng_vm_config *cfg, const char *exe, const
 		arg(a, "-initrd");
 		arg(a, p->initrd);
 	}
-	char tsc[48] = "";
-	unsigned long khz = cfg->kvm ? 0 : host_tsc_khz();
-	if (khz)
+	char tsc[80] = "";
+	unsigned long khz = cfg->kvm ? 0 : host_tsc_khz(), hz = khz ? kernel_hz(cfg->kernel_dir) : 0;
+	/* lpj= (TSC ticks per jiffy): each secondary vCPU would calibrate its
+	 * delay loop otherwise, ~0.15 s of an emulated boot per vCPU */
+	if (khz && hz)
+		snprintf(tsc, sizeof(tsc), " tsc_early_khz=%lu lpj=%lu", khz, khz * 1000 / hz);
+	else if (khz)
 		snprintf(tsc, sizeof(tsc), " tsc_early_khz=%lu", khz);
 	arg(a, "-append");
 	argf(a, "console=ttyS0 panic=-1 reboot=t%s%s%s", tsc, cfg->cmdline && *cfg->cmdline ? " " : "",

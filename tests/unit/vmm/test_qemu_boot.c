@@ -212,6 +212,14 @@ static void test_boot_and_poweroff(void)
 	CHECK_OK(bng_read_file(f.console, &text, NULL));
 	CHECK_STR_CONTAINS(text, "vmm-test: cmdline console=ttyS0 panic=-1 reboot=t");
 	CHECK_STR_CONTAINS(text, " vmmtest=boot quiet");
+	/* under TCG with a known TSC rate: lpj= from it and the kernel's
+	 * CONFIG_HZ (main writes a config with 250), so no vCPU calibrates */
+	const char *khz_at = strstr(text, "tsc_early_khz=");
+	if (khz_at) {
+		char want_lpj[64];
+		snprintf(want_lpj, sizeof(want_lpj), " lpj=%lu ", strtoul(khz_at + 14, NULL, 10) * 1000 / 250);
+		CHECK_STR_CONTAINS(text, want_lpj);
+	}
 	CHECK_STR_CONTAINS(text, "vmm-test: vda ro=1 head=BANGERDISK01");
 	CHECK_STR_CONTAINS(text, "vmm-test: vdb ro=0 head=WRITABLEDISK");
 	CHECK_STR_CONTAINS(text, "vmm-test: agent port=/dev/vport");
@@ -478,6 +486,10 @@ int main(void)
 		fprintf(stderr, "mkguest.sh failed\n");
 		return 1;
 	}
+	char *config = path_in("kernel", "config");
+	static const char hz[] = "# Linux/x86 test\nCONFIG_HZ_250=y\nCONFIG_HZ=250\n";
+	check_write_file(config, hz, sizeof(hz) - 1);
+	free(config);
 	test_boot_and_poweroff();
 	test_detached_lifecycle();
 	test_kvm_probe();
