@@ -826,21 +826,30 @@ int bng_m_vm_workspace_status(bng_engine *e, json_t *params, json_t **result, bn
 
 /* ---- vm.workspace.export ---- */
 
-/* Prints the length of the name-status list, a newline, the list, then
- * the patch: one exec, two outputs. */
+/* Prints the name-status list (raw, -z), a NUL, then the patch: one diff
+ * makes both, since each program started costs ~0.1 s under emulation.
+ * The diff is of the working tree against $2 (guest commits included),
+ * through a hard link of the repository's index in the git dir: its stat
+ * data spare hashing the files that did not change, and what git writes
+ * (the diff's stat refresh, intent-to-add entries) goes through a lock
+ * file renamed over the link, never into .git/index; no object is written
+ * either. Untracked files that are not ignored (listed meanwhile, from
+ * the real index) become intent-to-add entries, so the patch has them as
+ * new files, paired with deleted ones as renames; git add runs only when
+ * there are some. The names end in the shell's pid: exports that overlap
+ * do not share them. */
 static const char guest_export[] =
-	/* a copy of the repository's index: its stat data spares hashing the
-	 * files that did not change (the diff is against $2 whatever it holds).
-	 * One diff prints the list (raw, -z) and then the patch: each program
-	 * started costs ~0.1 s under emulation. */
 	"set -e\n"
 	"cd \"$1\"\n"
 	"if [ -d .git ]; then gd=$PWD/.git; else gd=$(git rev-parse --absolute-git-dir); fi\n"
-	"export GIT_INDEX_FILE=\"$gd/banger-export-index\"\n"
-	"trap 'rm -f \"$GIT_INDEX_FILE\"' EXIT\n"
-	"cp \"$gd/index\" \"$GIT_INDEX_FILE\" 2>/dev/null || { rm -f \"$GIT_INDEX_FILE\"; git read-tree \"$2\"; }\n"
-	"git add -A\n"
-	"git diff --cached --patch-with-raw -z --binary \"$2\"\n";
+	"i=$gd/banger-export-index.$$ n=$gd/banger-export-new.$$\n"
+	"trap 'rm -f \"$i\" \"$n\"' EXIT\n"
+	"git ls-files -o --exclude-standard -z >\"$n\" &\n"
+	"export GIT_INDEX_FILE=\"$i\"\n"
+	"ln -f \"$gd/index\" \"$i\" 2>/dev/null || cp \"$gd/index\" \"$i\" 2>/dev/null || { rm -f \"$i\"; git read-tree \"$2\"; }\n"
+	"wait $!\n"
+	"if [ -s \"$n\" ]; then git --literal-pathspecs add -N --pathspec-from-file=\"$n\" --pathspec-file-nul; fi\n"
+	"git diff --patch-with-raw -z --binary --no-ext-diff --no-textconv --ignore-submodules=dirty \"$2\"\n";
 
 /* f[key] = name, or f[key_b64] = its base64 when it is not UTF-8. */
 static void put_name(json_t *f, const char *key, const char *name)
