@@ -842,6 +842,9 @@ static const char guest_export[] =
 	"set -e\n"
 	"cd \"$1\"\n"
 	"if [ -d .git ]; then gd=$PWD/.git; else gd=$(git rev-parse --absolute-git-dir); fi\n"
+	"for f in \"$gd\"/banger-export-index.* \"$gd\"/banger-export-new.*; do\n" /* a killed export's */
+	"  p=${f##*.}; [ ! -e \"$f\" ] || [ -d \"/proc/$p\" ] || rm -f \"$f\"\n"
+	"done\n"
 	"i=$gd/banger-export-index.$$ n=$gd/banger-export-new.$$\n"
 	"trap 'rm -f \"$i\" \"$n\"' EXIT\n"
 	"git ls-files -o --exclude-standard -z >\"$n\" &\n"
