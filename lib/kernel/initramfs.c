@@ -189,12 +189,19 @@ static int cpio_file(cpio *c, const char *path, mode_t perm, const void *data, s
 }
 
 /* Whether the kernel loads only signed modules: its config (<kernel
- * dir>/config, two levels above <kernel dir>/modules/<version>) says
- * CONFIG_MODULE_SIG_FORCE=y, or cannot be read. */
+ * dir>/config, two levels above <kernel dir>/modules/<version>) forces
+ * signatures or a lockdown that needs them, or cannot be read. (A
+ * kernel_args with module.sig_enforce=1 or lockdown= needs a kernel whose
+ * config says so.) */
 static bool signatures_required(const char *modules_root)
 {
+	static const char *const forcing[] = {"CONFIG_MODULE_SIG_FORCE=y", "CONFIG_LOCK_DOWN_KERNEL_FORCE_INTEGRITY=y",
+					      "CONFIG_LOCK_DOWN_KERNEL_FORCE_CONFIDENTIALITY=y",
+					      "CONFIG_IMA_APPRAISE_REQUIRE_MODULE_SIGS=y"};
 	char *path = bng_asprintf("%s/../../config", modules_root), *text = NULL;
-	bool required = bng_read_file(path, &text, NULL) != 0 || strstr(text, "CONFIG_MODULE_SIG_FORCE=y") != NULL;
+	bool required = bng_read_file(path, &text, NULL) != 0;
+	for (size_t i = 0; !required && i < BNG_ARRAY_LEN(forcing); i++)
+		required = strstr(text, forcing[i]) != NULL;
 	free(text);
 	free(path);
 	return required;

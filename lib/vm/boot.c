@@ -168,9 +168,15 @@ int bng_vm_boot(bng_engine *e, bng_vm_row *vm, bng_op *op, struct timespec *t0)
 		bng_vm_put(&vm->state, creating ? "creating" : "starting");
 		bng_vm_put(&vm->driver, driver_name);
 		bng_vm_put(&vm->started_at, started);
-		json_decref(vm->vmm);
+		json_t *was = vm->vmm;
 		vm->vmm = json_incref(state);
 		rc = bng_vm_save(e, vm, BNG_VM_STATE | BNG_VM_DRIVER | BNG_VM_VMM | BNG_VM_STARTED_AT);
+		if (rc) { /* unrecorded: a failed create then removes it as a stray, as a stop would */
+			json_decref(vm->vmm);
+			vm->vmm = was;
+		} else {
+			json_decref(was);
+		}
 		bng_vm_stage(op, "boot", t0);
 	}
 	json_t *health = NULL;

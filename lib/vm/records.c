@@ -68,6 +68,7 @@ static bng_vm_row *from_store(json_t *row)
 
 int bng_vm_get(bng_engine *e, const char *ref, bng_vm_row **vm)
 {
+	*vm = NULL;
 	char list[512] = "";
 	for (size_t i = 0; i < BNG_ARRAY_LEN(columns); i++)
 		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", columns[i].name);
@@ -169,7 +170,10 @@ int bng_vm_save(bng_engine *e, const bng_vm_row *vm, unsigned which)
 
 int bng_vm_set(bng_engine *e, bng_vm_row *vm, enum bng_vm_column column, const char *value)
 {
-	bng_vm_put(FIELD(vm, &columns[__builtin_ctz((unsigned)column)], char *), value);
+	unsigned bit = (unsigned)column;
+	if (!bit || (bit & (bit - 1)) || columns[__builtin_ctz(bit)].type != T_STR)
+		return bng_err(BANGER_EINVAL, "bng_vm_set: one string column, not 0x%x", bit);
+	bng_vm_put(FIELD(vm, &columns[__builtin_ctz(bit)], char *), value);
 	return bng_vm_save(e, vm, column);
 }
 

@@ -55,7 +55,7 @@ static void unlock_vm(bng_engine *e, char *key)
 /* The VM's row as read now, as the wire shows it (the methods' result). */
 static int fresh_json(bng_engine *e, const char *id, json_t **result)
 {
-	bng_vm_row *vm;
+	bng_vm_row *vm = NULL;
 	int rc = bng_vm_get(e, id, &vm);
 	if (!rc)
 		*result = bng_vm_json(vm);
@@ -153,7 +153,6 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 		rc = bng_err(BANGER_EINVAL, "disk size must be at least 64M");
 	json_t *image = NULL, *kernel = NULL;
 	bng_vm_row *vm = NULL;
-	char *key = NULL;
 	if (!rc)
 		rc = bng_vm_resolve_image_kernel(e, params, &image, &kernel, op);
 	bool sshd = false;
@@ -174,9 +173,9 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 		free(spec);
 		free(disk_text);
 		bng_vm_stage(op, "resolve", &t0);
-		/* one creator per name, and one IP allocation at a time */
-		key = bng_asprintf("vm-name:%s", name);
+		/* one creator at a time: the name's check and the IP allocation */
 		rc = bng_engine_reserve(e, "vm-create", op);
+		bool reserved = rc == 0;
 		if (!rc) {
 			bng_vm_row *existing;
 			if (bng_vm_get(e, name, &existing) == 0) {
@@ -211,7 +210,8 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 				vm = NULL;
 			}
 		}
-		bng_engine_release(e, "vm-create");
+		if (reserved)
+			bng_engine_release(e, "vm-create");
 	}
 	char *vkey = NULL;
 	if (!rc)
@@ -276,7 +276,6 @@ int bng_m_vm_create(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 	bng_vm_free(vm);
 	json_decref(image);
 	json_decref(kernel);
-	free(key);
 	free(dir);
 	free(name);
 	return rc;

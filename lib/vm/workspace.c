@@ -743,7 +743,7 @@ static int workspace_row(bng_engine *e, const bng_vm_row *vm, json_t **ws)
 int bng_m_vm_workspace_show(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
 	(void)op;
-	bng_vm_row *vm;
+	bng_vm_row *vm = NULL;
 	int rc = vm_row(e, params, &vm);
 	if (!rc)
 		rc = workspace_row(e, vm, result);
@@ -755,7 +755,7 @@ int bng_m_vm_workspace_show(bng_engine *e, json_t *params, json_t **result, bng_
 
 int bng_m_vm_workspace_status(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
-	bng_vm_row *vm;
+	bng_vm_row *vm = NULL;
 	json_t *ws = NULL;
 	int rc = vm_row(e, params, &vm);
 	if (!rc)
@@ -836,14 +836,17 @@ int bng_m_vm_workspace_status(bng_engine *e, json_t *params, json_t **result, bn
  * either. Untracked files that are not ignored (listed meanwhile, from
  * the real index) become intent-to-add entries, so the patch has them as
  * new files, paired with deleted ones as renames; git add runs only when
- * there are some. The names end in the shell's pid: exports that overlap
- * do not share them. */
+ * there are some (a git without --pathspec-from-file, or a file gone
+ * since it was listed, makes it stage everything in a copy of the index
+ * instead, as add -A does). The names end in the shell's pid: exports that
+ * overlap do not share them, and the next export removes a killed one's. */
 static const char guest_export[] =
 	"set -e\n"
 	"cd \"$1\"\n"
 	"if [ -d .git ]; then gd=$PWD/.git; else gd=$(git rev-parse --absolute-git-dir); fi\n"
-	"for f in \"$gd\"/banger-export-index.* \"$gd\"/banger-export-new.*; do\n" /* a killed export's */
-	"  p=${f##*.}; [ ! -e \"$f\" ] || [ -d \"/proc/$p\" ] || rm -f \"$f\"\n"
+	/* what a killed export left: its pid (the name's middle; git adds .lock) runs no more */
+	"for f in \"$gd\"/banger-export-index.* \"$gd\"/banger-export-new.*; do\n"
+	"  p=${f#\"$gd\"/banger-export-*.}; p=${p%%.*}; [ ! -e \"$f\" ] || [ -d \"/proc/$p\" ] || rm -f \"$f\"\n"
 	"done\n"
 	"i=$gd/banger-export-index.$$ n=$gd/banger-export-new.$$\n"
 	"trap 'rm -f \"$i\" \"$n\"' EXIT\n"
@@ -851,8 +854,16 @@ static const char guest_export[] =
 	"export GIT_INDEX_FILE=\"$i\"\n"
 	"ln -f \"$gd/index\" \"$i\" 2>/dev/null || cp \"$gd/index\" \"$i\" 2>/dev/null || { rm -f \"$i\"; git read-tree \"$2\"; }\n"
 	"wait $!\n"
-	"if [ -s \"$n\" ]; then git --literal-pathspecs add -N --pathspec-from-file=\"$n\" --pathspec-file-nul; fi\n"
-	"git diff --patch-with-raw -z --binary --no-ext-diff --no-textconv --ignore-submodules=dirty \"$2\"\n";
+	"d='--patch-with-raw -z --binary --no-ext-diff --no-textconv --ignore-submodules=dirty'\n"
+	"if [ ! -s \"$n\" ]; then git diff $d \"$2\"\n"
+	"elif git --literal-pathspecs add -N --pathspec-from-file=\"$n\" --pathspec-file-nul 2>/dev/null; then\n"
+	"  git diff $d \"$2\"\n"
+	/* a git before 2.26, or a file gone since it was listed: stage all of
+	 * it in a copy of the index, as add -A does (writing objects) */
+	"else\n"
+	"  rm -f \"$i\"; cp \"$gd/index\" \"$i\" 2>/dev/null || git read-tree \"$2\"\n"
+	"  git add -A && git diff --cached $d \"$2\"\n"
+	"fi\n";
 
 /* f[key] = name, or f[key_b64] = its base64 when it is not UTF-8. */
 static void put_name(json_t *f, const char *key, const char *name)
@@ -870,7 +881,7 @@ static void put_name(json_t *f, const char *key, const char *name)
 
 int bng_m_vm_workspace_export(bng_engine *e, json_t *params, json_t **result, bng_op *op)
 {
-	bng_vm_row *vm;
+	bng_vm_row *vm = NULL;
 	json_t *ws = NULL;
 	int rc = vm_row(e, params, &vm);
 	if (!rc)

@@ -201,8 +201,9 @@ static unsigned long kernel_hz(const char *kernel_dir)
 	unsigned long hz = 0;
 	if (kernel_dir && bng_read_file(path, &text, NULL) == 0) {
 		const char *v = strstr(text, "\nCONFIG_HZ=");
+		v = !strncmp(text, "CONFIG_HZ=", 10) ? text + 10 : v ? v + 11 : NULL;
 		if (v)
-			hz = strtoul(v + 11, NULL, 10);
+			hz = strtoul(v, NULL, 10);
 	}
 	free(text);
 	free(path);

@@ -92,6 +92,11 @@ static void test_round_trip(bng_engine *e)
 	bng_vm_free(got);
 	got = NULL;
 	CHECK_OK(bng_vm_set(e, vm, BNG_VM_STOP_REASON, NULL));
+	/* one string column only: an int, a bool or two columns are refused */
+	CHECK_EQ_INT(bng_vm_set(e, vm, BNG_VM_VCPU, "4"), BANGER_EINVAL);
+	CHECK_EQ_INT(bng_vm_set(e, vm, BNG_VM_NAT, "1"), BANGER_EINVAL);
+	CHECK_EQ_INT(bng_vm_set(e, vm, BNG_VM_STATE | BNG_VM_ERROR, "x"), BANGER_EINVAL);
+	CHECK(vm->vcpu == 2);
 	CHECK_OK(bng_vm_get(e, "dev", &got));
 	if (got)
 		CHECK(got->stop_reason == NULL);
@@ -105,7 +110,7 @@ static void test_round_trip(bng_engine *e)
 	bng_vm_free(twin);
 	bng_vm_free(vm);
 
-	got = NULL;
+	got = (bng_vm_row *)&got; /* a failed get leaves NULL, never what was there */
 	CHECK_EQ_INT(bng_vm_get(e, "nope", &got), BANGER_ENOTFOUND);
 	CHECK(got == NULL);
 }

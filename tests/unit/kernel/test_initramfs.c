@@ -488,6 +488,10 @@ static void test_signatures(void)
 	check_write_file(config, forced, sizeof(forced) - 1);
 	CHECK_OK(bng_initramfs_build(root, KVER, busybox, NULL, out, NULL));
 	CHECK_EQ_INT(module_len_in(out, name), signed_mod.len);
+	static const char lockdown[] = "CONFIG_MODULE_SIG=y\nCONFIG_LOCK_DOWN_KERNEL_FORCE_INTEGRITY=y\n";
+	check_write_file(config, lockdown, sizeof(lockdown) - 1);
+	CHECK_OK(bng_initramfs_build(root, KVER, busybox, NULL, out, NULL));
+	CHECK_EQ_INT(module_len_in(out, name), signed_mod.len);
 	static const char optional[] = "CONFIG_MODULE_SIG=y\n# CONFIG_MODULE_SIG_FORCE is not set\n";
 	check_write_file(config, optional, sizeof(optional) - 1);
 	CHECK_OK(bng_initramfs_build(root, KVER, busybox, NULL, out, NULL));
