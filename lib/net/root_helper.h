@@ -21,7 +21,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define BNG_ROOT_SOCKET_DEFAULT "/run/banger/root.sock"
+/* The helper's own runtime directory (bangerd-root@.service's
+ * RuntimeDirectory=banger-root): not /run/banger, which systemd hands to
+ * the user bangerd.service runs as. */
+#define BNG_ROOT_SOCKET_DEFAULT "/run/banger-root/root.sock"
 #define BNG_ROOT_MAX_REQUEST 4096
 /* Most addresses one nat.sync names. */
 #define BNG_ROOT_MAX_NAT_IPS 1024

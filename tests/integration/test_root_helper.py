@@ -263,10 +263,14 @@ def test_helper_unit_is_hardened_and_passes_systemd_analyze_verify(tmp_path):
             keys.setdefault(k, []).append(v)
     for k, v in {"NoNewPrivileges": "yes", "CapabilityBoundingSet": "CAP_NET_ADMIN", "ProtectSystem": "strict",
                  "ProtectHome": "yes", "RestrictAddressFamilies": "AF_UNIX AF_NETLINK", "DevicePolicy": "closed",
-                 "DeviceAllow": "/dev/net/tun rw", "KillMode": "process", "RuntimeDirectoryPreserve": "yes"}.items():
+                 "DeviceAllow": "/dev/net/tun rw", "KillMode": "process", "RuntimeDirectoryPreserve": "yes",
+                 # its own: systemd hands a RuntimeDirectory to the unit's user, and
+                 # /run/banger is the owner's bangerd.service's
+                 "RuntimeDirectory": "banger-root"}.items():
         assert keys.get(k) == [v], k
     exec_start = keys["ExecStart"][0].split()
     assert exec_start[0].endswith("/bin/bangerd-root") and exec_start[1:3] == ["--owner", "%i"]
+    assert exec_start[3:5] == ["--socket", "/run/banger-root/root.sock"]
     exe = shutil.which("systemd-analyze")
     if exe is None:
         pytest.fail("systemd-analyze is required (apt-get install systemd; scripts/install-deps does)")

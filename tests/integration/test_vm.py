@@ -1350,12 +1350,12 @@ def test_system_service_under_real_systemd(vmenv, tmp_path):
         # Type=notify: start returns once the helper said READY=1, its socket listening
         r = sh("systemctl start bangerd-root@65534.service", ok=False)
         assert r["exit_code"] == 0, sh("journalctl -u bangerd-root@65534 --no-pager | tail -20", ok=False)
-        assert sh("systemctl is-active bangerd-root@65534.service; stat -c '%a %U' /run/banger/root.sock")[
+        assert sh("systemctl is-active bangerd-root@65534.service; stat -c '%a %U' /run/banger-root/root.sock")[
             "stdout"] == "active\n666 root\n"
         r = sh("mkdir -m 0777 -p /tmp/nb && setpriv --reuid 65534 --regid 65534 --clear-groups env HOME=/tmp/nb"
                " ASAN_OPTIONS=detect_leaks=0 BANGER_URI=local:/tmp/nb/state banger doctor --json", ok=False)
         (row,) = [c for c in json.loads(r["stdout"])["checks"] if c["name"] == "privileges"]
-        assert row["status"] == "PASS" and "through the root helper bangerd-root on /run/banger/root.sock" in \
+        assert row["status"] == "PASS" and "through the root helper bangerd-root on /run/banger-root/root.sock" in \
             row["detail"], row
         sh("systemctl stop bangerd-root@65534.service")
         ctx.call("vm.delete", {"name": "svc"})
