@@ -43,6 +43,10 @@ int bng_root_tap_create(const char *name, const char *bridge);
 int bng_root_tap_delete(const char *name, bool missing_ok);
 int bng_root_nat_sync(const char *tag, const char *bridge, json_t *ips);
 int bng_root_ip_forward_enable(void);
+/* Route `.vm` through systemd-resolved on the helper's own bridge and
+ * bridge_ip, and undo it: no arguments go over the wire. */
+int bng_root_resolver_route(void);
+int bng_root_resolver_revert(void);
 /* Whether the helper serves this uid (doctor): changes nothing. */
 int bng_root_ping(void);
 
