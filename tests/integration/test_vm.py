@@ -1297,7 +1297,8 @@ def test_system_service_under_real_systemd(vmenv, tmp_path):
     with CAP_NET_BIND_SERVICE alone, and the user's banger uses it."""
     helper = BANGER.parents[1] / "bangerd-root" / "bangerd-root"
     libs = tmp_path / "banger-libs"
-    guest_libs(libs, BANGER, BANGERD, helper)
+    client = BANGER.parents[2] / "tests" / "unit" / "net" / "root-helper-client"  # the library's helper calls
+    guest_libs(libs, BANGER, BANGERD, helper, client)
     shutil.copy2(BANGER.parents[2] / "lib" / "libbanger.so.0", libs / "libbanger.so.0")
     with banger.open(f"unix:{vmenv['daemon'].socket}", autostart=False) as ctx:
         ctx.call("vm.create", {"name": "svc"})
@@ -1308,7 +1309,7 @@ def test_system_service_under_real_systemd(vmenv, tmp_path):
             if ok:
                 assert r["exit_code"] == 0, r
             return r
-        for src in (BANGER, BANGERD, helper):
+        for src in (BANGER, BANGERD, helper, client):
             ctx.call("vm.cp", {"name": "svc", "direction": "in", "host_path": str(src), "guest_path": "/usr/local/bin/"})
         ctx.call("vm.cp", {"name": "svc", "direction": "in", "host_path": str(libs), "guest_path": "/usr/local/lib/banger-libs"})
         sh("echo /usr/local/lib/banger-libs > /etc/ld.so.conf.d/banger.conf && ldconfig")
@@ -1392,6 +1393,15 @@ def test_system_service_under_real_systemd(vmenv, tmp_path):
         assert sh("stat -c %U /var/lib/banger /var/cache/banger /run/banger /run/banger/bangerd.sock;"
                   " stat -c '%a %U' /run/banger-root/root.sock")["stdout"] == "bgowner\n" * 4 + "666 root\n"
         assert json.loads(sh("banger system status --json")["stdout"])["helper_active"] == "active"
+        # resolvectl, the helper's one program, runs under the unit's hardening
+        # (system call filter, ProtectSystem=strict, no new privileges): a
+        # stand-in that fails saying how it was called, where resolved "runs"
+        sh("mkdir -p /run/systemd/resolve && : > /run/systemd/resolve/io.systemd.Resolve &&"
+           " printf '#!/bin/sh\\necho \"ran: $*\" >&2\\nexit 1\\n' > /usr/bin/resolvectl && chmod 755 /usr/bin/resolvectl")
+        r = sh(f"setpriv --reuid {uid} --regid {uid} --clear-groups env ASAN_OPTIONS=detect_leaks=0"
+               " /usr/local/bin/root-helper-client resolver-route br-other 10.9.9.9", ok=False)
+        assert "resolvectl dns br-banger failed (exit 1): ran: dns br-banger 172.16.0.1" in r["stdout"], r
+        sh("rm -r /usr/bin/resolvectl /run/systemd/resolve")
         # the owner's banger, given no socket, talks to the service: its doctor
         # ran in the service's bangerd, which reaches the helper
         r = sh("mkdir -m 0777 -p /tmp/ow && setpriv --reuid bgowner --regid bgowner --clear-groups env HOME=/tmp/ow"
