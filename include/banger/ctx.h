@@ -7,12 +7,12 @@
  *                     system service's when it runs as this user (below)
  *   "unix:/path.sock" client of bangerd on that socket
  *
- * "unix:" with no path: $BANGER_SOCKET when set; else the caller's default
- * socket (banger_default_socket) when a daemon answers there; else
- * /run/banger/bangerd.sock when it is a socket owned by the caller's uid
- * (the bangerd.service of `banger system install --user`, which runs as
- * this user), and autostart leaves that one to systemd; else the default
- * socket, where autostart starts a private bangerd.
+ * "unix:" with no path: the caller's default socket (banger_default_socket)
+ * when $BANGER_SOCKET or $BANGER_RUNTIME_DIR is set or a daemon answers
+ * there; else /run/banger/bangerd.sock when it is a socket owned by the
+ * caller's uid (the bangerd.service of `banger system install --user`,
+ * which runs as this user), and autostart leaves that one to systemd; else
+ * the default socket, where autostart starts a private bangerd.
  *
  * Every operation is a method of one dispatch table ("engine.status",
  * "config.show", ...) taking JSON params and producing a JSON result. A call

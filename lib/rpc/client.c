@@ -169,10 +169,10 @@ char *bng_client_default_socket(bool *service)
 {
 	*service = false;
 	char *own = bng_paths_default_socket();
-	const char *env = getenv("BANGER_SOCKET");
+	const char *sock_env = getenv("BANGER_SOCKET"), *run_env = getenv("BANGER_RUNTIME_DIR");
 	int fd;
-	if (env && *env)
-		return own;
+	if ((sock_env && *sock_env) || (run_env && *run_env))
+		return own; /* a layout of the caller's own choosing */
 	if (bng_client_connect(own, &fd, NULL) == 0) {
 		close(fd);
 		return own;

@@ -14,8 +14,9 @@ int bng_client_connect(const char *socket_path, int *fd_out, pid_t *peer_pid);
 int bng_client_exec(const char *socket_path, const char *method, json_t *params, json_t **result, bng_op *op);
 
 /* The socket a "unix:" context with no path talks to (the rule, in one
- * place; include/banger/ctx.h words it): $BANGER_SOCKET when set; the
- * caller's default socket when a daemon answers there; else the system
+ * place; include/banger/ctx.h words it): the caller's default socket when
+ * $BANGER_SOCKET or $BANGER_RUNTIME_DIR is set (a layout of its own, as
+ * the tests' is) or a daemon answers there; else the system
  * service's /run/banger/bangerd.sock when it is a socket owned by our
  * euid (bangerd.service runs as this user: `system install --user`), with
  * *service set, since that daemon is systemd's to start, not autostart's;

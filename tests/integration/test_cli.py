@@ -109,6 +109,17 @@ def test_unix_uri_finds_the_service_that_runs_as_this_user(env, service, monkeyp
     """"unix:" with nothing on the caller's own socket and the service's
     socket owned by the caller: the service's bangerd, no private one."""
     monkeypatch.setenv("BANGER_SYSTEM_ROOT", str(service.root))
+    # an explicit runtime directory (this suite's layout) is a layout of the
+    # caller's own: never the service's
+    with banger.open("unix:") as ctx:
+        st = ctx.status()
+    assert st["pid"] != service.daemon.proc.pid and st["state_dir"] == str(env["BANGER_STATE_DIR"])
+    assert run_cli("daemon", "stop").returncode == 0
+    # the default layout: the runtime directory under $XDG_RUNTIME_DIR
+    monkeypatch.delenv("BANGER_RUNTIME_DIR")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(env["tmp"] / "xdg"))
+    env["socket"] = env["tmp"] / "xdg" / "banger" / "bangerd.sock"
+    env["socket"].parent.mkdir(parents=True)
     with banger.open("unix:") as ctx:
         st = ctx.status()
     assert (st["pid"], st["state_dir"]) == (service.daemon.proc.pid, str(service.state))
