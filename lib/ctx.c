@@ -146,8 +146,10 @@ BANGER_API int banger_ctx_open(banger_ctx **out, const char *uri, const banger_o
 	} else if (bng_str_has_prefix(uri, "unix:")) {
 		const char *path = uri + strlen("unix:");
 		ctx->remote = true;
-		ctx->socket_path = *path ? bng_strdup(path) : bng_paths_default_socket();
-		rc = opts && opts->autostart ? bng_client_ensure_daemon(ctx->socket_path, opts->daemon_path) : 0;
+		bool service = false; /* the system service's socket: systemd starts that daemon */
+		ctx->socket_path = *path ? bng_strdup(path) : bng_client_default_socket(&service);
+		rc = opts && opts->autostart && !service ? bng_client_ensure_daemon(ctx->socket_path, opts->daemon_path)
+							 : 0;
 	} else {
 		free(ctx);
 		return bng_err(BANGER_EINVAL, "unsupported context URI '%s' (use local:[state-dir] or unix:[socket])", uri);

@@ -3,8 +3,16 @@
  * A context is opened from a URI:
  *   "local:"          in-process engine on the default state directory
  *   "local:/path"     in-process engine owning /path (exclusive lock)
- *   "unix:"           client of bangerd on the default socket
+ *   "unix:"           client of bangerd on the default socket, or on the
+ *                     system service's when it runs as this user (below)
  *   "unix:/path.sock" client of bangerd on that socket
+ *
+ * "unix:" with no path: the caller's default socket (banger_default_socket)
+ * when $BANGER_SOCKET or $BANGER_RUNTIME_DIR is set or a daemon answers
+ * there; else /run/banger/bangerd.sock when it is a socket owned by the
+ * caller's uid (the bangerd.service of `banger system install --user`,
+ * which runs as this user), and autostart leaves that one to systemd; else
+ * the default socket, where autostart starts a private bangerd.
  *
  * Every operation is a method of one dispatch table ("engine.status",
  * "config.show", ...) taking JSON params and producing a JSON result. A call
@@ -41,8 +49,9 @@ BANGER_API int banger_opts_set_config_path(banger_opts *opts, const char *path);
  * not, or its exit would take them away from the daemon. Since 0.2. */
 BANGER_API int banger_opts_set_services(banger_opts *opts, int enabled);
 
-/* The socket "unix:" means: $BANGER_SOCKET, else <runtime dir>/bangerd.sock
- * (free with banger_free). */
+/* The caller's own socket, where its bangerd serves: $BANGER_SOCKET, else
+ * <runtime dir>/bangerd.sock (free with banger_free). "unix:" means it
+ * unless the system service runs as this user (see the top of this file). */
 BANGER_API int banger_default_socket(char **out);
 
 /* Stops the bangerd serving socket_path (SIGTERM to the socket's peer pid,

@@ -4,13 +4,15 @@
  *
  * Everything talks rtnetlink through libmnl (never `ip` or `brctl`), one
  * netlink socket per call, so every function is safe to call from any
- * thread. Functions return 0 or a negative BANGER_E* code and leave a
+ * thread; the one program run is resolvectl, for systemd-resolved's
+ * routing of `.vm` (resolver.c). Functions return 0 or a negative BANGER_E* code and leave a
  * message in banger_error_last(); they never print. Creating or changing
  * devices needs root or CAP_NET_ADMIN (BANGER_EPERM otherwise).
  *
  * When the process is not root (euid != 0) and lacks CAP_NET_ADMIN, the
  * privileged calls
- * (bridge_ensure, tap_create, link_delete*, nat_sync, ip_forward_enable)
+ * (bridge_ensure, tap_create, link_delete*, nat_sync, ip_forward_enable,
+ * resolver_route, resolver_revert)
  * go to the root helper, bangerd-root, over its socket instead
  * (root_helper.h, docs/privileges.md): a tap it makes is owned by this
  * process's uid, and it deletes only taps of banger's naming that this uid
@@ -85,6 +87,25 @@ int bng_net_nat_sync(const char *tag, const char *bridge, json_t *ips);
 
 /* Writes 1 to /proc/sys/net/ipv4/ip_forward (nat_sync does it too). */
 int bng_net_ip_forward_enable(void);
+
+/* ---- resolver routing (resolver.c) ---- */
+
+/* Whether systemd-resolved runs (its socket
+ * /run/systemd/resolve/io.systemd.Resolve exists). */
+bool bng_net_resolved_running(void);
+
+/* Routes the `vm` domain to ip's DNS listener on link bridge through
+ * systemd-resolved: exactly `resolvectl dns <bridge> <ip>` and `resolvectl
+ * domain <bridge> ~vm`, run by absolute path (/usr/bin, else /bin) with an
+ * empty environment, each bounded to 10 s. BANGER_EUNSUPPORTED where
+ * resolved does not run. Without privilege it is the root helper's
+ * resolver.route, which routes the helper's own configured bridge and
+ * bridge_ip (the arguments are not sent). */
+int bng_net_resolver_route(const char *bridge, const char *ip);
+
+/* Undoes it: `resolvectl revert <bridge>` (the helper's resolver.revert
+ * without privilege). */
+int bng_net_resolver_revert(const char *bridge);
 
 /* ---- pure helpers (addr.c) ---- */
 

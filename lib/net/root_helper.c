@@ -161,6 +161,16 @@ int bng_root_ip_forward_enable(void)
 	return call(json_pack("{s:s}", "verb", "ip_forward.enable"));
 }
 
+int bng_root_resolver_route(void)
+{
+	return call(json_pack("{s:s}", "verb", "resolver.route"));
+}
+
+int bng_root_resolver_revert(void)
+{
+	return call(json_pack("{s:s}", "verb", "resolver.revert"));
+}
+
 int bng_root_ping(void)
 {
 	return call(json_pack("{s:s}", "verb", "ping"));
@@ -367,9 +377,16 @@ json_t *bng_root_handle(const bng_root_policy *p, uid_t peer_uid, const char *li
 		rc = only_keys(req, keys);
 		if (!rc)
 			rc = bng_net_ip_forward_enable();
+	} else if (!strcmp(verb, "resolver.route") || !strcmp(verb, "resolver.revert")) {
+		/* no arguments: the configured bridge and bridge_ip, nothing else */
+		static const char *const keys[] = {"verb", NULL};
+		rc = only_keys(req, keys);
+		if (!rc)
+			rc = !strcmp(verb, "resolver.route") ? bng_net_resolver_route(p->bridge, p->bridge_ip)
+							     : bng_net_resolver_revert(p->bridge);
 	} else
 		rc = bng_err(BANGER_ENOMETHOD, "unknown verb \"%s\": the helper does only bridge.ensure, tap.create, "
-			     "tap.delete, nat.sync, ip_forward.enable and ping", verb_p);
+			     "tap.delete, nat.sync, ip_forward.enable, resolver.route, resolver.revert and ping", verb_p);
 out:
 	json_decref(req);
 	json_t *resp;

@@ -21,7 +21,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define BNG_ROOT_SOCKET_DEFAULT "/run/banger/root.sock"
+/* The helper's own runtime directory (bangerd-root@.service's
+ * RuntimeDirectory=banger-root): not /run/banger, which systemd hands to
+ * the user bangerd.service runs as. */
+#define BNG_ROOT_SOCKET_DEFAULT "/run/banger-root/root.sock"
 #define BNG_ROOT_MAX_REQUEST 4096
 /* Most addresses one nat.sync names. */
 #define BNG_ROOT_MAX_NAT_IPS 1024
@@ -40,6 +43,10 @@ int bng_root_tap_create(const char *name, const char *bridge);
 int bng_root_tap_delete(const char *name, bool missing_ok);
 int bng_root_nat_sync(const char *tag, const char *bridge, json_t *ips);
 int bng_root_ip_forward_enable(void);
+/* Route `.vm` through systemd-resolved on the helper's own bridge and
+ * bridge_ip, and undo it: no arguments go over the wire. */
+int bng_root_resolver_route(void);
+int bng_root_resolver_revert(void);
 /* Whether the helper serves this uid (doctor): changes nothing. */
 int bng_root_ping(void);
 

@@ -161,6 +161,34 @@ int bng_client_exec(const char *socket_path, const char *method, json_t *params,
 	return rc;
 }
 
+/* ---- which socket "unix:" means ---- */
+
+#define SERVICE_SOCKET "/run/banger/bangerd.sock"
+
+char *bng_client_default_socket(bool *service)
+{
+	*service = false;
+	char *own = bng_paths_default_socket();
+	const char *sock_env = getenv("BANGER_SOCKET"), *run_env = getenv("BANGER_RUNTIME_DIR");
+	int fd;
+	if ((sock_env && *sock_env) || (run_env && *run_env))
+		return own; /* a layout of the caller's own choosing */
+	if (bng_client_connect(own, &fd, NULL) == 0) {
+		close(fd);
+		return own;
+	}
+	const char *root = getenv("BANGER_SYSTEM_ROOT");
+	char *svc = bng_asprintf("%s%s", root ? root : "", SERVICE_SOCKET);
+	struct stat st;
+	if (strcmp(svc, own) != 0 && lstat(svc, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_uid == geteuid()) {
+		*service = true;
+		free(own);
+		return svc;
+	}
+	free(svc);
+	return own;
+}
+
 /* ---- autostart ---- */
 
 static void sleep_ms(int ms)

@@ -8,14 +8,13 @@
  * gets `.vm` routed to that listener. */
 #include "vm.h"
 
-#include "../core/proc.h"
 #include "../dns/dns.h"
+#include "../net/net.h"
 
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 struct bng_vm_dns {
 	pthread_mutex_t lock;
@@ -42,24 +41,20 @@ static int lookup(const char *label, uint32_t *ip, void *ud)
 }
 
 /* `.vm` through systemd-resolved: per-link DNS on the bridge (reverted
- * at close). Only where resolved runs; elsewhere doctor says how. */
+ * at close). Only where resolved runs; elsewhere doctor says how. As root
+ * (or with CAP_NET_ADMIN) bangerd runs resolvectl itself; as its owner the
+ * root helper does (lib/net: resolver.route, resolver.revert). */
 static void route_resolved(bng_engine *e, bng_vm_dns *d)
 {
 	const char *bridge = bng_config_str(&e->config, "bridge_name");
-	char *exe = bng_find_exe("resolvectl");
-	if (!exe || access("/run/systemd/resolve/io.systemd.Resolve", F_OK) != 0) {
-		free(exe);
+	if (!bng_net_resolved_running())
 		return;
-	}
-	const char *dns[] = {exe, "dns", bridge, bng_config_str(&e->config, "bridge_ip"), NULL};
-	const char *domain[] = {exe, "domain", bridge, "~vm", NULL};
-	if (bng_run(dns, NULL, NULL, NULL, NULL, NULL) == 0 && bng_run(domain, NULL, NULL, NULL, NULL, NULL) == 0) {
+	if (bng_net_resolver_route(bridge, bng_config_str(&e->config, "bridge_ip")) == 0) {
 		d->resolved = true;
 		d->routing = bng_asprintf("systemd-resolved: resolvectl domain %s ~vm", bridge);
 	} else {
 		d->routing = bng_asprintf("systemd-resolved runs but routing failed: %s", banger_error_last());
 	}
-	free(exe);
 }
 
 void bng_vm_dns_guest(bng_engine *e)
@@ -123,12 +118,8 @@ void bng_vm_dns_close(bng_engine *e)
 	if (!d)
 		return;
 	bng_dns_server_free(d->srv);
-	if (d->resolved) {
-		char *exe = bng_find_exe("resolvectl");
-		const char *revert[] = {exe ? exe : "resolvectl", "revert", bng_config_str(&e->config, "bridge_name"), NULL};
-		bng_run(revert, NULL, NULL, NULL, NULL, NULL);
-		free(exe);
-	}
+	if (d->resolved)
+		bng_net_resolver_revert(bng_config_str(&e->config, "bridge_name"));
 	free(d->error);
 	free(d->guest);
 	free(d->guest_error);

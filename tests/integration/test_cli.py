@@ -4,7 +4,10 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -87,6 +90,73 @@ def test_supervised_daemon_is_kept(env):
         old.stop()
         os.rmdir(cg)
         os.rmdir(os.path.dirname(cg))
+
+
+@pytest.fixture
+def service(env):
+    """A stand-in for bangerd.service: a bangerd as a plain process, with a
+    state of its own, on <BANGER_SYSTEM_ROOT>/run/banger/bangerd.sock."""
+    root = Path(tempfile.mkdtemp(prefix="bgs-"))  # short: the socket's path must fit
+    sock = root / "run" / "banger" / "bangerd.sock"
+    sock.parent.mkdir(parents=True)
+    d = Daemon({"socket": sock}, extra=("--state", str(root / "state")))
+    yield SimpleNamespace(root=root, socket=sock, daemon=d, state=root / "state")
+    d.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_unix_uri_finds_the_service_that_runs_as_this_user(env, service, monkeypatch):
+    """"unix:" with nothing on the caller's own socket and the service's
+    socket owned by the caller: the service's bangerd, no private one."""
+    monkeypatch.setenv("BANGER_SYSTEM_ROOT", str(service.root))
+    # an explicit runtime directory (this suite's layout) is a layout of the
+    # caller's own: never the service's
+    with banger.open("unix:") as ctx:
+        st = ctx.status()
+    assert st["pid"] != service.daemon.proc.pid and st["state_dir"] == str(env["BANGER_STATE_DIR"])
+    assert run_cli("daemon", "stop").returncode == 0
+    # the default layout: the runtime directory under $XDG_RUNTIME_DIR
+    monkeypatch.delenv("BANGER_RUNTIME_DIR")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(env["tmp"] / "xdg"))
+    env["socket"] = env["tmp"] / "xdg" / "banger" / "bangerd.sock"
+    env["socket"].parent.mkdir(parents=True)
+    with banger.open("unix:") as ctx:
+        st = ctx.status()
+    assert (st["pid"], st["state_dir"]) == (service.daemon.proc.pid, str(service.state))
+    p = run_cli("image", "ls", "--json")
+    assert p.returncode == 0, p.stderr
+    assert not env["socket"].exists()  # nothing autostarted
+    # a daemon on the caller's own socket comes first
+    own = Daemon(env)
+    with banger.open("unix:") as ctx:
+        assert ctx.status()["pid"] == own.proc.pid
+    own.stop()
+    # $BANGER_SOCKET is taken as it is: autostart there
+    mine = env["tmp"] / "mine.sock"
+    monkeypatch.setenv("BANGER_SOCKET", str(mine))
+    with banger.open("unix:") as ctx:
+        st = ctx.status()
+    assert st["pid"] != service.daemon.proc.pid and st["state_dir"] == str(env["BANGER_STATE_DIR"])
+    p = run_cli("daemon", "stop")
+    assert p.returncode == 0 and f"pid {st['pid']}" in p.stdout, p.stdout + p.stderr
+    monkeypatch.delenv("BANGER_SOCKET")
+    # another uid's service is not this caller's: a private bangerd starts
+    os.lchown(service.socket, 65534, 65534)
+    with banger.open("unix:") as ctx:
+        st = ctx.status()
+    assert st["pid"] != service.daemon.proc.pid and env["socket"].exists()
+    assert run_cli("daemon", "stop").returncode == 0
+    os.lchown(service.socket, 0, 0)
+    # the service's bangerd died and left its socket: that is systemd's to
+    # restart, and autostart does not take the service's socket over
+    service.daemon.proc.kill()
+    service.daemon.proc.wait()
+    assert service.socket.exists()
+    with banger.open("unix:") as ctx:
+        with pytest.raises(banger.DaemonUnreachable, match=str(service.socket)):
+            ctx.status()
+    assert not env["socket"].exists()
+    assert service.socket.exists() and not (service.state / "bangerd.log").exists()
 
 
 def test_daemon_socket_prints_path(env):

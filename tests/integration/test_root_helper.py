@@ -5,6 +5,7 @@ socket, serving uid 65534. Clients in that namespace run as 65534 (or
 library's own net calls (tests/unit/net/root-helper-client), which go
 through the helper because they are not root. Needs root, unshare, nsenter
 and setpriv; skipped otherwise."""
+import contextlib
 import json
 import os
 import pwd
@@ -94,29 +95,71 @@ class Helper:
         return self.log.read_text()
 
 
-@pytest.fixture
-def helper():
-    d = tempfile.mkdtemp(prefix="banger-root-helper-")
-    os.chmod(d, 0o755)  # uid 65534 must reach the socket
+# A stand-in for resolvectl, for the helper's resolver verbs: logs its argv
+# and the environment it was given, and fails when told to.
+FAKE_RESOLVECTL = """#!/bin/sh
+{ printf 'argv:'; for a in "$@"; do printf ' %s' "$a"; done; printf '\\n'
+  printf 'env:'; tr '\\000' ' ' < /proc/$$/environ; printf '\\n'; } >> @DIR@/resolvectl.log
+if [ -e @DIR@/fail ]; then echo "Failed to set DNS configuration: Access denied" >&2; exit 1; fi
+"""
+
+
+def start_helper(d, resolved):
+    """bangerd-root in its own network and mount namespaces. There,
+    /run/systemd is an empty tmpfs (systemd-resolved does not run, whatever
+    the host runs); with resolved, it holds resolved's socket and
+    /usr/bin/resolvectl (an overlay on /usr/bin) is FAKE_RESOLVECTL."""
     sock, log = os.path.join(d, "root.sock"), os.path.join(d, "helper.log")
+    setup = "mount -t tmpfs tmpfs /run/systemd"
+    if resolved:
+        for sub in ("upper", "work"):
+            os.mkdir(os.path.join(d, sub))
+        fake = Path(d, "upper", "resolvectl")
+        fake.write_text(FAKE_RESOLVECTL.replace("@DIR@", d))
+        fake.chmod(0o755)
+        setup += (f" && mkdir /run/systemd/resolve && : > /run/systemd/resolve/io.systemd.Resolve"
+                  f" && mount -t overlay overlay -o lowerdir=/usr/bin,upperdir={d}/upper,workdir={d}/work /usr/bin")
     env = dict(os.environ)
     if CHILD_ASAN:
         env["ASAN_OPTIONS"] = CHILD_ASAN
     with open(log, "w") as logf:
         proc = subprocess.Popen(
-            ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "helper", str(HELPER),
+            ["unshare", "--net", "--mount", "--propagation", "private", "--", "sh", "-c",
+             setup + ' && ip link set lo up && exec "$@"', "helper", str(HELPER),
              "--owner", str(OWNER), "--socket", sock, "--config", os.path.join(d, "none.toml")],
             stderr=logf, env=env)
+    return proc, sock, Path(log)
+
+
+@contextlib.contextmanager
+def running_helper(resolved=False):
+    d = tempfile.mkdtemp(prefix="banger-root-helper-")
+    os.chmod(d, 0o755)  # uid 65534 must reach the socket
+    proc, sock, log = start_helper(d, resolved)
     try:
         wait_for_socket(sock, timeout=10)
-        yield Helper(proc, sock, Path(log))
+        h = Helper(proc, sock, log)
+        h.dir = Path(d)
+        yield h
     finally:
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=10)
-        text = open(log).read()
+        text = log.read_text()
         shutil.rmtree(d, ignore_errors=True)
     assert rc == 0, text
     assert "stopped" in text
+
+
+@pytest.fixture
+def helper():
+    with running_helper() as h:
+        yield h
+
+
+@pytest.fixture
+def resolved_helper():
+    with running_helper(resolved=True) as h:
+        yield h
 
 
 def test_owner_creates_and_deletes_its_tap_through_the_library(helper):
@@ -223,6 +266,57 @@ def test_foreign_taps_are_not_ours_to_delete(helper):
     assert helper.req(uid=0, verb="tap.delete", name="bt1a2b-3")["ok"]
 
 
+def test_resolver_verbs_take_no_arguments_and_need_resolved(helper):
+    """resolver.route and resolver.revert: no argument of any name is
+    accepted, and where systemd-resolved does not run (this helper's
+    namespace: no /run/systemd/resolve) they are EUNSUPPORTED."""
+    for verb in ("resolver.route", "resolver.revert"):
+        for extra in ({"bridge": "br-banger"}, {"name": "eth0"}, {"ip": "172.16.0.1"},
+                      {"argv": ["/bin/sh", "-c", "id"]}, {"env": {"LD_PRELOAD": "/tmp/x.so"}}):
+            a = helper.req(verb=verb, **extra)
+            assert a["error"] == "EINVAL" and "unexpected argument" in a["message"], (verb, extra, a)
+        a = helper.req(verb=verb)
+        assert a["error"] == "EUNSUPPORTED", a
+        assert "systemd-resolved does not run" in a["message"]
+        # another uid is refused at connect, before its request is read
+        assert helper.req(uid=OTHER, verb=verb)["error"] == "EPERM"
+    # the library's call as the owner gets the same answer
+    r = helper.client("resolver-route", "br-banger", "172.16.0.1")
+    assert r.returncode == 1 and r.stdout.startswith("error EUNSUPPORTED"), r.stdout + r.stderr
+    log = helper.log_text()
+    assert "resolver.route -: refused or failed (EINVAL): unexpected argument" in log
+    assert "resolver.revert -: refused or failed (EUNSUPPORTED)" in log
+    assert f"refused a connection from uid {OTHER}" in log
+
+
+def test_resolver_route_runs_exactly_resolvectl(resolved_helper):
+    """Where resolved runs, the helper runs /usr/bin/resolvectl with its own
+    bridge and bridge_ip, whatever the caller names, with an empty
+    environment; a failure comes back with resolvectl's last line."""
+    h = resolved_helper
+    calls = h.dir / "resolvectl.log"
+    # the library asks for another bridge and address: they are not even sent
+    r = h.client("resolver-route", "br-other", "10.9.9.9")
+    assert r.stdout.strip() == "ok", r.stdout + r.stderr
+    assert calls.read_text().splitlines() == ["argv: dns br-banger 172.16.0.1", "env:",
+                                              "argv: domain br-banger ~vm", "env:"]
+    assert h.client("resolver-revert", "br-other").stdout.strip() == "ok"
+    assert calls.read_text().splitlines()[4:] == ["argv: revert br-banger", "env:"]
+    # refused requests run nothing
+    calls.unlink()
+    assert h.req(verb="resolver.route", bridge="eth0")["error"] == "EINVAL"
+    assert h.req(uid=OTHER, verb="resolver.revert")["error"] == "EPERM"
+    assert not calls.exists()
+    (h.dir / "fail").write_text("")
+    a = h.req(verb="resolver.route")
+    assert a["error"] == "EIO", a
+    assert "resolvectl dns br-banger failed (exit 1): Failed to set DNS configuration: Access denied" in a["message"]
+    assert calls.read_text().count("argv:") == 1  # domain is not tried after dns failed
+    log = h.log_text()
+    assert log.count("resolver.route -: ok") == 1 and "resolver.revert -: ok" in log
+    assert "resolver.route -: refused or failed (EIO)" in log
+
+
 def test_library_without_the_helper_says_so(tmp_path):
     d = tempfile.mkdtemp(prefix="banger-root-helper-")
     os.chmod(d, 0o755)
@@ -263,10 +357,14 @@ def test_helper_unit_is_hardened_and_passes_systemd_analyze_verify(tmp_path):
             keys.setdefault(k, []).append(v)
     for k, v in {"NoNewPrivileges": "yes", "CapabilityBoundingSet": "CAP_NET_ADMIN", "ProtectSystem": "strict",
                  "ProtectHome": "yes", "RestrictAddressFamilies": "AF_UNIX AF_NETLINK", "DevicePolicy": "closed",
-                 "DeviceAllow": "/dev/net/tun rw", "KillMode": "process", "RuntimeDirectoryPreserve": "yes"}.items():
+                 "DeviceAllow": "/dev/net/tun rw", "KillMode": "process", "RuntimeDirectoryPreserve": "yes",
+                 # its own: systemd hands a RuntimeDirectory to the unit's user, and
+                 # /run/banger is the owner's bangerd.service's
+                 "RuntimeDirectory": "banger-root"}.items():
         assert keys.get(k) == [v], k
     exec_start = keys["ExecStart"][0].split()
     assert exec_start[0].endswith("/bin/bangerd-root") and exec_start[1:3] == ["--owner", "%i"]
+    assert exec_start[3:5] == ["--socket", "/run/banger-root/root.sock"]
     exe = shutil.which("systemd-analyze")
     if exe is None:
         pytest.fail("systemd-analyze is required (apt-get install systemd; scripts/install-deps does)")

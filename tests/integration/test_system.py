@@ -7,8 +7,10 @@ and keeps the unit's state in a file. That checks what banger writes and
 which systemctl verbs it runs in which order, not that systemd runs the
 unit: that is for a systemd guest. `systemd-analyze verify` (no PID 1
 needed) checks every unit file we ship and write."""
+import grp
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -209,16 +211,146 @@ def test_status_as_a_user_says_it_cannot_read(sysroot):
     assert "cannot read" in p.stderr and "Permission denied" in p.stderr and "sudo banger system status" in p.stderr
 
 
-def test_user_flag_is_refused_until_the_root_helper(sysroot):
-    p = sysroot.run("install", "--user", "nobody")
-    assert p.returncode == 1
-    assert "cannot run as nobody yet" in p.stderr and "bangerd-root" in p.stderr
-    assert list(sysroot.root.iterdir()) == []
+DROPIN = "etc/systemd/system/bangerd.service.d/owner.conf"
+HELPER_UNIT = "etc/systemd/system/bangerd-root@.service"
+HELPER = BUILD / "tools" / "bangerd-root" / "bangerd-root"
+# a non-root user every Debian has (systemd-analyze warns about "nobody")
+OWNER = "daemon"
+
+
+def owner_ids():
+    pw = pwd.getpwnam(OWNER)
+    return pw.pw_uid, pw.pw_gid
+
+
+def dropin_lines(user=OWNER):
+    """The lines owner.conf must hold besides its comments."""
+    pw = pwd.getpwnam(user)
+    helper = f"bangerd-root@{pw.pw_uid}.service"
+    try:
+        group = grp.getgrgid(pw.pw_gid).gr_name
+    except KeyError:
+        group = str(pw.pw_gid)
+    try:
+        grp.getgrnam("kvm")
+        kvm = ["SupplementaryGroups=kvm"]
+    except KeyError:
+        kvm = []
+    return ["[Unit]", f"Requires={helper}", f"After={helper}", "[Service]", f"User={user}", f"Group={group}",
+            *kvm, "AmbientCapabilities=CAP_NET_BIND_SERVICE", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE"]
+
+
+def meson_helper_unit():
+    """bangerd-root@.service as meson built it, ExecStart naming this build's helper."""
+    built = (BUILD / "data" / "bangerd-root@.service").read_text()
+    m = re.search(r"^ExecStart=(\S+) ", built, re.M)
+    assert m and m.group(1).endswith("/bin/bangerd-root")
+    return built.replace(m.group(1), os.path.realpath(HELPER))
+
+
+def owners(root):
+    """(path, uid, gid) of root and everything below it, links not followed."""
+    out = []
+    for dirpath, dirs, files in os.walk(root):
+        for name in [dirpath] + [os.path.join(dirpath, n) for n in dirs + files]:
+            st = os.lstat(name)
+            out.append((name, st.st_uid, st.st_gid))
+    return out
+
+
+def test_install_as_a_user(sysroot):
+    uid, gid = owner_ids()
+    helper = f"bangerd-root@{uid}.service"
+    # state and cache an earlier (root) install left, with a link that must not be followed
+    for rel in ("var/lib/banger/images/x/rootfs.ext4", "var/cache/banger/oci/blob"):
+        sysroot.path(rel).parent.mkdir(parents=True, exist_ok=True)
+        sysroot.path(rel).write_text("x")
+    os.symlink("/etc/passwd", sysroot.path("var/lib/banger/link"))
+    p = sysroot.run("install", "--user", OWNER)
+    assert p.returncode == 0, p.stderr
+    text = sysroot.path(DROPIN).read_text()
+    assert [x for x in text.splitlines() if x and not x.startswith("#")] == dropin_lines()
+    assert sysroot.path(HELPER_UNIT).read_text() == meson_helper_unit()
+    assert "ExecStart=" + os.path.realpath(HELPER) + " --owner %i --socket /run/banger-root/root.sock" in \
+        sysroot.path(HELPER_UNIT).read_text()
+    # the helper first: bangerd requires it
+    assert sysroot.log() == ["daemon-reload", f"enable --now {helper}", "enable --now bangerd.service",
+                             "is-active bangerd.service", f"is-active {helper}"]
+    for rel in ("var/lib/banger", "var/cache/banger"):
+        for path, u, g in owners(sysroot.path(rel)):
+            if not path.endswith("install.json"):  # root's record of what it did
+                assert (u, g) == (uid, gid), path
+    assert os.stat("/etc/passwd").st_uid == 0
+    meta = json.loads(sysroot.path(META).read_text())
+    assert (meta["user"], meta["uid"], meta["helper_unit"]) == (OWNER, uid, helper)
+    assert meta["bangerd_root"] == os.path.realpath(HELPER)
+    assert meta["root_socket"] == "/run/banger-root/root.sock"
+    rows = dict(line.split(None, 1) for line in p.stdout.splitlines())
+    assert rows["user"] == f"{OWNER} (uid {uid})" and rows["helper"].startswith(f"{helper}, enabled (active)")
+
+    st = json.loads(sysroot.run("status", "--json").stdout)
+    assert (st["user"], st["uid"], st["helper_active"], st["helper_enabled"]) == (OWNER, uid, "active", "enabled")
+    p = sysroot.run("status")
+    assert p.returncode == 0, p.stderr
+    rows = dict(line.split(None, 1) for line in p.stdout.splitlines())
+    assert rows["user"] == f"{OWNER} (uid {uid})" and rows["helper"] == f"{helper} active, enabled"
+
+    # again: nothing changed, nothing restarted
+    sysroot.clear_log()
+    p = sysroot.run("install", "--user", OWNER, "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["unit_written"] is False and out["uid"] == uid and out["helper_active"] == "active"
+    assert not [x for x in sysroot.log() if "restart" in x or "disable" in x], sysroot.log()
+
+    # back to root: the drop-in, the helper's unit and its instance go, the service restarts as root
+    sysroot.clear_log()
+    p = sysroot.run("install")
+    assert p.returncode == 0, p.stderr
+    assert not sysroot.path(DROPIN).exists() and not sysroot.path(DROPIN).parent.exists()
+    assert not sysroot.path(HELPER_UNIT).exists()
+    assert sysroot.log() == ["daemon-reload", f"disable --now {helper}", "enable --now bangerd.service",
+                             "try-restart bangerd.service", "is-active bangerd.service"]
+    for rel in ("var/lib/banger", "var/cache/banger"):
+        assert {(u, g) for _, u, g in owners(sysroot.path(rel))} == {(0, 0)}
+    meta = json.loads(sysroot.path(META).read_text())
+    assert (meta["user"], meta["uid"]) == ("root", 0) and "helper_unit" not in meta
+    assert "helper" not in dict(line.split(None, 1) for line in sysroot.run("status").stdout.splitlines())
+
+    # uninstall removes everything install --user added
+    assert sysroot.run("install", "--user", OWNER).returncode == 0
+    sysroot.clear_log()
+    p = sysroot.run("uninstall")
+    assert p.returncode == 0, p.stderr
+    assert sysroot.log() == ["disable --now bangerd.service", f"disable --now {helper}", "daemon-reload"]
+    for rel in (UNIT, DROPIN, "etc/systemd/system/bangerd.service.d", HELPER_UNIT, META):
+        assert not sysroot.path(rel).exists(), rel
+    assert f"the root helper's {helper}" in p.stdout
+
+
+def test_install_user_is_checked(sysroot):
     p = sysroot.run("install", "--user", "no-such-user-here")
     assert p.returncode == 2 and "no such user" in p.stderr
-    p = sysroot.run("install", "--user", "root")  # what the service runs as anyway
+    assert list(sysroot.root.iterdir()) == [] and sysroot.log() == []
+    # without a bangerd-root beside banger (or $BANGERD_ROOT) nothing is written either
+    p = sysroot.run("install", "--user", OWNER, env_extra={"BANGERD_ROOT": "/nonexistent/bangerd-root"})
+    assert p.returncode == 1 and "no bangerd-root" in p.stderr
+    assert list(sysroot.root.iterdir()) == [] and sysroot.log() == []
+    p = sysroot.run("install", "--user", "root")  # what the service runs as without --user
     assert p.returncode == 0, p.stderr
-    assert json.loads(sysroot.path(META).read_text())["user"] == "root"
+    assert not sysroot.path(DROPIN).exists() and not sysroot.path(HELPER_UNIT).exists()
+    meta = json.loads(sysroot.path(META).read_text())
+    assert (meta["user"], meta["uid"]) == ("root", 0)
+
+
+def test_purge_after_a_user_install_removes_the_helpers_runtime_directory(sysroot):
+    assert sysroot.run("install", "--user", OWNER).returncode == 0
+    sysroot.path("run/banger-root").mkdir(parents=True)
+    sysroot.path("run/banger-root/root.sock").write_text("")
+    p = sysroot.run("uninstall", "--purge")
+    assert p.returncode == 0, p.stderr
+    assert f"  {sysroot.path('run/banger-root')} (the root helper's socket)" in p.stdout
+    assert not sysroot.path("run/banger-root").exists() and not sysroot.path(HELPER_UNIT).exists()
 
 
 def test_a_failing_systemctl_fails_the_command(sysroot):
@@ -278,6 +410,22 @@ def test_units_pass_systemd_analyze_verify(sysroot, tmp_path):
                                                                                  "KillMode=processes"))
     with pytest.raises(AssertionError):
         verify(copy)
+
+
+def test_units_of_a_user_install_pass_systemd_analyze_verify(sysroot, tmp_path):
+    assert sysroot.run("install", "--user", OWNER).returncode == 0
+    # bangerd.service with its drop-in (verify loads <dir>/bangerd.service.d/),
+    # whose Requires= names an instance of the helper's template beside it
+    verify(sysroot.path(UNIT))
+    uid, _ = owner_ids()
+    instance = tmp_path / f"bangerd-root@{uid}.service"
+    instance.write_text(sysroot.path(HELPER_UNIT).read_text())
+    verify(instance)
+    # the drop-in is what verify read: a bad key in it fails
+    dropin = sysroot.path(DROPIN)
+    dropin.write_text(dropin.read_text() + "AmbientCapabilitys=CAP_NET_BIND_SERVICE\n")
+    with pytest.raises(AssertionError):
+        verify(sysroot.path(UNIT))
 
 
 def test_unit_keeps_guests_through_a_restart_and_is_hardened(sysroot):

@@ -9,11 +9,13 @@ import gzip
 import hashlib
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -21,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import banger
-from conftest import BANGER, BANGERD, Daemon, child_env
+from conftest import BANGER, BANGERD, CHILD_ASAN, Daemon, child_env, wait_for_socket
 from layers import make_tar
 from registry import LAYER_TYPES, Layer, registry, sha256_digest  # noqa: F401 (fixture)
 
@@ -1311,10 +1313,13 @@ def test_system_service_under_real_systemd(vmenv, tmp_path):
     SendSIGKILL=no: that is where VMMs live), and uninstall stops and
     removes it while state and config stay. Then the root helper's unit,
     bangerd-root@.service, as meson built it: it verifies, starts with its
-    hardening for owner 65534, and that uid's doctor reaches it."""
+    hardening for owner 65534, and that uid's doctor reaches it. Last,
+    `system install --user`: both units come up, bangerd runs as that user
+    with CAP_NET_BIND_SERVICE alone, and the user's banger uses it."""
     helper = BANGER.parents[1] / "bangerd-root" / "bangerd-root"
     libs = tmp_path / "banger-libs"
-    guest_libs(libs, BANGER, BANGERD, helper)
+    client = BANGER.parents[2] / "tests" / "unit" / "net" / "root-helper-client"  # the library's helper calls
+    guest_libs(libs, BANGER, BANGERD, helper, client)
     shutil.copy2(BANGER.parents[2] / "lib" / "libbanger.so.0", libs / "libbanger.so.0")
     with banger.open(f"unix:{vmenv['daemon'].socket}", autostart=False) as ctx:
         ctx.call("vm.create", {"name": "svc"})
@@ -1325,11 +1330,15 @@ def test_system_service_under_real_systemd(vmenv, tmp_path):
             if ok:
                 assert r["exit_code"] == 0, r
             return r
-        for src in (BANGER, BANGERD, helper):
+        for src in (BANGER, BANGERD, helper, client):
             ctx.call("vm.cp", {"name": "svc", "direction": "in", "host_path": str(src), "guest_path": "/usr/local/bin/"})
         ctx.call("vm.cp", {"name": "svc", "direction": "in", "host_path": str(libs), "guest_path": "/usr/local/lib/banger-libs"})
         sh("echo /usr/local/lib/banger-libs > /etc/ld.so.conf.d/banger.conf && ldconfig")
         assert sh("cat /proc/1/comm")["stdout"] == "systemd\n"
+        # the units run this ASan build too: its leak check at exit ptraces,
+        # which the helper's SystemCallFilter forbids, and the helper would
+        # spin at exit until systemd's stop timeout (90 s)
+        sh("systemctl set-environment ASAN_OPTIONS=detect_leaks=0")
         r = sh("banger system install")
         assert "bangerd.service" in r["stdout"] + r["stderr"], r
         unit = sh("cat /etc/systemd/system/bangerd.service")["stdout"]
@@ -1369,14 +1378,63 @@ def test_system_service_under_real_systemd(vmenv, tmp_path):
         # Type=notify: start returns once the helper said READY=1, its socket listening
         r = sh("systemctl start bangerd-root@65534.service", ok=False)
         assert r["exit_code"] == 0, sh("journalctl -u bangerd-root@65534 --no-pager | tail -20", ok=False)
-        assert sh("systemctl is-active bangerd-root@65534.service; stat -c '%a %U' /run/banger/root.sock")[
+        assert sh("systemctl is-active bangerd-root@65534.service; stat -c '%a %U' /run/banger-root/root.sock")[
             "stdout"] == "active\n666 root\n"
         r = sh("mkdir -m 0777 -p /tmp/nb && setpriv --reuid 65534 --regid 65534 --clear-groups env HOME=/tmp/nb"
                " ASAN_OPTIONS=detect_leaks=0 BANGER_URI=local:/tmp/nb/state banger doctor --json", ok=False)
         (row,) = [c for c in json.loads(r["stdout"])["checks"] if c["name"] == "privileges"]
-        assert row["status"] == "PASS" and "through the root helper bangerd-root on /run/banger/root.sock" in \
+        assert row["status"] == "PASS" and "through the root helper bangerd-root on /run/banger-root/root.sock" in \
             row["detail"], row
         sh("systemctl stop bangerd-root@65534.service")
+        # install --user: bangerd.service as a user of its own, the helper's
+        # instance for that uid enabled first; both come up under systemd
+        # This guest's own /run/banger holds the layers of its root overlay
+        # (banger's initramfs puts them there): systemd would chown them to
+        # the service's user with RuntimeDirectory=banger (here, / itself, and
+        # fail on the read-only lower layer). Detach them first; the overlay
+        # keeps its own references.
+        sh("umount -l /run/banger/lower /run/banger/rw")
+        sh("useradd --system --no-create-home --shell /usr/sbin/nologin bgowner")
+        uid = int(sh("id -u bgowner")["stdout"])
+        r = sh("banger system install --user bgowner", ok=False)
+        assert r["exit_code"] == 0, (r, sh("journalctl -u bangerd -u 'bangerd-root@*' --no-pager | tail -30",
+                                          ok=False))
+        sh("systemd-analyze verify /etc/systemd/system/bangerd.service")  # with its drop-in
+        kvm = sh("getent group kvm", ok=False)["exit_code"] == 0
+        assert ("SupplementaryGroups=kvm" in sh("cat /etc/systemd/system/bangerd.service.d/owner.conf")["stdout"]) \
+            == kvm
+        r = sh(f"systemctl is-active bangerd-root@{uid}.service bangerd.service", ok=False)
+        assert r["stdout"] == "active\nactive\n", sh("journalctl -u bangerd --no-pager | tail -20", ok=False)["stdout"]
+        main_pid = int(sh("systemctl show -p MainPID --value bangerd.service")["stdout"])
+        status = dict(line.split(":", 1) for line in sh(f"cat /proc/{main_pid}/status")["stdout"].splitlines())
+        assert status["Uid"].split()[:2] == [str(uid), str(uid)], status["Uid"]
+        assert int(status["CapEff"], 16) == 1 << 10  # CAP_NET_BIND_SERVICE alone
+        if kvm:
+            assert sh("getent group kvm | cut -d: -f3")["stdout"].strip() in status["Groups"].split()
+        assert sh("stat -c %U /var/lib/banger /var/cache/banger /run/banger /run/banger/bangerd.sock;"
+                  " stat -c '%a %U' /run/banger-root/root.sock")["stdout"] == "bgowner\n" * 4 + "666 root\n"
+        assert json.loads(sh("banger system status --json")["stdout"])["helper_active"] == "active"
+        # resolvectl, the helper's one program, runs under the unit's hardening
+        # (system call filter, ProtectSystem=strict, no new privileges): a
+        # stand-in that fails saying how it was called, where resolved "runs"
+        sh("mkdir -p /run/systemd/resolve && : > /run/systemd/resolve/io.systemd.Resolve &&"
+           " printf '#!/bin/sh\\necho \"ran: $*\" >&2\\nexit 1\\n' > /usr/bin/resolvectl && chmod 755 /usr/bin/resolvectl")
+        r = sh(f"setpriv --reuid {uid} --regid {uid} --clear-groups env ASAN_OPTIONS=detect_leaks=0"
+               " /usr/local/bin/root-helper-client resolver-route br-other 10.9.9.9", ok=False)
+        assert "resolvectl dns br-banger failed (exit 1): ran: dns br-banger 172.16.0.1" in r["stdout"], r
+        sh("rm -r /usr/bin/resolvectl /run/systemd/resolve")
+        # the owner's banger, given no socket, talks to the service: its doctor
+        # ran in the service's bangerd, which reaches the helper
+        r = sh("mkdir -m 0777 -p /tmp/ow && setpriv --reuid bgowner --regid bgowner --clear-groups env HOME=/tmp/ow"
+               " ASAN_OPTIONS=detect_leaks=0 banger doctor --json", ok=False)
+        (row,) = [c for c in json.loads(r["stdout"])["checks"] if c["name"] == "privileges"]
+        assert row["status"] == "PASS" and "/run/banger-root/root.sock" in row["detail"], row
+        assert sh(f"test -e /tmp/banger-{uid}/bangerd.sock; echo $?")["stdout"] == "1\n"  # nothing autostarted
+        sh("banger system uninstall")
+        r = sh(f"systemctl is-active bangerd.service bangerd-root@{uid}.service", ok=False)
+        assert r["stdout"].split() == ["inactive", "inactive"], \
+            sh("journalctl -u 'bangerd-root@*' --no-pager | tail -20", ok=False)["stdout"]
+        assert sh("ls /etc/systemd/system | grep -c bangerd", ok=False)["stdout"] == "0\n"
         ctx.call("vm.delete", {"name": "svc"})
 
 
@@ -1419,3 +1477,215 @@ def test_update_keeps_running_vms(vmenv, tmp_path):
         pcli("daemon", "stop")
         srv.close()
         vmenv["daemon"] = Daemon({"socket": socket})
+
+
+# ---- the privilege split with a real VM ----
+#
+# bangerd as a plain process running
+# as uid 65534 (no capability but CAP_NET_BIND_SERVICE, as bangerd.service
+# under `system install --user` has), its config, state, cache and runtime
+# directories owned by 65534, and bangerd-root as root serving that uid on a
+# socket in a test directory. 65534's own `banger` reaches the daemon the way
+# a service's owner does (its socket stands in for /run/banger/bangerd.sock
+# under BANGER_SYSTEM_ROOT) and runs the whole lifecycle of one small VM
+# through it: kernel and image import, create, exec, stop, start, delete.
+# The QEMU process, the tap and every file in the state directory must be
+# 65534's, and the helper's log must show the network steps it did.
+#
+# Like the rest of this file it runs in the VM tests' private network
+# namespace (tests/run); it needs neither vmenv nor its Debian image. The
+# daemon also gets a private mount namespace with a 0666 /dev/net/tun bound
+# over the host's, as on Debian (some container hosts have it 0600).
+
+OWNER_HELPER = BANGER.parents[1] / "bangerd-root" / "bangerd-root"
+OWNER_UID = 65534
+OWNER_BRIDGE, OWNER_BRIDGE_IP, OWNER_CIDR = "br-bgu", "172.30.7.1", "172.30.7.0/24"
+OWNER_CONFIG = f"""vmm = "qemu"
+qemu_accel = "tcg"
+bridge_name = "{OWNER_BRIDGE}"
+bridge_ip = "{OWNER_BRIDGE_IP}"
+cidr = "{OWNER_CIDR}"
+dns_listen = "127.0.0.1:42071"
+[vm_defaults]
+vcpu = 1
+memory_mib = 512
+disk_size = "256M"
+"""
+
+
+def as_owner():
+    return ["setpriv", f"--reuid={OWNER_UID}", f"--regid={OWNER_UID}", "--clear-groups"]
+
+
+def owned(path, mode=0o755):
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(mode)
+    os.chown(path, OWNER_UID, OWNER_UID)
+    return path
+
+
+def busybox_tar(path):
+    bb = Path("/bin/busybox")
+    applets = subprocess.run([str(bb), "--list"], capture_output=True, text=True, check=True).stdout.split()
+    entries = [{"name": "bin/busybox", "data": bb.read_bytes(), "mode": 0o755}]
+    entries += [{"name": f"bin/{a}", "type": "symlink", "target": "busybox"} for a in applets if a != "busybox"]
+    entries += [{"name": "etc/passwd", "data": b"root:x:0:0:root:/root:/bin/sh\n"},
+                {"name": "etc/group", "data": b"root:x:0:\n"}]
+    make_tar(path, entries)
+    path.chmod(0o644)
+    return path
+
+
+def proc_ids(pid):
+    """(real, effective) uid and the effective capabilities of a process."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    uids = status["Uid"].split()
+    return int(uids[0]), int(uids[1]), int(status["CapEff"].strip(), 16)
+
+
+@pytest.fixture
+def owner_env():
+    """bangerd as uid 65534 and bangerd-root for it (see the section's comment)."""
+    if os.environ.get("BANGER_TEST_NETNS") != "1":
+        pytest.fail("VM tests create bridges and taps: run them through tests/run (unshare --net)")
+    debs = sorted(DEBS.glob("linux-image-6.1.0-*-cloud-amd64_*.deb"))
+    assert debs, f"no cloud kernel .deb in {DEBS} (test_kernel.py downloads it)"
+    base = Path(tempfile.mkdtemp(prefix="bgu-", dir="/tmp"))  # short: socket paths
+    base.chmod(0o755)
+    sysroot = base / "root"
+    run = owned(sysroot / "run" / "banger")
+    d = {
+        "base": base, "sysroot": sysroot, "run": run, "socket": run / "bangerd.sock",
+        "config": owned(base / "config"), "state": owned(base / "state", 0o700),
+        "cache": owned(base / "cache", 0o700), "home": owned(base / "home"), "xdg": owned(base / "xdg", 0o700),
+        "helper_dir": base / "helper", "deb": debs[-1],
+    }
+    (d["config"] / "config.toml").write_text(OWNER_CONFIG)
+    os.chown(d["config"] / "config.toml", OWNER_UID, OWNER_UID)
+    d["helper_dir"].mkdir(mode=0o755)
+    (d["helper_dir"] / "config.toml").write_text(OWNER_CONFIG)
+    d["root_socket"] = d["helper_dir"] / "root.sock"
+    d["helper_log"] = d["helper_dir"] / "helper.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANGER")}
+    if CHILD_ASAN:
+        env["ASAN_OPTIONS"] = CHILD_ASAN
+    # the root helper, as root, for uid 65534 only
+    with open(d["helper_log"], "w") as logf:
+        helper = subprocess.Popen([str(OWNER_HELPER), "--owner", str(OWNER_UID), "--socket", str(d["root_socket"]), "--config",
+                                   str(d["helper_dir"] / "config.toml")], stderr=logf, env=env)
+    daemon = None
+    try:
+        wait_for_socket(d["root_socket"], timeout=10)
+        # bangerd as 65534: what the service's drop-in gives it (CAP_NET_BIND_SERVICE alone)
+        d["owner_env"] = dict(env, HOME=str(d["home"]), BANGER_CONFIG_DIR=str(d["config"]),
+                              BANGER_STATE_DIR=str(d["state"]), BANGER_CACHE_DIR=str(d["cache"]),
+                              BANGER_ROOT_SOCKET=str(d["root_socket"]))
+        tun = base / "tun"
+        setup = (f'mknod -m 0666 {tun} c 10 200 && mount --bind {tun} /dev/net/tun && exec "$@"')
+        with open(base / "bangerd.log", "w") as logf:
+            daemon = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", setup, "bangerd", *as_owner(),
+                 "--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service", str(BANGERD), "--socket",
+                 str(d["socket"])],
+                stdout=logf, stderr=subprocess.STDOUT, env=dict(d["owner_env"], BANGER_RUNTIME_DIR=str(run)))
+        wait_for_socket(d["socket"], daemon, timeout=30)
+        d["daemon"] = daemon
+        yield d
+    finally:
+        if daemon is not None and daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(30)
+        helper.send_signal(signal.SIGTERM)
+        helper.wait(10)
+        for line in (base / "bangerd.log").read_text().splitlines()[-20:] if (base / "bangerd.log").exists() else []:
+            print("bangerd:", line)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def owner_cli(d, *args, timeout=300):
+    """banger as uid 65534, as the service's owner runs it: no socket given,
+    its own (under $XDG_RUNTIME_DIR) has no daemon, and the service's
+    socket (under BANGER_SYSTEM_ROOT) is 65534's."""
+    env = dict(d["owner_env"], XDG_RUNTIME_DIR=str(d["xdg"]), BANGER_SYSTEM_ROOT=str(d["sysroot"]))
+    return subprocess.run([*as_owner(), str(BANGER), *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+def qemu_pids(d):
+    out = subprocess.run(["ps", "-eo", "pid=,stat=,args="], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines()
+            if "qemu-system" in line and str(d["run"]) in line and not line.split()[1].startswith("Z")]
+
+
+def netdev(name):
+    """ip's view of a device in this network namespace (/sys/class/net is
+    the host's: sysfs was mounted outside it), or None."""
+    r = subprocess.run(["ip", "-d", "-j", "link", "show", "dev", name], capture_output=True, text=True)
+    return json.loads(r.stdout)[0] if r.returncode == 0 else None
+
+
+def tap_owner(name):
+    user = netdev(name)["linkinfo"]["info_data"]["user"]  # ip prints a name where there is one
+    return int(user) if str(user).isdigit() else pwd.getpwnam(user).pw_uid
+
+
+def root_owned(path):
+    bad = []
+    for dirpath, dirs, files in os.walk(path):
+        for name in [dirpath] + [os.path.join(dirpath, n) for n in dirs + files]:
+            if os.lstat(name).st_uid == 0:
+                bad.append(name)
+    return bad
+
+
+def test_vm_lifecycle_as_the_owner_with_the_root_helper(owner_env, tmp_path):
+    d = owner_env
+    uid, euid, caps = proc_ids(d["daemon"].pid)
+    assert (uid, euid, caps) == (OWNER_UID, OWNER_UID, 1 << 10), "bangerd runs as 65534 with CAP_NET_BIND_SERVICE only"
+    tar = busybox_tar(d["base"] / "busybox.tar")
+    t0 = time.time()
+    p = owner_cli(d, "kernel", "import", "k", "--deb", str(d["deb"]))
+    assert p.returncode == 0, p.stderr
+    p = owner_cli(d, "image", "import", "bb", "--tar", str(tar))
+    assert p.returncode == 0, p.stderr
+    print(f"\nkernel and image import as 65534: {time.time() - t0:.1f} s")
+    t0 = time.time()
+    p = owner_cli(d, "vm", "create", "--name", "u1", "--image", "bb", "--kernel", "k", "--json")
+    assert p.returncode == 0, p.stderr
+    vm = json.loads(p.stdout)
+    print(f"vm create as 65534: {time.time() - t0:.1f} s")
+    assert vm["state"] == "running"
+    # nothing autostarted on the owner's own socket: the service's daemon did it all
+    assert not (d["xdg"] / "banger" / "bangerd.sock").exists()
+    # the VMM runs as the owner, on a tap the helper made for the owner
+    pids = qemu_pids(d)
+    assert len(pids) == 1, pids
+    assert proc_ids(pids[0])[:2] == (OWNER_UID, OWNER_UID)
+    tap = vm["tap"]
+    assert tap_owner(tap) == OWNER_UID and netdev(tap)["master"] == OWNER_BRIDGE
+    p = owner_cli(d, "vm", "exec", "u1", "--", "sh", "-c", "echo hello from $(hostname)")
+    assert (p.returncode, p.stdout) == (0, "hello from u1\n"), p.stderr
+    # CAP_NET_BIND_SERVICE: the guests' DNS listener on <bridge_ip>:53
+    with banger.open(f"unix:{d['socket']}", autostart=False) as ctx:
+        dns = ctx.status()["dns"]
+    assert dns["guest"] == f"{OWNER_BRIDGE_IP}:53", dns
+
+    assert owner_cli(d, "vm", "stop", "u1").returncode == 0
+    assert json.loads(owner_cli(d, "vm", "show", "u1", "--json").stdout)["state"] == "stopped"
+    assert qemu_pids(d) == []
+    p = owner_cli(d, "vm", "start", "u1")
+    assert p.returncode == 0, p.stderr
+    p = owner_cli(d, "vm", "exec", "u1", "--", "cat", "/proc/1/comm")
+    assert p.returncode == 0 and p.stdout == "banger-agent\n", p.stdout + p.stderr
+    assert [proc_ids(pid)[:2] for pid in qemu_pids(d)] == [(OWNER_UID, OWNER_UID)]
+    assert root_owned(d["state"]) == [] and root_owned(d["run"]) == []
+    p = owner_cli(d, "vm", "rm", "u1")
+    assert p.returncode == 0, p.stderr
+    assert netdev(tap) is None
+    assert qemu_pids(d) == []
+    assert root_owned(d["state"]) == [] and root_owned(d["cache"]) == []
+
+    log = d["helper_log"].read_text()
+    assert f"uid {OWNER_UID} pid {d['daemon'].pid}: bridge.ensure {OWNER_BRIDGE}: ok" in log, log
+    assert f"tap.create {tap}: ok" in log and f"tap.delete {tap}: ok" in log, log
+    assert ": nat.sync " in log and "refused" not in log, log

@@ -4,15 +4,25 @@
  * installed, when, by which banger), cache /var/cache/banger, socket
  * /run/banger/bangerd.sock.
  *
+ * With --user U (not root) bangerd runs as U (docs/privileges.md): a
+ * drop-in, bangerd.service.d/owner.conf, sets User=, Group=, the kvm group
+ * and CAP_NET_BIND_SERVICE alone, and requires the root helper's instance
+ * bangerd-root@<uid of U>.service (data/systemd/bangerd-root@.service.in,
+ * written beside it, ExecStart naming the bangerd-root beside this banger),
+ * which does the network steps that need root. State and cache belong to
+ * U. Without --user the service runs as root and neither is there.
+ *
  * Test hooks (tests/integration/test_system.py; the test hosts have no
  * systemd as PID 1): BANGER_SYSTEM_ROOT prefixes every path these commands
  * read or write (as DESTDIR does; the unit's own text keeps the system
  * paths) and BANGER_SYSTEMCTL replaces systemctl. */
 #include "cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <limits.h>
 #include <pwd.h>
 #include <spawn.h>
@@ -24,10 +34,15 @@
 #include <unistd.h>
 
 extern char **environ;
-extern const char system_unit_template[]; /* system_unit.c, generated */
+extern const char system_unit_template[];      /* system_unit.c, generated */
+extern const char system_root_unit_template[]; /* the helper's, likewise */
 
 #define UNIT "bangerd.service"
 #define UNIT_PATH "/etc/systemd/system/" UNIT
+#define DROPIN_DIR "/etc/systemd/system/" UNIT ".d"
+#define DROPIN_PATH DROPIN_DIR "/owner.conf"
+#define ROOT_UNIT_PATH "/etc/systemd/system/bangerd-root@.service"
+#define ROOT_RUNTIME_DIR "/run/banger-root"
 #define CONFIG_DIR "/etc/banger"
 #define CONFIG_PATH CONFIG_DIR "/config.toml"
 #define STATE_DIR "/var/lib/banger"
@@ -116,17 +131,28 @@ static int must(const char *const *sargs)
 	return fail(1, "%s failed (exit %d): journalctl -u bangerd says why", cmd, st);
 }
 
-/* "active", "inactive", "failed" ... (malloc'd; "unknown" when systemctl
- * could not say). */
-static char *unit_state(const char *verb)
+/* "active", "inactive", "failed" ... of a unit (malloc'd; "unknown" when
+ * systemctl could not say). */
+static char *state_of(const char *verb, const char *unit)
 {
-	const char *sargs[] = {verb, UNIT, NULL};
+	const char *sargs[] = {verb, unit, NULL};
 	char *s = NULL;
 	if (systemctl(sargs, &s) < 0 || !s || !*s) {
 		free(s);
 		s = strdup("unknown");
 	}
 	return s;
+}
+
+static char *unit_state(const char *verb)
+{
+	return state_of(verb, UNIT);
+}
+
+/* The helper's instance for uid: "bangerd-root@<uid>.service". */
+static void helper_unit(char out[64], unsigned long uid)
+{
+	snprintf(out, 64, "bangerd-root@%lu.service", uid);
 }
 
 static int need_root(const char *verb, const char *what)
@@ -194,11 +220,11 @@ static int write_atomic(const char *path, const char *text, mode_t mode)
 	return e ? fail(1, "cannot write %s: %s", path, strerror(e)) : 0;
 }
 
-/* The bangerd this banger runs: $BANGERD, else the one beside it (or, in a
- * build tree, in ../bangerd/); an absolute, resolved path (malloc'd). */
-static char *find_bangerd(void)
+/* A program this banger goes with: $env, else the one beside it (or, in a
+ * build tree, in ../<name>/); an absolute, resolved path (malloc'd). */
+static char *find_beside(const char *env_name, const char *name)
 {
-	const char *env = getenv("BANGERD");
+	const char *env = getenv(env_name);
 	if (env && *env)
 		return realpath(env, NULL);
 	char self[PATH_MAX];
@@ -207,10 +233,9 @@ static char *find_bangerd(void)
 		return NULL;
 	self[n] = '\0';
 	*strrchr(self, '/') = '\0';
-	static const char *const rel[] = {"bangerd", "../bangerd/bangerd"};
 	for (size_t i = 0; i < 2; i++) {
 		char *cand = NULL;
-		if (asprintf(&cand, "%s/%s", self, rel[i]) < 0)
+		if ((i == 0 ? asprintf(&cand, "%s/%s", self, name) : asprintf(&cand, "%s/../%s/%s", self, name, name)) < 0)
 			abort();
 		char *real = access(cand, X_OK) == 0 ? realpath(cand, NULL) : NULL;
 		free(cand);
@@ -220,15 +245,129 @@ static char *find_bangerd(void)
 	return NULL;
 }
 
+/* The bangerd this banger runs ($BANGERD, else beside it). */
+static char *find_bangerd(void)
+{
+	return find_beside("BANGERD", "bangerd");
+}
+
+/* A path that can stand in a unit's ExecStart as it is. */
+static bool unit_safe(const char *path)
+{
+	return !path[strcspn(path, " \t\n\"\\%$;")];
+}
+
+/* template with its mark (the one @NAME@ in ExecStart) replaced by exe
+ * (malloc'd). */
+static char *fill(const char *template, const char *mark, const char *exe)
+{
+	const char *at_mark = strstr(template, mark);
+	char *text = NULL;
+	if (!at_mark || asprintf(&text, "%.*s%s%s", (int)(at_mark - template), template, exe, at_mark + strlen(mark)) < 0)
+		abort();
+	return text;
+}
+
 /* The unit with ExecStart naming bangerd (malloc'd). */
 static char *unit_text(const char *bangerd)
 {
-	const char *mark = strstr(system_unit_template, "@BANGERD@");
+	return fill(system_unit_template, "@BANGERD@", bangerd);
+}
+
+/* The drop-in that runs bangerd.service as pw's user (malloc'd): the
+ * helper's instance first, the owner's uid and primary group, the kvm group
+ * where there is one (Debian's /dev/kvm is root:kvm 0660), and of all
+ * capabilities only CAP_NET_BIND_SERVICE, for the guests' DNS listener on
+ * <bridge_ip>:53. */
+static char *dropin_text(const struct passwd *pw)
+{
+	char helper[64], gid[32];
+	helper_unit(helper, (unsigned long)pw->pw_uid);
+	struct group *gr = getgrgid(pw->pw_gid);
+	snprintf(gid, sizeof(gid), "%lu", (unsigned long)pw->pw_gid);
+	const char *group = gr && gr->gr_name ? gr->gr_name : gid;
 	char *text = NULL;
-	if (!mark || asprintf(&text, "%.*s%s%s", (int)(mark - system_unit_template), system_unit_template, bangerd,
-			      mark + strlen("@BANGERD@")) < 0)
+	if (asprintf(&text,
+		     "# Written by banger system install --user %s: bangerd runs as %s, and the root\n"
+		     "# helper %s does the steps that need root (docs/privileges.md).\n"
+		     "[Unit]\n"
+		     "Requires=%s\n"
+		     "After=%s\n"
+		     "\n"
+		     "[Service]\n"
+		     "User=%s\n"
+		     "Group=%s\n"
+		     "%s"
+		     "AmbientCapabilities=CAP_NET_BIND_SERVICE\n"
+		     "CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n",
+		     pw->pw_name, pw->pw_name, helper, helper, helper, pw->pw_name, group,
+		     getgrnam("kvm") ? "SupplementaryGroups=kvm\n" : "") < 0)
 		abort();
 	return text;
+}
+
+/* Writes path with text when it differs (or is missing); *changed says
+ * whether it did. */
+static int write_if_changed(const char *path, const char *text, bool *changed)
+{
+	char *cur = slurp(path);
+	*changed = !cur || strcmp(cur, text) != 0;
+	free(cur);
+	return *changed ? write_atomic(path, text, 0644) : 0;
+}
+
+/* Removes path if it is there; *removed says whether it was. */
+static int remove_file(const char *path, bool *removed)
+{
+	*removed = false;
+	if (unlink(path) == 0)
+		*removed = true;
+	else if (errno != ENOENT)
+		return fail(1, "cannot remove %s: %s", path, strerror(errno));
+	return 0;
+}
+
+/* Gives name (under dirfd) and everything below it to uid:gid, never
+ * following a link: every step is relative to a directory already opened
+ * with O_NOFOLLOW, so a tree its old owner can still change cannot send the
+ * walk outside it. */
+static int chown_at(int dirfd, const char *name, const char *path, uid_t uid, gid_t gid, int depth)
+{
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return errno == ENOENT ? 0 : fail(1, "cannot chown %s: %s", path, strerror(errno));
+	if ((st.st_uid != uid || st.st_gid != gid) && fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0 &&
+	    errno != ENOENT)
+		return fail(1, "cannot chown %s: %s", path, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return 0;
+	if (depth > 64)
+		return fail(1, "cannot chown %s: nested over 64 directories deep", path);
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return fail(1, "cannot chown inside %s: %s", path, strerror(errno));
+	}
+	int rc = 0;
+	struct dirent *ent;
+	while (!rc && (ent = readdir(d)) != NULL) {
+		if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, ".."))
+			continue;
+		char *sub = NULL;
+		if (asprintf(&sub, "%s/%s", path, ent->d_name) < 0)
+			abort();
+		rc = chown_at(fd, ent->d_name, sub, uid, gid, depth + 1);
+		free(sub);
+	}
+	closedir(d);
+	return rc;
+}
+
+static int chown_tree(const char *path, uid_t uid, gid_t gid)
+{
+	return chown_at(AT_FDCWD, path, path, uid, gid, 0);
 }
 
 /* install.json, or NULL when there is none; *denied (may be NULL) is set
@@ -271,38 +410,79 @@ static void stop_on_demand_daemon(void)
 	free(sock);
 }
 
+/* The owner --user names: the user, uid and primary group (copied). */
+typedef struct {
+	char *name;
+	uid_t uid;
+	gid_t gid;
+	char *dropin; /* the drop-in's text; NULL for root */
+} owner;
+
 int cmd_system_install(const command *cmd, args *a)
 {
 	(void)cmd;
 	const char *user = flag_value(a, "--user");
+	owner o = {.name = strdup("root")};
 	if (user) {
 		struct passwd *pw = getpwnam(user);
-		if (!pw)
+		if (!pw) {
+			free(o.name);
 			return fail(EXIT_USAGE, "--user %s: no such user", user);
-		if (pw->pw_uid != 0)
-			return fail(1, "--user %s: bangerd cannot run as %s yet: it makes the bridge, taps and NAT rules "
-				       "itself, which needs root, until the root helper (bangerd-root) lands; install without "
-				       "--user (the service runs as root)",
-				    user, user);
+		}
+		if (pw->pw_uid != 0) {
+			free(o.name);
+			o = (owner){.name = strdup(pw->pw_name), .uid = pw->pw_uid, .gid = pw->pw_gid,
+				    .dropin = dropin_text(pw)};
+		}
 	}
-	if (need_root("install", "writes " UNIT_PATH ", " CONFIG_DIR " and " STATE_DIR))
-		return 1;
-	char *bangerd = find_bangerd();
-	if (!bangerd)
-		return fail(1, "no bangerd beside this banger: install banger first, or set BANGERD=/path/to/bangerd");
-	if (bangerd[strcspn(bangerd, " \t\n\"\\%$;")]) {
-		fail(1, "cannot name %s in a unit's ExecStart: move banger to a plain path", bangerd);
-		free(bangerd);
-		return 1;
+	bool as_user = o.uid != 0;
+	char *bangerd = NULL, *helper_exe = NULL;
+	int rc = 0;
+	if (need_root("install", "writes " UNIT_PATH ", " CONFIG_DIR " and " STATE_DIR)) {
+		rc = 1;
+		goto out;
 	}
+	if (!(bangerd = find_bangerd())) {
+		rc = fail(1, "no bangerd beside this banger: install banger first, or set BANGERD=/path/to/bangerd");
+		goto out;
+	}
+	if (as_user && !(helper_exe = find_beside("BANGERD_ROOT", "bangerd-root"))) {
+		rc = fail(1, "no bangerd-root beside this banger (bangerd runs as %s and needs the root helper): "
+			     "install banger first, or set BANGERD_ROOT=/path/to/bangerd-root",
+			  o.name);
+		goto out;
+	}
+	const char *exes[] = {bangerd, helper_exe};
+	for (size_t i = 0; i < 2; i++)
+		if (exes[i] && !unit_safe(exes[i])) {
+			rc = fail(1, "cannot name %s in a unit's ExecStart: move banger to a plain path", exes[i]);
+			goto out;
+		}
 	json_t *old = read_meta(NULL);
+	json_int_t old_uid = json_integer_value(json_object_get(old, "uid"));
 	char *unit = at(UNIT_PATH), *cfg = at(CONFIG_PATH), *state = at(STATE_DIR), *cache = at(CACHE_DIR),
-	     *unitdir = at("/etc/systemd/system"), *cfgdir = at(CONFIG_DIR), *meta = at(META_PATH);
-	char *text = unit_text(bangerd), *cur = slurp(unit);
-	bool unit_written = !cur || strcmp(cur, text) != 0, config_written = false;
-	int rc = mkdirs(unitdir, 0755) || mkdirs(cfgdir, 0755) || mkdirs(state, 0700) || mkdirs(cache, 0700);
-	if (!rc && unit_written)
-		rc = write_atomic(unit, text, 0644);
+	     *unitdir = at("/etc/systemd/system"), *cfgdir = at(CONFIG_DIR), *meta = at(META_PATH),
+	     *dropin = at(DROPIN_PATH), *dropindir = at(DROPIN_DIR), *rootunit = at(ROOT_UNIT_PATH);
+	char *text = unit_text(bangerd), *root_text = helper_exe ? fill(system_root_unit_template, "@BANGERD_ROOT@",
+									  helper_exe)
+								 : NULL;
+	bool unit_written = false, config_written = false, dropin_changed = false, helper_written = false,
+	     helper_removed = false;
+	char helper[64] = "";
+	if (as_user)
+		helper_unit(helper, (unsigned long)o.uid);
+	rc = mkdirs(unitdir, 0755) || mkdirs(cfgdir, 0755) || mkdirs(state, 0700) || mkdirs(cache, 0700);
+	if (!rc)
+		rc = write_if_changed(unit, text, &unit_written);
+	/* the owner: a drop-in and the helper's unit, or neither */
+	if (!rc && as_user)
+		rc = mkdirs(dropindir, 0755) || write_if_changed(dropin, o.dropin, &dropin_changed) ||
+		     write_if_changed(rootunit, root_text, &helper_written);
+	if (!rc && !as_user) {
+		rc = remove_file(dropin, &dropin_changed) || remove_file(rootunit, &helper_removed);
+		if (!rc && rmdir(dropindir) != 0 && errno != ENOENT && errno != ENOTEMPTY)
+			rc = fail(1, "cannot remove %s: %s", dropindir, strerror(errno));
+	}
 	if (!rc) {
 		/* the config is the admin's: written when absent, never replaced */
 		int fd = open(cfg, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -316,6 +496,11 @@ int cmd_system_install(const command *cmd, args *a)
 			rc = fail(1, "cannot write %s: %s", cfg, strerror(errno));
 		}
 	}
+	/* state and cache are the service user's before its first start (and
+	 * root's again when it goes back to root: a tree the user can change
+	 * must not be what a root bangerd trusts) */
+	if (!rc)
+		rc = chown_tree(state, o.uid, o.gid) || chown_tree(cache, o.uid, o.gid);
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	self[n > 0 ? n : 0] = '\0';
@@ -323,11 +508,17 @@ int cmd_system_install(const command *cmd, args *a)
 	time_t t = time(NULL);
 	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
 	const char *first = json_string_value(json_object_get(old, "installed_at"));
-	json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "version",
+	json_t *m = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "version",
 			      banger_version_number(), "stamp", banger_version(), "installed_at", first ? first : now,
-			      "updated_at", now, "user", "root", "unit", UNIT_PATH, "bangerd", bangerd, "banger", self,
-			      "config", CONFIG_PATH, "state_dir", STATE_DIR, "cache_dir", CACHE_DIR, "runtime_dir",
-			      RUNTIME_DIR, "socket", SOCKET_PATH);
+			      "updated_at", now, "user", o.name, "uid", (json_int_t)o.uid, "unit", UNIT_PATH, "bangerd",
+			      bangerd, "banger", self, "config", CONFIG_PATH, "state_dir", STATE_DIR, "cache_dir",
+			      CACHE_DIR, "runtime_dir", RUNTIME_DIR, "socket", SOCKET_PATH);
+	if (as_user) {
+		json_object_set_new(m, "dropin", json_string(DROPIN_PATH));
+		json_object_set_new(m, "helper_unit", json_string(helper));
+		json_object_set_new(m, "bangerd_root", json_string(helper_exe));
+		json_object_set_new(m, "root_socket", json_string(ROOT_RUNTIME_DIR "/root.sock"));
+	}
 	if (!rc) {
 		char *body = json_dumps(m, JSON_INDENT(2) | JSON_SORT_KEYS);
 		size_t len = strlen(body);
@@ -341,35 +532,58 @@ int cmd_system_install(const command *cmd, args *a)
 	static const char *const reload[] = {"daemon-reload", NULL}, *const enable[] = {"enable", "--now", UNIT, NULL},
 				 *const restart[] = {"try-restart", UNIT, NULL};
 	if (!rc)
-		rc = must(reload) || must(enable);
-	/* a changed unit (a new bangerd path, new settings) takes effect now */
-	if (!rc && old && unit_written)
+		rc = must(reload);
+	/* another owner's helper (or one no longer needed) goes first */
+	char old_helper[64];
+	helper_unit(old_helper, (unsigned long)old_uid);
+	const char *disable_old[] = {"disable", "--now", old_helper, NULL};
+	if (!rc && old_uid > 0 && (json_int_t)o.uid != old_uid)
+		rc = must(disable_old);
+	/* the helper before bangerd, which requires it */
+	const char *enable_helper[] = {"enable", "--now", helper, NULL}, *restart_helper[] = {"try-restart", helper, NULL};
+	if (!rc && as_user)
+		rc = must(enable_helper);
+	if (!rc && as_user && old && helper_written)
+		rc = must(restart_helper);
+	if (!rc)
+		rc = must(enable);
+	/* a changed unit (a new bangerd path, new settings, another owner)
+	 * takes effect now */
+	if (!rc && old && (unit_written || dropin_changed))
 		rc = must(restart);
 	char *active = rc ? NULL : unit_state("is-active");
+	char *helper_active = rc || !as_user ? NULL : state_of("is-active", helper);
 	if (!rc && a->json) {
 		json_object_set_new(m, "unit_written", json_boolean(unit_written));
 		json_object_set_new(m, "config_written", json_boolean(config_written));
 		json_object_set_new(m, "active", json_string(active));
+		if (as_user)
+			json_object_set_new(m, "helper_active", json_string(helper_active));
 		print_json(m);
 	} else if (!rc) {
-		char *unit_row = NULL, *cfg_row = NULL, *svc_row = NULL;
+		char *unit_row = NULL, *cfg_row = NULL, *svc_row = NULL, *user_row = NULL, *helper_row = NULL;
 		if (asprintf(&unit_row, "%s (%s)", unit, unit_written ? "written" : "unchanged") < 0 ||
 		    asprintf(&cfg_row, "%s (%s)", cfg, config_written ? "written" : "kept: never overwritten") < 0 ||
-		    asprintf(&svc_row, "%s, enabled (%s)", UNIT, active) < 0)
+		    asprintf(&svc_row, "%s, enabled (%s)", UNIT, active) < 0 ||
+		    asprintf(&user_row, "%s (uid %lu)", o.name, (unsigned long)o.uid) < 0 ||
+		    asprintf(&helper_row, "%s, enabled (%s): %s", helper, helper_active ? helper_active : "",
+			     helper_exe ? helper_exe : "") < 0)
 			abort();
-		const char *rows[] = {"unit", unit_row, "bangerd", bangerd, "config", cfg_row, "state", state,
-				      "socket", SOCKET_PATH, "service", svc_row};
-		print_table(rows, 2, 6);
+		const char *rows[] = {"unit", unit_row, "bangerd", bangerd, "user", user_row, "config", cfg_row,
+				      "state", state, "socket", SOCKET_PATH, "service", svc_row, "helper", helper_row};
+		print_table(rows, 2, as_user ? 8 : 7);
 		free(unit_row);
 		free(cfg_row);
 		free(svc_row);
+		free(user_row);
+		free(helper_row);
 	}
 	free(active);
+	free(helper_active);
 	json_decref(m);
 	json_decref(old);
 	free(text);
-	free(cur);
-	free(bangerd);
+	free(root_text);
 	free(unit);
 	free(cfg);
 	free(state);
@@ -377,6 +591,14 @@ int cmd_system_install(const command *cmd, args *a)
 	free(unitdir);
 	free(cfgdir);
 	free(meta);
+	free(dropin);
+	free(dropindir);
+	free(rootunit);
+out:
+	free(bangerd);
+	free(helper_exe);
+	free(o.name);
+	free(o.dropin);
 	return rc ? 1 : 0;
 }
 
@@ -399,22 +621,39 @@ int cmd_system_status(const command *cmd, args *a)
 		return 1;
 	}
 	char *active = unit_state("is-active"), *enabled = unit_state("is-enabled");
+	const char *helper = json_string_value(json_object_get(m, "helper_unit"));
+	char *helper_active = helper ? state_of("is-active", helper) : NULL,
+	     *helper_enabled = helper ? state_of("is-enabled", helper) : NULL;
 	json_object_set_new(m, "installed", json_true());
 	json_object_set_new(m, "active", json_string(active));
 	json_object_set_new(m, "enabled", json_string(enabled));
+	if (helper) {
+		json_object_set_new(m, "helper_active", json_string(helper_active));
+		json_object_set_new(m, "helper_enabled", json_string(helper_enabled));
+	}
 	if (a->json) {
 		print_json(m);
 	} else {
-		char *svc = NULL;
-		if (asprintf(&svc, "%s %s, %s", UNIT, active, enabled) < 0)
+		char *svc = NULL, *user = NULL, *helper_row = NULL;
+		const char *name = json_string_value(json_object_get(m, "user"));
+		if (asprintf(&svc, "%s %s, %s", UNIT, active, enabled) < 0 ||
+		    asprintf(&user, "%s (uid %lld)", name ? name : "-",
+			     (long long)json_integer_value(json_object_get(m, "uid"))) < 0 ||
+		    asprintf(&helper_row, "%s %s, %s", helper ? helper : "-", helper_active ? helper_active : "-",
+			     helper_enabled ? helper_enabled : "-") < 0)
 			abort();
 		const char *keys[][2] = {
-			{"version", "version"}, {"installed", "installed_at"}, {"updated", "updated_at"}, {"user", "user"},
+			{"version", "version"}, {"installed", "installed_at"}, {"updated", "updated_at"},
 			{"unit", "unit"}, {"bangerd", "bangerd"}, {"config", "config"}, {"state", "state_dir"},
 			{"socket", "socket"},
 		};
-		const char *rows[20] = {"service", svc};
-		size_t nrows = 1;
+		const char *rows[24] = {"service", svc, "user", user};
+		size_t nrows = 2;
+		if (helper) {
+			rows[nrows * 2] = "helper";
+			rows[nrows * 2 + 1] = helper_row;
+			nrows++;
+		}
 		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 			rows[nrows * 2] = keys[i][0];
 			rows[nrows * 2 + 1] = json_string_value(json_object_get(m, keys[i][1])) ?: "-";
@@ -422,10 +661,15 @@ int cmd_system_status(const command *cmd, args *a)
 		}
 		print_table(rows, 2, nrows);
 		free(svc);
+		free(user);
+		free(helper_row);
 	}
-	int rc = !strcmp(active, "active") ? 0 : EXIT_DAEMON;
+	/* active: bangerd, and the helper it needs when it runs as a user */
+	int rc = !strcmp(active, "active") && (!helper || !strcmp(helper_active, "active")) ? 0 : EXIT_DAEMON;
 	free(active);
 	free(enabled);
+	free(helper_active);
+	free(helper_enabled);
 	json_decref(m);
 	return rc;
 }
@@ -511,25 +755,34 @@ int cmd_system_uninstall(const command *cmd, args *a)
 		return 1;
 	if (purge && running_vms())
 		return 1;
-	char *unit = at(UNIT_PATH), *meta = at(META_PATH);
+	char *unit = at(UNIT_PATH), *meta = at(META_PATH), *dropin = at(DROPIN_PATH), *dropindir = at(DROPIN_DIR),
+	     *rootunit = at(ROOT_UNIT_PATH);
 	json_t *m = read_meta(NULL);
-	bool had_unit = access(unit, F_OK) == 0;
+	const char *helper = json_string_value(json_object_get(m, "helper_unit"));
+	bool had_unit = access(unit, F_OK) == 0, removed = false;
 	int rc = 0;
 	if (had_unit) {
 		/* stopping leaves the VMs running (KillMode=process) */
 		static const char *const disable[] = {"disable", "--now", UNIT, NULL};
 		rc = must(disable);
-		if (!rc && unlink(unit) != 0 && errno != ENOENT)
-			rc = fail(1, "cannot remove %s: %s", unit, strerror(errno));
-		static const char *const reload[] = {"daemon-reload", NULL};
-		if (!rc)
-			rc = must(reload);
 	}
+	/* then the helper it required (the taps and NAT rules stay with the VMs) */
+	const char *disable_helper[] = {"disable", "--now", helper, NULL};
+	if (!rc && helper)
+		rc = must(disable_helper);
+	if (!rc)
+		rc = remove_file(unit, &removed) || remove_file(dropin, &removed) || remove_file(rootunit, &removed);
+	if (!rc && rmdir(dropindir) != 0 && errno != ENOENT && errno != ENOTEMPTY)
+		rc = fail(1, "cannot remove %s: %s", dropindir, strerror(errno));
+	static const char *const reload[] = {"daemon-reload", NULL};
+	if (!rc && (had_unit || helper))
+		rc = must(reload);
 	if (!rc && unlink(meta) != 0 && errno != ENOENT)
 		rc = fail(1, "cannot remove %s: %s", meta, strerror(errno));
 	if (!rc) {
 		if (had_unit || m)
-			printf("removed %s (disabled and stopped; running VMs keep running) and %s\n", unit, meta);
+			printf("removed %s%s%s (disabled and stopped; running VMs keep running) and %s\n", unit,
+			       helper ? ", its drop-in and the root helper's " : "", helper ? helper : "", meta);
 		else
 			printf("bangerd is not installed as a service: no unit to remove\n");
 	}
@@ -539,15 +792,18 @@ int cmd_system_uninstall(const command *cmd, args *a)
 			{CACHE_DIR, "downloads"},
 			{CONFIG_DIR, "config.toml"},
 			{RUNTIME_DIR, "the socket, VM runtime directories"},
+			{ROOT_RUNTIME_DIR, "the root helper's socket"},
 		};
+		size_t nwhat = sizeof(what) / sizeof(what[0]);
 		printf("--purge removes:\n");
-		for (size_t i = 0; i < 4; i++) {
+		for (size_t i = 0; i < nwhat; i++) {
 			char *p = at(what[i][0]);
-			printf("  %s (%s)\n", p, what[i][1]);
+			if (i < 4 || access(p, F_OK) == 0)
+				printf("  %s (%s)\n", p, what[i][1]);
 			free(p);
 		}
 		fflush(stdout);
-		for (size_t i = 0; i < 4; i++) {
+		for (size_t i = 0; i < nwhat; i++) {
 			char *p = at(what[i][0]);
 			rc |= rm_tree(p);
 			free(p);
@@ -564,5 +820,8 @@ int cmd_system_uninstall(const command *cmd, args *a)
 	json_decref(m);
 	free(unit);
 	free(meta);
+	free(dropin);
+	free(dropindir);
+	free(rootunit);
 	return rc ? 1 : 0;
 }

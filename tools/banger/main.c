@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -177,10 +178,12 @@ int api_fail(int err)
 	char *msg = with_hint(err, banger_error_last());
 	fail(1, "%s", msg);
 	free(msg);
-	if (err == BANGER_EPERM && strstr(banger_error_last(), "root helper bangerd-root"))
-		fprintf(stderr, "hint: start the helper for this user (as root: `bangerd-root --owner %lu`), or run "
-				"bangerd as root (`sudo banger system install`)\n",
-			(unsigned long)getuid());
+	if (err == BANGER_EPERM && strstr(banger_error_last(), "root helper bangerd-root")) {
+		struct passwd *pw = getpwuid(getuid());
+		fprintf(stderr, "hint: run bangerd as a service of this user with its root helper (`sudo banger system "
+				"install --user %s`), or start the helper by hand (as root: `bangerd-root --owner %lu`)\n",
+			pw ? pw->pw_name : "USER", (unsigned long)getuid());
+	}
 	return err == BANGER_ECONNECT ? EXIT_DAEMON : 1;
 }
 
@@ -433,7 +436,8 @@ static const char *const doctor_remedies[][2] = {
 	{"system-restart", "banger system restart (as root)"},
 	{"system-status", "as root: banger system status"},
 	{"config-show", "banger config show lists them"},
-	{"root-helper", "run bangerd as root (banger system install, as root) or start bangerd-root --owner UID as root"},
+	{"root-helper", "as root: banger system install --user USER (bangerd as USER with its root helper), or "
+			"bangerd-root --owner UID"},
 };
 
 static const char *doctor_remedy(const char *remedy)
@@ -753,13 +757,15 @@ const command commands[] = {
 	 cmd_update},
 	{"system install", "", "", "--user= --json",
 	 "run bangerd as a systemd service (as root): writes bangerd.service, /etc/banger/config.toml when absent "
-	 "and /var/lib/banger/install.json, then enables and starts it",
+	 "and /var/lib/banger/install.json, then enables and starts it; --user U: bangerd runs as U, and the root "
+	 "helper bangerd-root@<uid>.service does what needs root",
 	 cmd_system_install},
 	{"system status", "", "", "--json", "show what system install recorded and whether bangerd.service is active",
 	 cmd_system_status},
 	{"system restart", "", "", "--json", "restart bangerd.service (running VMs keep running)", cmd_system_restart},
 	{"system uninstall", "", "", "--purge",
-	 "stop, disable and remove bangerd.service, keeping state and config (--purge removes them too)",
+	 "stop, disable and remove bangerd.service (and the root helper's unit), keeping state and config (--purge "
+	 "removes them too)",
 	 cmd_system_uninstall},
 	{"completion", "", "bash|zsh|fish", "", "print a shell completion script", cmd_completion},
 	{"help", "", "[command...]", "", "show help for a command", cmd_help},

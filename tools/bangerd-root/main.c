@@ -2,8 +2,11 @@
  * owning user's bangerd the few network steps that need root: a fixed
  * allow-list of verbs with validated arguments (lib/net/root_helper.c),
  * over a root-owned unix socket, to peers whose SO_PEERCRED uid is the
- * configured owner or root. It never runs a shell or any other program.
- * One connection at a time: every request is a few netlink messages. */
+ * configured owner or root. It never runs a shell; the one program it runs
+ * is resolvectl (resolver.route and resolver.revert, which take no
+ * arguments), by absolute path with an empty environment, on its own
+ * configured bridge and bridge_ip. One connection at a time: every request
+ * is a few netlink messages or one bounded resolvectl run. */
 #include "core/config.h"
 #include "net/root_helper.h"
 
@@ -53,7 +56,8 @@ static void usage(FILE *f)
 		   "                    [--bridge-ip IP] [--cidr CIDR]\n"
 		   "\n"
 		   "Serves the owning user's bangerd the privileged network steps (bridge, taps,\n"
-		   "NAT, IPv4 forwarding) on a root-owned socket. Runs as root.\n"
+		   "NAT, IPv4 forwarding, systemd-resolved routing of .vm) on a root-owned\n"
+		   "socket. Runs as root.\n"
 		   "  --owner UID      the one non-root uid it serves (required)\n"
 		   "  --socket PATH    socket to serve (default " BNG_ROOT_SOCKET_DEFAULT ")\n"
 		   "  --config FILE    banger config for bridge_name, bridge_ip, cidr\n"

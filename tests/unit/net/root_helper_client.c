@@ -4,7 +4,8 @@
  * "error NAME: message" and exits 0 or 1.
  *   root-helper-client bridge NAME IP PREFIX | tap-create NAME BRIDGE |
  *                      tap-delete NAME | tap-delete-if-exists NAME |
- *                      nat TAG BRIDGE [IP...] | forward | ping */
+ *                      nat TAG BRIDGE [IP...] | forward | ping |
+ *                      resolver-route BRIDGE IP | resolver-revert BRIDGE */
 #include "net/net.h"
 #include "net/root_helper.h"
 
@@ -36,6 +37,10 @@ int main(int argc, char **argv)
 		rc = bng_root_ping();
 	} else if (!strcmp(v, "forward") && argc == 2) {
 		rc = bng_net_ip_forward_enable();
+	} else if (!strcmp(v, "resolver-route") && argc == 4) {
+		rc = bng_net_resolver_route(argv[2], argv[3]);
+	} else if (!strcmp(v, "resolver-revert") && argc == 3) {
+		rc = bng_net_resolver_revert(argv[2]);
 	} else {
 		fprintf(stderr, "root-helper-client: bad arguments\n");
 		return 2;

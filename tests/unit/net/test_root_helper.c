@@ -96,6 +96,13 @@ int main(void)
 	CHECK_EQ_STR(handle(&p, "{\"verb\":\"ip_forward.enable\",\"value\":0}"), "EINVAL");
 	CHECK_EQ_STR(handle(&p, "{\"verb\":\"ping\"}"), "");
 	CHECK_EQ_STR(handle(&p, "{\"verb\":\"ping\",\"cmd\":\"id\"}"), "EINVAL");
+	/* the resolver verbs take no arguments at all: not even the right ones */
+	CHECK_EQ_STR(handle(&p, "{\"verb\":\"resolver.route\",\"bridge\":\"br-banger\"}"), "EINVAL");
+	CHECK_EQ_STR(handle(&p, "{\"verb\":\"resolver.route\",\"ip\":\"172.16.0.1\"}"), "EINVAL");
+	CHECK_EQ_STR(handle(&p, "{\"verb\":\"resolver.route\",\"argv\":[\"/bin/sh\",\"-c\",\"id\"]}"), "EINVAL");
+	CHECK_EQ_STR(handle(&p, "{\"verb\":\"resolver.revert\",\"name\":\"eth0\"}"), "EINVAL");
+	CHECK_EQ_STR(handle(&p, "{\"verb\":\"resolver.revert\",\"env\":{\"LD_PRELOAD\":\"/tmp/x.so\"}}"), "EINVAL");
+	CHECK_EQ_STR(handle(&p, "{\"verb\":\"resolver.exec\"}"), "ENOMETHOD");
 
 	/* oversized: refused by length, before parsing */
 	size_t n = BNG_ROOT_MAX_REQUEST + 100;
