@@ -265,10 +265,11 @@ def test_two_concurrent_runs(vmenv):
         t.start()
     for t in threads:
         t.join(600)
+    assert sorted(results) == ["twin-a", "twin-b"], f"still running after 600 s: {sorted(results)} finished"
     for n, p in results.items():
         assert p.returncode == 0, p.stderr
         other = "twin-b" if n == "twin-a" else "twin-a"
-        assert re.fullmatch(rf"{n}\n172\.16\.0\.\d+\s+{other}\.vm\n", p.stdout), p.stdout
+        assert re.fullmatch(rf"{n}\n172\.16\.0\.\d+\s+{other}\.vm\n", p.stdout), (p.stdout, p.stderr)
     assert leaked_taps(vmenv) == []
 
 
