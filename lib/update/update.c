@@ -448,6 +448,12 @@ static void restart_previous(upd *u, const char *prefix, const char *socket_path
 {
 	daemon_info d;
 	if (supervised) { /* the service's daemon may be the new one: systemd restarts the old files */
+		/* A new bangerd that kept failing made systemd restart it
+		 * (Restart=on-failure) until its start limit: then it refuses
+		 * any start, ours too, until the unit's failure is reset. */
+		const char *exe = getenv("BANGER_SYSTEMCTL");
+		const char *argv[] = {exe && *exe ? exe : "systemctl", "reset-failed", "bangerd.service", NULL};
+		bng_run(argv, NULL, NULL, NULL, NULL, NULL);
 		if (service_restart(u, socket_path, &d) == 0) {
 			*note = bng_asprintf("bangerd.service runs bangerd %s again (pid %d)", d.stamp, (int)d.pid);
 			daemon_info_free(&d);
