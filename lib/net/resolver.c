@@ -35,13 +35,6 @@ static const char *resolvectl_path(void)
 	return NULL;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Runs resolvectl with args (NULL-terminated, at most 4): 0 when it exits
  * 0, else BANGER_EIO with its status and the last line it printed. */
 static int resolvectl(const char *const *args)
@@ -86,8 +79,8 @@ static int resolvectl(const char *const *args)
 	char buf[1024];
 	size_t got = 0;
 	bool timed_out = false;
-	for (long long deadline = now_ms() + RESOLVECTL_TIMEOUT_MS;;) {
-		long long left = deadline - now_ms();
+	for (long long deadline = bng_now_ms() + RESOLVECTL_TIMEOUT_MS;;) {
+		long long left = deadline - bng_now_ms();
 		struct pollfd p = {.fd = pfd[0], .events = POLLIN};
 		int pr = left > 0 ? poll(&p, 1, (int)left) : 0;
 		if (pr < 0 && errno == EINTR)

@@ -6,6 +6,7 @@
 #include "vm_int.h"
 #include "../store/store.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,14 +67,28 @@ static bng_vm_row *from_store(json_t *row)
 	return vm;
 }
 
+/* "id, name, ..." in the table's order, made once: every vm.exec reads a row. */
+static char column_list[512];
+
+static void make_column_list(void)
+{
+	for (size_t i = 0; i < BNG_ARRAY_LEN(columns); i++)
+		snprintf(column_list + strlen(column_list), sizeof(column_list) - strlen(column_list), "%s%s",
+			 i ? ", " : "", columns[i].name);
+}
+
+static const char *all_columns(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, make_column_list);
+	return column_list;
+}
+
 int bng_vm_get(bng_engine *e, const char *ref, bng_vm_row **vm)
 {
 	*vm = NULL;
-	char list[512] = "";
-	for (size_t i = 0; i < BNG_ARRAY_LEN(columns); i++)
-		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", columns[i].name);
 	json_t *row = NULL;
-	int rc = bng_store_get(&e->store, "vms", list, ref, "vm", &row);
+	int rc = bng_store_get(&e->store, "vms", all_columns(), ref, "vm", &row);
 	if (!rc)
 		*vm = from_store(row);
 	json_decref(row);
@@ -143,12 +158,10 @@ static int run_columns(bng_engine *e, const bng_vm_row *vm, unsigned which, cons
 
 int bng_vm_insert(bng_engine *e, const bng_vm_row *vm)
 {
-	char names[512] = "", values[256] = "";
-	for (size_t i = 0; i < BNG_ARRAY_LEN(columns); i++) {
-		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", i ? ", " : "", columns[i].name);
+	char values[256] = "";
+	for (size_t i = 0; i < BNG_ARRAY_LEN(columns); i++)
 		snprintf(values + strlen(values), sizeof(values) - strlen(values), "%s?%zu", i ? ", " : "", i + 1);
-	}
-	char *sql = bng_asprintf("INSERT INTO vms (%s) VALUES (%s)", names, values);
+	char *sql = bng_asprintf("INSERT INTO vms (%s) VALUES (%s)", all_columns(), values);
 	int rc = run_columns(e, vm, (1u << BNG_VM_NCOLUMNS) - 1, sql, false);
 	free(sql);
 	return rc;
